@@ -1,0 +1,264 @@
+//! Collation: host-side examples into padded tensors with masks.
+//!
+//! Batches are assembled on the host ([`HostPretrainBatch`], `Send`, cheap to
+//! build on a loader thread) and moved to a device in one step
+//! ([`HostPretrainBatch::to_device`]).
+
+use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
+use rand_chacha::ChaCha8Rng;
+
+use crate::masking::MlmMasking;
+use crate::negatives::random_negatives;
+use crate::synthetic::{caption, RgbImage, Sample, Split, SyntheticWorld, NUM_PHRASINGS};
+use std::collections::HashSet;
+use crate::tokenizer::{TextTokenizer, TokenizedBatch};
+use crate::DataError;
+use rand::Rng;
+
+/// Images as `[N, 3, H, W]` floats scaled to `[-1, 1]`.
+pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) -> Tensor<B, 4> {
+    let (height, width) = (images[0].height, images[0].width);
+    let plane = height * width;
+    let mut values = vec![0f32; images.len() * 3 * plane];
+    for (n, image) in images.iter().enumerate() {
+        assert_eq!((image.height, image.width), (height, width), "images of one batch share a size");
+        let out = &mut values[n * 3 * plane..(n + 1) * 3 * plane];
+        for (p, rgb) in image.pixels.chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * plane + p] = rgb[c] as f32 / 127.5 - 1.0;
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(values, [images.len(), 3, height, width]), device)
+}
+
+/// Token ids `[N, T]` and the padding mask `[N, T]` (`true` at padding).
+pub fn tokens_to_tensors<B: Backend>(
+    batch: &TokenizedBatch,
+    device: &B::Device,
+) -> (Tensor<B, 2, Int>, Tensor<B, 2, Bool>) {
+    let rows = batch.ids.len();
+    let cols = batch.ids.first().map_or(0, Vec::len);
+    let ids: Vec<i64> = batch.ids.iter().flatten().map(|&id| id as i64).collect();
+    let padding: Vec<bool> = batch
+        .lengths
+        .iter()
+        .flat_map(|&len| (0..cols).map(move |t| t >= len))
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(ids, [rows, cols]), device),
+        Tensor::from_data(TensorData::new(padding, [rows, cols]), device),
+    )
+}
+
+/// Everything one pre-training step needs (MLM + ITM + ITC), on the host.
+#[derive(Debug, Clone)]
+pub struct HostPretrainBatch {
+    pub images: Vec<RgbImage>,
+    pub tokens: TokenizedBatch,
+    /// Masked copy of `tokens.ids`.
+    pub mlm_ids: Vec<Vec<u32>>,
+    /// `(row, position, original id)` of every token to predict.
+    pub mlm_targets: Vec<(usize, usize, u32)>,
+    /// Text row, image row and label (1 = match) of each matching example.
+    pub itm_text: Vec<usize>,
+    pub itm_image: Vec<usize>,
+    pub itm_labels: Vec<bool>,
+    /// What each example shows (scene description key).
+    pub descriptions: Vec<String>,
+}
+
+/// [`HostPretrainBatch`] on a device.
+#[derive(Debug, Clone)]
+pub struct PretrainBatch<B: Backend> {
+    /// `[B, 3, H, W]`.
+    pub images: Tensor<B, 4>,
+    /// `[B, T]` unmasked ids.
+    pub text_ids: Tensor<B, 2, Int>,
+    /// `[B, T]`, `true` at padding.
+    pub text_padding: Tensor<B, 2, Bool>,
+    /// `[B, T]` ids with MLM masking applied.
+    pub mlm_ids: Tensor<B, 2, Int>,
+    /// `[N]` flat positions `row * T + t` of the masked tokens of the
+    /// matching pairs (MLM is learnt on texts paired with their own image).
+    pub mlm_positions: Tensor<B, 1, Int>,
+    /// `[N]` original ids at those positions.
+    pub mlm_labels: Tensor<B, 1, Int>,
+    /// `[B]` text row of each matching pair.
+    pub itm_text: Tensor<B, 1, Int>,
+    /// `[B]` image row of each matching pair.
+    pub itm_image: Tensor<B, 1, Int>,
+    /// `[B]` 1 for a matching pair, 0 for a negative.
+    pub itm_labels: Tensor<B, 1, Int>,
+}
+
+fn int_tensor<B: Backend, const D: usize>(values: Vec<i64>, shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
+    Tensor::from_data(TensorData::new(values, shape), device)
+}
+
+impl HostPretrainBatch {
+    pub fn len(&self) -> usize {
+        self.images.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty()
+    }
+
+    pub fn to_device<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
+        let images: Vec<&RgbImage> = self.images.iter().collect();
+        let (text_ids, text_padding) = tokens_to_tensors(&self.tokens, device);
+        let (rows, cols) = (self.mlm_ids.len(), self.tokens.ids[0].len());
+        let mlm_ids: Vec<i64> = self.mlm_ids.iter().flatten().map(|&id| id as i64).collect();
+        let targets: Vec<_> = self.mlm_targets.iter().filter(|&&(row, _, _)| self.itm_labels[row]).collect();
+        let positions: Vec<i64> = targets.iter().map(|&&(r, t, _)| (r * cols + t) as i64).collect();
+        let labels: Vec<i64> = targets.iter().map(|&&(_, _, id)| id as i64).collect();
+        let n = targets.len();
+        let index = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
+        PretrainBatch {
+            images: images_to_tensor(&images, device),
+            text_ids,
+            text_padding,
+            mlm_ids: int_tensor(mlm_ids, [rows, cols], device),
+            mlm_positions: int_tensor(positions, [n], device),
+            mlm_labels: int_tensor(labels, [n], device),
+            itm_text: int_tensor(index(&self.itm_text), [self.itm_text.len()], device),
+            itm_image: int_tensor(index(&self.itm_image), [self.itm_image.len()], device),
+            itm_labels: int_tensor(
+                self.itm_labels.iter().map(|&m| i64::from(m)).collect(),
+                [self.itm_labels.len()],
+                device,
+            ),
+        }
+    }
+}
+
+/// Builds pre-training batches from the synthetic world.
+#[derive(Debug, Clone)]
+pub struct PretrainBatcher {
+    pub world: SyntheticWorld,
+    pub tokenizer: TextTokenizer,
+    /// Longest token sequence, `[CLS]` and `[SEP]` included.
+    pub max_text_len: usize,
+    pub masking: MlmMasking,
+    /// Probability that a matching example is turned into a negative.
+    pub itm_negative_probability: f64,
+}
+
+impl PretrainBatcher {
+    /// The batch made of scenes `indices` of `split`, each with a random
+    /// phrasing, random MLM masks and random ITM negatives drawn from `rng`.
+    pub fn batch(&self, split: Split, indices: &[usize], rng: &mut ChaCha8Rng) -> Result<HostPretrainBatch, DataError> {
+        let samples = indices.iter().map(|&i| self.world.sample(split, i)).collect();
+        self.batch_of(samples, rng)
+    }
+
+    /// `size` random scenes of `split` with pairwise distinct descriptions
+    /// (so in-batch negatives are true negatives). With `twins`, each drawn
+    /// scene is followed by its hard-negative twin (same layout, one
+    /// attribute changed), so half of the batch are hard negatives of the
+    /// other half.
+    pub fn draw(&self, split: Split, size: usize, twins: bool, rng: &mut ChaCha8Rng) -> Vec<Sample> {
+        let mut seen = HashSet::with_capacity(size);
+        let mut samples = Vec::with_capacity(size);
+        while samples.len() < size {
+            let index = rng.random_range(0..u32::MAX as usize);
+            let sample = self.world.sample(split, index);
+            if !seen.insert(sample.scene.description_key()) {
+                continue;
+            }
+            samples.push(sample);
+            if twins && samples.len() < size {
+                if let Some(twin) = self.world.twin(split, index) {
+                    if seen.insert(twin.scene.description_key()) {
+                        samples.push(twin);
+                    }
+                }
+            }
+        }
+        samples
+    }
+
+    /// The batch of `samples`, each with a random phrasing, random MLM masks
+    /// and random ITM negatives drawn from `rng`.
+    pub fn batch_of(&self, samples: Vec<Sample>, rng: &mut ChaCha8Rng) -> Result<HostPretrainBatch, DataError> {
+        let texts: Vec<String> = samples
+            .iter()
+            .map(|s| caption(&s.scene, rng.random_range(0..NUM_PHRASINGS)))
+            .collect();
+        let tokens = self.tokenizer.encode(&texts, self.max_text_len)?;
+        let special = self.tokenizer.special();
+        let vocab_size = self.tokenizer.vocab_size();
+        let mut mlm_ids = Vec::with_capacity(tokens.ids.len());
+        let mut mlm_targets = Vec::new();
+        for (row, ids) in tokens.ids.iter().enumerate() {
+            let masked = self.masking.apply(ids, special, vocab_size, rng);
+            for (t, label) in masked.labels.iter().enumerate() {
+                if let Some(id) = label {
+                    mlm_targets.push((row, t, *id));
+                }
+            }
+            mlm_ids.push(masked.input_ids);
+        }
+        let descriptions: Vec<String> = samples.iter().map(|s| s.scene.description_key()).collect();
+        let pairs = random_negatives(&descriptions, self.itm_negative_probability, rng);
+        Ok(HostPretrainBatch {
+            images: samples.into_iter().map(|s| s.image).collect(),
+            tokens,
+            mlm_ids,
+            mlm_targets,
+            itm_text: pairs.text_index,
+            itm_image: pairs.image_index,
+            itm_labels: pairs.is_match,
+            descriptions,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use rand::SeedableRng;
+
+    #[test]
+    fn collates_consistent_tensors() {
+        let world = SyntheticWorld::new(0, 32);
+        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
+        let batcher = PretrainBatcher {
+            world,
+            tokenizer,
+            max_text_len: 32,
+            masking: MlmMasking::default(),
+            itm_negative_probability: 0.5,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let host = batcher.batch(Split::Train, &[0, 1, 2, 3], &mut rng).unwrap();
+        let device = Default::default();
+        let batch = host.to_device::<NdArray>(&device);
+        let t = host.tokens.ids[0].len();
+        assert_eq!(batch.images.dims(), [4, 3, 32, 32]);
+        assert_eq!(batch.text_ids.dims(), [4, t]);
+        assert_eq!(batch.mlm_ids.dims(), [4, t]);
+        let pixel = batch.images.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
+        assert!((-1.0..=1.0).contains(&pixel));
+        let padding: Vec<bool> = batch.text_padding.into_data().to_vec().unwrap();
+        for (row, &len) in host.tokens.lengths.iter().enumerate() {
+            for col in 0..t {
+                assert_eq!(padding[row * t + col], col >= len);
+            }
+        }
+        let twins = batcher.draw(Split::Train, 10, true, &mut rng);
+        let keys: HashSet<String> = twins.iter().map(|s| s.scene.description_key()).collect();
+        assert_eq!((twins.len(), keys.len()), (10, 10));
+        let positions: Vec<i64> = batch.mlm_positions.into_data().convert::<i64>().to_vec().unwrap();
+        let labels: Vec<i64> = batch.mlm_labels.into_data().convert::<i64>().to_vec().unwrap();
+        let matched = host.itm_labels.iter().filter(|&&m| m).count();
+        assert!(positions.len() >= matched, "at least one masked token per matching pair");
+        for (&flat, &label) in positions.iter().zip(&labels) {
+            let (row, col) = (flat as usize / t, flat as usize % t);
+            assert!(host.itm_labels[row], "MLM targets come from matching pairs only");
+            assert_eq!(host.tokens.ids[row][col] as i64, label);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! vlp-data: everything before the model.
+//!
+//! - [`synthetic`]: a deterministic world of captioned images, boxes,
+//!   questions and clips, for training and testing without downloads.
+//! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
+//! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
+//! - [`batch`]: collation into padded tensors with masks, generic over the
+//!   Burn backend.
+
+pub mod batch;
+mod error;
+pub mod masking;
+pub mod negatives;
+pub mod synthetic;
+pub mod tokenizer;
+
+pub use batch::{images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher};
+pub use error::DataError;
+pub use masking::{MaskedSequence, MlmMasking};
+pub use negatives::{random_negatives, ItmPairs};
+pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};

@@ -1,0 +1,215 @@
+//! Subword tokenization through the `tokenizers` crate, from a
+//! `tokenizer.json` file (e.g. BERT's uncased WordPiece) or trained on a corpus.
+
+use std::path::Path;
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::normalizers::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
+
+use crate::DataError;
+
+/// Ids of the special tokens vlp relies on (BERT's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpecialTokens {
+    pub pad: u32,
+    pub unk: u32,
+    pub cls: u32,
+    pub sep: u32,
+    pub mask: u32,
+}
+
+impl SpecialTokens {
+    /// Whether `id` is one of the special tokens (never masked or sampled).
+    pub fn contains(&self, id: u32) -> bool {
+        [self.pad, self.unk, self.cls, self.sep, self.mask].contains(&id)
+    }
+}
+
+const SPECIAL_NAMES: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
+
+/// A batch of token ids, padded to its longest sequence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenizedBatch {
+    /// `[batch][max_len]` ids, `[CLS] … [SEP]` then padding.
+    pub ids: Vec<Vec<u32>>,
+    /// Number of real (non-padding) tokens of each sequence.
+    pub lengths: Vec<usize>,
+}
+
+/// A WordPiece-style tokenizer with BERT's special tokens.
+#[derive(Debug, Clone)]
+pub struct TextTokenizer {
+    inner: Tokenizer,
+    special: SpecialTokens,
+}
+
+impl TextTokenizer {
+    /// Loads a Hugging Face `tokenizer.json`. A missing file, a file that is not
+    /// a tokenizer, or one without `[PAD] [UNK] [CLS] [SEP] [MASK]` is an error
+    /// naming the file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, DataError> {
+        let path = path.as_ref();
+        if !path.is_file() {
+            return Err(DataError::TokenizerNotFound { path: path.to_path_buf() });
+        }
+        let inner = Tokenizer::from_file(path).map_err(|err| DataError::TokenizerInvalid {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })?;
+        Self::from_tokenizer(inner, &path.display().to_string())
+    }
+
+    fn from_tokenizer(inner: Tokenizer, source_name: &str) -> Result<Self, DataError> {
+        let id = |token: &str| {
+            inner.token_to_id(token).ok_or_else(|| DataError::MissingSpecialToken {
+                source_name: source_name.to_string(),
+                token: token.to_string(),
+            })
+        };
+        let special = SpecialTokens {
+            pad: id("[PAD]")?,
+            unk: id("[UNK]")?,
+            cls: id("[CLS]")?,
+            sep: id("[SEP]")?,
+            mask: id("[MASK]")?,
+        };
+        Ok(Self { inner, special })
+    }
+
+    /// Trains a lower-casing WordPiece tokenizer (BERT's normaliser,
+    /// pre-tokenizer and `[CLS] … [SEP]` template) on `corpus`.
+    pub fn train_wordpiece(corpus: &[String], vocab_size: usize) -> Result<Self, DataError> {
+        let training = |err: tokenizers::Error| DataError::TokenizerTraining(err.to_string());
+        let mut trainer = WordPieceTrainer::builder()
+            .vocab_size(vocab_size)
+            .min_frequency(1)
+            .show_progress(false)
+            .special_tokens(SPECIAL_NAMES.iter().map(|t| AddedToken::from(*t, true)).collect())
+            .build();
+        let mut tokenizer: TokenizerImpl<
+            WordPiece,
+            BertNormalizer,
+            BertPreTokenizer,
+            BertProcessing,
+            WordPieceDecoder,
+        > = TokenizerImpl::new(WordPiece::default());
+        tokenizer
+            .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
+            .with_pre_tokenizer(Some(BertPreTokenizer))
+            .with_decoder(Some(WordPieceDecoder::default()));
+        tokenizer.train(&mut trainer, corpus.iter()).map_err(training)?;
+        let id = |token: &str| tokenizer.token_to_id(token).expect("trainer adds special tokens");
+        let processor = BertProcessing::new(("[SEP]".into(), id("[SEP]")), ("[CLS]".into(), id("[CLS]")));
+        tokenizer.with_post_processor(Some(processor));
+        Self::from_tokenizer(tokenizer.into(), "trained tokenizer")
+    }
+
+    /// Writes the tokenizer as a `tokenizer.json` that [`Self::from_file`] (and
+    /// Python's `tokenizers`) can read.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<(), DataError> {
+        let path = path.as_ref();
+        self.inner.save(path, true).map_err(|err| DataError::TokenizerWrite {
+            path: path.to_path_buf(),
+            reason: err.to_string(),
+        })
+    }
+
+    pub fn special(&self) -> SpecialTokens {
+        self.special
+    }
+
+    /// Vocabulary size including special tokens: the size of the word embedding.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+
+    /// Tokenizes `texts` as `[CLS] … [SEP]`, truncated to `max_len` tokens
+    /// (keeping the final `[SEP]`) and padded with `[PAD]` to the longest.
+    pub fn encode(&self, texts: &[String], max_len: usize) -> Result<TokenizedBatch, DataError> {
+        assert!(max_len >= 2, "max_len must leave room for [CLS] and [SEP]");
+        let encodings = self
+            .inner
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|err| DataError::Tokenize {
+                text: texts.first().cloned().unwrap_or_default(),
+                reason: err.to_string(),
+            })?;
+        let mut ids: Vec<Vec<u32>> = encodings
+            .iter()
+            .map(|encoding| {
+                let mut ids = encoding.get_ids().to_vec();
+                if ids.len() > max_len {
+                    ids.truncate(max_len - 1);
+                    ids.push(self.special.sep);
+                }
+                ids
+            })
+            .collect();
+        let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
+        let longest = lengths.iter().copied().max().unwrap_or(0);
+        for sequence in &mut ids {
+            sequence.resize(longest, self.special.pad);
+        }
+        Ok(TokenizedBatch { ids, lengths })
+    }
+
+    /// Token strings of `ids`, for inspection and error messages.
+    pub fn tokens(&self, ids: &[u32]) -> Vec<String> {
+        ids.iter()
+            .map(|&id| self.inner.id_to_token(id).unwrap_or_else(|| "[?]".to_string()))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn corpus() -> Vec<String> {
+        crate::synthetic::SyntheticWorld::new(0, 64).corpus(100)
+    }
+
+    #[test]
+    fn trained_tokenizer_round_trips_through_a_file() {
+        let tokenizer = TextTokenizer::train_wordpiece(&corpus(), 200).unwrap();
+        let dir = std::env::temp_dir().join(format!("vlp-tok-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("tokenizer.json");
+        tokenizer.save(&path).unwrap();
+        let loaded = TextTokenizer::from_file(&path).unwrap();
+        let texts = vec!["a small red circle".to_string(), "there is a large blue square to the left of a cross".to_string()];
+        assert_eq!(tokenizer.encode(&texts, 32).unwrap(), loaded.encode(&texts, 32).unwrap());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn encodes_with_special_tokens_padding_and_truncation() {
+        let tokenizer = TextTokenizer::train_wordpiece(&corpus(), 200).unwrap();
+        let special = tokenizer.special();
+        let texts = vec!["A small RED circle".to_string(), "a small red circle above a large blue square".to_string()];
+        let batch = tokenizer.encode(&texts, 32).unwrap();
+        assert_eq!(tokenizer.tokens(&batch.ids[0][..batch.lengths[0]]), ["[CLS]", "a", "small", "red", "circle", "[SEP]"]);
+        assert_eq!(batch.ids[0].len(), batch.ids[1].len());
+        assert!(batch.ids[0][batch.lengths[0]..].iter().all(|&id| id == special.pad));
+        let truncated = tokenizer.encode(&texts, 4).unwrap();
+        assert_eq!(truncated.ids[1].len(), 4);
+        assert_eq!(truncated.ids[1][0], special.cls);
+        assert_eq!(truncated.ids[1][3], special.sep);
+    }
+
+    #[test]
+    fn missing_and_corrupt_files_name_the_file() {
+        let err = TextTokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+        let path = std::env::temp_dir().join(format!("vlp-corrupt-{}.json", std::process::id()));
+        std::fs::write(&path, "{ not json").unwrap();
+        let err = TextTokenizer::from_file(&path).unwrap_err();
+        assert!(matches!(err, DataError::TokenizerInvalid { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()));
+        std::fs::remove_file(path).unwrap();
+    }
+}

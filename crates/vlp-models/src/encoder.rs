@@ -1,0 +1,48 @@
+//! A stack of transformer layers over one token sequence.
+
+use burn::nn::{LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use crate::attention::padding_bias;
+use crate::layer::{TransformerLayer, TransformerLayerConfig};
+
+/// Configuration of [`TransformerEncoder`].
+#[derive(Config, Debug)]
+pub struct TransformerEncoderConfig {
+    /// Settings shared by every layer.
+    pub layer: TransformerLayerConfig,
+    /// Number of layers.
+    pub num_layers: usize,
+}
+
+/// `[B, S, H] → [B, S, H]`. Pre-norm stacks end with a final LayerNorm.
+#[derive(Module, Debug)]
+pub struct TransformerEncoder<B: Backend> {
+    pub layer: Vec<TransformerLayer<B>>,
+    pub final_norm: Option<LayerNorm<B>>,
+}
+
+impl TransformerEncoderConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerEncoder<B> {
+        TransformerEncoder {
+            layer: (0..self.num_layers).map(|_| self.layer.init(device)).collect(),
+            final_norm: self.layer.norm_first.then(|| {
+                LayerNormConfig::new(self.layer.hidden_size)
+                    .with_epsilon(self.layer.layer_norm_eps)
+                    .init(device)
+            }),
+        }
+    }
+}
+
+impl<B: Backend> TransformerEncoder<B> {
+    /// `x` `[B, S, H]`; `padding` `[B, S]` is `true` at positions no token may attend to.
+    pub fn forward(&self, x: Tensor<B, 3>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
+        let bias = padding.map(padding_bias);
+        let x = self.layer.iter().fold(x, |x, layer| layer.forward(x, bias.clone()));
+        match &self.final_norm {
+            Some(norm) => norm.forward(x),
+            None => x,
+        }
+    }
+}

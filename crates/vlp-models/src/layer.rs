@@ -1,0 +1,69 @@
+//! One transformer encoder layer: self-attention and feed-forward, each in a
+//! residual branch with LayerNorm, either before the branch (pre-norm, ViT)
+//! or after the residual sum (post-norm, BERT).
+
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use crate::attention::{MultiHeadSelfAttention, MultiHeadSelfAttentionConfig};
+use crate::feed_forward::{FeedForward, FeedForwardConfig};
+
+/// Configuration of [`TransformerLayer`].
+#[derive(Config, Debug)]
+pub struct TransformerLayerConfig {
+    pub hidden_size: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    /// Dropout on attention probabilities and on both residual branches.
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Pre-norm (`x + f(LN(x))`) when true, post-norm (`LN(x + f(x))`) when false.
+    #[config(default = true)]
+    pub norm_first: bool,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct TransformerLayer<B: Backend> {
+    pub attention: MultiHeadSelfAttention<B>,
+    /// LayerNorm of the attention branch (`attention.output.LayerNorm` in BERT).
+    pub attention_norm: LayerNorm<B>,
+    pub attention_dropout: Dropout,
+    pub feed_forward: FeedForward<B>,
+    /// LayerNorm of the feed-forward branch (`output.LayerNorm` in BERT).
+    pub output_norm: LayerNorm<B>,
+    pub norm_first: bool,
+}
+
+impl TransformerLayerConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerLayer<B> {
+        let norm = || LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device);
+        TransformerLayer {
+            attention: MultiHeadSelfAttentionConfig::new(self.hidden_size, self.num_heads)
+                .with_dropout(self.dropout)
+                .init(device),
+            attention_norm: norm(),
+            attention_dropout: DropoutConfig::new(self.dropout).init(),
+            feed_forward: FeedForwardConfig::new(self.hidden_size, self.intermediate_size)
+                .with_dropout(self.dropout)
+                .init(device),
+            output_norm: norm(),
+            norm_first: self.norm_first,
+        }
+    }
+}
+
+impl<B: Backend> TransformerLayer<B> {
+    /// `x` `[B, S, H]`, optional attention bias `[B, 1, 1, S]` → `[B, S, H]`.
+    pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
+        let attend = |h: Tensor<B, 3>| self.attention_dropout.forward(self.attention.forward(h, bias.clone()));
+        if self.norm_first {
+            let x = x.clone() + attend(self.attention_norm.forward(x));
+            x.clone() + self.feed_forward.forward(self.output_norm.forward(x))
+        } else {
+            let x = self.attention_norm.forward(x.clone() + attend(x));
+            self.output_norm.forward(x.clone() + self.feed_forward.forward(x))
+        }
+    }
+}

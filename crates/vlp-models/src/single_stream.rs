@@ -1,0 +1,181 @@
+//! Single-stream fusion (UNITER, ViLT): text tokens and image patches are
+//! concatenated into one sequence and share every attention layer.
+//!
+//! The same stack also encodes each modality alone (text only, image only),
+//! which gives the unimodal embeddings contrastive objectives and fast
+//! retrieval need without a second set of weights.
+
+use burn::prelude::*;
+use vlp_features::{PatchEmbeddings, PatchEmbeddingsConfig, TextEmbeddings, TextEmbeddingsConfig};
+
+use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::layer::TransformerLayerConfig;
+use crate::pooler::{Pooler, PoolerConfig};
+
+/// Configuration of [`SingleStreamModel`]. The defaults are the tiny model
+/// `cargo xtask pretrain` trains on the synthetic world.
+#[derive(Config, Debug)]
+pub struct SingleStreamConfig {
+    /// Vocabulary size of the tokenizer.
+    pub vocab_size: usize,
+    /// Side of the square input images.
+    #[config(default = 64)]
+    pub image_size: usize,
+    /// Side of the square ViT patches.
+    #[config(default = 16)]
+    pub patch_size: usize,
+    /// Model width.
+    #[config(default = 128)]
+    pub hidden_size: usize,
+    #[config(default = 4)]
+    pub num_layers: usize,
+    #[config(default = 4)]
+    pub num_heads: usize,
+    /// Feed-forward inner width.
+    #[config(default = 512)]
+    pub intermediate_size: usize,
+    /// Longest text the position table covers.
+    #[config(default = 64)]
+    pub max_text_len: usize,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// Pre-norm layers (ViT/ViLT) when true, post-norm (BERT) when false.
+    #[config(default = true)]
+    pub norm_first: bool,
+}
+
+/// Text embeddings + ViT patch embeddings + one shared transformer + pooler.
+#[derive(Module, Debug)]
+pub struct SingleStreamModel<B: Backend> {
+    pub embeddings: TextEmbeddings<B>,
+    pub patch_embeddings: PatchEmbeddings<B>,
+    pub encoder: TransformerEncoder<B>,
+    pub pooler: Pooler<B>,
+}
+
+/// Output of the merged (fused) pass.
+#[derive(Debug, Clone)]
+pub struct FusedOutput<B: Backend> {
+    /// `[B, T, H]` contextual text tokens.
+    pub text: Tensor<B, 3>,
+    /// `[B, 1 + P, H]` contextual image tokens (`[CLS]` first).
+    pub image: Tensor<B, 3>,
+    /// `[B, H]` pooled first text token (`[CLS]`).
+    pub pooled: Tensor<B, 2>,
+}
+
+impl SingleStreamConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SingleStreamModel<B> {
+        let layer = TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
+            .with_dropout(self.dropout)
+            .with_norm_first(self.norm_first);
+        SingleStreamModel {
+            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+                .with_max_position_embeddings(self.max_text_len)
+                .with_dropout(self.dropout)
+                .init(device),
+            patch_embeddings: PatchEmbeddingsConfig::new(self.image_size, self.patch_size, self.hidden_size)
+                .with_dropout(self.dropout)
+                .init(device),
+            encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
+            pooler: PoolerConfig::new(self.hidden_size).init(device),
+        }
+    }
+}
+
+impl<B: Backend> SingleStreamModel<B> {
+    /// `[B, T]` ids → `[B, T, H]` text embeddings.
+    pub fn embed_text(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embeddings.forward(ids)
+    }
+
+    /// `[B, 3, S, S]` images → `[B, 1 + P, H]` patch embeddings.
+    pub fn embed_image(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.patch_embeddings.forward(images)
+    }
+
+    /// Text alone through the stack: `[B, T, H]` embeddings, `[B, T]` padding → `[B, T, H]`.
+    pub fn encode_text(&self, text: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        self.encoder.forward(text, Some(padding))
+    }
+
+    /// Image alone through the stack: `[B, 1 + P, H]` → `[B, 1 + P, H]`.
+    pub fn encode_image(&self, image: Tensor<B, 3>) -> Tensor<B, 3> {
+        self.encoder.forward(image, None)
+    }
+
+    /// Merged attention over `[text; image]`: every token attends to every
+    /// non-padding token of both modalities.
+    pub fn fuse(&self, text: Tensor<B, 3>, padding: Tensor<B, 2, Bool>, image: Tensor<B, 3>) -> FusedOutput<B> {
+        let [batch, text_len, _] = text.dims();
+        let [_, image_len, _] = image.dims();
+        let device = text.device();
+        // Concatenated as integers: backends may store bools created in
+        // different ways with different dtypes, which `cat` rejects.
+        let image_padding = Tensor::<B, 2, Int>::zeros([batch, image_len], &device);
+        let padding = Tensor::cat(vec![padding.int(), image_padding], 1).bool();
+        let hidden = self.encoder.forward(Tensor::cat(vec![text, image], 1), Some(padding));
+        let text = hidden.clone().narrow(1, 0, text_len);
+        let image = hidden.narrow(1, text_len, image_len);
+        let pooled = self.pooler.forward(text.clone());
+        FusedOutput { text, image, pooled }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    fn model() -> SingleStreamModel<NdArray> {
+        SingleStreamConfig::new(20)
+            .with_image_size(16)
+            .with_patch_size(8)
+            .with_hidden_size(16)
+            .with_num_layers(2)
+            .with_num_heads(2)
+            .with_intermediate_size(32)
+            .with_dropout(0.0)
+            .init(&Default::default())
+    }
+
+    fn ids(values: Vec<i64>, len: usize) -> Tensor<NdArray, 2, Int> {
+        Tensor::from_data(TensorData::new(values, [1, len]), &Default::default())
+    }
+
+    fn padding(values: Vec<bool>) -> Tensor<NdArray, 2, Bool> {
+        let len = values.len();
+        Tensor::from_data(TensorData::new(values, [1, len]), &Default::default())
+    }
+
+    #[test]
+    fn fused_text_depends_on_the_image_and_ignores_padding() {
+        let model = model();
+        let device = Default::default();
+        let image_a = model.embed_image(Tensor::random([1, 3, 16, 16], Distribution::Default, &device));
+        let image_b = model.embed_image(Tensor::random([1, 3, 16, 16], Distribution::Default, &device));
+        let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
+        let out_a = model.fuse(text.clone(), padding(vec![false; 4]), image_a.clone());
+        let out_b = model.fuse(text.clone(), padding(vec![false; 4]), image_b);
+        assert_eq!(out_a.text.dims(), [1, 4, 16]);
+        assert_eq!(out_a.image.dims(), [1, 5, 16]);
+        assert_eq!(out_a.pooled.dims(), [1, 16]);
+        let moved = (out_a.text.clone() - out_b.text).abs().max().into_scalar();
+        assert!(moved > 1e-4, "merged attention lets text see the image");
+
+        let padded_text = model.embed_text(ids(vec![2, 5, 6, 3, 0, 0], 6));
+        let padded = model.fuse(padded_text, padding(vec![false, false, false, false, true, true]), image_a);
+        padded.text.narrow(1, 0, 4).into_data().assert_approx_eq::<f32>(&out_a.text.into_data(), Tolerance::absolute(1e-5));
+        padded.pooled.into_data().assert_approx_eq::<f32>(&out_a.pooled.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn unimodal_passes_see_one_modality() {
+        let model = model();
+        let text = model.encode_text(model.embed_text(ids(vec![2, 7, 3], 3)), padding(vec![false; 3]));
+        assert_eq!(text.dims(), [1, 3, 16]);
+        let image = model.encode_image(model.embed_image(Tensor::zeros([2, 3, 16, 16], &Default::default())));
+        assert_eq!(image.dims(), [2, 5, 16]);
+    }
+}

@@ -1,0 +1,20 @@
+//! vlp-objectives: pre-training objectives as heads and losses.
+//!
+//! - [`mlm`]: masked language modelling, head on masked positions only,
+//!   decoder tied to the word embeddings.
+//! - [`itm`]: image-text matching on the pooled fused `[CLS]`.
+//! - [`itc`]: image-text contrastive (symmetric InfoNCE, learnable clamped
+//!   temperature).
+//! - [`pretrain`]: a single-stream model with the three heads, one step's losses.
+
+pub mod itc;
+pub mod itm;
+pub mod loss;
+pub mod mlm;
+pub mod pretrain;
+
+pub use itc::{itc_loss, ItcHead, ItcHeadConfig};
+pub use itm::{itm_loss, ItmHead, ItmHeadConfig};
+pub use loss::{accuracy, cross_entropy, l2_normalize};
+pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+pub use pretrain::{ObjectiveOutput, PretrainOutput, SingleStreamPretrainer, SingleStreamPretrainerConfig};

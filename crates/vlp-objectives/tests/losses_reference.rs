@@ -1,0 +1,95 @@
+//! The objectives' heads and losses against NumPy on a committed fixture
+//! (`fixtures/gen_losses.py` regenerates `fixtures/losses.json`).
+
+use burn::backend::NdArray;
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use burn::tensor::{TensorData, Tolerance};
+use serde_json::Value;
+use vlp_objectives::{
+    cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig, MlmHeadConfig,
+};
+
+type B = NdArray;
+
+fn fixture() -> Value {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/losses.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
+    let shape: Vec<usize> = value["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let data: Vec<f32> = value["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    Tensor::from_data(TensorData::new(data, shape), &Default::default())
+}
+
+fn int(value: &Value) -> Tensor<B, 1, Int> {
+    let data: Vec<i64> = value["data"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let len = data.len();
+    Tensor::from_data(TensorData::new(data, [len]), &Default::default())
+}
+
+fn set_linear(linear: &mut Linear<B>, weight: &Value, bias: &Value) {
+    linear.weight = Param::from_tensor(float(weight));
+    linear.bias = Some(Param::from_tensor(float(bias)));
+}
+
+fn assert_close(got: f32, expected: &Value) {
+    let expected = expected.as_f64().unwrap() as f32;
+    assert!((got - expected).abs() <= 1e-5 * expected.abs().max(1.0), "got {got}, expected {expected}");
+}
+
+#[test]
+fn mlm_head_and_loss_match_numpy() {
+    let f = &fixture()["mlm"];
+    let device = Default::default();
+    let mut head = MlmHeadConfig::new(6, 7).init::<B>(&device);
+    set_linear(&mut head.dense, &f["dense_w"], &f["dense_b"]);
+    head.layer_norm.gamma = Param::from_tensor(float(&f["gamma"]));
+    head.layer_norm.beta = Some(Param::from_tensor(float(&f["beta"])));
+    head.bias = Param::from_tensor(float(&f["out_bias"]));
+    let masked = gather_positions(float::<3>(&f["hidden"]), int(&f["positions"]));
+    let logits = head.forward(masked, float(&f["word_emb"]));
+    logits.clone().into_data().assert_approx_eq::<f32>(&float::<2>(&f["logits"]).into_data(), Tolerance::absolute(1e-5));
+    assert_close(mlm_loss(logits, int(&f["labels"])).into_scalar(), &f["loss"]);
+}
+
+#[test]
+fn nothing_masked_gives_zero_loss() {
+    let device = Default::default();
+    let logits = Tensor::<B, 2>::zeros([0, 7], &device);
+    let labels = Tensor::<B, 1, Int>::zeros([0], &device);
+    assert_eq!(cross_entropy(logits, labels).into_scalar(), 0.0);
+}
+
+#[test]
+fn itm_loss_matches_numpy() {
+    let f = &fixture()["itm"];
+    let mut head = ItmHeadConfig::new(6).init::<B>(&Default::default());
+    set_linear(&mut head.classifier, &f["w"], &f["b"]);
+    let logits = head.forward(float(&f["pooled"]));
+    assert_close(itm_loss(logits, int(&f["labels"])).into_scalar(), &f["loss"]);
+}
+
+fn check_itc(f: &Value) {
+    let mut head = ItcHeadConfig::new(6)
+        .with_embed_dim(3)
+        .with_temperature(f["temperature"].as_f64().unwrap())
+        .init::<B>(&Default::default());
+    set_linear(&mut head.text_projection, &f["wt"], &f["bt"]);
+    set_linear(&mut head.image_projection, &f["wi"], &f["bi"]);
+    let logits = head.logits(head.embed_text(float(&f["text_cls"])), head.embed_image(float(&f["image_cls"])));
+    logits.clone().into_data().assert_approx_eq::<f32>(&float::<2>(&f["logits"]).into_data(), Tolerance::relative(1e-5));
+    assert_close(itc_loss(logits).into_scalar(), &f["loss"]);
+}
+
+#[test]
+fn itc_loss_matches_numpy() {
+    check_itc(&fixture()["itc"]);
+}
+
+#[test]
+fn itc_temperature_is_clamped() {
+    check_itc(&fixture()["itc_clamped"]);
+}

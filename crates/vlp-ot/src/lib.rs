@@ -1,0 +1,64 @@
+//! Optimal transport for word-region alignment (WRA).
+//!
+//! Everything is batched over image-text pairs: costs are `[B, M, N]`
+//! (`M` words × `N` regions), padding masks are `[B, M]` / `[B, N]` with
+//! `true` marking padding (UNITER's convention), and every example is solved
+//! on its own unpadded sub-problem with uniform marginals unless weights are
+//! given.
+//!
+//! | module | what |
+//! |---|---|
+//! | [`cost`] | cosine (UNITER, eps-normalised) and squared-Euclidean costs, `[B,M,D] × [B,N,D] → [B,M,N]` |
+//! | [`ipot`] | IPOT as UNITER runs it (β = 0.5, 50 iterations, k = 1) |
+//! | [`sinkhorn`] | log-domain Sinkhorn with tolerance and iteration cap |
+//! | [`exact`] | exact OT (network simplex, `f64`), parallel over the batch |
+//! | [`wra`] | UNITER's WRA distance `trace(Cᵀ T)` and loss |
+//!
+//! # Which path to use
+//!
+//! Each solver has a **tensor path** (generic over `B: Backend`, built from
+//! Burn tensor ops, stays on the device) and a **host path** (hand-written
+//! CPU kernels over [`CostBatch`], parallel over the batch with rayon's
+//! current thread pool):
+//!
+//! - On **CPU backends** (NdArray, Flex) use the host path
+//!   ([`ipot::ipot_host`] / [`ipot::ipot_via_host`],
+//!   [`sinkhorn::sinkhorn_host`], [`exact::exact_host`]). WRA problems are
+//!   tiny (~40 × 36): a 50-iteration IPOT is ~600 tensor ops of a few
+//!   thousand elements each, so per-op overhead dominates, while the fused
+//!   kernel keeps each problem in L1 cache. This is the default of
+//!   [`wra::WraConfig`] ([`wra::SolverPath::Host`]).
+//! - On **GPU backends** use the tensor path ([`ipot::ipot`],
+//!   [`sinkhorn::sinkhorn`]) to avoid a device→host synchronisation per
+//!   step ([`wra::SolverPath::Tensor`]). Sinkhorn's tensor path still reads
+//!   back one number every `check_every` iterations for its stopping test.
+//! - The exact solver is host-only (a pivoting algorithm); [`exact::exact`]
+//!   accepts a tensor of any backend and reads it back. Use it for
+//!   validation and small problems.
+//!
+//! Plans are always computed without gradient; distances returned alongside
+//! a plan are `Σ C ⊙ T` with `T` detached, so on an autodiff backend the
+//! gradient flows to the embeddings through the cost only.
+//!
+//! Invalid input (mismatched shapes, lengths outside `1..=M`, empty
+//! examples, non-finite costs, bad marginals or configuration) is reported
+//! as an [`OtError`], never by a panic inside tensor code.
+
+#![warn(missing_docs)]
+
+pub mod batch;
+pub mod cost;
+pub mod error;
+pub mod exact;
+mod fastmath;
+pub mod ipot;
+pub mod sinkhorn;
+pub mod wra;
+
+pub use batch::{CostBatch, HostPlans, Padding};
+pub use cost::{cosine_cost, squared_euclidean_cost, CostKind, COSINE_EPS};
+pub use error::{OtError, Result};
+pub use exact::{emd, exact, exact_host, EmdSolution, ExactConfig};
+pub use ipot::{ipot, ipot_host, ipot_via_host, IpotConfig, PlanOutput};
+pub use sinkhorn::{sinkhorn, sinkhorn_host, SinkhornConfig, SinkhornHostOutput, SinkhornOutput};
+pub use wra::{wra_distance, wra_loss, wra_objective, SolverPath, WraConfig, WraReduction};

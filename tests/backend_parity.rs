@@ -1,0 +1,78 @@
+//! One seeded model gives the same forward output on the `flex` and `ndarray`
+//! CPU backends (the runner's `--device flex` and `--device ndarray`).
+
+use burn::backend::{Flex, NdArray};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use vlp::data::synthetic::{Split, SyntheticWorld};
+use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
+use vlp::models::SingleStreamConfig;
+use vlp::objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+
+fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
+    let model = SingleStreamConfig::new(vocab_size)
+        .with_image_size(32)
+        .with_patch_size(8)
+        .with_hidden_size(32)
+        .with_num_layers(2)
+        .with_num_heads(4)
+        .with_intermediate_size(64)
+        .with_dropout(0.0);
+    SingleStreamPretrainerConfig::new(model).with_itc_embed_dim(16)
+}
+
+/// Forward outputs of the model stored in `weights` on backend `B`: the
+/// unimodal embeddings and the step's three losses.
+fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
+    let device = B::Device::default();
+    let record = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .load(weights.to_vec(), &device)
+        .expect("weights load");
+    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size()).init(&device).load_record(record);
+    let host = batcher.batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+    let batch = host.to_device::<B>(&device);
+    let step = model.forward(&batch);
+    let mut values: Vec<f32> = model
+        .embed_text(batch.text_ids.clone(), batch.text_padding.clone())
+        .into_data()
+        .to_vec()
+        .unwrap();
+    values.extend(model.embed_image(batch.images.clone()).into_data().to_vec::<f32>().unwrap());
+    for loss in [step.mlm.loss, step.itm.loss, step.itc.loss] {
+        values.push(loss.into_scalar().elem());
+    }
+    values
+}
+
+#[test]
+fn flex_and_ndarray_agree_on_one_seeded_model() {
+    let world = SyntheticWorld::new(7, 32);
+    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
+    let batcher = PretrainBatcher {
+        world,
+        tokenizer,
+        max_text_len: 40,
+        masking: MlmMasking::default(),
+        itm_negative_probability: 0.5,
+    };
+    let device = Default::default();
+    NdArray::seed(&device, 11);
+    let model: SingleStreamPretrainer<NdArray> = config(batcher.tokenizer.vocab_size()).init(&device);
+    let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(model.into_record(), ())
+        .unwrap();
+
+    let on_ndarray = outputs::<NdArray>(&weights, &batcher);
+    let on_flex = outputs::<Flex>(&weights, &batcher);
+    assert_eq!(on_ndarray.len(), on_flex.len());
+    let worst = on_ndarray
+        .iter()
+        .zip(&on_flex)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst <= 1e-4, "largest difference between backends: {worst}");
+    assert!(on_ndarray.iter().all(|v| v.is_finite()));
+}

@@ -1,0 +1,229 @@
+//! The pre-training run's configuration: a TOML file (`--config FILE`),
+//! overridden by flags, written back to `runs/<name>/config.toml`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vlp_models::SingleStreamConfig;
+use vlp_objectives::SingleStreamPretrainerConfig;
+
+/// Everything a pre-training run depends on. Every field has a default; a
+/// config file need only name what it changes. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Seed of the synthetic world, the initialisation, masking and sampling.
+    pub seed: u64,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Image-text pairs per step.
+    pub batch_size: usize,
+    /// Peak AdamW learning rate (after linear warm-up; linear decay to 0).
+    pub learning_rate: f64,
+    /// Warm-up steps.
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Log a metrics line every this many steps.
+    pub log_every: usize,
+    /// Number of held-out test pairs in the retrieval evaluation.
+    pub eval_candidates: usize,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+}
+
+/// Synthetic world, tokenizer and masking settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Side of the square images in pixels.
+    pub image_size: usize,
+    /// Longest caption in tokens, `[CLS]`/`[SEP]` included.
+    pub max_text_len: usize,
+    /// Vocabulary size of the WordPiece tokenizer trained on the world's corpus.
+    pub tokenizer_vocab_size: usize,
+    /// Scenes whose captions and questions train the tokenizer.
+    pub tokenizer_corpus_scenes: usize,
+    /// Fraction of text tokens MLM predicts.
+    pub mlm_probability: f64,
+    /// Probability that an ITM example is turned into a negative pair.
+    pub itm_negative_probability: f64,
+    /// Fill half of each batch with hard-negative twins (same layout, one
+    /// attribute changed) of the other half.
+    pub hard_negative_twins: bool,
+}
+
+/// Model settings (see `vlp_models::SingleStreamConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    pub patch_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub dropout: f64,
+    /// Pre-norm layers when true, post-norm when false.
+    pub norm_first: bool,
+    /// Width of the contrastive embedding space.
+    pub itc_embed_dim: usize,
+    /// Initial contrastive temperature.
+    pub itc_temperature: f64,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            steps: 600,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            warmup_steps: 50,
+            weight_decay: 0.01,
+            log_every: 10,
+            eval_candidates: 1000,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 64,
+            max_text_len: 40,
+            tokenizer_vocab_size: 200,
+            tokenizer_corpus_scenes: 2000,
+            mlm_probability: 0.15,
+            itm_negative_probability: 0.5,
+            hard_negative_twins: true,
+        }
+    }
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            patch_size: 16,
+            hidden_size: 128,
+            num_layers: 3,
+            num_heads: 4,
+            intermediate_size: 256,
+            dropout: 0.1,
+            norm_first: true,
+            itc_embed_dim: 128,
+            itc_temperature: 0.07,
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// Reads a TOML file; errors name the file and the offending key.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
+        let config: PretrainConfig = toml::from_str(&text)
+            .map_err(|err| format!("invalid config file {}: {}", path.display(), one_line(&err.to_string())))?;
+        config.validate().map_err(|err| format!("invalid config file {}: {err}", path.display()))?;
+        Ok(config)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("config serialises")
+    }
+
+    /// Checks values that would otherwise fail deep inside a run.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("log_every", self.log_every),
+            ("eval_candidates", self.eval_candidates),
+            ("model.hidden_size", self.model.hidden_size),
+            ("model.num_layers", self.model.num_layers),
+            ("model.num_heads", self.model.num_heads),
+            ("model.patch_size", self.model.patch_size),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(format!("{key} must be positive"));
+        }
+        if self.batch_size < 2 {
+            return Err("batch_size must be at least 2 (contrastive and matching objectives need negatives)".into());
+        }
+        if self.model.hidden_size % self.model.num_heads != 0 {
+            return Err(format!(
+                "model.hidden_size ({}) must be a multiple of model.num_heads ({})",
+                self.model.hidden_size, self.model.num_heads
+            ));
+        }
+        if self.data.image_size % self.model.patch_size != 0 {
+            return Err(format!(
+                "model.patch_size ({}) must divide data.image_size ({})",
+                self.model.patch_size, self.data.image_size
+            ));
+        }
+        if self.data.max_text_len < 3 {
+            return Err("data.max_text_len must be at least 3".into());
+        }
+        for (key, value) in [
+            ("data.mlm_probability", self.data.mlm_probability),
+            ("data.itm_negative_probability", self.data.itm_negative_probability),
+            ("model.dropout", self.model.dropout),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(format!("{key} must be within [0, 1], got {value}"));
+            }
+        }
+        if self.learning_rate <= 0.0 || self.model.itc_temperature <= 0.0 {
+            return Err("learning_rate and model.itc_temperature must be positive".into());
+        }
+        Ok(())
+    }
+
+    /// The model this configuration describes, for a tokenizer of `vocab_size` ids.
+    pub fn pretrainer(&self, vocab_size: usize) -> SingleStreamPretrainerConfig {
+        let m = &self.model;
+        let model = SingleStreamConfig::new(vocab_size)
+            .with_image_size(self.data.image_size)
+            .with_patch_size(m.patch_size)
+            .with_hidden_size(m.hidden_size)
+            .with_num_layers(m.num_layers)
+            .with_num_heads(m.num_heads)
+            .with_intermediate_size(m.intermediate_size)
+            .with_max_text_len(self.data.max_text_len)
+            .with_dropout(m.dropout)
+            .with_norm_first(m.norm_first);
+        SingleStreamPretrainerConfig::new(model)
+            .with_itc_embed_dim(m.itc_embed_dim)
+            .with_itc_temperature(m.itc_temperature)
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_keys() {
+        let config = PretrainConfig::default();
+        let parsed: PretrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+        let partial: PretrainConfig = toml::from_str("steps = 5\n[model]\nhidden_size = 64\n").unwrap();
+        assert_eq!((partial.steps, partial.model.hidden_size, partial.batch_size), (5, 64, 64));
+        let err = toml::from_str::<PretrainConfig>("[model]\nhiden_size = 64\n").unwrap_err().to_string();
+        assert!(err.contains("hiden_size"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = PretrainConfig::default();
+        config.model.num_heads = 3;
+        assert!(config.validate().unwrap_err().contains("model.num_heads"));
+        let mut config = PretrainConfig::default();
+        config.data.mlm_probability = 1.5;
+        assert!(config.validate().unwrap_err().contains("data.mlm_probability"));
+    }
+}

@@ -1,0 +1,70 @@
+//! The vlp runner: `cargo xtask pretrain | eval | test | bench`.
+//!
+//! Library crates are generic over the Burn backend; this crate alone names
+//! backends (cargo features `ndarray`, `flex`, `wgpu`, `cuda`) and picks one
+//! at run time (`--device`) through [`device::dispatch`].
+
+pub mod bench_ot;
+pub mod config;
+pub mod device;
+pub mod eval;
+pub mod plot;
+pub mod run_dir;
+pub mod test_command;
+pub mod train;
+
+use std::path::PathBuf;
+
+use burn::module::{AutodiffModule, Module};
+use burn::tensor::backend::AutodiffBackend;
+use vlp_objectives::SingleStreamPretrainer;
+
+use config::PretrainConfig;
+use device::BackendJob;
+use eval::{evaluate, RetrievalReport};
+use run_dir::{CONFIG_FILE, TOKENIZER_FILE};
+
+/// An error in what the user asked for (flags, files, devices): reported as
+/// one line, exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Re-evaluates a saved run folder.
+#[derive(Debug, Clone)]
+pub struct EvalJob {
+    pub run: PathBuf,
+}
+
+impl EvalJob {
+    /// The run's configuration; errors name the missing or invalid file.
+    pub fn config(&self) -> Result<PretrainConfig, UsageError> {
+        let path = self.run.join(CONFIG_FILE);
+        if !path.is_file() {
+            return Err(UsageError(format!("{} is not a run folder: {} not found", self.run.display(), path.display())));
+        }
+        PretrainConfig::from_file(&path).map_err(UsageError)
+    }
+}
+
+impl BackendJob for EvalJob {
+    type Output = anyhow::Result<RetrievalReport>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let config = self.config()?;
+        let tokenizer = train::tokenizer(&config, Some(&self.run.join(TOKENIZER_FILE)))?;
+        let model: SingleStreamPretrainer<B> = config.pretrainer(tokenizer.vocab_size()).init(&device);
+        let model = run_dir::load_checkpoint(model.valid(), &self.run, &device)?;
+        eprintln!("evaluating {} ({:.2} M parameters) on {:?}", self.run.display(), model.num_params() as f64 / 1e6, device);
+        let report = evaluate(&model, &train::world(&config), &tokenizer, &config, &device)?;
+        report.write(&self.run.join(run_dir::EVAL_FILE))?;
+        Ok(report)
+    }
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask test`: the whole test suite, as CI runs it.
+//!
+//! 1. `cargo test --release --workspace` (one CPU build of the Burn stack,
+//!    shared with `cargo xtask pretrain`);
+//! 2. `cargo check -p xtask --features wgpu` and `--features cuda` (the GPU
+//!    backends compile without a GPU);
+//! 3. a forward + backward smoke test on Burn's WGPU backend when a Vulkan
+//!    driver is installed (e.g. Debian's lavapipe, `mesa-vulkan-drivers`).
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// Skip the `cargo check` of the GPU backends.
+    #[arg(long)]
+    pub no_gpu_checks: bool,
+    /// Skip the WGPU smoke test even when Vulkan is available.
+    #[arg(long)]
+    pub no_wgpu_test: bool,
+}
+
+fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
+}
+
+fn step(title: &str, args: &[&str]) -> anyhow::Result<()> {
+    eprintln!("==> {title}: cargo {}", args.join(" "));
+    let started = Instant::now();
+    let status = Command::new(cargo())
+        .args(args)
+        .status()
+        .with_context(|| format!("cannot run cargo for {title}"))?;
+    eprintln!("==> {title}: {} in {:.0}s", if status.success() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f32());
+    if !status.success() {
+        bail!("{title} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Whether a Vulkan loader and at least one driver manifest are installed.
+pub fn vulkan_available() -> bool {
+    let loader = ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/aarch64-linux-gnu/libvulkan.so.1", "/usr/lib/libvulkan.so.1"]
+        .iter()
+        .any(|path| Path::new(path).exists());
+    let drivers = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"].iter().any(|dir| {
+        std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json")))
+    });
+    loader && drivers
+}
+
+pub fn run(args: &TestArgs) -> anyhow::Result<()> {
+    let started = Instant::now();
+    step("tests", &["test", "--release", "--workspace"])?;
+    if !args.no_gpu_checks {
+        step("wgpu compile check", &["check", "-p", "xtask", "--features", "wgpu"])?;
+        step("cuda compile check", &["check", "-p", "xtask", "--features", "cuda"])?;
+    }
+    if args.no_wgpu_test {
+        eprintln!("==> WGPU smoke test: skipped (--no-wgpu-test)");
+    } else if vulkan_available() {
+        step(
+            "WGPU smoke test",
+            &["test", "--release", "-p", "xtask", "--features", "wgpu", "--test", "wgpu_smoke"],
+        )?;
+    } else {
+        eprintln!("==> WGPU smoke test: skipped, no Vulkan driver found (apt-get install mesa-vulkan-drivers libvulkan1)");
+    }
+    eprintln!("==> all done in {:.0}s", started.elapsed().as_secs_f32());
+    Ok(())
+}
