@@ -31,8 +31,16 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .load(weights.to_vec(), &device)
         .expect("weights load");
-    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size()).init(&device).load_record(record);
-    let host = batcher.batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut ChaCha8Rng::seed_from_u64(3)).unwrap();
+    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size())
+        .init(&device)
+        .load_record(record);
+    let host = batcher
+        .batch(
+            Split::Train,
+            &[0, 1, 2, 3, 4, 5],
+            &mut ChaCha8Rng::seed_from_u64(3),
+        )
+        .unwrap();
     let batch = host.to_device::<B>(&device);
     let step = model.forward(&batch);
     let mut values: Vec<f32> = model
@@ -40,7 +48,13 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
         .into_data()
         .to_vec()
         .unwrap();
-    values.extend(model.embed_image(batch.images.clone()).into_data().to_vec::<f32>().unwrap());
+    values.extend(
+        model
+            .embed_image(batch.images.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap(),
+    );
     for loss in [step.mlm.loss, step.itm.loss, step.itc.loss] {
         values.push(loss.into_scalar().elem());
     }
@@ -57,10 +71,12 @@ fn flex_and_ndarray_agree_on_one_seeded_model() {
         max_text_len: 40,
         masking: MlmMasking::default(),
         itm_negative_probability: 0.5,
+        fused_pairs: None,
     };
     let device = Default::default();
-    NdArray::seed(&device, 11);
-    let model: SingleStreamPretrainer<NdArray> = config(batcher.tokenizer.vocab_size()).init(&device);
+    <NdArray as Backend>::seed(&device, 11);
+    let model: SingleStreamPretrainer<NdArray> =
+        config(batcher.tokenizer.vocab_size()).init(&device);
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
         .unwrap();
@@ -73,6 +89,9 @@ fn flex_and_ndarray_agree_on_one_seeded_model() {
         .zip(&on_flex)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0f32, f32::max);
-    assert!(worst <= 1e-4, "largest difference between backends: {worst}");
+    assert!(
+        worst <= 1e-4,
+        "largest difference between backends: {worst}"
+    );
     assert!(on_ndarray.iter().all(|v| v.is_finite()));
 }

@@ -190,6 +190,16 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
         None => None,
     };
     let rows = report(&cases, reference.as_ref(), args)?;
+    if let Some(load) = load_average() {
+        // The bench itself keeps about `threads` runnable threads busy.
+        if load > args.threads as f64 + 1.0 {
+            eprintln!(
+                "warning: load average {load:.2} at the end of the run (this bench accounts for ~{}): other \
+                 processes competed for the CPU; rerun on an idle machine before quoting these numbers",
+                args.threads
+            );
+        }
+    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;

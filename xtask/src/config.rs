@@ -47,6 +47,9 @@ pub struct DataConfig {
     pub mlm_probability: f64,
     /// Probability that an ITM example is turned into a negative pair.
     pub itm_negative_probability: f64,
+    /// Examples of each batch that also go through the fused pass (ITM, and
+    /// MLM on the matched ones); ITC always uses the whole batch.
+    pub fused_pairs: usize,
     /// Fill half of each batch with hard-negative twins (same layout, one
     /// attribute changed) of the other half.
     pub hard_negative_twins: bool,
@@ -96,7 +99,8 @@ impl Default for DataConfig {
             tokenizer_corpus_scenes: 2000,
             mlm_probability: 0.15,
             itm_negative_probability: 0.5,
-            hard_negative_twins: true,
+            fused_pairs: 32,
+            hard_negative_twins: false,
         }
     }
 }
@@ -120,10 +124,18 @@ impl Default for ModelConfig {
 impl PretrainConfig {
     /// Reads a TOML file; errors name the file and the offending key.
     pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path).map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
-        let config: PretrainConfig = toml::from_str(&text)
-            .map_err(|err| format!("invalid config file {}: {}", path.display(), one_line(&err.to_string())))?;
-        config.validate().map_err(|err| format!("invalid config file {}: {err}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
+        let config: PretrainConfig = toml::from_str(&text).map_err(|err| {
+            format!(
+                "invalid config file {}: {}",
+                path.display(),
+                one_line(&err.to_string())
+            )
+        })?;
+        config
+            .validate()
+            .map_err(|err| format!("invalid config file {}: {err}", path.display()))?;
         Ok(config)
     }
 
@@ -138,6 +150,7 @@ impl PretrainConfig {
             ("batch_size", self.batch_size),
             ("log_every", self.log_every),
             ("eval_candidates", self.eval_candidates),
+            ("data.fused_pairs", self.data.fused_pairs),
             ("model.hidden_size", self.model.hidden_size),
             ("model.num_layers", self.model.num_layers),
             ("model.num_heads", self.model.num_heads),
@@ -149,13 +162,13 @@ impl PretrainConfig {
         if self.batch_size < 2 {
             return Err("batch_size must be at least 2 (contrastive and matching objectives need negatives)".into());
         }
-        if self.model.hidden_size % self.model.num_heads != 0 {
+        if !self.model.hidden_size.is_multiple_of(self.model.num_heads) {
             return Err(format!(
                 "model.hidden_size ({}) must be a multiple of model.num_heads ({})",
                 self.model.hidden_size, self.model.num_heads
             ));
         }
-        if self.data.image_size % self.model.patch_size != 0 {
+        if !self.data.image_size.is_multiple_of(self.model.patch_size) {
             return Err(format!(
                 "model.patch_size ({}) must divide data.image_size ({})",
                 self.model.patch_size, self.data.image_size
@@ -166,7 +179,10 @@ impl PretrainConfig {
         }
         for (key, value) in [
             ("data.mlm_probability", self.data.mlm_probability),
-            ("data.itm_negative_probability", self.data.itm_negative_probability),
+            (
+                "data.itm_negative_probability",
+                self.data.itm_negative_probability,
+            ),
             ("model.dropout", self.model.dropout),
         ] {
             if !(0.0..=1.0).contains(&value) {
@@ -211,9 +227,15 @@ mod tests {
         let config = PretrainConfig::default();
         let parsed: PretrainConfig = toml::from_str(&config.to_toml()).unwrap();
         assert_eq!(parsed, config);
-        let partial: PretrainConfig = toml::from_str("steps = 5\n[model]\nhidden_size = 64\n").unwrap();
-        assert_eq!((partial.steps, partial.model.hidden_size, partial.batch_size), (5, 64, 64));
-        let err = toml::from_str::<PretrainConfig>("[model]\nhiden_size = 64\n").unwrap_err().to_string();
+        let partial: PretrainConfig =
+            toml::from_str("steps = 5\n[model]\nhidden_size = 64\n").unwrap();
+        assert_eq!(
+            (partial.steps, partial.model.hidden_size, partial.batch_size),
+            (5, 64, 64)
+        );
+        let err = toml::from_str::<PretrainConfig>("[model]\nhiden_size = 64\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("hiden_size"), "{err}");
     }
 
@@ -224,6 +246,9 @@ mod tests {
         assert!(config.validate().unwrap_err().contains("model.num_heads"));
         let mut config = PretrainConfig::default();
         config.data.mlm_probability = 1.5;
-        assert!(config.validate().unwrap_err().contains("data.mlm_probability"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .contains("data.mlm_probability"));
     }
 }

@@ -53,9 +53,9 @@ impl DeviceSpec {
     pub fn parse(text: &str) -> Result<DeviceSpec, String> {
         let (name, index) = match text.split_once(':') {
             Some((name, index)) => {
-                let index = index
-                    .parse::<usize>()
-                    .map_err(|_| format!("invalid device index in '{text}': expected a number after ':'"))?;
+                let index = index.parse::<usize>().map_err(|_| {
+                    format!("invalid device index in '{text}': expected a number after ':'")
+                })?;
                 (name, Some(index))
             }
             None => (text, None),
@@ -65,7 +65,9 @@ impl DeviceSpec {
             ("flex", None) => DeviceSpec::Flex,
             ("wgpu", index) => DeviceSpec::Wgpu(index),
             ("cuda", index) => DeviceSpec::Cuda(index.unwrap_or(0)),
-            ("ndarray" | "flex", Some(_)) => return Err(format!("device '{name}' takes no index (got '{text}')")),
+            ("ndarray" | "flex", Some(_)) => {
+                return Err(format!("device '{name}' takes no index (got '{text}')"))
+            }
             _ => {
                 return Err(format!(
                     "unknown device '{text}'; this build has: {}",
@@ -116,9 +118,13 @@ pub trait BackendJob {
 pub fn dispatch<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output, String> {
     Ok(match spec {
         #[cfg(feature = "ndarray")]
-        DeviceSpec::NdArray => job.run::<burn::backend::Autodiff<burn::backend::NdArray>>(Default::default()),
+        DeviceSpec::NdArray => {
+            job.run::<burn::backend::Autodiff<burn::backend::NdArray>>(Default::default())
+        }
         #[cfg(feature = "flex")]
-        DeviceSpec::Flex => job.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default()),
+        DeviceSpec::Flex => {
+            job.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default())
+        }
         #[cfg(feature = "wgpu")]
         DeviceSpec::Wgpu(index) => {
             use burn::backend::wgpu::WgpuDevice;
@@ -126,9 +132,9 @@ pub fn dispatch<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output, St
             job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(device)
         }
         #[cfg(feature = "cuda")]
-        DeviceSpec::Cuda(index) => {
-            job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(burn::backend::cuda::CudaDevice::new(index))
-        }
+        DeviceSpec::Cuda(index) => job.run::<burn::backend::Autodiff<burn::backend::Cuda>>(
+            burn::backend::cuda::CudaDevice::new(index),
+        ),
         #[allow(unreachable_patterns)]
         other => {
             return Err(format!(
@@ -148,12 +154,18 @@ mod tests {
         assert_eq!(DeviceSpec::parse("ndarray"), Ok(DeviceSpec::NdArray));
         assert_eq!(DeviceSpec::parse("flex"), Ok(DeviceSpec::Flex));
         let unknown = DeviceSpec::parse("tpu").unwrap_err();
-        assert!(unknown.contains("unknown device 'tpu'") && unknown.contains("ndarray"), "{unknown}");
+        assert!(
+            unknown.contains("unknown device 'tpu'") && unknown.contains("ndarray"),
+            "{unknown}"
+        );
         assert!(DeviceSpec::parse("flex:1").is_err());
         assert!(DeviceSpec::parse("cuda:x").unwrap_err().contains("index"));
         if !cfg!(feature = "cuda") {
             let missing = DeviceSpec::parse("cuda:1").unwrap_err();
-            assert!(missing.contains("not compiled") && missing.contains("--features cuda"), "{missing}");
+            assert!(
+                missing.contains("not compiled") && missing.contains("--features cuda"),
+                "{missing}"
+            );
         }
     }
 }

@@ -42,7 +42,12 @@ impl RetrievalReport {
     /// A small table for the terminal.
     pub fn table(&self) -> String {
         let r = &self.retrieval;
-        let row = |name: &str, recall: &Recall| format!("{name:<12} {:>6.3} {:>6.3} {:>6.3}", recall.r1, recall.r5, recall.r10);
+        let row = |name: &str, recall: &Recall| {
+            format!(
+                "{name:<12} {:>6.3} {:>6.3} {:>6.3}",
+                recall.r1, recall.r5, recall.r10
+            )
+        };
         format!(
             "held-out retrieval over {} candidates\n{:<12} {:>6} {:>6} {:>6}\n{}\n{}",
             r.candidates,
@@ -58,7 +63,9 @@ impl RetrievalReport {
 
 /// Recall@{1,5,10} from the 0-based rank of the correct item of each query.
 fn recall_from_ranks(ranks: &[usize]) -> Recall {
-    let rate = |k: usize| ranks.iter().filter(|&&rank| rank < k).count() as f64 / ranks.len().max(1) as f64;
+    let rate = |k: usize| {
+        ranks.iter().filter(|&&rank| rank < k).count() as f64 / ranks.len().max(1) as f64
+    };
     Recall {
         r1: rate(1),
         r5: rate(5),
@@ -83,7 +90,9 @@ pub fn ranks(similarity: &[f32], n: usize, by_rows: bool) -> Vec<usize> {
         .map(|query| {
             let correct = score(similarity, n, by_rows, query, query);
             (0..n)
-                .filter(|&item| item != query && score(similarity, n, by_rows, query, item) >= correct)
+                .filter(|&item| {
+                    item != query && score(similarity, n, by_rows, query, item) >= correct
+                })
                 .count()
         })
         .collect()
@@ -108,21 +117,31 @@ pub fn evaluate<B: Backend>(
 ) -> anyhow::Result<RetrievalReport> {
     let n = config.eval_candidates;
     let indices = world.distinct_indices(Split::Test, n);
-    let samples: Vec<_> = indices.iter().map(|&i| world.sample(Split::Test, i)).collect();
+    let samples: Vec<_> = indices
+        .iter()
+        .map(|&i| world.sample(Split::Test, i))
+        .collect();
     let texts: Vec<String> = indices
         .iter()
         .zip(&samples)
         .map(|(&i, s)| caption(&s.scene, i % NUM_PHRASINGS))
         .collect();
-    let (ids, padding) = tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
-    let images = images_to_tensor::<B>(&samples.iter().map(|s| &s.image).collect::<Vec<_>>(), device);
+    let (ids, padding) =
+        tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
+    let images = images_to_tensor::<B>(
+        &samples.iter().map(|s| &s.image).collect::<Vec<_>>(),
+        device,
+    );
 
     const CHUNK: usize = 200;
     let mut text_embeddings = Vec::new();
     let mut image_embeddings = Vec::new();
     for start in (0..n).step_by(CHUNK) {
         let rows = start..(start + CHUNK).min(n);
-        text_embeddings.push(model.embed_text(ids.clone().slice([rows.clone()]), padding.clone().slice([rows.clone()])));
+        text_embeddings.push(model.embed_text(
+            ids.clone().slice([rows.clone()]),
+            padding.clone().slice([rows.clone()]),
+        ));
         image_embeddings.push(model.embed_image(images.clone().slice([rows])));
     }
     let similarity: Vec<f32> = Tensor::cat(text_embeddings, 0)

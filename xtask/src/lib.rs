@@ -48,7 +48,11 @@ impl EvalJob {
     pub fn config(&self) -> Result<PretrainConfig, UsageError> {
         let path = self.run.join(CONFIG_FILE);
         if !path.is_file() {
-            return Err(UsageError(format!("{} is not a run folder: {} not found", self.run.display(), path.display())));
+            return Err(UsageError(format!(
+                "{} is not a run folder: {} not found",
+                self.run.display(),
+                path.display()
+            )));
         }
         PretrainConfig::from_file(&path).map_err(UsageError)
     }
@@ -60,9 +64,15 @@ impl BackendJob for EvalJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = self.config()?;
         let tokenizer = train::tokenizer(&config, Some(&self.run.join(TOKENIZER_FILE)))?;
-        let model: SingleStreamPretrainer<B> = config.pretrainer(tokenizer.vocab_size()).init(&device);
+        let model: SingleStreamPretrainer<B> =
+            config.pretrainer(tokenizer.vocab_size()).init(&device);
         let model = run_dir::load_checkpoint(model.valid(), &self.run, &device)?;
-        eprintln!("evaluating {} ({:.2} M parameters) on {:?}", self.run.display(), model.num_params() as f64 / 1e6, device);
+        eprintln!(
+            "evaluating {} ({:.2} M parameters) on {:?}",
+            self.run.display(),
+            model.num_params() as f64 / 1e6,
+            device
+        );
         let report = evaluate(&model, &train::world(&config), &tokenizer, &config, &device)?;
         report.write(&self.run.join(run_dir::EVAL_FILE))?;
         Ok(report)

@@ -81,9 +81,12 @@ struct EvalArgs {
 }
 
 fn chosen_device(device: Option<DeviceSpec>) -> Result<DeviceSpec, UsageError> {
-    device
-        .or_else(device::default_device)
-        .ok_or_else(|| UsageError("this build has no backend; enable one of the features ndarray, flex, wgpu, cuda".into()))
+    device.or_else(device::default_device).ok_or_else(|| {
+        UsageError(
+            "this build has no backend; enable one of the features ndarray, flex, wgpu, cuda"
+                .into(),
+        )
+    })
 }
 
 /// `YYYYMMDD-HHMMSS` in UTC, for default run names.
@@ -102,7 +105,12 @@ fn utc_stamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}-{:02}{:02}{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
@@ -114,7 +122,9 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.seed = args.seed.unwrap_or(config.seed);
     config.validate().map_err(UsageError)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
+    let out = args
+        .out
+        .unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
     let device = chosen_device(args.device)?;
     let job = train::PretrainJob {
         config,
@@ -146,7 +156,11 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let message = err.to_string();
-            let first = message.lines().next().unwrap_or("invalid arguments").trim_start_matches("error: ");
+            let first = message
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
             eprintln!("error: {first} (see `cargo xtask --help`)");
             return ExitCode::from(2);
         }

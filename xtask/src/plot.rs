@@ -21,7 +21,9 @@ const FONT_CANDIDATES: [&str; 4] = [
 fn register_font() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
-        let candidates = std::env::var("VLP_PLOT_FONT").into_iter().chain(FONT_CANDIDATES.iter().map(|s| s.to_string()));
+        let candidates = std::env::var("VLP_PLOT_FONT")
+            .into_iter()
+            .chain(FONT_CANDIDATES.iter().map(|s| s.to_string()));
         for path in candidates {
             if let Ok(bytes) = std::fs::read(&path) {
                 let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
@@ -34,6 +36,9 @@ fn register_font() -> bool {
     })
 }
 
+/// A curve: legend label, the value it plots, its colour.
+type Series = (&'static str, fn(&MetricsRecord) -> f32, RGBColor);
+
 /// Draws total, MLM, ITM and ITC losses from `records` into a PNG at `path`.
 pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()> {
     if records.is_empty() {
@@ -44,7 +49,7 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
     let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(&e))?;
     let last_step = records.last().map_or(1, |r| r.step) as f32;
-    let series: [(&str, fn(&MetricsRecord) -> f32, RGBColor); 4] = [
+    let series: [Series; 4] = [
         ("total", |r| r.loss, BLACK),
         ("MLM", |r| r.mlm_loss, RGBColor(214, 39, 40)),
         ("ITM", |r| r.itm_loss, RGBColor(31, 119, 180)),
@@ -75,11 +80,15 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
     mesh.draw().map_err(|e| draw_error(&e))?;
     for (name, value, colour) in series {
         let line = chart
-            .draw_series(LineSeries::new(records.iter().map(|r| (r.step as f32, value(r))), colour.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                records.iter().map(|r| (r.step as f32, value(r))),
+                colour.stroke_width(2),
+            ))
             .map_err(|e| draw_error(&e))?;
         if with_text {
-            line.label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2)));
+            line.label(name).legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(2))
+            });
         }
     }
     if with_text {

@@ -19,12 +19,17 @@ pub const CHECKPOINT_STEM: &str = "model";
 /// Writes `contents` to `path` through a temporary file in the same folder.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let partial = partial_path(path);
-    std::fs::write(&partial, contents).with_context(|| format!("cannot write {}", partial.display()))?;
-    std::fs::rename(&partial, path).with_context(|| format!("cannot move {} into place", path.display()))
+    std::fs::write(&partial, contents)
+        .with_context(|| format!("cannot write {}", partial.display()))?;
+    std::fs::rename(&partial, path)
+        .with_context(|| format!("cannot move {} into place", path.display()))
 }
 
 fn partial_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.partial"))
 }
 
@@ -44,12 +49,20 @@ pub fn save_checkpoint<B: Backend, M: Module<B>>(module: M, run: &Path) -> anyho
         .save_file(&partial, &recorder())
         .with_context(|| format!("cannot write checkpoint in {}", run.display()))?;
     let written = partial.with_extension("mpk");
-    std::fs::rename(&written, checkpoint_path(run))
-        .with_context(|| format!("cannot move checkpoint into {}", checkpoint_path(run).display()))
+    std::fs::rename(&written, checkpoint_path(run)).with_context(|| {
+        format!(
+            "cannot move checkpoint into {}",
+            checkpoint_path(run).display()
+        )
+    })
 }
 
 /// Loads `run/model.mpk` into `module`.
-pub fn load_checkpoint<B: Backend, M: Module<B>>(module: M, run: &Path, device: &B::Device) -> anyhow::Result<M> {
+pub fn load_checkpoint<B: Backend, M: Module<B>>(
+    module: M,
+    run: &Path,
+    device: &B::Device,
+) -> anyhow::Result<M> {
     let path = checkpoint_path(run);
     if !path.is_file() {
         anyhow::bail!("checkpoint {} not found", path.display());

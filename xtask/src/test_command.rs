@@ -34,7 +34,11 @@ fn step(title: &str, args: &[&str]) -> anyhow::Result<()> {
         .args(args)
         .status()
         .with_context(|| format!("cannot run cargo for {title}"))?;
-    eprintln!("==> {title}: {} in {:.0}s", if status.success() { "ok" } else { "FAILED" }, started.elapsed().as_secs_f32());
+    eprintln!(
+        "==> {title}: {} in {:.0}s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f32()
+    );
     if !status.success() {
         bail!("{title} failed ({status})");
     }
@@ -43,12 +47,22 @@ fn step(title: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// Whether a Vulkan loader and at least one driver manifest are installed.
 pub fn vulkan_available() -> bool {
-    let loader = ["/usr/lib/x86_64-linux-gnu/libvulkan.so.1", "/usr/lib/aarch64-linux-gnu/libvulkan.so.1", "/usr/lib/libvulkan.so.1"]
+    let loader = [
+        "/usr/lib/x86_64-linux-gnu/libvulkan.so.1",
+        "/usr/lib/aarch64-linux-gnu/libvulkan.so.1",
+        "/usr/lib/libvulkan.so.1",
+    ]
+    .iter()
+    .any(|path| Path::new(path).exists());
+    let drivers = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"]
         .iter()
-        .any(|path| Path::new(path).exists());
-    let drivers = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d"].iter().any(|dir| {
-        std::fs::read_dir(dir).is_ok_and(|entries| entries.flatten().any(|e| e.path().extension().is_some_and(|x| x == "json")))
-    });
+        .any(|dir| {
+            std::fs::read_dir(dir).is_ok_and(|entries| {
+                entries
+                    .flatten()
+                    .any(|e| e.path().extension().is_some_and(|x| x == "json"))
+            })
+        });
     loader && drivers
 }
 
@@ -56,15 +70,30 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     step("tests", &["test", "--release", "--workspace"])?;
     if !args.no_gpu_checks {
-        step("wgpu compile check", &["check", "-p", "xtask", "--features", "wgpu"])?;
-        step("cuda compile check", &["check", "-p", "xtask", "--features", "cuda"])?;
+        step(
+            "wgpu compile check",
+            &["check", "-p", "xtask", "--features", "wgpu"],
+        )?;
+        step(
+            "cuda compile check",
+            &["check", "-p", "xtask", "--features", "cuda"],
+        )?;
     }
     if args.no_wgpu_test {
         eprintln!("==> WGPU smoke test: skipped (--no-wgpu-test)");
     } else if vulkan_available() {
         step(
             "WGPU smoke test",
-            &["test", "--release", "-p", "xtask", "--features", "wgpu", "--test", "wgpu_smoke"],
+            &[
+                "test",
+                "--release",
+                "-p",
+                "xtask",
+                "--features",
+                "wgpu",
+                "--test",
+                "wgpu_smoke",
+            ],
         )?;
     } else {
         eprintln!("==> WGPU smoke test: skipped, no Vulkan driver found (apt-get install mesa-vulkan-drivers libvulkan1)");

@@ -74,22 +74,37 @@ pub fn world(config: &PretrainConfig) -> SyntheticWorld {
 /// Loads the tokenizer from `path`, or trains one on the world's corpus.
 pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> anyhow::Result<TextTokenizer> {
     match path {
-        Some(path) => Ok(TextTokenizer::from_file(path).map_err(|err| UsageError(err.to_string()))?),
+        Some(path) => {
+            Ok(TextTokenizer::from_file(path).map_err(|err| UsageError(err.to_string()))?)
+        }
         None => {
             let corpus = world(config).corpus(config.data.tokenizer_corpus_scenes);
-            Ok(TextTokenizer::train_wordpiece(&corpus, config.data.tokenizer_vocab_size)?)
+            Ok(TextTokenizer::train_wordpiece(
+                &corpus,
+                config.data.tokenizer_vocab_size,
+            )?)
         }
     }
 }
 
 /// Batches for steps `first_step..steps`, built on a background thread.
 /// Each step's batch depends only on the seed and the step number.
-fn spawn_loader(batcher: PretrainBatcher, config: &PretrainConfig, first_step: usize) -> Receiver<Result<HostPretrainBatch, DataError>> {
+fn spawn_loader(
+    batcher: PretrainBatcher,
+    config: &PretrainConfig,
+    first_step: usize,
+) -> Receiver<Result<HostPretrainBatch, DataError>> {
     let (sender, receiver) = sync_channel(4);
-    let (seed, steps, batch_size, twins) = (config.seed, config.steps, config.batch_size, config.data.hard_negative_twins);
+    let (seed, steps, batch_size, twins) = (
+        config.seed,
+        config.steps,
+        config.batch_size,
+        config.data.hard_negative_twins,
+    );
     std::thread::spawn(move || {
         for step in first_step..steps {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng =
+                ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
             let samples = batcher.draw(Split::Train, batch_size, twins, &mut rng);
             if sender.send(batcher.batch_of(samples, &mut rng)).is_err() {
                 break;
@@ -141,12 +156,14 @@ impl BackendJob for PretrainJob {
         let config = self.config;
         let tokenizer = tokenizer(&config, self.tokenizer.as_deref())?;
         let out = &self.out;
-        std::fs::create_dir_all(out).with_context(|| format!("cannot create run folder {}", out.display()))?;
+        std::fs::create_dir_all(out)
+            .with_context(|| format!("cannot create run folder {}", out.display()))?;
         tokenizer.save(out.join(TOKENIZER_FILE))?;
         run_dir::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
 
         B::seed(&device, config.seed);
-        let mut model: SingleStreamPretrainer<B> = config.pretrainer(tokenizer.vocab_size()).init(&device);
+        let mut model: SingleStreamPretrainer<B> =
+            config.pretrainer(tokenizer.vocab_size()).init(&device);
         print_parameters(&model);
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(config.weight_decay as f32)
@@ -161,10 +178,12 @@ impl BackendJob for PretrainJob {
                 ..MlmMasking::default()
             },
             itm_negative_probability: config.data.itm_negative_probability,
+            fused_pairs: Some(config.data.fused_pairs),
         };
         let batches = spawn_loader(batcher, &config, 0);
         let metrics_path = out.join(METRICS_FILE);
-        let mut metrics_file = std::fs::File::create(&metrics_path).with_context(|| format!("cannot create {}", metrics_path.display()))?;
+        let mut metrics_file = std::fs::File::create(&metrics_path)
+            .with_context(|| format!("cannot create {}", metrics_path.display()))?;
         let mut records = Vec::new();
         let bar = progress_bar(config.steps);
         let interactive = !bar.is_hidden();
@@ -193,7 +212,10 @@ impl BackendJob for PretrainJob {
                 output.itc.accuracy,
             ];
             if !values[0].is_finite() {
-                anyhow::bail!("loss became {} at step {step}; lower learning_rate", values[0]);
+                anyhow::bail!(
+                    "loss became {} at step {step}; lower learning_rate",
+                    values[0]
+                );
             }
             accumulator.add(values);
             let lr = learning_rate(&config, step);
@@ -204,7 +226,8 @@ impl BackendJob for PretrainJob {
 
             let done = step + 1;
             if done % config.log_every == 0 || done == config.steps {
-                let [loss, mlm_loss, itm_loss, itc_loss, mlm_accuracy, itm_accuracy, itc_accuracy] = accumulator.take();
+                let [loss, mlm_loss, itm_loss, itc_loss, mlm_accuracy, itm_accuracy, itc_accuracy] =
+                    accumulator.take();
                 let record = MetricsRecord {
                     step: done,
                     loss,
@@ -224,23 +247,40 @@ impl BackendJob for PretrainJob {
                 writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
                 let message = format!(
                     "loss {:.3} (mlm {:.3} itm {:.3} itc {:.3}) {:.0} samples/s",
-                    record.loss, record.mlm_loss, record.itm_loss, record.itc_loss, record.samples_per_second
+                    record.loss,
+                    record.mlm_loss,
+                    record.itm_loss,
+                    record.itc_loss,
+                    record.samples_per_second
                 );
                 if interactive {
                     bar.set_message(message);
                 } else if done % (config.log_every * 5) == 0 || done == config.steps {
-                    eprintln!("step {done}/{} {message} elapsed {:.0}s", config.steps, record.elapsed_seconds);
+                    eprintln!(
+                        "step {done}/{} {message} elapsed {:.0}s",
+                        config.steps, record.elapsed_seconds
+                    );
                 }
                 records.push(record);
             }
         }
         bar.finish_and_clear();
-        eprintln!("trained {} steps in {:.1}s", config.steps, started.elapsed().as_secs_f32());
+        eprintln!(
+            "trained {} steps in {:.1}s",
+            config.steps,
+            started.elapsed().as_secs_f32()
+        );
 
         run_dir::save_checkpoint(model.clone(), out)?;
         plot::loss_curves(&records, &out.join(run_dir::CURVES_FILE))?;
 
-        let report = evaluate(&model.valid(), &world(&config), &tokenizer, &config, &device)?;
+        let report = evaluate(
+            &model.valid(),
+            &world(&config),
+            &tokenizer,
+            &config,
+            &device,
+        )?;
         report.write(&out.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

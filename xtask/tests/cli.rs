@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn xtask(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_xtask")).args(args).output().expect("runner starts")
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
+        .output()
+        .expect("runner starts")
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -20,7 +23,11 @@ fn temp_dir(name: &str) -> PathBuf {
 fn assert_usage_error(output: &Output, needle: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "stderr: {stderr}");
-    assert_eq!(stderr.trim_end().lines().count(), 1, "one line expected, got: {stderr}");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line expected, got: {stderr}"
+    );
     assert!(stderr.contains(needle), "{needle:?} not in: {stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
@@ -38,7 +45,10 @@ fn an_unknown_device_lists_the_compiled_ones() {
     assert_usage_error(&output, "unknown device 'tpu'");
     assert!(String::from_utf8_lossy(&output.stderr).contains("ndarray"));
     if !cfg!(feature = "cuda") {
-        assert_usage_error(&xtask(&["pretrain", "--device", "cuda:0"]), "--features cuda");
+        assert_usage_error(
+            &xtask(&["pretrain", "--device", "cuda:0"]),
+            "--features cuda",
+        );
     }
 }
 
@@ -47,18 +57,39 @@ fn a_missing_or_corrupt_tokenizer_names_the_file() {
     let dir = temp_dir("tokenizer");
     let missing = dir.join("missing.json");
     let out = dir.join("run");
-    let output = xtask(&["pretrain", "--tokenizer", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let output = xtask(&[
+        "pretrain",
+        "--tokenizer",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_usage_error(&output, missing.to_str().unwrap());
-    assert!(!out.exists(), "nothing is written before the inputs are checked");
+    assert!(
+        !out.exists(),
+        "nothing is written before the inputs are checked"
+    );
 
     let corrupt = dir.join("corrupt.json");
     std::fs::write(&corrupt, "{\"model\": 12").unwrap();
-    let output = xtask(&["pretrain", "--tokenizer", corrupt.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let output = xtask(&[
+        "pretrain",
+        "--tokenizer",
+        corrupt.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_usage_error(&output, corrupt.to_str().unwrap());
 
     let not_bert = dir.join("not-bert.json");
     std::fs::write(&not_bert, r#"{"version":"1.0","truncation":null,"padding":null,"added_tokens":[],"normalizer":null,"pre_tokenizer":null,"post_processor":null,"decoder":null,"model":{"type":"WordLevel","vocab":{"a":0},"unk_token":"a"}}"#).unwrap();
-    let output = xtask(&["pretrain", "--tokenizer", not_bert.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let output = xtask(&[
+        "pretrain",
+        "--tokenizer",
+        not_bert.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_usage_error(&output, "[PAD]");
     std::fs::remove_dir_all(dir).unwrap();
 }
@@ -68,8 +99,14 @@ fn a_bad_config_or_run_folder_names_the_key_or_file() {
     let dir = temp_dir("config");
     let config = dir.join("bad.toml");
     std::fs::write(&config, "[model]\nhiden_size = 8\n").unwrap();
-    assert_usage_error(&xtask(&["pretrain", "--config", config.to_str().unwrap()]), "hiden_size");
-    assert_usage_error(&xtask(&["eval", "--run", dir.join("nope").to_str().unwrap()]), "config.toml");
+    assert_usage_error(
+        &xtask(&["pretrain", "--config", config.to_str().unwrap()]),
+        "hiden_size",
+    );
+    assert_usage_error(
+        &xtask(&["eval", "--run", dir.join("nope").to_str().unwrap()]),
+        "config.toml",
+    );
     std::fs::remove_dir_all(dir).unwrap();
 }
 
@@ -100,27 +137,65 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
     std::fs::write(&config, TINY).unwrap();
     let run = dir.join("run");
     let output = xtask(&[
-        "pretrain", "--config", config.to_str().unwrap(), "--steps", "4", "--batch-size", "8",
-        "--seed", "5", "--device", "ndarray", "--out", run.to_str().unwrap(),
+        "pretrain",
+        "--config",
+        config.to_str().unwrap(),
+        "--steps",
+        "4",
+        "--batch-size",
+        "8",
+        "--seed",
+        "5",
+        "--device",
+        "ndarray",
+        "--out",
+        run.to_str().unwrap(),
     ]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    for file in ["config.toml", "tokenizer.json", "metrics.jsonl", "model.mpk", "curves.png", "eval.json"] {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for file in [
+        "config.toml",
+        "tokenizer.json",
+        "metrics.jsonl",
+        "model.mpk",
+        "curves.png",
+        "eval.json",
+    ] {
         assert!(run.join(file).is_file(), "{file} missing");
     }
     let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(saved.contains("steps = 4") && saved.contains("seed = 5"), "{saved}");
+    assert!(
+        saved.contains("steps = 4") && saved.contains("seed = 5"),
+        "{saved}"
+    );
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = metrics.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["step"], 4);
-    for key in ["loss", "mlm_loss", "itm_loss", "itc_loss", "samples_per_second"] {
+    for key in [
+        "loss",
+        "mlm_loss",
+        "itm_loss",
+        "itc_loss",
+        "samples_per_second",
+    ] {
         assert!(lines[1][key].as_f64().unwrap().is_finite(), "{key}");
     }
     let trained = read_json(&run.join("eval.json"));
     assert_eq!(trained["retrieval"]["candidates"], 40);
     for direction in ["t2i", "i2t"] {
         let r = &trained["retrieval"][direction];
-        let (r1, r5, r10) = (r["r1"].as_f64().unwrap(), r["r5"].as_f64().unwrap(), r["r10"].as_f64().unwrap());
+        let (r1, r5, r10) = (
+            r["r1"].as_f64().unwrap(),
+            r["r5"].as_f64().unwrap(),
+            r["r10"].as_f64().unwrap(),
+        );
         assert!(0.0 <= r1 && r1 <= r5 && r5 <= r10 && r10 <= 1.0, "{r}");
     }
     let png = std::fs::read(run.join("curves.png")).unwrap();
@@ -128,12 +203,22 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
 
     std::fs::remove_file(run.join("eval.json")).unwrap();
     let output = xtask(&["eval", "--run", run.to_str().unwrap(), "--device", "flex"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let reevaluated = read_json(&run.join("eval.json"));
     for direction in ["t2i", "i2t"] {
         for k in ["r1", "r5", "r10"] {
-            let (a, b) = (trained["retrieval"][direction][k].as_f64().unwrap(), reevaluated["retrieval"][direction][k].as_f64().unwrap());
-            assert!((a - b).abs() <= 1.0 / 40.0 + 1e-9, "{direction} {k}: {a} after training, {b} re-evaluated");
+            let (a, b) = (
+                trained["retrieval"][direction][k].as_f64().unwrap(),
+                reevaluated["retrieval"][direction][k].as_f64().unwrap(),
+            );
+            assert!(
+                (a - b).abs() <= 1.0 / 40.0 + 1e-9,
+                "{direction} {k}: {a} after training, {b} re-evaluated"
+            );
         }
     }
     std::fs::remove_dir_all(dir).unwrap();

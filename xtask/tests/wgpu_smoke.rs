@@ -30,17 +30,38 @@ fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
 }
 
 /// The step's total loss and the gradient of the patch projection.
-fn loss_and_gradient<B: AutodiffBackend>(weights: &[u8], batcher: &PretrainBatcher, device: B::Device) -> (f32, Vec<f32>) {
+fn loss_and_gradient<B: AutodiffBackend>(
+    weights: &[u8],
+    batcher: &PretrainBatcher,
+    device: B::Device,
+) -> (f32, Vec<f32>) {
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .load(weights.to_vec(), &device)
         .expect("weights load");
-    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size()).init(&device).load_record(record);
-    let host = batcher.batch(Split::Train, &[0, 1, 2, 3], &mut ChaCha8Rng::seed_from_u64(1)).unwrap();
+    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size())
+        .init(&device)
+        .load_record(record);
+    let host = batcher
+        .batch(
+            Split::Train,
+            &[0, 1, 2, 3],
+            &mut ChaCha8Rng::seed_from_u64(1),
+        )
+        .unwrap();
     let output = model.forward(&host.to_device::<B>(&device));
     let loss = output.loss.clone().into_scalar().elem::<f32>();
     let grads = output.loss.backward();
-    let gradient = model.backbone.patch_embeddings.projection.weight.grad(&grads).expect("gradient reaches the patches");
-    (loss, gradient.into_data().convert::<f32>().to_vec().unwrap())
+    let gradient = model
+        .backbone
+        .patch_embeddings
+        .projection
+        .weight
+        .grad(&grads)
+        .expect("gradient reaches the patches");
+    (
+        loss,
+        gradient.into_data().convert::<f32>().to_vec().unwrap(),
+    )
 }
 
 #[test]
@@ -53,15 +74,31 @@ fn wgpu_forward_and_backward_match_ndarray() {
         max_text_len: 40,
         masking: MlmMasking::default(),
         itm_negative_probability: 0.5,
+        fused_pairs: None,
     };
-    let model: SingleStreamPretrainer<NdArray> = config(batcher.tokenizer.vocab_size()).init(&Default::default());
-    let weights = BinBytesRecorder::<FullPrecisionSettings>::default().record(model.into_record(), ()).unwrap();
+    let model: SingleStreamPretrainer<NdArray> =
+        config(batcher.tokenizer.vocab_size()).init(&Default::default());
+    let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
+        .record(model.into_record(), ())
+        .unwrap();
 
-    let (cpu_loss, cpu_grad) = loss_and_gradient::<Autodiff<NdArray>>(&weights, &batcher, Default::default());
-    let (gpu_loss, gpu_grad) = loss_and_gradient::<Autodiff<Wgpu>>(&weights, &batcher, WgpuDevice::DefaultDevice);
-    assert!((cpu_loss - gpu_loss).abs() <= 1e-3 * cpu_loss.abs().max(1.0), "loss {cpu_loss} vs {gpu_loss}");
+    let (cpu_loss, cpu_grad) =
+        loss_and_gradient::<Autodiff<NdArray>>(&weights, &batcher, Default::default());
+    let (gpu_loss, gpu_grad) =
+        loss_and_gradient::<Autodiff<Wgpu>>(&weights, &batcher, WgpuDevice::DefaultDevice);
+    assert!(
+        (cpu_loss - gpu_loss).abs() <= 1e-3 * cpu_loss.abs().max(1.0),
+        "loss {cpu_loss} vs {gpu_loss}"
+    );
     let scale = cpu_grad.iter().fold(0.0f32, |m, g| m.max(g.abs()));
     assert!(scale > 0.0);
-    let worst = cpu_grad.iter().zip(&gpu_grad).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-    assert!(worst <= 1e-3 * scale, "gradient differs by {worst} (scale {scale})");
+    let worst = cpu_grad
+        .iter()
+        .zip(&gpu_grad)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-3 * scale,
+        "gradient differs by {worst} (scale {scale})"
+    );
 }

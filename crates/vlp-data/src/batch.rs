@@ -10,10 +10,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
 use crate::synthetic::{caption, RgbImage, Sample, Split, SyntheticWorld, NUM_PHRASINGS};
-use std::collections::HashSet;
 use crate::tokenizer::{TextTokenizer, TokenizedBatch};
 use crate::DataError;
 use rand::Rng;
+use std::collections::HashSet;
 
 /// Images as `[N, 3, H, W]` floats scaled to `[-1, 1]`.
 pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) -> Tensor<B, 4> {
@@ -21,7 +21,11 @@ pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) ->
     let plane = height * width;
     let mut values = vec![0f32; images.len() * 3 * plane];
     for (n, image) in images.iter().enumerate() {
-        assert_eq!((image.height, image.width), (height, width), "images of one batch share a size");
+        assert_eq!(
+            (image.height, image.width),
+            (height, width),
+            "images of one batch share a size"
+        );
         let out = &mut values[n * 3 * plane..(n + 1) * 3 * plane];
         for (p, rgb) in image.pixels.chunks_exact(3).enumerate() {
             for c in 0..3 {
@@ -29,7 +33,10 @@ pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) ->
             }
         }
     }
-    Tensor::from_data(TensorData::new(values, [images.len(), 3, height, width]), device)
+    Tensor::from_data(
+        TensorData::new(values, [images.len(), 3, height, width]),
+        device,
+    )
 }
 
 /// Token ids `[N, T]` and the padding mask `[N, T]` (`true` at padding).
@@ -60,7 +67,8 @@ pub struct HostPretrainBatch {
     pub mlm_ids: Vec<Vec<u32>>,
     /// `(row, position, original id)` of every token to predict.
     pub mlm_targets: Vec<(usize, usize, u32)>,
-    /// Text row, image row and label (1 = match) of each matching example.
+    /// Text row, image row and label (1 = match) of each matching example
+    /// (the first `fused_pairs` rows of the batch, partners from anywhere in it).
     pub itm_text: Vec<usize>,
     pub itm_image: Vec<usize>,
     pub itm_labels: Vec<bool>,
@@ -92,7 +100,11 @@ pub struct PretrainBatch<B: Backend> {
     pub itm_labels: Tensor<B, 1, Int>,
 }
 
-fn int_tensor<B: Backend, const D: usize>(values: Vec<i64>, shape: [usize; D], device: &B::Device) -> Tensor<B, D, Int> {
+fn int_tensor<B: Backend, const D: usize>(
+    values: Vec<i64>,
+    shape: [usize; D],
+    device: &B::Device,
+) -> Tensor<B, D, Int> {
     Tensor::from_data(TensorData::new(values, shape), device)
 }
 
@@ -110,8 +122,15 @@ impl HostPretrainBatch {
         let (text_ids, text_padding) = tokens_to_tensors(&self.tokens, device);
         let (rows, cols) = (self.mlm_ids.len(), self.tokens.ids[0].len());
         let mlm_ids: Vec<i64> = self.mlm_ids.iter().flatten().map(|&id| id as i64).collect();
-        let targets: Vec<_> = self.mlm_targets.iter().filter(|&&(row, _, _)| self.itm_labels[row]).collect();
-        let positions: Vec<i64> = targets.iter().map(|&&(r, t, _)| (r * cols + t) as i64).collect();
+        let targets: Vec<_> = self
+            .mlm_targets
+            .iter()
+            .filter(|&&(row, _, _)| self.itm_labels[row])
+            .collect();
+        let positions: Vec<i64> = targets
+            .iter()
+            .map(|&&(r, t, _)| (r * cols + t) as i64)
+            .collect();
         let labels: Vec<i64> = targets.iter().map(|&&(_, _, id)| id as i64).collect();
         let n = targets.len();
         let index = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
@@ -143,13 +162,27 @@ pub struct PretrainBatcher {
     pub masking: MlmMasking,
     /// Probability that a matching example is turned into a negative.
     pub itm_negative_probability: f64,
+    /// How many examples of each batch also form matching pairs for the
+    /// fused pass (ITM, and MLM on the matched ones); `None`: all of them.
+    /// The contrastive objective always uses the whole batch, which is where
+    /// a large batch pays off; the fused pass costs as much as both unimodal
+    /// passes together, so a subset trades little signal for speed.
+    pub fused_pairs: Option<usize>,
 }
 
 impl PretrainBatcher {
     /// The batch made of scenes `indices` of `split`, each with a random
     /// phrasing, random MLM masks and random ITM negatives drawn from `rng`.
-    pub fn batch(&self, split: Split, indices: &[usize], rng: &mut ChaCha8Rng) -> Result<HostPretrainBatch, DataError> {
-        let samples = indices.iter().map(|&i| self.world.sample(split, i)).collect();
+    pub fn batch(
+        &self,
+        split: Split,
+        indices: &[usize],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        let samples = indices
+            .iter()
+            .map(|&i| self.world.sample(split, i))
+            .collect();
         self.batch_of(samples, rng)
     }
 
@@ -158,7 +191,13 @@ impl PretrainBatcher {
     /// scene is followed by its hard-negative twin (same layout, one
     /// attribute changed), so half of the batch are hard negatives of the
     /// other half.
-    pub fn draw(&self, split: Split, size: usize, twins: bool, rng: &mut ChaCha8Rng) -> Vec<Sample> {
+    pub fn draw(
+        &self,
+        split: Split,
+        size: usize,
+        twins: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Vec<Sample> {
         let mut seen = HashSet::with_capacity(size);
         let mut samples = Vec::with_capacity(size);
         while samples.len() < size {
@@ -181,7 +220,11 @@ impl PretrainBatcher {
 
     /// The batch of `samples`, each with a random phrasing, random MLM masks
     /// and random ITM negatives drawn from `rng`.
-    pub fn batch_of(&self, samples: Vec<Sample>, rng: &mut ChaCha8Rng) -> Result<HostPretrainBatch, DataError> {
+    pub fn batch_of(
+        &self,
+        samples: Vec<Sample>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
         let texts: Vec<String> = samples
             .iter()
             .map(|s| caption(&s.scene, rng.random_range(0..NUM_PHRASINGS)))
@@ -201,7 +244,12 @@ impl PretrainBatcher {
             mlm_ids.push(masked.input_ids);
         }
         let descriptions: Vec<String> = samples.iter().map(|s| s.scene.description_key()).collect();
-        let pairs = random_negatives(&descriptions, self.itm_negative_probability, rng);
+        let mut pairs = random_negatives(&descriptions, self.itm_negative_probability, rng);
+        let fused = self.fused_pairs.unwrap_or(samples.len()).min(samples.len());
+        pairs.text_index.truncate(fused);
+        pairs.image_index.truncate(fused);
+        pairs.is_match.truncate(fused);
+        mlm_targets.retain(|&(row, _, _)| row < fused);
         Ok(HostPretrainBatch {
             images: samples.into_iter().map(|s| s.image).collect(),
             tokens,
@@ -231,16 +279,23 @@ mod tests {
             max_text_len: 32,
             masking: MlmMasking::default(),
             itm_negative_probability: 0.5,
+            fused_pairs: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let host = batcher.batch(Split::Train, &[0, 1, 2, 3], &mut rng).unwrap();
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3], &mut rng)
+            .unwrap();
         let device = Default::default();
         let batch = host.to_device::<NdArray>(&device);
         let t = host.tokens.ids[0].len();
         assert_eq!(batch.images.dims(), [4, 3, 32, 32]);
         assert_eq!(batch.text_ids.dims(), [4, t]);
         assert_eq!(batch.mlm_ids.dims(), [4, t]);
-        let pixel = batch.images.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
+        let pixel = batch
+            .images
+            .clone()
+            .slice([0..1, 0..1, 0..1, 0..1])
+            .into_scalar();
         assert!((-1.0..=1.0).contains(&pixel));
         let padding: Vec<bool> = batch.text_padding.into_data().to_vec().unwrap();
         for (row, &len) in host.tokens.lengths.iter().enumerate() {
@@ -248,16 +303,46 @@ mod tests {
                 assert_eq!(padding[row * t + col], col >= len);
             }
         }
+        let subset = PretrainBatcher {
+            fused_pairs: Some(2),
+            ..batcher.clone()
+        };
+        let partial = subset.batch(Split::Train, &[0, 1, 2, 3], &mut rng).unwrap();
+        assert_eq!(
+            (
+                partial.itm_labels.len(),
+                partial.itm_text.len(),
+                partial.itm_image.len()
+            ),
+            (2, 2, 2)
+        );
+        assert!(partial.mlm_targets.iter().all(|&(row, _, _)| row < 2));
         let twins = batcher.draw(Split::Train, 10, true, &mut rng);
         let keys: HashSet<String> = twins.iter().map(|s| s.scene.description_key()).collect();
         assert_eq!((twins.len(), keys.len()), (10, 10));
-        let positions: Vec<i64> = batch.mlm_positions.into_data().convert::<i64>().to_vec().unwrap();
-        let labels: Vec<i64> = batch.mlm_labels.into_data().convert::<i64>().to_vec().unwrap();
+        let positions: Vec<i64> = batch
+            .mlm_positions
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        let labels: Vec<i64> = batch
+            .mlm_labels
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
         let matched = host.itm_labels.iter().filter(|&&m| m).count();
-        assert!(positions.len() >= matched, "at least one masked token per matching pair");
+        assert!(
+            positions.len() >= matched,
+            "at least one masked token per matching pair"
+        );
         for (&flat, &label) in positions.iter().zip(&labels) {
             let (row, col) = (flat as usize / t, flat as usize % t);
-            assert!(host.itm_labels[row], "MLM targets come from matching pairs only");
+            assert!(
+                host.itm_labels[row],
+                "MLM targets come from matching pairs only"
+            );
             assert_eq!(host.tokens.ids[row][col] as i64, label);
         }
     }

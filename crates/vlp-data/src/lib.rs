@@ -14,7 +14,9 @@ pub mod negatives;
 pub mod synthetic;
 pub mod tokenizer;
 
-pub use batch::{images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher};
+pub use batch::{
+    images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher,
+};
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};

@@ -48,7 +48,9 @@ impl MlmMasking {
         vocab_size: usize,
         rng: &mut ChaCha8Rng,
     ) -> MaskedSequence {
-        let candidates: Vec<usize> = (0..ids.len()).filter(|&i| !special.contains(ids[i])).collect();
+        let candidates: Vec<usize> = (0..ids.len())
+            .filter(|&i| !special.contains(ids[i]))
+            .collect();
         let mut chosen: Vec<usize> = candidates
             .iter()
             .copied()

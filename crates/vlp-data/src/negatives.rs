@@ -17,7 +17,11 @@ pub struct ItmPairs {
 /// identifies what example `i` shows; examples with equal descriptions are
 /// never used as each other's negatives. An example with no valid partner in
 /// the batch stays positive.
-pub fn random_negatives(descriptions: &[String], probability: f64, rng: &mut ChaCha8Rng) -> ItmPairs {
+pub fn random_negatives(
+    descriptions: &[String],
+    probability: f64,
+    rng: &mut ChaCha8Rng,
+) -> ItmPairs {
     let n = descriptions.len();
     let mut pairs = ItmPairs {
         text_index: (0..n).collect(),
@@ -28,7 +32,9 @@ pub fn random_negatives(descriptions: &[String], probability: f64, rng: &mut Cha
         if !rng.random_bool(probability) {
             continue;
         }
-        let partners: Vec<usize> = (0..n).filter(|&j| descriptions[j] != descriptions[i]).collect();
+        let partners: Vec<usize> = (0..n)
+            .filter(|&j| descriptions[j] != descriptions[i])
+            .collect();
         if partners.is_empty() {
             continue;
         }

@@ -54,7 +54,9 @@ impl TextTokenizer {
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, DataError> {
         let path = path.as_ref();
         if !path.is_file() {
-            return Err(DataError::TokenizerNotFound { path: path.to_path_buf() });
+            return Err(DataError::TokenizerNotFound {
+                path: path.to_path_buf(),
+            });
         }
         let inner = Tokenizer::from_file(path).map_err(|err| DataError::TokenizerInvalid {
             path: path.to_path_buf(),
@@ -65,10 +67,12 @@ impl TextTokenizer {
 
     fn from_tokenizer(inner: Tokenizer, source_name: &str) -> Result<Self, DataError> {
         let id = |token: &str| {
-            inner.token_to_id(token).ok_or_else(|| DataError::MissingSpecialToken {
-                source_name: source_name.to_string(),
-                token: token.to_string(),
-            })
+            inner
+                .token_to_id(token)
+                .ok_or_else(|| DataError::MissingSpecialToken {
+                    source_name: source_name.to_string(),
+                    token: token.to_string(),
+                })
         };
         let special = SpecialTokens {
             pad: id("[PAD]")?,
@@ -88,7 +92,12 @@ impl TextTokenizer {
             .vocab_size(vocab_size)
             .min_frequency(1)
             .show_progress(false)
-            .special_tokens(SPECIAL_NAMES.iter().map(|t| AddedToken::from(*t, true)).collect())
+            .special_tokens(
+                SPECIAL_NAMES
+                    .iter()
+                    .map(|t| AddedToken::from(*t, true))
+                    .collect(),
+            )
             .build();
         let mut tokenizer: TokenizerImpl<
             WordPiece,
@@ -101,9 +110,16 @@ impl TextTokenizer {
             .with_normalizer(Some(BertNormalizer::new(true, true, None, true)))
             .with_pre_tokenizer(Some(BertPreTokenizer))
             .with_decoder(Some(WordPieceDecoder::default()));
-        tokenizer.train(&mut trainer, corpus.iter()).map_err(training)?;
-        let id = |token: &str| tokenizer.token_to_id(token).expect("trainer adds special tokens");
-        let processor = BertProcessing::new(("[SEP]".into(), id("[SEP]")), ("[CLS]".into(), id("[CLS]")));
+        tokenizer
+            .train(&mut trainer, corpus.iter())
+            .map_err(training)?;
+        let id = |token: &str| {
+            tokenizer
+                .token_to_id(token)
+                .expect("trainer adds special tokens")
+        };
+        let processor =
+            BertProcessing::new(("[SEP]".into(), id("[SEP]")), ("[CLS]".into(), id("[CLS]")));
         tokenizer.with_post_processor(Some(processor));
         Self::from_tokenizer(tokenizer.into(), "trained tokenizer")
     }
@@ -112,10 +128,12 @@ impl TextTokenizer {
     /// Python's `tokenizers`) can read.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<(), DataError> {
         let path = path.as_ref();
-        self.inner.save(path, true).map_err(|err| DataError::TokenizerWrite {
-            path: path.to_path_buf(),
-            reason: err.to_string(),
-        })
+        self.inner
+            .save(path, true)
+            .map_err(|err| DataError::TokenizerWrite {
+                path: path.to_path_buf(),
+                reason: err.to_string(),
+            })
     }
 
     pub fn special(&self) -> SpecialTokens {
@@ -160,7 +178,11 @@ impl TextTokenizer {
     /// Token strings of `ids`, for inspection and error messages.
     pub fn tokens(&self, ids: &[u32]) -> Vec<String> {
         ids.iter()
-            .map(|&id| self.inner.id_to_token(id).unwrap_or_else(|| "[?]".to_string()))
+            .map(|&id| {
+                self.inner
+                    .id_to_token(id)
+                    .unwrap_or_else(|| "[?]".to_string())
+            })
             .collect()
     }
 }
@@ -181,8 +203,14 @@ mod tests {
         let path = dir.join("tokenizer.json");
         tokenizer.save(&path).unwrap();
         let loaded = TextTokenizer::from_file(&path).unwrap();
-        let texts = vec!["a small red circle".to_string(), "there is a large blue square to the left of a cross".to_string()];
-        assert_eq!(tokenizer.encode(&texts, 32).unwrap(), loaded.encode(&texts, 32).unwrap());
+        let texts = vec![
+            "a small red circle".to_string(),
+            "there is a large blue square to the left of a cross".to_string(),
+        ];
+        assert_eq!(
+            tokenizer.encode(&texts, 32).unwrap(),
+            loaded.encode(&texts, 32).unwrap()
+        );
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -190,11 +218,19 @@ mod tests {
     fn encodes_with_special_tokens_padding_and_truncation() {
         let tokenizer = TextTokenizer::train_wordpiece(&corpus(), 200).unwrap();
         let special = tokenizer.special();
-        let texts = vec!["A small RED circle".to_string(), "a small red circle above a large blue square".to_string()];
+        let texts = vec![
+            "A small RED circle".to_string(),
+            "a small red circle above a large blue square".to_string(),
+        ];
         let batch = tokenizer.encode(&texts, 32).unwrap();
-        assert_eq!(tokenizer.tokens(&batch.ids[0][..batch.lengths[0]]), ["[CLS]", "a", "small", "red", "circle", "[SEP]"]);
+        assert_eq!(
+            tokenizer.tokens(&batch.ids[0][..batch.lengths[0]]),
+            ["[CLS]", "a", "small", "red", "circle", "[SEP]"]
+        );
         assert_eq!(batch.ids[0].len(), batch.ids[1].len());
-        assert!(batch.ids[0][batch.lengths[0]..].iter().all(|&id| id == special.pad));
+        assert!(batch.ids[0][batch.lengths[0]..]
+            .iter()
+            .all(|&id| id == special.pad));
         let truncated = tokenizer.encode(&texts, 4).unwrap();
         assert_eq!(truncated.ids[1].len(), 4);
         assert_eq!(truncated.ids[1][0], special.cls);
@@ -204,7 +240,10 @@ mod tests {
     #[test]
     fn missing_and_corrupt_files_name_the_file() {
         let err = TextTokenizer::from_file("/nonexistent/tokenizer.json").unwrap_err();
-        assert!(err.to_string().contains("/nonexistent/tokenizer.json"), "{err}");
+        assert!(
+            err.to_string().contains("/nonexistent/tokenizer.json"),
+            "{err}"
+        );
         let path = std::env::temp_dir().join(format!("vlp-corrupt-{}.json", std::process::id()));
         std::fs::write(&path, "{ not json").unwrap();
         let err = TextTokenizer::from_file(&path).unwrap_err();

@@ -2,8 +2,8 @@
 //! learned `[CLS]`, add learned positions and the image modality's type
 //! embedding (names follow Hugging Face ViT's `embeddings` keys).
 
-use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::module::Param;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Initializer};
 use burn::prelude::*;
 
@@ -46,13 +46,16 @@ impl PatchEmbeddingsConfig {
 
     pub fn init<B: Backend>(&self, device: &B::Device) -> PatchEmbeddings<B> {
         assert!(
-            self.image_size % self.patch_size == 0,
+            self.image_size.is_multiple_of(self.patch_size),
             "patch size {} does not divide image size {}",
             self.patch_size,
             self.image_size
         );
         let hidden = self.hidden_size;
-        let normal = Initializer::Normal { mean: 0.0, std: 0.02 };
+        let normal = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        };
         PatchEmbeddings {
             projection: Conv2dConfig::new([self.channels, hidden], [self.patch_size; 2])
                 .with_stride([self.patch_size; 2])
@@ -71,10 +74,16 @@ impl<B: Backend> PatchEmbeddings<B> {
         let [_, tokens, hidden] = self.position_embeddings.dims();
         let patches = self.projection.forward(images); // [B, H, h, w]
         let [_, _, h, w] = patches.dims();
-        assert_eq!(1 + h * w, tokens, "image size differs from the configured one");
+        assert_eq!(
+            1 + h * w,
+            tokens,
+            "image size differs from the configured one"
+        );
         let patches = patches.reshape([batch, hidden, h * w]).swap_dims(1, 2);
         let cls = self.cls_token.val().expand([batch, 1, hidden]);
-        let embeddings = Tensor::cat(vec![cls, patches], 1) + self.position_embeddings.val() + self.type_embedding.val();
+        let embeddings = Tensor::cat(vec![cls, patches], 1)
+            + self.position_embeddings.val()
+            + self.type_embedding.val();
         self.dropout.forward(embeddings)
     }
 }
@@ -87,13 +96,25 @@ mod tests {
     #[test]
     fn one_token_per_patch_and_each_patch_sees_only_its_pixels() {
         let device = Default::default();
-        let embeddings = PatchEmbeddingsConfig::new(16, 4, 8).with_dropout(0.0).init::<NdArray>(&device);
-        let images = Tensor::<NdArray, 4>::random([2, 3, 16, 16], burn::tensor::Distribution::Default, &device);
+        let embeddings = PatchEmbeddingsConfig::new(16, 4, 8)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let images = Tensor::<NdArray, 4>::random(
+            [2, 3, 16, 16],
+            burn::tensor::Distribution::Default,
+            &device,
+        );
         let out = embeddings.forward(images.clone());
         assert_eq!(out.dims(), [2, 17, 8]);
         // Change the pixels of patch (row 1, col 2) only: token 1 + 1*4 + 2 changes, the others do not.
-        let changed = images.clone().slice_assign([0..2, 0..3, 4..8, 8..12], Tensor::ones([2, 3, 4, 4], &device));
-        let diff = (embeddings.forward(changed) - out).abs().sum_dim(2).reshape([2, 17]);
+        let changed = images.clone().slice_assign(
+            [0..2, 0..3, 4..8, 8..12],
+            Tensor::ones([2, 3, 4, 4], &device),
+        );
+        let diff = (embeddings.forward(changed) - out)
+            .abs()
+            .sum_dim(2)
+            .reshape([2, 17]);
         let diff: Vec<f32> = diff.into_data().to_vec().unwrap();
         for (i, d) in diff.iter().enumerate() {
             assert_eq!(*d > 1e-6, i % 17 == 7, "token {} changed by {d}", i % 17);

@@ -1,7 +1,9 @@
 //! Text embeddings: word + position + token type, then LayerNorm and dropout
 //! (BERT's `embeddings` block; field names follow its checkpoint keys).
 
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig,
+};
 use burn::prelude::*;
 
 /// Configuration of [`TextEmbeddings`].
@@ -41,7 +43,10 @@ impl TextEmbeddingsConfig {
         // tied MLM decoder's first logits huge.
         let table = |rows| {
             EmbeddingConfig::new(rows, self.hidden_size)
-                .with_initializer(Initializer::Normal { mean: 0.0, std: 0.02 })
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
                 .init(device)
         };
         TextEmbeddings {
@@ -66,15 +71,23 @@ impl<B: Backend> TextEmbeddings<B> {
     pub fn forward_with_type(&self, ids: Tensor<B, 2, Int>, token_type: usize) -> Tensor<B, 3> {
         let [_, seq_len] = ids.dims();
         let max = self.position_embeddings.weight.dims()[0];
-        assert!(seq_len <= max, "sequence of {seq_len} tokens exceeds the {max} position embeddings");
+        assert!(
+            seq_len <= max,
+            "sequence of {seq_len} tokens exceeds the {max} position embeddings"
+        );
         let hidden = self.word_embeddings.weight.dims()[1];
         let words = self.word_embeddings.forward(ids);
-        let positions = self.position_embeddings.weight.val().slice([0..seq_len]).unsqueeze::<3>();
+        let positions = self
+            .position_embeddings
+            .weight
+            .val()
+            .narrow(0, 0, seq_len)
+            .unsqueeze::<3>();
         let token_type = self
             .token_type_embeddings
             .weight
             .val()
-            .slice([token_type..token_type + 1])
+            .narrow(0, token_type, 1)
             .reshape([1, 1, hidden]);
         let embeddings = self.layer_norm.forward(words + positions + token_type);
         self.dropout.forward(embeddings)
@@ -95,20 +108,30 @@ mod tests {
     #[test]
     fn equals_the_sum_of_its_tables_normalised() {
         let device = Default::default();
-        let embeddings = TextEmbeddingsConfig::new(10, 8).with_dropout(0.0).init::<NdArray>(&device);
-        let ids = Tensor::<NdArray, 2, Int>::from_data(TensorData::new(vec![3i64, 7, 1], [1, 3]), &device);
+        let embeddings = TextEmbeddingsConfig::new(10, 8)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let ids = Tensor::<NdArray, 2, Int>::from_data(
+            TensorData::new(vec![3i64, 7, 1], [1, 3]),
+            &device,
+        );
         let out = embeddings.forward_with_type(ids, 1);
         assert_eq!(out.dims(), [1, 3, 8]);
         let words = embeddings.word_embeddings.weight.val();
         let positions = embeddings.position_embeddings.weight.val();
         let types = embeddings.token_type_embeddings.weight.val();
         for (t, id) in [3usize, 7, 1].into_iter().enumerate() {
-            let sum = words.clone().slice([id..id + 1]) + positions.clone().slice([t..t + 1]) + types.clone().slice([1..2]);
+            let sum = words.clone().narrow(0, id, 1)
+                + positions.clone().narrow(0, t, 1)
+                + types.clone().narrow(0, 1, 1);
             let mean = sum.clone().mean_dim(1);
             let var = (sum.clone() - mean.clone()).powi_scalar(2).mean_dim(1);
             let expected = (sum - mean) / (var + 1e-12).sqrt();
             let got = out.clone().slice([0..1, t..t + 1]).reshape([1, 8]);
-            got.into_data().assert_approx_eq::<f32>(&expected.into_data(), burn::tensor::Tolerance::absolute(1e-4));
+            got.into_data().assert_approx_eq::<f32>(
+                &expected.into_data(),
+                burn::tensor::Tolerance::absolute(1e-4),
+            );
         }
     }
 }

@@ -32,7 +32,7 @@ pub struct MultiHeadSelfAttention<B: Backend> {
 impl MultiHeadSelfAttentionConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> MultiHeadSelfAttention<B> {
         assert!(
-            self.hidden_size % self.num_heads == 0,
+            self.hidden_size.is_multiple_of(self.num_heads),
             "hidden size {} is not a multiple of {} heads",
             self.hidden_size,
             self.num_heads
@@ -54,7 +54,10 @@ impl MultiHeadSelfAttentionConfig {
 /// once per sequence and share it across layers.
 pub fn padding_bias<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
     let [batch, seq_len] = padding.dims();
-    padding.float().mul_scalar(-1e9).reshape([batch, 1, 1, seq_len])
+    padding
+        .float()
+        .mul_scalar(-1e9)
+        .reshape([batch, 1, 1, seq_len])
 }
 
 impl<B: Backend> MultiHeadSelfAttention<B> {
@@ -62,17 +65,25 @@ impl<B: Backend> MultiHeadSelfAttention<B> {
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let [batch, seq_len, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<B, 3>| t.reshape([batch, seq_len, self.num_heads, head_dim]).swap_dims(1, 2);
+        let heads = |t: Tensor<B, 3>| {
+            t.reshape([batch, seq_len, self.num_heads, head_dim])
+                .swap_dims(1, 2)
+        };
         let q = heads(self.query.forward(x.clone()));
         let k = heads(self.key.forward(x.clone()));
         let v = heads(self.value.forward(x));
-        let scores = q.matmul(k.swap_dims(2, 3)).div_scalar((head_dim as f32).sqrt());
+        let scores = q
+            .matmul(k.swap_dims(2, 3))
+            .div_scalar((head_dim as f32).sqrt());
         let scores = match bias {
             Some(bias) => scores + bias,
             None => scores,
         };
         let probs = self.dropout.forward(softmax(scores, 3));
-        let context = probs.matmul(v).swap_dims(1, 2).reshape([batch, seq_len, hidden]);
+        let context = probs
+            .matmul(v)
+            .swap_dims(1, 2)
+            .reshape([batch, seq_len, hidden]);
         self.output.forward(context)
     }
 }
@@ -86,20 +97,37 @@ mod tests {
     #[test]
     fn padding_changes_nothing_for_real_tokens() {
         let device = Default::default();
-        let attention = MultiHeadSelfAttentionConfig::new(8, 2).with_dropout(0.0).init::<NdArray>(&device);
+        let attention = MultiHeadSelfAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
         let x = Tensor::<NdArray, 3>::random([1, 3, 8], Distribution::Default, &device);
         let unpadded = attention.forward(x.clone(), None);
         // The same three tokens followed by two padding tokens of arbitrary value.
-        let padded_x = Tensor::cat(vec![x, Tensor::random([1, 2, 8], Distribution::Default, &device) * 100.0], 1);
-        let padding = Tensor::<NdArray, 2, Bool>::from_data(TensorData::new(vec![false, false, false, true, true], [1, 5]), &device);
-        let padded = attention.forward(padded_x, Some(padding_bias(padding))).slice([0..1, 0..3]);
-        padded.into_data().assert_approx_eq::<f32>(&unpadded.into_data(), Tolerance::absolute(1e-5));
+        let padded_x = Tensor::cat(
+            vec![
+                x,
+                Tensor::random([1, 2, 8], Distribution::Default, &device) * 100.0,
+            ],
+            1,
+        );
+        let padding = Tensor::<NdArray, 2, Bool>::from_data(
+            TensorData::new(vec![false, false, false, true, true], [1, 5]),
+            &device,
+        );
+        let padded = attention
+            .forward(padded_x, Some(padding_bias(padding)))
+            .slice([0..1, 0..3]);
+        padded
+            .into_data()
+            .assert_approx_eq::<f32>(&unpadded.into_data(), Tolerance::absolute(1e-5));
     }
 
     #[test]
     fn one_head_matches_the_formula() {
         let device = Default::default();
-        let attention = MultiHeadSelfAttentionConfig::new(4, 1).with_dropout(0.0).init::<NdArray>(&device);
+        let attention = MultiHeadSelfAttentionConfig::new(4, 1)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
         let x = Tensor::<NdArray, 3>::random([1, 3, 4], Distribution::Default, &device);
         let x2: Tensor<NdArray, 2> = x.clone().reshape([3, 4]);
         let q = attention.query.forward(x2.clone());
@@ -108,6 +136,7 @@ mod tests {
         let probs = softmax(q.matmul(k.transpose()) / 2.0, 1);
         let expected = attention.output.forward(probs.matmul(v));
         let got: Tensor<NdArray, 2> = attention.forward(x, None).reshape([3, 4]);
-        got.into_data().assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+        got.into_data()
+            .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
     }
 }

@@ -25,7 +25,9 @@ pub struct TransformerEncoder<B: Backend> {
 impl TransformerEncoderConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerEncoder<B> {
         TransformerEncoder {
-            layer: (0..self.num_layers).map(|_| self.layer.init(device)).collect(),
+            layer: (0..self.num_layers)
+                .map(|_| self.layer.init(device))
+                .collect(),
             final_norm: self.layer.norm_first.then(|| {
                 LayerNormConfig::new(self.layer.hidden_size)
                     .with_epsilon(self.layer.layer_norm_eps)
@@ -39,7 +41,10 @@ impl<B: Backend> TransformerEncoder<B> {
     /// `x` `[B, S, H]`; `padding` `[B, S]` is `true` at positions no token may attend to.
     pub fn forward(&self, x: Tensor<B, 3>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
         let bias = padding.map(padding_bias);
-        let x = self.layer.iter().fold(x, |x, layer| layer.forward(x, bias.clone()));
+        let x = self
+            .layer
+            .iter()
+            .fold(x, |x, layer| layer.forward(x, bias.clone()));
         match &self.final_norm {
             Some(norm) => norm.forward(x),
             None => x,

@@ -38,7 +38,11 @@ pub struct TransformerLayer<B: Backend> {
 
 impl TransformerLayerConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerLayer<B> {
-        let norm = || LayerNormConfig::new(self.hidden_size).with_epsilon(self.layer_norm_eps).init(device);
+        let norm = || {
+            LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device)
+        };
         TransformerLayer {
             attention: MultiHeadSelfAttentionConfig::new(self.hidden_size, self.num_heads)
                 .with_dropout(self.dropout)
@@ -57,13 +61,51 @@ impl TransformerLayerConfig {
 impl<B: Backend> TransformerLayer<B> {
     /// `x` `[B, S, H]`, optional attention bias `[B, 1, 1, S]` → `[B, S, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let attend = |h: Tensor<B, 3>| self.attention_dropout.forward(self.attention.forward(h, bias.clone()));
+        let attend = |h: Tensor<B, 3>| {
+            self.attention_dropout
+                .forward(self.attention.forward(h, bias.clone()))
+        };
         if self.norm_first {
             let x = x.clone() + attend(self.attention_norm.forward(x));
             x.clone() + self.feed_forward.forward(self.output_norm.forward(x))
         } else {
             let x = self.attention_norm.forward(x.clone() + attend(x));
-            self.output_norm.forward(x.clone() + self.feed_forward.forward(x))
+            self.output_norm
+                .forward(x.clone() + self.feed_forward.forward(x))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::Distribution;
+
+    fn layer(norm_first: bool) -> TransformerLayer<NdArray> {
+        TransformerLayerConfig::new(8, 2, 16)
+            .with_dropout(0.0)
+            .with_norm_first(norm_first)
+            .init(&Default::default())
+    }
+
+    #[test]
+    fn post_norm_ends_normalised_and_pre_norm_keeps_the_residual_stream() {
+        let x = Tensor::<NdArray, 3>::random(
+            [2, 5, 8],
+            Distribution::Normal(3.0, 2.0),
+            &Default::default(),
+        );
+        let post = layer(false).forward(x.clone(), None);
+        // Post-norm output is a LayerNorm output (gamma 1, beta 0 at init).
+        let mean = post.clone().mean_dim(2).abs().max().into_scalar();
+        let var = post.var_bias(2).mean().into_scalar();
+        assert!(
+            mean < 1e-4 && (var - 1.0).abs() < 0.02,
+            "mean {mean}, variance {var}"
+        );
+        // Pre-norm adds branch outputs to the raw input, so its large mean survives.
+        let pre = layer(true).forward(x, None);
+        assert!(pre.mean().into_scalar() > 1.5);
     }
 }

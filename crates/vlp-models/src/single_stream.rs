@@ -66,17 +66,22 @@ pub struct FusedOutput<B: Backend> {
 
 impl SingleStreamConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SingleStreamModel<B> {
-        let layer = TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-            .with_dropout(self.dropout)
-            .with_norm_first(self.norm_first);
+        let layer =
+            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
+                .with_dropout(self.dropout)
+                .with_norm_first(self.norm_first);
         SingleStreamModel {
             embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
                 .with_max_position_embeddings(self.max_text_len)
                 .with_dropout(self.dropout)
                 .init(device),
-            patch_embeddings: PatchEmbeddingsConfig::new(self.image_size, self.patch_size, self.hidden_size)
-                .with_dropout(self.dropout)
-                .init(device),
+            patch_embeddings: PatchEmbeddingsConfig::new(
+                self.image_size,
+                self.patch_size,
+                self.hidden_size,
+            )
+            .with_dropout(self.dropout)
+            .init(device),
             encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
             pooler: PoolerConfig::new(self.hidden_size).init(device),
         }
@@ -106,7 +111,12 @@ impl<B: Backend> SingleStreamModel<B> {
 
     /// Merged attention over `[text; image]`: every token attends to every
     /// non-padding token of both modalities.
-    pub fn fuse(&self, text: Tensor<B, 3>, padding: Tensor<B, 2, Bool>, image: Tensor<B, 3>) -> FusedOutput<B> {
+    pub fn fuse(
+        &self,
+        text: Tensor<B, 3>,
+        padding: Tensor<B, 2, Bool>,
+        image: Tensor<B, 3>,
+    ) -> FusedOutput<B> {
         let [batch, text_len, _] = text.dims();
         let [_, image_len, _] = image.dims();
         let device = text.device();
@@ -114,11 +124,17 @@ impl<B: Backend> SingleStreamModel<B> {
         // different ways with different dtypes, which `cat` rejects.
         let image_padding = Tensor::<B, 2, Int>::zeros([batch, image_len], &device);
         let padding = Tensor::cat(vec![padding.int(), image_padding], 1).bool();
-        let hidden = self.encoder.forward(Tensor::cat(vec![text, image], 1), Some(padding));
+        let hidden = self
+            .encoder
+            .forward(Tensor::cat(vec![text, image], 1), Some(padding));
         let text = hidden.clone().narrow(1, 0, text_len);
         let image = hidden.narrow(1, text_len, image_len);
         let pooled = self.pooler.forward(text.clone());
-        FusedOutput { text, image, pooled }
+        FusedOutput {
+            text,
+            image,
+            pooled,
+        }
     }
 }
 
@@ -153,8 +169,16 @@ mod tests {
     fn fused_text_depends_on_the_image_and_ignores_padding() {
         let model = model();
         let device = Default::default();
-        let image_a = model.embed_image(Tensor::random([1, 3, 16, 16], Distribution::Default, &device));
-        let image_b = model.embed_image(Tensor::random([1, 3, 16, 16], Distribution::Default, &device));
+        let image_a = model.embed_image(Tensor::random(
+            [1, 3, 16, 16],
+            Distribution::Default,
+            &device,
+        ));
+        let image_b = model.embed_image(Tensor::random(
+            [1, 3, 16, 16],
+            Distribution::Default,
+            &device,
+        ));
         let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
         let out_a = model.fuse(text.clone(), padding(vec![false; 4]), image_a.clone());
         let out_b = model.fuse(text.clone(), padding(vec![false; 4]), image_b);
@@ -165,17 +189,32 @@ mod tests {
         assert!(moved > 1e-4, "merged attention lets text see the image");
 
         let padded_text = model.embed_text(ids(vec![2, 5, 6, 3, 0, 0], 6));
-        let padded = model.fuse(padded_text, padding(vec![false, false, false, false, true, true]), image_a);
-        padded.text.narrow(1, 0, 4).into_data().assert_approx_eq::<f32>(&out_a.text.into_data(), Tolerance::absolute(1e-5));
-        padded.pooled.into_data().assert_approx_eq::<f32>(&out_a.pooled.into_data(), Tolerance::absolute(1e-5));
+        let padded = model.fuse(
+            padded_text,
+            padding(vec![false, false, false, false, true, true]),
+            image_a,
+        );
+        padded
+            .text
+            .narrow(1, 0, 4)
+            .into_data()
+            .assert_approx_eq::<f32>(&out_a.text.into_data(), Tolerance::absolute(1e-5));
+        padded
+            .pooled
+            .into_data()
+            .assert_approx_eq::<f32>(&out_a.pooled.into_data(), Tolerance::absolute(1e-5));
     }
 
     #[test]
     fn unimodal_passes_see_one_modality() {
         let model = model();
-        let text = model.encode_text(model.embed_text(ids(vec![2, 7, 3], 3)), padding(vec![false; 3]));
+        let text = model.encode_text(
+            model.embed_text(ids(vec![2, 7, 3], 3)),
+            padding(vec![false; 3]),
+        );
         assert_eq!(text.dims(), [1, 3, 16]);
-        let image = model.encode_image(model.embed_image(Tensor::zeros([2, 3, 16, 16], &Default::default())));
+        let image = model
+            .encode_image(model.embed_image(Tensor::zeros([2, 3, 16, 16], &Default::default())));
         assert_eq!(image.dims(), [2, 5, 16]);
     }
 }

@@ -40,7 +40,10 @@ impl ItcHeadConfig {
         ItcHead {
             text_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
             image_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
-            temperature: Initializer::Constant { value: self.temperature }.init([1], device),
+            temperature: Initializer::Constant {
+                value: self.temperature,
+            }
+            .init([1], device),
             min_temperature: self.min_temperature,
             max_temperature: self.max_temperature,
         }
@@ -60,7 +63,9 @@ impl<B: Backend> ItcHead<B> {
 
     /// The temperature in use (clamped), `[1]`.
     pub fn temperature(&self) -> Tensor<B, 1> {
-        self.temperature.val().clamp(self.min_temperature, self.max_temperature)
+        self.temperature
+            .val()
+            .clamp(self.min_temperature, self.max_temperature)
     }
 
     /// Text-to-image logits `[B, B]`: cosine similarity / τ.
@@ -74,5 +79,6 @@ impl<B: Backend> ItcHead<B> {
 pub fn itc_loss<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
     let [batch, _] = logits.dims();
     let targets = Tensor::<B, 1, Int>::arange(0..batch as i64, &logits.device());
-    (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), targets)) / 2.0
+    (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), targets))
+        / 2.0
 }

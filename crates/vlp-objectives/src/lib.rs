@@ -17,4 +17,6 @@ pub use itc::{itc_loss, ItcHead, ItcHeadConfig};
 pub use itm::{itm_loss, ItmHead, ItmHeadConfig};
 pub use loss::{accuracy, cross_entropy, l2_normalize};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
-pub use pretrain::{ObjectiveOutput, PretrainOutput, SingleStreamPretrainer, SingleStreamPretrainerConfig};
+pub use pretrain::{
+    ObjectiveOutput, PretrainOutput, SingleStreamPretrainer, SingleStreamPretrainerConfig,
+};

@@ -22,7 +22,13 @@ pub fn accuracy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) ->
         return 0.0;
     }
     let predicted = logits.argmax(1).reshape([rows]);
-    predicted.equal(targets).int().sum().into_scalar().elem::<f32>() / rows as f32
+    predicted
+        .equal(targets)
+        .int()
+        .sum()
+        .into_scalar()
+        .elem::<f32>()
+        / rows as f32
 }
 
 /// Rows scaled to unit L2 norm (norms below 1e-12 are clamped, as

@@ -42,15 +42,26 @@ impl MlmHeadConfig {
 
 /// The rows of `hidden` `[B, T, H]` at flat positions `positions` `[N]`
 /// (`row * T + t`) → `[N, H]`.
-pub fn gather_positions<B: Backend>(hidden: Tensor<B, 3>, positions: Tensor<B, 1, Int>) -> Tensor<B, 2> {
+pub fn gather_positions<B: Backend>(
+    hidden: Tensor<B, 3>,
+    positions: Tensor<B, 1, Int>,
+) -> Tensor<B, 2> {
     let [batch, seq_len, width] = hidden.dims();
-    hidden.reshape([batch * seq_len, width]).select(0, positions)
+    hidden
+        .reshape([batch * seq_len, width])
+        .select(0, positions)
 }
 
 impl<B: Backend> MlmHead<B> {
     /// `masked_hidden` `[N, H]`, `word_embeddings` `[V, H]` → logits `[N, V]`.
-    pub fn forward(&self, masked_hidden: Tensor<B, 2>, word_embeddings: Tensor<B, 2>) -> Tensor<B, 2> {
-        let transformed = self.layer_norm.forward(gelu(self.dense.forward(masked_hidden)));
+    pub fn forward(
+        &self,
+        masked_hidden: Tensor<B, 2>,
+        word_embeddings: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let transformed = self
+            .layer_norm
+            .forward(gelu(self.dense.forward(masked_hidden)));
         transformed.matmul(word_embeddings.transpose()) + self.bias.val().unsqueeze::<2>()
     }
 }

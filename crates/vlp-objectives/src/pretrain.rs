@@ -83,7 +83,10 @@ impl SingleStreamPretrainerConfig {
 /// initialisation `[CLS]` carries almost nothing of its sequence, and ITC
 /// then sits at chance for hundreds of steps before attention learns to
 /// gather content into it; the mean carries content from the first step.
-pub fn mean_pool<B: Backend>(hidden: Tensor<B, 3>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 2> {
+pub fn mean_pool<B: Backend>(
+    hidden: Tensor<B, 3>,
+    padding: Option<Tensor<B, 2, Bool>>,
+) -> Tensor<B, 2> {
     let [batch, seq_len, width] = hidden.dims();
     match padding {
         None => hidden.mean_dim(1).reshape([batch, width]),
@@ -103,9 +106,15 @@ impl<B: Backend> SingleStreamPretrainer<B> {
         let text = backbone.embed_text(batch.text_ids.clone());
         let image = backbone.embed_image(batch.images.clone());
 
-        let text_pooled = mean_pool(backbone.encode_text(text, batch.text_padding.clone()), Some(batch.text_padding.clone()));
+        let text_pooled = mean_pool(
+            backbone.encode_text(text, batch.text_padding.clone()),
+            Some(batch.text_padding.clone()),
+        );
         let image_pooled = mean_pool(backbone.encode_image(image.clone()), None);
-        let itc_logits = self.itc_head.logits(self.itc_head.embed_text(text_pooled), self.itc_head.embed_image(image_pooled));
+        let itc_logits = self.itc_head.logits(
+            self.itc_head.embed_text(text_pooled),
+            self.itc_head.embed_image(image_pooled),
+        );
         let [rows, _] = itc_logits.dims();
         let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &itc_logits.device());
         let itc = ObjectiveOutput {
@@ -124,7 +133,9 @@ impl<B: Backend> SingleStreamPretrainer<B> {
             image.select(0, batch.itm_image.clone()),
         );
         let masked_hidden = gather_positions(fused.text, batch.mlm_positions.clone());
-        let mlm_logits = self.mlm_head.forward(masked_hidden, backbone.embeddings.word_embedding_weight());
+        let mlm_logits = self
+            .mlm_head
+            .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
         let mlm = ObjectiveOutput {
             accuracy: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
             loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
@@ -139,18 +150,27 @@ impl<B: Backend> SingleStreamPretrainer<B> {
         let loss = mlm.loss.clone().mul_scalar(self.mlm_weight)
             + itm.loss.clone().mul_scalar(self.itm_weight)
             + itc.loss.clone().mul_scalar(self.itc_weight);
-        PretrainOutput { loss, mlm, itm, itc }
+        PretrainOutput {
+            loss,
+            mlm,
+            itm,
+            itc,
+        }
     }
 
     /// Unit text embeddings `[N, D]` for retrieval, from the text-only pass.
     pub fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
-        let hidden = self.backbone.encode_text(self.backbone.embed_text(ids), padding.clone());
+        let hidden = self
+            .backbone
+            .encode_text(self.backbone.embed_text(ids), padding.clone());
         self.itc_head.embed_text(mean_pool(hidden, Some(padding)))
     }
 
     /// Unit image embeddings `[N, D]` for retrieval, from the image-only pass.
     pub fn embed_image(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let hidden = self.backbone.encode_image(self.backbone.embed_image(images));
+        let hidden = self
+            .backbone
+            .encode_image(self.backbone.embed_image(images));
         self.itc_head.embed_image(mean_pool(hidden, None))
     }
 }

@@ -8,7 +8,8 @@ use burn::prelude::*;
 use burn::tensor::{TensorData, Tolerance};
 use serde_json::Value;
 use vlp_objectives::{
-    cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig, MlmHeadConfig,
+    cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig,
+    MlmHeadConfig,
 };
 
 type B = NdArray;
@@ -19,13 +20,28 @@ fn fixture() -> Value {
 }
 
 fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
-    let shape: Vec<usize> = value["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-    let data: Vec<f32> = value["data"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+    let shape: Vec<usize> = value["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
+    let data: Vec<f32> = value["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
     Tensor::from_data(TensorData::new(data, shape), &Default::default())
 }
 
 fn int(value: &Value) -> Tensor<B, 1, Int> {
-    let data: Vec<i64> = value["data"].as_array().unwrap().iter().map(|x| x.as_i64().unwrap()).collect();
+    let data: Vec<i64> = value["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect();
     let len = data.len();
     Tensor::from_data(TensorData::new(data, [len]), &Default::default())
 }
@@ -37,7 +53,10 @@ fn set_linear(linear: &mut Linear<B>, weight: &Value, bias: &Value) {
 
 fn assert_close(got: f32, expected: &Value) {
     let expected = expected.as_f64().unwrap() as f32;
-    assert!((got - expected).abs() <= 1e-5 * expected.abs().max(1.0), "got {got}, expected {expected}");
+    assert!(
+        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
+        "got {got}, expected {expected}"
+    );
 }
 
 #[test]
@@ -51,8 +70,14 @@ fn mlm_head_and_loss_match_numpy() {
     head.bias = Param::from_tensor(float(&f["out_bias"]));
     let masked = gather_positions(float::<3>(&f["hidden"]), int(&f["positions"]));
     let logits = head.forward(masked, float(&f["word_emb"]));
-    logits.clone().into_data().assert_approx_eq::<f32>(&float::<2>(&f["logits"]).into_data(), Tolerance::absolute(1e-5));
-    assert_close(mlm_loss(logits, int(&f["labels"])).into_scalar(), &f["loss"]);
+    logits.clone().into_data().assert_approx_eq::<f32>(
+        &float::<2>(&f["logits"]).into_data(),
+        Tolerance::absolute(1e-5),
+    );
+    assert_close(
+        mlm_loss(logits, int(&f["labels"])).into_scalar(),
+        &f["loss"],
+    );
 }
 
 #[test]
@@ -69,7 +94,10 @@ fn itm_loss_matches_numpy() {
     let mut head = ItmHeadConfig::new(6).init::<B>(&Default::default());
     set_linear(&mut head.classifier, &f["w"], &f["b"]);
     let logits = head.forward(float(&f["pooled"]));
-    assert_close(itm_loss(logits, int(&f["labels"])).into_scalar(), &f["loss"]);
+    assert_close(
+        itm_loss(logits, int(&f["labels"])).into_scalar(),
+        &f["loss"],
+    );
 }
 
 fn check_itc(f: &Value) {
@@ -79,8 +107,14 @@ fn check_itc(f: &Value) {
         .init::<B>(&Default::default());
     set_linear(&mut head.text_projection, &f["wt"], &f["bt"]);
     set_linear(&mut head.image_projection, &f["wi"], &f["bi"]);
-    let logits = head.logits(head.embed_text(float(&f["text_cls"])), head.embed_image(float(&f["image_cls"])));
-    logits.clone().into_data().assert_approx_eq::<f32>(&float::<2>(&f["logits"]).into_data(), Tolerance::relative(1e-5));
+    let logits = head.logits(
+        head.embed_text(float(&f["text_cls"])),
+        head.embed_image(float(&f["image_cls"])),
+    );
+    logits.clone().into_data().assert_approx_eq::<f32>(
+        &float::<2>(&f["logits"]).into_data(),
+        Tolerance::relative(1e-5),
+    );
     assert_close(itc_loss(logits).into_scalar(), &f["loss"]);
 }
 

@@ -39,9 +39,9 @@ fn check_pair<B: Backend>(x: &Tensor<B, 3>, y: &Tensor<B, 3>) -> Result<()> {
     let [by, n, dy] = y.dims();
     if bx != by || dx != dy {
         return Err(shape_err(
-            "x [B, M, D] vs y [B, N, D]: batch and feature sizes must agree",
-            &[bx, n, dx],
-            &[by, n, dy],
+            "y [B, N, D] vs x [B, M, D]: (B, D) must agree",
+            &[bx, dx],
+            &[by, dy],
         ));
     }
     if m == 0 || n == 0 || dx == 0 {

@@ -91,7 +91,8 @@ mod tests {
                 }
                 for relation in &scene.relations {
                     assert!(
-                        text.contains(relation.phrase()) || text.contains(relation.inverse().phrase()),
+                        text.contains(relation.phrase())
+                            || text.contains(relation.inverse().phrase()),
                         "{text}"
                     );
                 }
@@ -114,8 +115,14 @@ mod tests {
             relations: vec![Relation::LeftOf],
         };
         let texts: Vec<String> = (0..NUM_PHRASINGS).map(|p| caption(&scene, p)).collect();
-        assert_eq!(texts[0], "a small red circle to the left of a small blue square");
-        assert_eq!(texts[1], "a small blue square to the right of a small red circle");
+        assert_eq!(
+            texts[0],
+            "a small red circle to the left of a small blue square"
+        );
+        assert_eq!(
+            texts[1],
+            "a small blue square to the right of a small red circle"
+        );
         let unique: std::collections::HashSet<_> = texts.iter().collect();
         assert_eq!(unique.len(), NUM_PHRASINGS);
         assert!(COLOURS.len() >= 8 && SHAPES.len() >= 5 && SIZES.len() >= 2);

@@ -33,7 +33,10 @@ pub fn animate(scene: &Scene, num_frames: usize, rng: &mut ChaCha8Rng) -> Clip {
     for _ in 0..num_frames {
         frames.push(render(&objects, scene.image_size, rng));
         for (object, velocity) in objects.iter_mut().zip(velocities.iter_mut()) {
-            for (position, speed) in [(&mut object.centre.0, &mut velocity.0), (&mut object.centre.1, &mut velocity.1)] {
+            for (position, speed) in [
+                (&mut object.centre.0, &mut velocity.0),
+                (&mut object.centre.1, &mut velocity.1),
+            ] {
                 *position += *speed;
                 let (low, high) = (object.radius, side - object.radius);
                 if *position < low || *position > high {
@@ -60,7 +63,13 @@ mod tests {
         let scene = Scene::sample(&mut rng, 64);
         let clip = animate(&scene, 8, &mut rng);
         assert_eq!(clip.frames.len(), 8);
-        let bright = |image: &RgbImage| image.pixels.chunks(3).filter(|p| p.iter().any(|&c| c > 60)).count();
+        let bright = |image: &RgbImage| {
+            image
+                .pixels
+                .chunks(3)
+                .filter(|p| p.iter().any(|&c| c > 60))
+                .count()
+        };
         // The objects never leave the frame, so the drawn area stays about the same.
         let first = bright(&clip.frames[0]) as f32;
         for frame in &clip.frames {

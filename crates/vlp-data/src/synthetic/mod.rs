@@ -85,7 +85,9 @@ impl SyntheticWorld {
     }
 
     fn rng(&self, split: Split, index: usize, stream: u64) -> ChaCha8Rng {
-        ChaCha8Rng::seed_from_u64(mix(self.seed ^ mix(split.salt() ^ mix(index as u64 ^ (stream << 48)))))
+        ChaCha8Rng::seed_from_u64(mix(
+            self.seed ^ mix(split.salt() ^ mix(index as u64 ^ (stream << 48)))
+        ))
     }
 
     /// Scene number `index` of `split`.
@@ -102,7 +104,11 @@ impl SyntheticWorld {
     /// Scene number `index` of `split` with its rendered image.
     pub fn sample(&self, split: Split, index: usize) -> Sample {
         let scene = self.scene(split, index);
-        let image = render(&scene.objects, self.image_size, &mut self.rng(split, index, 1));
+        let image = render(
+            &scene.objects,
+            self.image_size,
+            &mut self.rng(split, index, 1),
+        );
         Sample { scene, image }
     }
 
@@ -126,7 +132,11 @@ impl SyntheticWorld {
 
     /// A clip of `num_frames` frames starting from scene number `index` of `split`.
     pub fn clip(&self, split: Split, index: usize, num_frames: usize) -> Clip {
-        animate(&self.scene(split, index), num_frames, &mut self.rng(split, index, 3))
+        animate(
+            &self.scene(split, index),
+            num_frames,
+            &mut self.rng(split, index, 3),
+        )
     }
 
     /// The first `count` indices of `split` whose scenes have pairwise distinct
@@ -152,7 +162,11 @@ impl SyntheticWorld {
         for index in 0..num_scenes {
             let scene = self.scene(Split::Train, index);
             texts.extend((0..NUM_PHRASINGS).map(|p| caption(&scene, p)));
-            texts.extend(self.questions(Split::Train, index).into_iter().map(|q| q.question));
+            texts.extend(
+                self.questions(Split::Train, index)
+                    .into_iter()
+                    .map(|q| q.question),
+            );
         }
         texts.extend(answer_vocabulary());
         texts
@@ -166,16 +180,24 @@ mod tests {
     #[test]
     fn deterministic_from_seed() {
         let world = SyntheticWorld::new(42, 64);
-        assert_eq!(world.sample(Split::Train, 5).image, world.sample(Split::Train, 5).image);
+        assert_eq!(
+            world.sample(Split::Train, 5).image,
+            world.sample(Split::Train, 5).image
+        );
         let other = SyntheticWorld::new(43, 64);
-        assert_ne!(world.sample(Split::Train, 5).image, other.sample(Split::Train, 5).image);
+        assert_ne!(
+            world.sample(Split::Train, 5).image,
+            other.sample(Split::Train, 5).image
+        );
     }
 
     #[test]
     fn splits_share_no_scene_description() {
         let world = SyntheticWorld::new(0, 64);
         let keys = |split| -> HashSet<String> {
-            (0..400).map(|i| world.scene(split, i).description_key()).collect()
+            (0..400)
+                .map(|i| world.scene(split, i).description_key())
+                .collect()
         };
         let (train, val, test) = (keys(Split::Train), keys(Split::Val), keys(Split::Test));
         assert!(train.is_disjoint(&test));
@@ -190,10 +212,15 @@ mod tests {
         // share of descriptions: 80% for train, 10% for test.
         let train = (0..200).filter_map(|i| world.twin(Split::Train, i)).count();
         assert!(train > 190, "{train}");
-        let test: Vec<_> = (0..200).filter_map(|i| world.twin(Split::Test, i)).collect();
+        let test: Vec<_> = (0..200)
+            .filter_map(|i| world.twin(Split::Test, i))
+            .collect();
         assert!(test.len() > 50, "{}", test.len());
         for twin in test {
-            assert_eq!(Split::of_description(&twin.scene.description_key()), Split::Test);
+            assert_eq!(
+                Split::of_description(&twin.scene.description_key()),
+                Split::Test
+            );
         }
     }
 
@@ -201,14 +228,22 @@ mod tests {
     fn distinct_indices_have_distinct_descriptions() {
         let world = SyntheticWorld::new(1, 64);
         let indices = world.distinct_indices(Split::Test, 300);
-        let keys: HashSet<String> = indices.iter().map(|&i| world.scene(Split::Test, i).description_key()).collect();
+        let keys: HashSet<String> = indices
+            .iter()
+            .map(|&i| world.scene(Split::Test, i).description_key())
+            .collect();
         assert_eq!(keys.len(), 300);
     }
 
     #[test]
     fn corpus_covers_every_attribute_word() {
         let corpus = SyntheticWorld::new(0, 64).corpus(200).join(" ");
-        for word in COLOURS.iter().map(|c| c.0).chain(SHAPES).chain(SIZES.iter().map(|s| s.0)) {
+        for word in COLOURS
+            .iter()
+            .map(|c| c.0)
+            .chain(SHAPES)
+            .chain(SIZES.iter().map(|s| s.0))
+        {
             assert!(corpus.contains(word), "{word}");
         }
     }

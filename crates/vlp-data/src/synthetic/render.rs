@@ -82,7 +82,11 @@ mod tests {
     }
 
     fn red_pixels(image: &RgbImage) -> usize {
-        image.pixels.chunks(3).filter(|p| p[0] > 150 && p[1] < 100).count()
+        image
+            .pixels
+            .chunks(3)
+            .filter(|p| p[0] > 150 && p[1] < 100)
+            .count()
     }
 
     #[test]

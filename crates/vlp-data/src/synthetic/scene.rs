@@ -194,8 +194,14 @@ impl Scene {
         let n = objects.len();
         let i = rng.random_range(0..n);
         match rng.random_range(0..if n > 1 { 5 } else { 3 }) {
-            0 => objects[i].colour = (objects[i].colour + rng.random_range(1..COLOURS.len())) % COLOURS.len(),
-            1 => objects[i].shape = (objects[i].shape + rng.random_range(1..SHAPES.len())) % SHAPES.len(),
+            0 => {
+                objects[i].colour =
+                    (objects[i].colour + rng.random_range(1..COLOURS.len())) % COLOURS.len()
+            }
+            1 => {
+                objects[i].shape =
+                    (objects[i].shape + rng.random_range(1..SHAPES.len())) % SHAPES.len()
+            }
             2 => {
                 let size = 1 - objects[i].size;
                 objects[i].size = size;
@@ -211,7 +217,8 @@ impl Scene {
                 }
             }
         }
-        Scene::from_objects(objects, self.image_size).filter(|v| v.description_key() != self.description_key())
+        Scene::from_objects(objects, self.image_size)
+            .filter(|v| v.description_key() != self.description_key())
     }
 
     /// What every caption of this scene states, as one string: two scenes
@@ -270,7 +277,9 @@ mod tests {
         let mut made = 0;
         for _ in 0..500 {
             let scene = Scene::sample(&mut rng, 64);
-            let Some(variant) = scene.variant(&mut rng) else { continue };
+            let Some(variant) = scene.variant(&mut rng) else {
+                continue;
+            };
             made += 1;
             assert_ne!(variant.description_key(), scene.description_key());
             assert_eq!(variant.objects.len(), scene.objects.len());
@@ -278,7 +287,9 @@ mod tests {
             let mut changed = 0;
             for (a, b) in scene.objects.iter().zip(&variant.objects) {
                 assert_eq!(a.centre, b.centre);
-                changed += usize::from(a.colour != b.colour) + usize::from(a.shape != b.shape) + usize::from(a.size != b.size);
+                changed += usize::from(a.colour != b.colour)
+                    + usize::from(a.shape != b.shape)
+                    + usize::from(a.size != b.size);
             }
             assert!((1..=2).contains(&changed), "{scene:?} -> {variant:?}");
         }
@@ -287,7 +298,7 @@ mod tests {
 
     #[test]
     fn class_ids_cover_the_label_space_once() {
-        let mut seen = vec![false; NUM_CLASSES];
+        let mut seen = [false; NUM_CLASSES];
         for colour in 0..COLOURS.len() {
             for shape in 0..SHAPES.len() {
                 for size in 0..SIZES.len() {

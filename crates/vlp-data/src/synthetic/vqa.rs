@@ -98,7 +98,9 @@ pub fn questions(scene: &Scene, rng: &mut ChaCha8Rng) -> Vec<VqaItem> {
         answer: if present { "yes" } else { "no" }.to_string(),
     });
 
-    if let Some(i) = (!scene.relations.is_empty()).then(|| rng.random_range(0..scene.relations.len())) {
+    if let Some(i) =
+        (!scene.relations.is_empty()).then(|| rng.random_range(0..scene.relations.len()))
+    {
         let (a, b) = (&objects[i], &objects[i + 1]);
         if a.class_id() != b.class_id() {
             let truthful = rng.random_bool(0.5);
@@ -109,7 +111,12 @@ pub fn questions(scene: &Scene, rng: &mut ChaCha8Rng) -> Vec<VqaItem> {
             };
             items.push(VqaItem {
                 kind: QuestionKind::Relation,
-                question: format!("is the {} {} the {} ?", a.phrase(), relation.phrase(), b.phrase()),
+                question: format!(
+                    "is the {} {} the {} ?",
+                    a.phrase(),
+                    relation.phrase(),
+                    b.phrase()
+                ),
                 answer: if truthful { "yes" } else { "no" }.to_string(),
             });
         }
@@ -136,7 +143,10 @@ mod tests {
                     assert_eq!(item.answer, COUNT_WORDS[scene.objects.len()]);
                 }
                 if item.kind == QuestionKind::Existence {
-                    let asked = item.question.trim_start_matches("is there a ").trim_end_matches(" ?");
+                    let asked = item
+                        .question
+                        .trim_start_matches("is there a ")
+                        .trim_end_matches(" ?");
                     let present = scene.objects.iter().any(|o| o.phrase() == asked);
                     assert_eq!(item.answer == "yes", present, "{item:?}");
                 }
