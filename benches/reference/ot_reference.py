@@ -49,6 +49,24 @@ def main():
 
     torch.set_num_threads(threads)
 
+    def cpu_snapshot():
+        """(busy jiffies of all CPUs, total jiffies, this process's own jiffies incl. children)."""
+        try:
+            with open("/proc/stat") as f:
+                v = [int(x) for x in f.readline().split()[1:]]
+            busy = v[0] + v[1] + v[2] + v[5] + v[6] + (v[7] if len(v) > 7 else 0)
+            t = os.times()
+            own = (t.user + t.system + t.children_user + t.children_system) * os.sysconf("SC_CLK_TCK")
+            return busy, busy + v[3] + v[4], own
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def others_share(a, b):
+        """Fraction of the machine's CPU time used by other processes between two snapshots."""
+        if a is None or b is None or b[1] <= a[1]:
+            return None
+        return max(0.0, ((b[0] - a[0]) - (b[2] - a[2])) / (b[1] - a[1]))
+
     def timed(fn, reps, warmup):
         for _ in range(warmup):
             out = fn()
@@ -113,6 +131,7 @@ def main():
         y_pad = torch.zeros(bsz, n, dtype=torch.bool)
         ip = case["ipot"]
         out = {}
+        snap0 = cpu_snapshot()
 
         def run_ipot():
             plan = ipot_plan(Ct, x_pad, y_pad, ip["beta"], ip["iterations"], ip["k"])
@@ -158,8 +177,10 @@ def main():
 
             ms, d = timed(run_wra, reps, warmup)
             out["wra"] = {"ms": ms, "distances": d.detach().tolist()}
-        results["cases"][name] = out
+        share = others_share(snap0, cpu_snapshot())
         print(f"  reference {name}: " + ", ".join(f"{k} {v['ms']:.2f} ms" for k, v in out.items()), file=sys.stderr)
+        out["others_cpu_share"] = share
+        results["cases"][name] = out
 
     with open(args.out, "w") as f:
         json.dump(results, f)

@@ -10,7 +10,10 @@
 //! pool of `--threads` threads, the references with
 //! `torch.set_num_threads(--threads)` and the OMP/MKL/OpenBLAS thread
 //! variables set to the same number. Every timing is the median of the timed
-//! repetitions after warm-up runs.
+//! repetitions after warm-up runs. The share of CPU time taken by other
+//! processes during each measurement is read from `/proc` and cells above
+//! 10% are flagged (PyTorch's OpenMP pool degrades by orders of magnitude
+//! under contention).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -92,6 +95,8 @@ struct Case {
     vlp_ms: BTreeMap<String, f64>,
     /// vlp distances by solver key.
     vlp_dist: BTreeMap<String, Vec<f64>>,
+    /// Share of the machine's CPU time other processes used while vlp ran.
+    others_share: Option<f64>,
 }
 
 impl Case {
@@ -131,6 +136,18 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
             }
         }
     }
+    // Other processes competing for the CPU distort every timing (PyTorch's
+    // OpenMP pool collapses: seconds instead of milliseconds).
+    let idle_check = cpu_snapshot();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    if let Some(share) = others_share(idle_check, cpu_snapshot()) {
+        if share > 0.1 {
+            eprintln!(
+                "warning: other processes are using {:.0}% of the CPU; timings will be unreliable",
+                share * 100.0
+            );
+        }
+    }
     let python = if args.no_reference {
         None
     } else {
@@ -141,15 +158,6 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
         "vlp-ot benchmark: {} threads, D = {DIM}, seed {}",
         args.threads, args.seed
     );
-    if let Some(load) = load_average() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if load > 0.5 {
-            eprintln!(
-                "warning: load average {load:.2} on {cores} cores before starting: other processes compete \
-                 for the CPU and the timings (PyTorch's thread pool especially) will be unreliable"
-            );
-        }
-    }
     let mut cases = Vec::new();
     for (k, &(b, m, n)) in shapes.iter().enumerate() {
         let headline = k == 0;
@@ -171,8 +179,11 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
             headline,
             vlp_ms: BTreeMap::new(),
             vlp_dist: BTreeMap::new(),
+            others_share: None,
         };
+        let before = cpu_snapshot();
         pool.install(|| bench_vlp(&mut case, args.seed + k as u64, args.warmup))?;
+        case.others_share = others_share(before, cpu_snapshot());
         eprintln!(
             "  vlp {}: {}",
             case.name,
@@ -190,16 +201,6 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
         None => None,
     };
     let rows = report(&cases, reference.as_ref(), args)?;
-    if let Some(load) = load_average() {
-        // The bench itself keeps about `threads` runnable threads busy.
-        if load > args.threads as f64 + 1.0 {
-            eprintln!(
-                "warning: load average {load:.2} at the end of the run (this bench accounts for ~{}): other \
-                 processes competed for the CPU; rerun on an idle machine before quoting these numbers",
-                args.threads
-            );
-        }
-    }
     if let Some(path) = &args.json {
         std::fs::write(path, serde_json::to_string_pretty(&rows)? + "\n")
             .with_context(|| format!("writing {}", path.display()))?;
@@ -208,14 +209,44 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One-minute load average (Linux), if readable.
-fn load_average() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
+/// `(busy jiffies of all CPUs, total jiffies, own jiffies incl. waited-for
+/// children)` from `/proc` (Linux); `None` elsewhere.
+fn cpu_snapshot() -> Option<(u64, u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let v: Vec<u64> = stat
+        .lines()
         .next()?
-        .parse()
-        .ok()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    let busy =
+        v.first()? + v.get(1)? + v.get(2)? + v.get(5)? + v.get(6)? + v.get(7).copied().unwrap_or(0);
+    let total = busy + v.get(3)? + v.get(4)?;
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the parenthesised command name: utime is the 12th, then
+    // stime, cutime, cstime.
+    let rest: Vec<u64> = me
+        .rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .skip(11)
+        .take(4)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    Some((busy, total, rest.iter().sum()))
+}
+
+/// Fraction of the machine's CPU time used by *other* processes between two
+/// [`cpu_snapshot`]s.
+fn others_share(a: Option<(u64, u64, u64)>, b: Option<(u64, u64, u64)>) -> Option<f64> {
+    let (a, b) = (a?, b?);
+    let total = b.1.checked_sub(a.1)?;
+    if total == 0 {
+        return None;
+    }
+    let others = (b.0.saturating_sub(a.0)).saturating_sub(b.2.saturating_sub(a.2));
+    Some(others as f64 / total as f64)
 }
 
 fn repo_root() -> PathBuf {
@@ -756,6 +787,38 @@ fn report(cases: &[Case], reference: Option<&Value>, args: &BenchOtArgs) -> Resu
                 cell("sinkhorn", "sinkhorn2")
             )?;
         }
+    }
+    let mut noisy = Vec::new();
+    for c in cases {
+        if let Some(share) = c.others_share.filter(|&s| s > 0.1) {
+            noisy.push(format!("{} (vlp side, {:.0}%)", c.name, share * 100.0));
+        }
+        let r = reference.and_then(|r| {
+            r.get("cases")?
+                .get(&c.name)?
+                .get("others_cpu_share")?
+                .as_f64()
+        });
+        if let Some(share) = r.filter(|&s| s > 0.1) {
+            noisy.push(format!(
+                "{} (reference side, {:.0}%)",
+                c.name,
+                share * 100.0
+            ));
+        }
+    }
+    if noisy.is_empty() {
+        writeln!(
+            out,
+            "\nOther processes used < 10% of the CPU during every measurement."
+        )?;
+    } else {
+        writeln!(
+            out,
+            "\nWARNING: other processes used > 10% of the CPU while measuring {}; rerun on an idle machine \
+             before quoting those cells.",
+            noisy.join(", ")
+        )?;
     }
     if let Some(v) = reference.and_then(|r| r.get("versions")) {
         writeln!(out, "\nReferences: {v}")?;
