@@ -1,5 +1,6 @@
 //! One seeded model gives the same forward output on the `flex` and `ndarray`
-//! CPU backends (the runner's `--device flex` and `--device ndarray`).
+//! CPU backends (the runner's `--device flex` and `--device ndarray`), with
+//! pixel (patch) and detector-region inputs.
 
 use burn::backend::{Flex, NdArray};
 use burn::module::Module;
@@ -7,15 +8,22 @@ use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp::data::synthetic::{Split, SyntheticWorld};
+use vlp::data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
 use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
+use vlp::features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp::models::SingleStreamConfig;
 use vlp::objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 
-fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
-    let model = SingleStreamConfig::new(vocab_size)
-        .with_image_size(32)
-        .with_patch_size(8)
+fn config(vocab_size: usize, regions: bool) -> SingleStreamPretrainerConfig {
+    let visual = if regions {
+        VisualEmbeddingsConfig::Regions(
+            RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, 32)
+                .with_dropout(0.0),
+        )
+    } else {
+        VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0))
+    };
+    let model = SingleStreamConfig::new(vocab_size, visual)
         .with_hidden_size(32)
         .with_num_layers(2)
         .with_num_heads(4)
@@ -31,9 +39,10 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .load(weights.to_vec(), &device)
         .expect("weights load");
-    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size())
-        .init(&device)
-        .load_record(record);
+    let model: SingleStreamPretrainer<B> =
+        config(batcher.tokenizer.vocab_size(), batcher.detector.is_some())
+            .init(&device)
+            .load_record(record);
     let host = batcher
         .batch(
             Split::Train,
@@ -50,7 +59,7 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
         .unwrap();
     values.extend(
         model
-            .embed_image(batch.images.clone())
+            .embed_image(&batch.visual)
             .into_data()
             .to_vec::<f32>()
             .unwrap(),
@@ -62,7 +71,16 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
 }
 
 #[test]
-fn flex_and_ndarray_agree_on_one_seeded_model() {
+fn flex_and_ndarray_agree_on_one_seeded_patch_model() {
+    backends_agree(false);
+}
+
+#[test]
+fn flex_and_ndarray_agree_on_one_seeded_region_model() {
+    backends_agree(true);
+}
+
+fn backends_agree(regions: bool) {
     let world = SyntheticWorld::new(7, 32);
     let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
     let batcher = PretrainBatcher {
@@ -72,11 +90,12 @@ fn flex_and_ndarray_agree_on_one_seeded_model() {
         masking: MlmMasking::default(),
         itm_negative_probability: 0.5,
         fused_pairs: None,
+        detector: regions.then(|| SyntheticDetector::new(7, DetectorConfig::default())),
     };
     let device = Default::default();
     <NdArray as Backend>::seed(&device, 11);
     let model: SingleStreamPretrainer<NdArray> =
-        config(batcher.tokenizer.vocab_size()).init(&device);
+        config(batcher.tokenizer.vocab_size(), regions).init(&device);
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
         .unwrap();

@@ -4,6 +4,12 @@
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use crate::presets::Preset;
+use vlp_data::synthetic::DetectorConfig;
+use vlp_features::{
+    BoxGeometry, PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig,
+};
 use vlp_models::SingleStreamConfig;
 use vlp_objectives::SingleStreamPretrainerConfig;
 
@@ -53,13 +59,43 @@ pub struct DataConfig {
     /// Fill half of each batch with hard-negative twins (same layout, one
     /// attribute changed) of the other half.
     pub hard_negative_twins: bool,
+    /// Length of the synthetic detector's region features (`model.visual = "regions"`).
+    pub region_feature_size: usize,
+    /// Noise standard deviation of the synthetic detector's features.
+    pub region_feature_noise: f32,
+}
+
+/// What the model sees of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VisualKind {
+    /// ViT patches of the rendered pixels, trained end to end.
+    Patches,
+    /// The synthetic world's frozen-detector regions.
+    Regions,
+}
+
+/// Geometry vector of a region box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeometryKind {
+    /// LXMERT: x1, y1, x2, y2.
+    Lxmert4,
+    /// ViLBERT: x1, y1, x2, y2, area.
+    Vilbert5,
+    /// UNITER: x1, y1, x2, y2, w, h, w·h.
+    Uniter7,
 }
 
 /// Model settings (see `vlp_models::SingleStreamConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// Visual features: "patches" or "regions".
+    pub visual: VisualKind,
     pub patch_size: usize,
+    /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
+    pub box_geometry: GeometryKind,
     pub hidden_size: usize,
     pub num_layers: usize,
     pub num_heads: usize,
@@ -101,6 +137,8 @@ impl Default for DataConfig {
             itm_negative_probability: 0.5,
             fused_pairs: 32,
             hard_negative_twins: false,
+            region_feature_size: DetectorConfig::default().feature_size,
+            region_feature_noise: DetectorConfig::default().feature_noise,
         }
     }
 }
@@ -108,7 +146,9 @@ impl Default for DataConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            visual: VisualKind::Patches,
             patch_size: 16,
+            box_geometry: GeometryKind::Uniter7,
             hidden_size: 128,
             num_layers: 3,
             num_heads: 4,
@@ -124,21 +164,46 @@ impl Default for ModelConfig {
 }
 
 impl PretrainConfig {
-    /// Reads a TOML file; errors name the file and the offending key.
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
-        let config: PretrainConfig = toml::from_str(&text).map_err(|err| {
-            format!(
-                "invalid config file {}: {}",
-                path.display(),
-                one_line(&err.to_string())
-            )
-        })?;
+    /// A preset, then a TOML file on top of it (each optional); errors name
+    /// the preset or file and the offending key.
+    pub fn from_layers(preset: Option<&Preset>, file: Option<&Path>) -> Result<Self, String> {
+        let mut merged = toml::Table::new();
+        if let Some(preset) = preset {
+            let table: toml::Table = toml::from_str(preset.toml).map_err(|err| {
+                format!(
+                    "invalid preset {}: {}",
+                    preset.name,
+                    one_line(&err.to_string())
+                )
+            })?;
+            merge(&mut merged, table);
+        }
+        let mut source = preset.map(|p| format!("preset {}", p.name));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|err| format!("cannot read config file {}: {err}", path.display()))?;
+            let table: toml::Table = toml::from_str(&text).map_err(|err| {
+                format!(
+                    "invalid config file {}: {}",
+                    path.display(),
+                    one_line(&err.to_string())
+                )
+            })?;
+            merge(&mut merged, table);
+            source = Some(format!("config file {}", path.display()));
+        }
+        let source = source.unwrap_or_else(|| "defaults".into());
+        let config = PretrainConfig::deserialize(merged)
+            .map_err(|err| format!("invalid {source}: {}", one_line(&err.to_string())))?;
         config
             .validate()
-            .map_err(|err| format!("invalid config file {}: {err}", path.display()))?;
+            .map_err(|err| format!("invalid {source}: {err}"))?;
         Ok(config)
+    }
+
+    /// Reads a TOML file; errors name the file and the offending key.
+    pub fn from_file(path: &Path) -> Result<Self, String> {
+        Self::from_layers(None, Some(path))
     }
 
     pub fn to_toml(&self) -> String {
@@ -157,6 +222,7 @@ impl PretrainConfig {
             ("model.num_layers", self.model.num_layers),
             ("model.num_heads", self.model.num_heads),
             ("model.patch_size", self.model.patch_size),
+            ("data.region_feature_size", self.data.region_feature_size),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{key} must be positive"));
@@ -197,12 +263,34 @@ impl PretrainConfig {
         Ok(())
     }
 
+    /// The synthetic detector region-based models read, if the model uses regions.
+    pub fn detector(&self) -> Option<DetectorConfig> {
+        (self.model.visual == VisualKind::Regions).then(|| DetectorConfig {
+            feature_size: self.data.region_feature_size,
+            feature_noise: self.data.region_feature_noise,
+            ..DetectorConfig::default()
+        })
+    }
+
     /// The model this configuration describes, for a tokenizer of `vocab_size` ids.
     pub fn pretrainer(&self, vocab_size: usize) -> SingleStreamPretrainerConfig {
         let m = &self.model;
-        let model = SingleStreamConfig::new(vocab_size)
-            .with_image_size(self.data.image_size)
-            .with_patch_size(m.patch_size)
+        let visual = match m.visual {
+            VisualKind::Patches => VisualEmbeddingsConfig::Patches(
+                PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, m.hidden_size)
+                    .with_dropout(m.dropout),
+            ),
+            VisualKind::Regions => VisualEmbeddingsConfig::Regions(
+                RegionEmbeddingsConfig::new(self.data.region_feature_size, m.hidden_size)
+                    .with_geometry(match m.box_geometry {
+                        GeometryKind::Lxmert4 => BoxGeometry::Corners4,
+                        GeometryKind::Vilbert5 => BoxGeometry::CornersArea5,
+                        GeometryKind::Uniter7 => BoxGeometry::CornersSizeArea7,
+                    })
+                    .with_dropout(m.dropout),
+            ),
+        };
+        let model = SingleStreamConfig::new(vocab_size, visual)
             .with_hidden_size(m.hidden_size)
             .with_num_layers(m.num_layers)
             .with_num_heads(m.num_heads)
@@ -213,6 +301,18 @@ impl PretrainConfig {
         SingleStreamPretrainerConfig::new(model)
             .with_itc_embed_dim(m.itc_embed_dim)
             .with_itc_temperature(m.itc_temperature)
+    }
+}
+
+/// Overlays `top` on `base`, table by table.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(top)) => merge(base, top),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
     }
 }
 

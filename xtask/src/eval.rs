@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
-use vlp_data::{images_to_tensor, tokens_to_tensors, TextTokenizer};
+use vlp_data::{tokens_to_tensors, HostVisual, TextTokenizer};
 use vlp_objectives::SingleStreamPretrainer;
 
 use crate::config::PretrainConfig;
@@ -128,10 +128,13 @@ pub fn evaluate<B: Backend>(
         .collect();
     let (ids, padding) =
         tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
-    let images = images_to_tensor::<B>(
-        &samples.iter().map(|s| &s.image).collect::<Vec<_>>(),
-        device,
-    );
+    let visual = match crate::train::detector(config) {
+        Some(detector) => {
+            HostVisual::Regions(samples.iter().map(|s| detector.detect(&s.scene)).collect())
+        }
+        None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+    }
+    .to_device::<B>(device);
 
     const CHUNK: usize = 200;
     let mut text_embeddings = Vec::new();
@@ -142,7 +145,7 @@ pub fn evaluate<B: Backend>(
             ids.clone().slice([rows.clone()]),
             padding.clone().slice([rows.clone()]),
         ));
-        image_embeddings.push(model.embed_image(images.clone().slice([rows])));
+        image_embeddings.push(model.embed_image(&visual.slice_rows(rows.start, rows.end)));
     }
     let similarity: Vec<f32> = Tensor::cat(text_embeddings, 0)
         .matmul(Tensor::cat(image_embeddings, 0).transpose())

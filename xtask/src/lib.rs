@@ -9,6 +9,7 @@ pub mod config;
 pub mod device;
 pub mod eval;
 pub mod plot;
+pub mod presets;
 pub mod run_dir;
 pub mod test_command;
 pub mod train;

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{bench_ot, test_command, train, EvalJob, UsageError};
+use xtask::{bench_ot, presets, test_command, train, EvalJob, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -62,7 +62,10 @@ struct PretrainArgs {
     /// Run folder (default: runs/pretrain-<UTC time>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// TOML configuration; flags override it.
+    /// A shipped configuration (see `presets/`): uniter-regions-tiny.
+    #[arg(long)]
+    preset: Option<String>,
+    /// TOML configuration, applied over the preset; flags override both.
     #[arg(long)]
     config: Option<PathBuf>,
     /// A tokenizer.json to use instead of training one on the synthetic corpus.
@@ -114,10 +117,12 @@ fn utc_stamp() -> String {
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
-    let mut config = match &args.config {
-        Some(path) => PretrainConfig::from_file(path).map_err(UsageError)?,
-        None => PretrainConfig::default(),
+    let preset = match &args.preset {
+        Some(name) => Some(presets::find(name).map_err(UsageError)?),
+        None => None,
     };
+    let mut config =
+        PretrainConfig::from_layers(preset, args.config.as_deref()).map_err(UsageError)?;
     config.steps = args.steps.unwrap_or(config.steps);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.seed = args.seed.unwrap_or(config.seed);

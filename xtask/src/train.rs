@@ -15,7 +15,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use vlp_data::synthetic::{Split, SyntheticWorld};
+use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_objectives::SingleStreamPretrainer;
 
@@ -64,6 +64,13 @@ pub fn learning_rate(config: &PretrainConfig, step: usize) -> f64 {
         let remaining = (config.steps - step) as f64 / (config.steps - warmup) as f64;
         config.learning_rate * remaining
     }
+}
+
+/// The world's frozen detector, when the model reads regions.
+pub fn detector(config: &PretrainConfig) -> Option<SyntheticDetector> {
+    config
+        .detector()
+        .map(|detector| SyntheticDetector::new(config.seed, detector))
 }
 
 /// The world a configuration describes.
@@ -179,6 +186,7 @@ impl BackendJob for PretrainJob {
             },
             itm_negative_probability: config.data.itm_negative_probability,
             fused_pairs: Some(config.data.fused_pairs),
+            detector: detector(&config),
         };
         let batches = spawn_loader(batcher, &config, 0);
         let metrics_path = out.join(METRICS_FILE);
@@ -289,10 +297,10 @@ impl BackendJob for PretrainJob {
 fn print_parameters<B: Backend>(model: &SingleStreamPretrainer<B>) {
     let millions = |n: usize| n as f64 / 1e6;
     eprintln!(
-        "parameters: {:.2} M (text embeddings {:.2} M, patch embeddings {:.2} M, encoder {:.2} M, heads {:.2} M)",
+        "parameters: {:.2} M (text embeddings {:.2} M, visual embeddings {:.2} M, encoder {:.2} M, heads {:.2} M)",
         millions(model.num_params()),
         millions(model.backbone.embeddings.num_params()),
-        millions(model.backbone.patch_embeddings.num_params()),
+        millions(model.backbone.visual.num_params()),
         millions(model.backbone.encoder.num_params()),
         millions(model.mlm_head.num_params() + model.itm_head.num_params() + model.itc_head.num_params() + model.backbone.pooler.num_params()),
     );

@@ -104,6 +104,21 @@ fn a_bad_config_or_run_folder_names_the_key_or_file() {
         "hiden_size",
     );
     assert_usage_error(
+        &xtask(&["pretrain", "--preset", "uniter-huge"]),
+        "uniter-regions-tiny",
+    );
+    std::fs::write(&config, "[model]\nvisual = \"voxels\"\n").unwrap();
+    assert_usage_error(
+        &xtask(&[
+            "pretrain",
+            "--preset",
+            "uniter-regions-tiny",
+            "--config",
+            config.to_str().unwrap(),
+        ]),
+        "voxels",
+    );
+    assert_usage_error(
         &xtask(&["eval", "--run", dir.join("nope").to_str().unwrap()]),
         "config.toml",
     );

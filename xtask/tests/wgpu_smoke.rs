@@ -14,13 +14,14 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
+use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
 use vlp_objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 
 fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
-    let model = SingleStreamConfig::new(vocab_size)
-        .with_image_size(32)
-        .with_patch_size(8)
+    let visual =
+        VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0));
+    let model = SingleStreamConfig::new(vocab_size, visual)
         .with_hidden_size(32)
         .with_num_layers(1)
         .with_num_heads(4)
@@ -51,9 +52,10 @@ fn loss_and_gradient<B: AutodiffBackend>(
     let output = model.forward(&host.to_device::<B>(&device));
     let loss = output.loss.clone().into_scalar().elem::<f32>();
     let grads = output.loss.backward();
-    let gradient = model
-        .backbone
-        .patch_embeddings
+    let VisualEmbeddings::Patches(patches) = &model.backbone.visual else {
+        unreachable!("the smoke test's model reads patches")
+    };
+    let gradient = patches
         .projection
         .weight
         .grad(&grads)
@@ -75,6 +77,7 @@ fn wgpu_forward_and_backward_match_ndarray() {
         masking: MlmMasking::default(),
         itm_negative_probability: 0.5,
         fused_pairs: None,
+        detector: None,
     };
     let model: SingleStreamPretrainer<NdArray> =
         config(batcher.tokenizer.vocab_size()).init(&Default::default());

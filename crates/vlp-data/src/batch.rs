@@ -9,8 +9,11 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
-use crate::synthetic::{caption, RgbImage, Sample, Split, SyntheticWorld, NUM_PHRASINGS};
+use crate::synthetic::{
+    caption, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+};
 use crate::tokenizer::{TextTokenizer, TokenizedBatch};
+use crate::visual::{HostVisual, VisualBatch};
 use crate::DataError;
 use rand::Rng;
 use std::collections::HashSet;
@@ -61,7 +64,7 @@ pub fn tokens_to_tensors<B: Backend>(
 /// Everything one pre-training step needs (MLM + ITM + ITC), on the host.
 #[derive(Debug, Clone)]
 pub struct HostPretrainBatch {
-    pub images: Vec<RgbImage>,
+    pub visual: HostVisual,
     pub tokens: TokenizedBatch,
     /// Masked copy of `tokens.ids`.
     pub mlm_ids: Vec<Vec<u32>>,
@@ -79,8 +82,8 @@ pub struct HostPretrainBatch {
 /// [`HostPretrainBatch`] on a device.
 #[derive(Debug, Clone)]
 pub struct PretrainBatch<B: Backend> {
-    /// `[B, 3, H, W]`.
-    pub images: Tensor<B, 4>,
+    /// Images or detector regions.
+    pub visual: VisualBatch<B>,
     /// `[B, T]` unmasked ids.
     pub text_ids: Tensor<B, 2, Int>,
     /// `[B, T]`, `true` at padding.
@@ -110,15 +113,14 @@ fn int_tensor<B: Backend, const D: usize>(
 
 impl HostPretrainBatch {
     pub fn len(&self) -> usize {
-        self.images.len()
+        self.visual.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.images.is_empty()
+        self.visual.is_empty()
     }
 
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
-        let images: Vec<&RgbImage> = self.images.iter().collect();
         let (text_ids, text_padding) = tokens_to_tensors(&self.tokens, device);
         let (rows, cols) = (self.mlm_ids.len(), self.tokens.ids[0].len());
         let mlm_ids: Vec<i64> = self.mlm_ids.iter().flatten().map(|&id| id as i64).collect();
@@ -135,7 +137,7 @@ impl HostPretrainBatch {
         let n = targets.len();
         let index = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
         PretrainBatch {
-            images: images_to_tensor(&images, device),
+            visual: self.visual.to_device(device),
             text_ids,
             text_padding,
             mlm_ids: int_tensor(mlm_ids, [rows, cols], device),
@@ -168,6 +170,9 @@ pub struct PretrainBatcher {
     /// a large batch pays off; the fused pass costs as much as both unimodal
     /// passes together, so a subset trades little signal for speed.
     pub fused_pairs: Option<usize>,
+    /// When set, examples carry the world's detector regions instead of
+    /// pixels (region-based models: UNITER, LXMERT).
+    pub detector: Option<SyntheticDetector>,
 }
 
 impl PretrainBatcher {
@@ -251,7 +256,12 @@ impl PretrainBatcher {
         pairs.is_match.truncate(fused);
         mlm_targets.retain(|&(row, _, _)| row < fused);
         Ok(HostPretrainBatch {
-            images: samples.into_iter().map(|s| s.image).collect(),
+            visual: match &self.detector {
+                Some(detector) => {
+                    HostVisual::Regions(samples.iter().map(|s| detector.detect(&s.scene)).collect())
+                }
+                None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+            },
             tokens,
             mlm_ids,
             mlm_targets,
@@ -280,6 +290,7 @@ mod tests {
             masking: MlmMasking::default(),
             itm_negative_probability: 0.5,
             fused_pairs: None,
+            detector: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let host = batcher
@@ -288,14 +299,13 @@ mod tests {
         let device = Default::default();
         let batch = host.to_device::<NdArray>(&device);
         let t = host.tokens.ids[0].len();
-        assert_eq!(batch.images.dims(), [4, 3, 32, 32]);
+        let VisualBatch::Images(images) = &batch.visual else {
+            panic!("no detector: pixels");
+        };
+        assert_eq!(images.dims(), [4, 3, 32, 32]);
         assert_eq!(batch.text_ids.dims(), [4, t]);
         assert_eq!(batch.mlm_ids.dims(), [4, t]);
-        let pixel = batch
-            .images
-            .clone()
-            .slice([0..1, 0..1, 0..1, 0..1])
-            .into_scalar();
+        let pixel = images.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
         assert!((-1.0..=1.0).contains(&pixel));
         let padding: Vec<bool> = batch.text_padding.into_data().to_vec().unwrap();
         for (row, &len) in host.tokens.lengths.iter().enumerate() {

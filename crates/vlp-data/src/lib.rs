@@ -4,6 +4,7 @@
 //!   questions and clips, for training and testing without downloads.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
 //! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
+//! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
 
@@ -13,6 +14,7 @@ pub mod masking;
 pub mod negatives;
 pub mod synthetic;
 pub mod tokenizer;
+pub mod visual;
 
 pub use batch::{
     images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher,
@@ -21,3 +23,4 @@ pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
+pub use visual::{HostVisual, RegionTensors, VisualBatch};

@@ -6,7 +6,10 @@
 //! retrieval need without a second set of weights.
 
 use burn::prelude::*;
-use vlp_features::{PatchEmbeddings, PatchEmbeddingsConfig, TextEmbeddings, TextEmbeddingsConfig};
+use vlp_data::VisualBatch;
+use vlp_features::{
+    TextEmbeddings, TextEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens,
+};
 
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::layer::TransformerLayerConfig;
@@ -18,12 +21,9 @@ use crate::pooler::{Pooler, PoolerConfig};
 pub struct SingleStreamConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// Side of the square input images.
-    #[config(default = 64)]
-    pub image_size: usize,
-    /// Side of the square ViT patches.
-    #[config(default = 16)]
-    pub patch_size: usize,
+    /// The visual extractor (patches or regions); its `hidden_size` must
+    /// equal the model's.
+    pub visual: VisualEmbeddingsConfig,
     /// Model width.
     #[config(default = 128)]
     pub hidden_size: usize,
@@ -39,16 +39,16 @@ pub struct SingleStreamConfig {
     pub max_text_len: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
-    /// Pre-norm layers (ViT/ViLT) when true, post-norm (BERT) when false.
+    /// Pre-norm layers (ViT/ViLT) when true, post-norm (BERT, UNITER) when false.
     #[config(default = true)]
     pub norm_first: bool,
 }
 
-/// Text embeddings + ViT patch embeddings + one shared transformer + pooler.
+/// Text embeddings + a visual extractor + one shared transformer + pooler.
 #[derive(Module, Debug)]
 pub struct SingleStreamModel<B: Backend> {
     pub embeddings: TextEmbeddings<B>,
-    pub patch_embeddings: PatchEmbeddings<B>,
+    pub visual: VisualEmbeddings<B>,
     pub encoder: TransformerEncoder<B>,
     pub pooler: Pooler<B>,
 }
@@ -58,7 +58,7 @@ pub struct SingleStreamModel<B: Backend> {
 pub struct FusedOutput<B: Backend> {
     /// `[B, T, H]` contextual text tokens.
     pub text: Tensor<B, 3>,
-    /// `[B, 1 + P, H]` contextual image tokens (`[CLS]` first).
+    /// `[B, V, H]` contextual image tokens.
     pub image: Tensor<B, 3>,
     /// `[B, H]` pooled first text token (`[CLS]`).
     pub pooled: Tensor<B, 2>,
@@ -66,6 +66,14 @@ pub struct FusedOutput<B: Backend> {
 
 impl SingleStreamConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SingleStreamModel<B> {
+        let visual_width = match &self.visual {
+            VisualEmbeddingsConfig::Patches(config) => config.hidden_size,
+            VisualEmbeddingsConfig::Regions(config) => config.hidden_size,
+        };
+        assert_eq!(
+            visual_width, self.hidden_size,
+            "the visual extractor's width must equal the model's"
+        );
         let layer =
             TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
                 .with_dropout(self.dropout)
@@ -75,13 +83,7 @@ impl SingleStreamConfig {
                 .with_max_position_embeddings(self.max_text_len)
                 .with_dropout(self.dropout)
                 .init(device),
-            patch_embeddings: PatchEmbeddingsConfig::new(
-                self.image_size,
-                self.patch_size,
-                self.hidden_size,
-            )
-            .with_dropout(self.dropout)
-            .init(device),
+            visual: self.visual.init(device),
             encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
             pooler: PoolerConfig::new(self.hidden_size).init(device),
         }
@@ -94,9 +96,9 @@ impl<B: Backend> SingleStreamModel<B> {
         self.embeddings.forward(ids)
     }
 
-    /// `[B, 3, S, S]` images → `[B, 1 + P, H]` patch embeddings.
-    pub fn embed_image(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
-        self.patch_embeddings.forward(images)
+    /// Pixels or regions → `[B, V, H]` image tokens (with their padding).
+    pub fn embed_image(&self, visual: &VisualBatch<B>) -> VisualTokens<B> {
+        self.visual.forward(visual)
     }
 
     /// Text alone through the stack: `[B, T, H]` embeddings, `[B, T]` padding → `[B, T, H]`.
@@ -104,9 +106,9 @@ impl<B: Backend> SingleStreamModel<B> {
         self.encoder.forward(text, Some(padding))
     }
 
-    /// Image alone through the stack: `[B, 1 + P, H]` → `[B, 1 + P, H]`.
-    pub fn encode_image(&self, image: Tensor<B, 3>) -> Tensor<B, 3> {
-        self.encoder.forward(image, None)
+    /// Image alone through the stack: `[B, V, H]` → `[B, V, H]`.
+    pub fn encode_image(&self, image: VisualTokens<B>) -> Tensor<B, 3> {
+        self.encoder.forward(image.tokens, image.padding)
     }
 
     /// Merged attention over `[text; image]`: every token attends to every
@@ -115,18 +117,21 @@ impl<B: Backend> SingleStreamModel<B> {
         &self,
         text: Tensor<B, 3>,
         padding: Tensor<B, 2, Bool>,
-        image: Tensor<B, 3>,
+        image: VisualTokens<B>,
     ) -> FusedOutput<B> {
         let [batch, text_len, _] = text.dims();
-        let [_, image_len, _] = image.dims();
+        let [_, image_len, _] = image.tokens.dims();
         let device = text.device();
         // Concatenated as integers: backends may store bools created in
         // different ways with different dtypes, which `cat` rejects.
-        let image_padding = Tensor::<B, 2, Int>::zeros([batch, image_len], &device);
+        let image_padding = match image.padding {
+            Some(padding) => padding.int(),
+            None => Tensor::<B, 2, Int>::zeros([batch, image_len], &device),
+        };
         let padding = Tensor::cat(vec![padding.int(), image_padding], 1).bool();
         let hidden = self
             .encoder
-            .forward(Tensor::cat(vec![text, image], 1), Some(padding));
+            .forward(Tensor::cat(vec![text, image.tokens], 1), Some(padding));
         let text = hidden.clone().narrow(1, 0, text_len);
         let image = hidden.narrow(1, text_len, image_len);
         let pooled = self.pooler.forward(text.clone());
@@ -143,17 +148,27 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::tensor::{Distribution, TensorData, Tolerance};
+    use vlp_data::RegionTensors;
+    use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig};
 
-    fn model() -> SingleStreamModel<NdArray> {
-        SingleStreamConfig::new(20)
-            .with_image_size(16)
-            .with_patch_size(8)
+    fn config(visual: VisualEmbeddingsConfig) -> SingleStreamConfig {
+        SingleStreamConfig::new(20, visual)
             .with_hidden_size(16)
             .with_num_layers(2)
             .with_num_heads(2)
             .with_intermediate_size(32)
             .with_dropout(0.0)
-            .init(&Default::default())
+    }
+
+    fn model() -> SingleStreamModel<NdArray> {
+        config(VisualEmbeddingsConfig::Patches(
+            PatchEmbeddingsConfig::new(16, 8, 16).with_dropout(0.0),
+        ))
+        .init(&Default::default())
+    }
+
+    fn pixels(values: Tensor<NdArray, 4>) -> VisualBatch<NdArray> {
+        VisualBatch::Images(values)
     }
 
     fn ids(values: Vec<i64>, len: usize) -> Tensor<NdArray, 2, Int> {
@@ -169,16 +184,16 @@ mod tests {
     fn fused_text_depends_on_the_image_and_ignores_padding() {
         let model = model();
         let device = Default::default();
-        let image_a = model.embed_image(Tensor::random(
+        let image_a = model.embed_image(&pixels(Tensor::random(
             [1, 3, 16, 16],
             Distribution::Default,
             &device,
-        ));
-        let image_b = model.embed_image(Tensor::random(
+        )));
+        let image_b = model.embed_image(&pixels(Tensor::random(
             [1, 3, 16, 16],
             Distribution::Default,
             &device,
-        ));
+        )));
         let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
         let out_a = model.fuse(text.clone(), padding(vec![false; 4]), image_a.clone());
         let out_b = model.fuse(text.clone(), padding(vec![false; 4]), image_b);
@@ -213,8 +228,64 @@ mod tests {
             padding(vec![false; 3]),
         );
         assert_eq!(text.dims(), [1, 3, 16]);
-        let image = model
-            .encode_image(model.embed_image(Tensor::zeros([2, 3, 16, 16], &Default::default())));
+        let image = model.encode_image(
+            model.embed_image(&pixels(Tensor::zeros([2, 3, 16, 16], &Default::default()))),
+        );
         assert_eq!(image.dims(), [2, 5, 16]);
+    }
+
+    #[test]
+    fn padded_regions_are_invisible_to_the_text() {
+        let device = Default::default();
+        let model: SingleStreamModel<NdArray> = config(VisualEmbeddingsConfig::Regions(
+            RegionEmbeddingsConfig::new(6, 16).with_dropout(0.0),
+        ))
+        .init(&device);
+        let features = Tensor::<NdArray, 3>::random([1, 3, 6], Distribution::Default, &device);
+        let boxes = Tensor::<NdArray, 3>::random([1, 3, 4], Distribution::Default, &device);
+        let regions =
+            |features: Tensor<NdArray, 3>, boxes: Tensor<NdArray, 3>, padded: Vec<i64>| {
+                VisualBatch::Regions(RegionTensors {
+                    features,
+                    boxes,
+                    padding: Tensor::<NdArray, 2, Int>::from_data(
+                        TensorData::new(padded, [1, 3]),
+                        &device,
+                    )
+                    .bool(),
+                })
+            };
+        let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
+        let with_two = model.fuse(
+            text.clone(),
+            padding(vec![false; 4]),
+            model.embed_image(&regions(features.clone(), boxes.clone(), vec![0, 0, 1])),
+        );
+        // Changing the padded region's feature and box changes nothing.
+        let changed_features = features.clone().slice_assign(
+            [0..1, 2..3, 0..6],
+            Tensor::random([1, 1, 6], Distribution::Default, &device),
+        );
+        let changed_boxes = boxes.clone().slice_assign(
+            [0..1, 2..3, 0..4],
+            Tensor::random([1, 1, 4], Distribution::Default, &device),
+        );
+        let changed = model.fuse(
+            text.clone(),
+            padding(vec![false; 4]),
+            model.embed_image(&regions(changed_features, changed_boxes, vec![0, 0, 1])),
+        );
+        changed.text.into_data().assert_approx_eq::<f32>(
+            &with_two.text.clone().into_data(),
+            Tolerance::absolute(1e-5),
+        );
+        // Unmasking it does.
+        let with_three = model.fuse(
+            text,
+            padding(vec![false; 4]),
+            model.embed_image(&regions(features, boxes, vec![0, 0, 0])),
+        );
+        let moved = (with_three.text - with_two.text).abs().max().into_scalar();
+        assert!(moved > 1e-4);
     }
 }

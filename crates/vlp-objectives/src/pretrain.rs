@@ -2,7 +2,8 @@
 //! and one step's losses.
 
 use burn::prelude::*;
-use vlp_data::PretrainBatch;
+use vlp_data::{PretrainBatch, VisualBatch};
+use vlp_features::VisualTokens;
 use vlp_models::{SingleStreamConfig, SingleStreamModel};
 
 use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
@@ -104,13 +105,13 @@ impl<B: Backend> SingleStreamPretrainer<B> {
     pub fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
         let backbone = &self.backbone;
         let text = backbone.embed_text(batch.text_ids.clone());
-        let image = backbone.embed_image(batch.images.clone());
+        let image = backbone.embed_image(&batch.visual);
 
         let text_pooled = mean_pool(
             backbone.encode_text(text, batch.text_padding.clone()),
             Some(batch.text_padding.clone()),
         );
-        let image_pooled = mean_pool(backbone.encode_image(image.clone()), None);
+        let image_pooled = mean_pool(backbone.encode_image(image.clone()), image.padding.clone());
         let itc_logits = self.itc_head.logits(
             self.itc_head.embed_text(text_pooled),
             self.itc_head.embed_image(image_pooled),
@@ -130,7 +131,12 @@ impl<B: Backend> SingleStreamPretrainer<B> {
         let fused = backbone.fuse(
             masked_text.select(0, batch.itm_text.clone()),
             batch.text_padding.clone().select(0, batch.itm_text.clone()),
-            image.select(0, batch.itm_image.clone()),
+            VisualTokens {
+                tokens: image.tokens.select(0, batch.itm_image.clone()),
+                padding: image
+                    .padding
+                    .map(|padding| padding.int().select(0, batch.itm_image.clone()).bool()),
+            },
         );
         let masked_hidden = gather_positions(fused.text, batch.mlm_positions.clone());
         let mlm_logits = self
@@ -167,10 +173,10 @@ impl<B: Backend> SingleStreamPretrainer<B> {
     }
 
     /// Unit image embeddings `[N, D]` for retrieval, from the image-only pass.
-    pub fn embed_image(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
-        let hidden = self
-            .backbone
-            .encode_image(self.backbone.embed_image(images));
-        self.itc_head.embed_image(mean_pool(hidden, None))
+    pub fn embed_image(&self, visual: &VisualBatch<B>) -> Tensor<B, 2> {
+        let image = self.backbone.embed_image(visual);
+        let padding = image.padding.clone();
+        let hidden = self.backbone.encode_image(image);
+        self.itc_head.embed_image(mean_pool(hidden, padding))
     }
 }

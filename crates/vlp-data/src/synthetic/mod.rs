@@ -9,12 +9,14 @@
 
 mod caption;
 mod clip;
+mod detector;
 mod render;
 mod scene;
 mod vqa;
 
 pub use caption::{caption, NUM_PHRASINGS};
 pub use clip::{animate, Clip};
+pub use detector::{Detections, DetectorConfig, SyntheticDetector};
 pub use render::{render, RgbImage};
 pub use scene::{Relation, Scene, SceneObject, COLOURS, NUM_CLASSES, SHAPES, SIZES};
 pub use vqa::{answer_vocabulary, questions, QuestionKind, VqaItem};

@@ -1,0 +1,77 @@
+//! One visual tower, whichever features it uses: the extractor a model was
+//! configured with turns a [`VisualBatch`] into image tokens, so fusion
+//! models and objectives do not care whether they see patches or regions.
+
+use burn::prelude::*;
+use vlp_data::VisualBatch;
+
+use crate::patch::{PatchEmbeddings, PatchEmbeddingsConfig};
+use crate::region::{RegionEmbeddings, RegionEmbeddingsConfig};
+
+/// Which extractor a model's visual side uses.
+#[derive(Config, Debug)]
+pub enum VisualEmbeddingsConfig {
+    /// ViT patches of pixel images (end to end).
+    Patches(PatchEmbeddingsConfig),
+    /// Frozen-detector regions.
+    Regions(RegionEmbeddingsConfig),
+}
+
+/// The visual extractor; names its parameters after the variant
+/// (`visual.Patches.…` / `visual.Regions.…` in records).
+// One value per model: the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Module, Debug)]
+pub enum VisualEmbeddings<B: Backend> {
+    Patches(PatchEmbeddings<B>),
+    Regions(RegionEmbeddings<B>),
+}
+
+/// Image tokens and, when images have different token counts, their padding.
+#[derive(Debug, Clone)]
+pub struct VisualTokens<B: Backend> {
+    /// `[N, V, H]`.
+    pub tokens: Tensor<B, 3>,
+    /// `[N, V]`, `true` at padding; `None` when no token is padding.
+    pub padding: Option<Tensor<B, 2, Bool>>,
+}
+
+impl VisualEmbeddingsConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> VisualEmbeddings<B> {
+        match self {
+            VisualEmbeddingsConfig::Patches(config) => {
+                VisualEmbeddings::Patches(config.init(device))
+            }
+            VisualEmbeddingsConfig::Regions(config) => {
+                VisualEmbeddings::Regions(config.init(device))
+            }
+        }
+    }
+}
+
+impl<B: Backend> VisualEmbeddings<B> {
+    /// Image tokens of `input`. Panics when the input kind does not match
+    /// the extractor (pixels for patches, regions for region embeddings):
+    /// that is a wiring error of the caller, not bad data.
+    pub fn forward(&self, input: &VisualBatch<B>) -> VisualTokens<B> {
+        match (self, input) {
+            (VisualEmbeddings::Patches(patches), VisualBatch::Images(images)) => VisualTokens {
+                tokens: patches.forward(images.clone()),
+                padding: None,
+            },
+            (VisualEmbeddings::Regions(regions), VisualBatch::Regions(input)) => {
+                let geometry = regions.geometry.encode(input.boxes.clone());
+                VisualTokens {
+                    tokens: regions.forward(input.features.clone(), geometry, None),
+                    padding: Some(input.padding.clone()),
+                }
+            }
+            (VisualEmbeddings::Patches(_), VisualBatch::Regions(_)) => {
+                panic!("a patch-embedding model was given detector regions; it needs pixel images")
+            }
+            (VisualEmbeddings::Regions(_), VisualBatch::Images(_)) => {
+                panic!("a region-embedding model was given pixel images; it needs detector regions")
+            }
+        }
+    }
+}

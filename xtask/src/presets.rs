@@ -1,0 +1,52 @@
+//! Named configurations shipped with the runner (`presets/*.toml`, compiled
+//! in): `cargo xtask pretrain --preset NAME`. A preset is a partial
+//! [`PretrainConfig`](crate::config::PretrainConfig); a `--config` file and
+//! flags apply on top of it.
+
+/// A shipped preset.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    pub name: &'static str,
+    /// The preset's TOML text.
+    pub toml: &'static str,
+}
+
+/// Every shipped preset.
+pub const PRESETS: &[Preset] = &[Preset {
+    name: "uniter-regions-tiny",
+    toml: include_str!("../../presets/uniter-regions-tiny.toml"),
+}];
+
+/// The preset called `name`; the error lists the known names.
+pub fn find(name: &str) -> Result<&'static Preset, String> {
+    PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
+        format!(
+            "unknown preset {name:?}; known presets: {}",
+            names.join(", ")
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::PretrainConfig;
+
+    #[test]
+    fn every_preset_parses_and_validates() {
+        for preset in PRESETS {
+            let config = PretrainConfig::from_layers(Some(preset), None)
+                .unwrap_or_else(|err| panic!("preset {}: {err}", preset.name));
+            assert_ne!(
+                config,
+                PretrainConfig::default(),
+                "{} changes something",
+                preset.name
+            );
+        }
+        assert!(find("no-such-preset")
+            .unwrap_err()
+            .contains("uniter-regions-tiny"));
+    }
+}
