@@ -17,7 +17,8 @@ pub mod tokenizer;
 pub mod visual;
 
 pub use batch::{
-    images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher,
+    clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch,
+    PretrainBatcher,
 };
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
