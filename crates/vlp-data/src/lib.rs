@@ -2,6 +2,8 @@
 //!
 //! - [`synthetic`]: a deterministic world of captioned images, boxes,
 //!   questions and clips, for training and testing without downloads.
+//! - [`regions`]: object-detector region features (BUTD TSV, UNITER's
+//!   per-image NPZ) read lazily, and padded region batches.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
 //! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
@@ -11,6 +13,7 @@ pub mod batch;
 mod error;
 pub mod masking;
 pub mod negatives;
+pub mod regions;
 pub mod synthetic;
 pub mod tokenizer;
 
@@ -20,4 +23,8 @@ pub use batch::{
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
+pub use regions::{
+    ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
+    RegionTensors,
+};
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
