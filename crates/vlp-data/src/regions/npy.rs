@@ -128,20 +128,33 @@ fn float_type(descr: &str) -> Result<(bool, usize), String> {
 }
 
 fn decode_floats(data: &[u8], size: usize, little_endian: bool) -> Vec<f32> {
-    data.chunks_exact(size)
-        .map(|chunk| {
-            let mut b = [0u8; 8];
-            b[..size].copy_from_slice(chunk);
-            if !little_endian {
-                b[..size].reverse();
-            }
-            match size {
-                2 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
-                4 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-                _ => f64::from_le_bytes(b) as f32,
-            }
-        })
-        .collect()
+    let order = |mut b: [u8; 8]| {
+        if !little_endian {
+            b[..size].reverse();
+        }
+        b
+    };
+    let word = |chunk: &[u8]| {
+        let mut b = [0u8; 8];
+        b[..size].copy_from_slice(chunk);
+        order(b)
+    };
+    let chunks = data.chunks_exact(size);
+    match size {
+        2 => chunks
+            .map(|c| {
+                let b = word(c);
+                half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+            })
+            .collect(),
+        4 => chunks
+            .map(|c| {
+                let b = word(c);
+                f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            })
+            .collect(),
+        _ => chunks.map(|c| f64::from_le_bytes(word(c)) as f32).collect(),
+    }
 }
 
 /// Reorders Fortran-order (first index fastest) values into C order.

@@ -92,7 +92,7 @@ impl NpzFile {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let mut reader = BufReader::new(file);
+        let mut reader = BufReader::with_capacity(1 << 16, file);
         let index = ZipIndex::read(&mut reader).map_err(|reason| DataError::NpzArchive {
             path: path.clone(),
             reason,

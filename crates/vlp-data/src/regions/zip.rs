@@ -77,13 +77,21 @@ impl ZipIndex {
     /// Reads the central directory.
     pub fn read(reader: &mut (impl Read + Seek)) -> Result<Self, String> {
         let file_len = reader.seek(SeekFrom::End(0)).map_err(|e| e.to_string())?;
-        // The end record is 22 bytes plus a comment of at most 65535.
-        let tail_len = file_len.min(22 + 65_535);
-        let tail = read_at(reader, file_len - tail_len, tail_len)?;
-        let end = (0..tail.len().saturating_sub(21))
-            .rev()
-            .find(|&i| u32_at(&tail, i) == Ok(END_OF_CENTRAL_DIRECTORY))
-            .ok_or("no end-of-central-directory record (not a zip archive, or truncated)")?;
+        // The end record is 22 bytes plus a comment of at most 65535 bytes;
+        // NumPy writes no comment, so try the last 22 bytes first.
+        let mut tail = Vec::new();
+        let mut end = None;
+        for tail_len in [file_len.min(22), file_len.min(22 + 65_535)] {
+            tail = read_at(reader, file_len - tail_len, tail_len)?;
+            end = (0..tail.len().saturating_sub(21))
+                .rev()
+                .find(|&i| u32_at(&tail, i) == Ok(END_OF_CENTRAL_DIRECTORY));
+            if end.is_some() {
+                break;
+            }
+        }
+        let end =
+            end.ok_or("no end-of-central-directory record (not a zip archive, or truncated)")?;
         let mut entries = u64::from(u16_at(&tail, end + 10)?);
         let mut directory_len = u64::from(u32_at(&tail, end + 12)?);
         let mut directory_offset = u64::from(u32_at(&tail, end + 16)?);
