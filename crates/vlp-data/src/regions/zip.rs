@@ -92,15 +92,19 @@ impl ZipIndex {
         }
         let end =
             end.ok_or("no end-of-central-directory record (not a zip archive, or truncated)")?;
+        let end_offset = file_len - tail.len() as u64 + end as u64;
         let mut entries = u64::from(u16_at(&tail, end + 10)?);
         let mut directory_len = u64::from(u32_at(&tail, end + 12)?);
         let mut directory_offset = u64::from(u32_at(&tail, end + 16)?);
         if entries == 0xFFFF || directory_len == 0xFFFF_FFFF || directory_offset == 0xFFFF_FFFF {
-            let locator = end
+            // The locator is the 20 bytes right before the end record.
+            let locator = end_offset
                 .checked_sub(20)
-                .filter(|&at| u32_at(&tail, at) == Ok(ZIP64_LOCATOR))
+                .map(|at| read_at(reader, at, 20))
+                .transpose()?
+                .filter(|locator| u32_at(locator, 0) == Ok(ZIP64_LOCATOR))
                 .ok_or("zip64 sizes without a zip64 locator")?;
-            let record = read_at(reader, u64_at(&tail, locator + 8)?, 56)?;
+            let record = read_at(reader, u64_at(&locator, 8)?, 56)?;
             if u32_at(&record, 0)? != ZIP64_END_OF_CENTRAL_DIRECTORY {
                 return Err("bad zip64 end-of-central-directory record".into());
             }
@@ -256,6 +260,51 @@ mod tests {
             let bytes = read_member(&mut archive, member).unwrap();
             assert!(bytes.starts_with(b"\x93NUMPY"));
         }
+    }
+
+    /// Rewrites an archive's end record the way zip64 writers do (saturated
+    /// fields, then a zip64 end record and its locator), as archives of more
+    /// than 65535 members or 4 GiB have it.
+    fn with_zip64_end(bytes: &[u8]) -> Vec<u8> {
+        let end = bytes.len() - 22;
+        assert_eq!(u32_at(bytes, end), Ok(END_OF_CENTRAL_DIRECTORY));
+        let entries = u64::from(u16_at(bytes, end + 10).unwrap());
+        let directory_len = u64::from(u32_at(bytes, end + 12).unwrap());
+        let directory_offset = u64::from(u32_at(bytes, end + 16).unwrap());
+        let mut out = bytes[..end].to_vec();
+        out.extend(ZIP64_END_OF_CENTRAL_DIRECTORY.to_le_bytes());
+        out.extend(44u64.to_le_bytes());
+        out.extend([45, 0, 45, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        for value in [entries, entries, directory_len, directory_offset] {
+            out.extend(value.to_le_bytes());
+        }
+        out.extend(ZIP64_LOCATOR.to_le_bytes());
+        out.extend(0u32.to_le_bytes());
+        out.extend((end as u64).to_le_bytes());
+        out.extend(1u32.to_le_bytes());
+        out.extend(END_OF_CENTRAL_DIRECTORY.to_le_bytes());
+        out.extend([0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        out.extend([0xFF; 8]);
+        out.extend([0, 0]);
+        out
+    }
+
+    #[test]
+    fn reads_zip64_end_records() {
+        let plain = fixture("coco_000000000139.npz");
+        let zip64 = with_zip64_end(&plain);
+        let mut archive = Cursor::new(zip64);
+        let index = ZipIndex::read(&mut archive).unwrap();
+        let expected = ZipIndex::read(&mut Cursor::new(&plain)).unwrap();
+        assert_eq!(index.members.len(), expected.members.len());
+        let member = index.member("soft_labels.npy").unwrap();
+        let bytes = read_member(&mut archive, member).unwrap();
+        let reference = read_member(
+            &mut Cursor::new(&plain),
+            expected.member("soft_labels.npy").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(bytes, reference);
     }
 
     #[test]
