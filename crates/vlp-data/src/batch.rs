@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
+use crate::regions::RegionBatch;
 use crate::synthetic::{
     caption, Clip, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
 };
@@ -271,7 +272,9 @@ impl PretrainBatcher {
         Ok(HostPretrainBatch {
             visual: match &self.detector {
                 Some(detector) => {
-                    HostVisual::Regions(samples.iter().map(|s| detector.detect(&s.scene)).collect())
+                    let records: Vec<_> =
+                        samples.iter().map(|s| detector.detect(&s.scene)).collect();
+                    HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
                 }
                 None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
             },

@@ -253,6 +253,7 @@ mod tests {
                         &device,
                     )
                     .bool(),
+                    soft_labels: None,
                 })
             };
         let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
