@@ -7,8 +7,14 @@
 //! Every module is generic over the Burn backend and built from a
 //! `#[derive(Config)]` whose `init::<B>(&device)` returns the module.
 
+mod batch_norm;
+mod freeze;
 mod patch;
+mod resnet;
 mod text;
 
+pub use batch_norm::{frozen_batch_norm, BatchNormMode};
+pub use freeze::set_trainable;
 pub use patch::{PatchEmbeddings, PatchEmbeddingsConfig};
+pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};
 pub use text::{TextEmbeddings, TextEmbeddingsConfig};
