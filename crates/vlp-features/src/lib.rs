@@ -9,12 +9,14 @@
 
 mod batch_norm;
 mod freeze;
+mod grid;
 mod patch;
 mod resnet;
 mod text;
 
 pub use batch_norm::{frozen_batch_norm, BatchNormMode};
 pub use freeze::set_trainable;
+pub use grid::{GridEmbeddings, GridEmbeddingsConfig};
 pub use patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};
 pub use text::{TextEmbeddings, TextEmbeddingsConfig};
