@@ -10,13 +10,20 @@
 mod batch_norm;
 mod freeze;
 mod grid;
+mod inflated;
 mod patch;
 mod resnet;
 mod text;
+mod video;
 
 pub use batch_norm::{frozen_batch_norm, BatchNormMode};
 pub use freeze::set_trainable;
 pub use grid::{GridEmbeddings, GridEmbeddingsConfig};
+pub use inflated::{inflate_conv2d, InflateError, InflatedStem, InflatedStemConfig};
 pub use patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};
 pub use text::{TextEmbeddings, TextEmbeddingsConfig};
+pub use video::{
+    FrameBackbone, FrameBackboneConfig, VideoEmbeddings, VideoEmbeddingsConfig,
+    VideoEmbeddingsOutput,
+};
