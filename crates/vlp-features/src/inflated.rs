@@ -32,7 +32,7 @@ pub fn inflate_conv2d<B: Backend>(
     conv: &Conv2d<B>,
     time_kernel: usize,
 ) -> Result<Conv3d<B>, InflateError> {
-    if time_kernel % 2 == 0 {
+    if time_kernel.is_multiple_of(2) {
         return Err(InflateError::EvenTimeKernel(time_kernel));
     }
     let time_pad = time_kernel / 2;
@@ -103,7 +103,7 @@ pub struct InflatedStem<B: Backend> {
 
 impl InflatedStemConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<InflatedStem<B>, InflateError> {
-        if self.time_kernel % 2 == 0 {
+        if self.time_kernel.is_multiple_of(2) {
             return Err(InflateError::EvenTimeKernel(self.time_kernel));
         }
         let t = self.time_kernel;

@@ -2,7 +2,16 @@
 //!
 //! - [`TextEmbeddings`]: word + position + token type (BERT's embedding block).
 //! - [`PatchEmbeddings`]: ViT patches with `[CLS]`, positions and the image
-//!   modality's type embedding.
+//!   modality's type embedding; the position table is resampled (bicubic)
+//!   for images of other sizes.
+//! - [`ResNet`]: ResNet-18/50 trunk with torchvision's keys; [`BatchNormMode`]
+//!   chooses Burn's training BN or [`frozen_batch_norm`] (running statistics).
+//! - [`GridEmbeddings`]: CNN grid features (Pixel-BERT/SOHO): ResNet cells
+//!   projected, with row + column positions and the image type embedding.
+//! - [`VideoEmbeddings`]: a [`FrameBackbone`] (patches or grid) per frame,
+//!   frame projection, temporal positions, type embedding; [`inflate_conv2d`]
+//!   and [`InflatedStem`] carry 2-D weights into 3-D convolutions (I3D).
+//! - [`set_trainable`]: freeze or unfreeze a tower's parameters.
 //!
 //! Every module is generic over the Burn backend and built from a
 //! `#[derive(Config)]` whose `init::<B>(&device)` returns the module.

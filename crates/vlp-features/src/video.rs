@@ -42,6 +42,9 @@ impl FrameBackboneConfig {
 /// first: before any transformer layer it is the same for every frame.
 /// Checkpoint keys carry the variant name (`frame_backbone.Patch.…`), as
 /// Burn's derive names enum modules.
+// One value per model, built once: boxing the larger variant would save
+// nothing that matters and would add a key-less indirection.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum FrameBackbone<B: Backend> {
     Patch(PatchEmbeddings<B>),
