@@ -18,7 +18,8 @@
 //! backward pass for bicubic `interpolate` (it panics), and the position
 //! table must keep training at the new size. The matrices reproduce
 //! PyTorch's `upsample_bicubic2d` (border taps clamped), which the tests
-//! check against Burn's own forward `interpolate`.
+//! check against Burn's own forward `interpolate` and against Hugging Face
+//! ViT's `interpolate_pos_encoding` (`tests/patch_positions.rs`).
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
