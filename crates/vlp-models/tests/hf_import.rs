@@ -96,6 +96,33 @@ fn bert_matches_pytorch() {
 }
 
 #[test]
+fn a_single_stream_model_starts_from_bert() {
+    // What `--init-text` does: the single-stream model's text embeddings,
+    // encoder and pooler go through BertModel and come back loaded.
+    let reference = reference("tiny_bert");
+    let config = vlp_models::SingleStreamConfig::new(100)
+        .with_hidden_size(32)
+        .with_num_layers(2)
+        .with_num_heads(4)
+        .with_intermediate_size(64)
+        .with_max_text_len(16)
+        .with_norm_first(false);
+    let mut model = config.init::<B>(&Default::default());
+    let mut bert = BertModel {
+        embeddings: model.embeddings,
+        encoder: model.encoder,
+        pooler: Some(model.pooler),
+    };
+    bert.load_safetensors(&fixture("tiny_bert/model.safetensors"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (model.embeddings, model.encoder) = (bert.embeddings, bert.encoder);
+    model.pooler = bert.pooler.unwrap();
+    let ids = ints(&reference["input_ids"]);
+    let text = model.encode_text(model.embed_text(ids), padding(&reference["attention_mask"]));
+    assert_close("single-stream text", text, &reference["last_hidden_state"]);
+}
+
+#[test]
 fn vit_matches_pytorch() {
     let reference = reference("tiny_vit");
     let (model, _) = ViTModel::<B>::from_pretrained(&fixture("tiny_vit"), &Default::default())
