@@ -11,7 +11,7 @@ use vlp_features::{
     BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
     RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
 };
-use vlp_models::SingleStreamConfig;
+use vlp_models::{BertConfig, SingleStreamConfig};
 use vlp_objectives::SingleStreamPretrainerConfig;
 
 /// Everything a pre-training run depends on. Every field has a default; a
@@ -123,6 +123,9 @@ pub struct ModelConfig {
     /// Components whose parameters are not trained: "text_embeddings",
     /// "visual", "encoder".
     pub frozen: Vec<Component>,
+    /// Rows of the text position table (default: `data.max_text_len`);
+    /// a checkpoint to start from fixes it (BERT: 512).
+    pub max_position_embeddings: Option<usize>,
     pub patch_size: usize,
     /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
     pub box_geometry: GeometryKind,
@@ -181,6 +184,7 @@ impl Default for ModelConfig {
             cnn_base_width: 64,
             cnn_frozen_batch_norm: false,
             frozen: Vec::new(),
+            max_position_embeddings: None,
             patch_size: 16,
             box_geometry: GeometryKind::Uniter7,
             hidden_size: 128,
@@ -283,6 +287,14 @@ impl PretrainConfig {
                 self.data.image_size
             ));
         }
+        if let Some(rows) = self.model.max_position_embeddings {
+            if rows < self.data.max_text_len {
+                return Err(format!(
+                    "model.max_position_embeddings ({rows}) must cover data.max_text_len ({})",
+                    self.data.max_text_len
+                ));
+            }
+        }
         if self.data.max_text_len < 3 {
             return Err("data.max_text_len must be at least 3".into());
         }
@@ -302,6 +314,18 @@ impl PretrainConfig {
             return Err("learning_rate and model.itc_temperature must be positive".into());
         }
         Ok(())
+    }
+
+    /// Takes the text tower's sizes from a Hugging Face BERT `config.json`
+    /// (post-norm layers, its position table), so that the checkpoint loads.
+    pub fn adopt_bert(&mut self, bert: &BertConfig) {
+        let m = &mut self.model;
+        m.hidden_size = bert.hidden_size;
+        m.num_layers = bert.num_layers;
+        m.num_heads = bert.num_heads;
+        m.intermediate_size = bert.intermediate_size;
+        m.norm_first = false;
+        m.max_position_embeddings = Some(bert.max_position_embeddings);
     }
 
     /// The synthetic detector region-based models read, if the model uses regions.
@@ -352,7 +376,7 @@ impl PretrainConfig {
             .with_num_layers(m.num_layers)
             .with_num_heads(m.num_heads)
             .with_intermediate_size(m.intermediate_size)
-            .with_max_text_len(self.data.max_text_len)
+            .with_max_text_len(m.max_position_embeddings.unwrap_or(self.data.max_text_len))
             .with_dropout(m.dropout)
             .with_norm_first(m.norm_first);
         SingleStreamPretrainerConfig::new(model)

@@ -1,9 +1,10 @@
-//! The vlp runner: `cargo xtask pretrain | eval | test | bench`.
+//! The vlp runner: `cargo xtask pretrain | eval | test | bench | assets`.
 //!
 //! Library crates are generic over the Burn backend; this crate alone names
 //! backends (cargo features `ndarray`, `flex`, `wgpu`, `cuda`) and picks one
 //! at run time (`--device`) through [`device::dispatch`].
 
+pub mod assets;
 pub mod bench_ot;
 pub mod config;
 pub mod device;

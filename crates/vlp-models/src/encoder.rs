@@ -40,7 +40,12 @@ impl TransformerEncoderConfig {
 impl<B: Backend> TransformerEncoder<B> {
     /// `x` `[B, S, H]`; `padding` `[B, S]` is `true` at positions no token may attend to.
     pub fn forward(&self, x: Tensor<B, 3>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        let bias = padding.map(padding_bias);
+        self.forward_with_bias(x, padding.map(padding_bias))
+    }
+
+    /// `x` `[B, S, H]` with an additive attention bias broadcastable to
+    /// `[B, heads, S, S]`, e.g. a padding bias plus a causal one.
+    pub fn forward_with_bias(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let x = self
             .layer
             .iter()

@@ -6,7 +6,7 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::attention::{MultiHeadSelfAttention, MultiHeadSelfAttentionConfig};
-use crate::feed_forward::{FeedForward, FeedForwardConfig};
+use crate::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 
 /// Configuration of [`TransformerLayer`].
 #[derive(Config, Debug)]
@@ -22,6 +22,9 @@ pub struct TransformerLayerConfig {
     pub norm_first: bool,
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Non-linearity of the feed-forward block.
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
 }
 
 #[derive(Module, Debug)]
@@ -51,6 +54,7 @@ impl TransformerLayerConfig {
             attention_dropout: DropoutConfig::new(self.dropout).init(),
             feed_forward: FeedForwardConfig::new(self.hidden_size, self.intermediate_size)
                 .with_dropout(self.dropout)
+                .with_activation(self.activation)
                 .init(device),
             output_norm: norm(),
             norm_first: self.norm_first,
@@ -59,7 +63,9 @@ impl TransformerLayerConfig {
 }
 
 impl<B: Backend> TransformerLayer<B> {
-    /// `x` `[B, S, H]`, optional attention bias `[B, 1, 1, S]` → `[B, S, H]`.
+    /// `x` `[B, S, H]`, optional additive attention bias broadcastable to
+    /// `[B, heads, S, S]` (`[B, 1, 1, S]` from [`padding_bias`](crate::padding_bias),
+    /// plus [`causal_bias`](crate::causal_bias) for causal attention) → `[B, S, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
         let attend = |h: Tensor<B, 3>| {
             self.attention_dropout

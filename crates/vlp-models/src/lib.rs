@@ -4,17 +4,37 @@
 //!   (pre- or post-norm) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
 //! - [`Pooler`]: BERT's `[CLS]` pooler.
+//! - Hugging Face checkpoints (safetensors), built from the parts above:
+//!   [`BertModel`] (the text tower, e.g. all-MiniLM-L6-v2), [`ViTModel`],
+//!   [`ClipModel`] (vision and causal text towers, projections); import
+//!   errors ([`ImportError`]) name every missing, unexpected or misshapen key.
 
 mod attention;
+mod bert;
+mod clip;
+mod clip_text;
+mod clip_vision;
 mod encoder;
 mod feed_forward;
+mod import;
 mod layer;
 mod pooler;
 mod single_stream;
+mod vit;
 
-pub use attention::{padding_bias, MultiHeadSelfAttention, MultiHeadSelfAttentionConfig};
+pub use attention::{
+    causal_bias, padding_bias, MultiHeadSelfAttention, MultiHeadSelfAttentionConfig,
+};
+pub use bert::{BertConfig, BertModel, BertOutput};
+pub use clip::{ClipConfig, ClipModel, ClipOutput};
+pub use clip_text::{ClipTextConfig, ClipTextEmbeddings, ClipTextOutput, ClipTextTransformer};
+pub use clip_vision::{
+    ClipVisionConfig, ClipVisionEmbeddings, ClipVisionOutput, ClipVisionTransformer,
+};
 pub use encoder::{TransformerEncoder, TransformerEncoderConfig};
-pub use feed_forward::{FeedForward, FeedForwardConfig};
+pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
+pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{TransformerLayer, TransformerLayerConfig};
 pub use pooler::{Pooler, PoolerConfig};
 pub use single_stream::{FusedOutput, SingleStreamConfig, SingleStreamModel};
+pub use vit::{ViTConfig, ViTModel, ViTOutput};

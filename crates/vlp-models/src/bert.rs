@@ -1,0 +1,238 @@
+//! Hugging Face BERT (`BertModel`) as vlp's text tower: [`TextEmbeddings`],
+//! a post-norm [`TransformerEncoder`] and BERT's [`Pooler`], loaded from a
+//! `model.safetensors` and its `config.json` — how UNITER and ALBEF start
+//! their text side.
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::Deserialize;
+use vlp_features::{TextEmbeddings, TextEmbeddingsConfig};
+
+use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::feed_forward::Activation;
+use crate::import::{self, ImportError, ImportReport, KeyMap};
+use crate::layer::TransformerLayerConfig;
+use crate::pooler::{Pooler, PoolerConfig};
+
+/// Configuration of [`BertModel`]; [`BertConfig::from_hf_json`] reads it
+/// from a Hugging Face `config.json`.
+#[derive(Config, Debug)]
+pub struct BertConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    #[config(default = 512)]
+    pub max_position_embeddings: usize,
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    #[config(default = "Activation::Gelu")]
+    pub activation: Activation,
+    /// Whether the model has BERT's `[CLS]` pooler (`pooler.dense`).
+    #[config(default = true)]
+    pub pooler: bool,
+}
+
+/// The fields of a Hugging Face BERT `config.json` vlp reads, with
+/// `BertConfig`'s defaults in transformers for those a file may omit.
+#[derive(Deserialize)]
+struct HfBertConfig {
+    model_type: Option<String>,
+    vocab_size: Option<usize>,
+    hidden_size: Option<usize>,
+    num_hidden_layers: Option<usize>,
+    num_attention_heads: Option<usize>,
+    intermediate_size: Option<usize>,
+    max_position_embeddings: Option<usize>,
+    type_vocab_size: Option<usize>,
+    layer_norm_eps: Option<f64>,
+    hidden_dropout_prob: Option<f64>,
+    hidden_act: Option<String>,
+    position_embedding_type: Option<String>,
+}
+
+impl BertConfig {
+    /// Reads a Hugging Face BERT `config.json` (with a pooler; see
+    /// [`BertConfig::with_pooler`]).
+    pub fn from_hf_json(path: &Path) -> Result<Self, ImportError> {
+        let hf: HfBertConfig = import::read_config(path)?;
+        import::expect_model_type(path, hf.model_type.as_deref(), "bert")?;
+        if let Some(kind) = hf
+            .position_embedding_type
+            .as_deref()
+            .filter(|k| *k != "absolute")
+        {
+            return Err(ImportError::Config {
+                path: path.to_path_buf(),
+                message: format!(
+                    "position_embedding_type \"{kind}\" is not supported (only \"absolute\")"
+                ),
+            });
+        }
+        let activation = import::activation(path, hf.hidden_act.as_deref().unwrap_or("gelu"))?;
+        Ok(Self::new(
+            hf.vocab_size.unwrap_or(30522),
+            hf.hidden_size.unwrap_or(768),
+            hf.num_hidden_layers.unwrap_or(12),
+            hf.num_attention_heads.unwrap_or(12),
+            hf.intermediate_size.unwrap_or(3072),
+        )
+        .with_max_position_embeddings(hf.max_position_embeddings.unwrap_or(512))
+        .with_type_vocab_size(hf.type_vocab_size.unwrap_or(2))
+        .with_layer_norm_eps(hf.layer_norm_eps.unwrap_or(1e-12))
+        .with_dropout(hf.hidden_dropout_prob.unwrap_or(0.1))
+        .with_activation(activation))
+    }
+
+    pub fn embeddings(&self) -> TextEmbeddingsConfig {
+        TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+            .with_max_position_embeddings(self.max_position_embeddings)
+            .with_type_vocab_size(self.type_vocab_size)
+            .with_layer_norm_eps(self.layer_norm_eps)
+            .with_dropout(self.dropout)
+    }
+
+    /// The post-norm encoder (BERT's layers, no final LayerNorm).
+    pub fn encoder(&self) -> TransformerEncoderConfig {
+        let layer =
+            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
+                .with_dropout(self.dropout)
+                .with_norm_first(false)
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .with_activation(self.activation);
+        TransformerEncoderConfig::new(layer, self.num_layers)
+    }
+
+    pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
+        BertModel {
+            embeddings: self.embeddings().init(device),
+            encoder: self.encoder().init(device),
+            pooler: self
+                .pooler
+                .then(|| PoolerConfig::new(self.hidden_size).init(device)),
+        }
+    }
+}
+
+/// BERT: `[B, T]` token ids → `[B, T, H]` contextual tokens (+ pooled `[CLS]`).
+///
+/// The fields are vlp's own modules, so a [`SingleStreamModel`](crate::SingleStreamModel)'s
+/// `embeddings`, `encoder` and `pooler` can be moved in, loaded with
+/// [`BertModel::load_safetensors`] and moved back.
+#[derive(Module, Debug)]
+pub struct BertModel<B: Backend> {
+    pub embeddings: TextEmbeddings<B>,
+    pub encoder: TransformerEncoder<B>,
+    pub pooler: Option<Pooler<B>>,
+}
+
+/// Output of [`BertModel::forward`].
+#[derive(Debug, Clone)]
+pub struct BertOutput<B: Backend> {
+    /// `[B, T, H]`.
+    pub last_hidden_state: Tensor<B, 3>,
+    /// `[B, H]`: `tanh(dense(h[:, 0]))`, when the model has a pooler.
+    pub pooled: Option<Tensor<B, 2>>,
+}
+
+/// Hugging Face BERT keys → vlp paths (`bert.` is the prefix of
+/// `BertForPreTraining` and other task models, `cls.` their heads).
+const KEYS: KeyMap = KeyMap {
+    strip: &["bert."],
+    renames: &[
+        ("embeddings.LayerNorm", "embeddings.layer_norm"),
+        (
+            "encoder.layer.{n}.attention.self.query",
+            "encoder.layer.{n}.attention.query",
+        ),
+        (
+            "encoder.layer.{n}.attention.self.key",
+            "encoder.layer.{n}.attention.key",
+        ),
+        (
+            "encoder.layer.{n}.attention.self.value",
+            "encoder.layer.{n}.attention.value",
+        ),
+        (
+            "encoder.layer.{n}.attention.output.dense",
+            "encoder.layer.{n}.attention.output",
+        ),
+        (
+            "encoder.layer.{n}.attention.output.LayerNorm",
+            "encoder.layer.{n}.attention_norm",
+        ),
+        (
+            "encoder.layer.{n}.intermediate.dense",
+            "encoder.layer.{n}.feed_forward.intermediate",
+        ),
+        (
+            "encoder.layer.{n}.output.dense",
+            "encoder.layer.{n}.feed_forward.output",
+        ),
+        (
+            "encoder.layer.{n}.output.LayerNorm",
+            "encoder.layer.{n}.output_norm",
+        ),
+    ],
+    ignored_names: &["position_ids", "token_type_ids"],
+    ignored_prefixes: &["cls."],
+    absent: &[],
+};
+
+impl<B: Backend> BertModel<B> {
+    /// Builds the model `dir/config.json` describes and loads `dir/model.safetensors`.
+    pub fn from_pretrained(
+        dir: &Path,
+        device: &B::Device,
+    ) -> Result<(Self, ImportReport), ImportError> {
+        let mut model = BertConfig::from_hf_json(&dir.join("config.json"))?.init(device);
+        let report = model.load_safetensors(&dir.join("model.safetensors"))?;
+        Ok((model, report))
+    }
+
+    /// Loads a Hugging Face BERT checkpoint. Fails, naming the keys, on any
+    /// missing or unexpected key or wrong shape (on failure the tensors that
+    /// did fit may already be loaded). Buffers (`position_ids`) and
+    /// pre-training heads (`cls.*`) are ignored.
+    pub fn load_safetensors(&mut self, path: &Path) -> Result<ImportReport, ImportError> {
+        import::load_safetensors(self, path, &KEYS)
+    }
+
+    /// `ids` `[B, T]` (token type 0), `padding` `[B, T]` (`true` at padding).
+    pub fn forward(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> BertOutput<B> {
+        let embeddings = self.embeddings.forward(ids);
+        let last_hidden_state = self.encoder.forward(embeddings, Some(padding));
+        let pooled = self
+            .pooler
+            .as_ref()
+            .map(|pooler| pooler.forward(last_hidden_state.clone()));
+        BertOutput {
+            last_hidden_state,
+            pooled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn_store::ModuleSnapshot;
+
+    #[test]
+    fn every_parameter_has_a_checkpoint_key_that_maps_back_to_it() {
+        let model = BertConfig::new(20, 8, 2, 2, 16).init::<NdArray>(&Default::default());
+        let keys = crate::import::tests::round_trip(&model, &KEYS);
+        assert!(keys.contains(&"encoder.layer.1.attention.output.LayerNorm.weight".to_string()));
+        assert!(keys.contains(&"encoder.layer.0.intermediate.dense.bias".to_string()));
+        assert!(keys.contains(&"embeddings.LayerNorm.bias".to_string()));
+        assert!(keys.contains(&"pooler.dense.weight".to_string()));
+        assert_eq!(keys.len(), model.collect(None, None, false).len());
+    }
+}

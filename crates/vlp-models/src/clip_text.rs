@@ -1,0 +1,168 @@
+//! CLIP's text tower (`CLIPTextTransformer`): token + learned position
+//! embeddings, pre-norm layers with causal attention, a final LayerNorm,
+//! and the sequence pooled at its end-of-text token.
+
+use burn::nn::{Embedding, EmbeddingConfig, Initializer};
+use burn::prelude::*;
+
+use crate::attention::{causal_bias, padding_bias};
+use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::feed_forward::Activation;
+use crate::layer::TransformerLayerConfig;
+
+/// Configuration of [`ClipTextTransformer`] (transformers' `CLIPTextConfig`).
+#[derive(Config, Debug)]
+pub struct ClipTextConfig {
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    #[config(default = 77)]
+    pub max_position_embeddings: usize,
+    #[config(default = 1e-5)]
+    pub layer_norm_eps: f64,
+    #[config(default = "Activation::QuickGelu")]
+    pub activation: Activation,
+    /// The end-of-text token whose first occurrence is pooled; `None` pools
+    /// at the largest id instead, as the original CLIP configs do (their
+    /// end-of-text token has the largest id; transformers keeps that rule
+    /// for configs with `eos_token_id` 2).
+    #[config(default = "None")]
+    pub eos_token_id: Option<usize>,
+}
+
+impl ClipTextConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> ClipTextTransformer<B> {
+        let table = |rows| {
+            EmbeddingConfig::new(rows, self.hidden_size)
+                .with_initializer(Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
+                .init(device)
+        };
+        let layer =
+            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
+                .with_dropout(0.0)
+                .with_norm_first(true)
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .with_activation(self.activation);
+        ClipTextTransformer {
+            embeddings: ClipTextEmbeddings {
+                token_embedding: table(self.vocab_size),
+                position_embedding: table(self.max_position_embeddings),
+            },
+            encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
+            eos_token_id: self.eos_token_id,
+        }
+    }
+}
+
+/// `token_embedding[id] + position_embedding[t]`, `[B, T] → [B, T, H]`.
+#[derive(Module, Debug)]
+pub struct ClipTextEmbeddings<B: Backend> {
+    pub token_embedding: Embedding<B>,
+    pub position_embedding: Embedding<B>,
+}
+
+/// The text tower; the encoder's final LayerNorm is CLIP's `final_layer_norm`.
+#[derive(Module, Debug)]
+pub struct ClipTextTransformer<B: Backend> {
+    pub embeddings: ClipTextEmbeddings<B>,
+    pub encoder: TransformerEncoder<B>,
+    pub eos_token_id: Option<usize>,
+}
+
+/// Output of [`ClipTextTransformer::forward`].
+#[derive(Debug, Clone)]
+pub struct ClipTextOutput<B: Backend> {
+    /// `[B, T, H]`, after the final LayerNorm.
+    pub last_hidden_state: Tensor<B, 3>,
+    /// `[B, H]`: the hidden state at each sequence's end-of-text token.
+    pub pooled: Tensor<B, 2>,
+}
+
+impl<B: Backend> ClipTextTransformer<B> {
+    /// `ids` `[B, T]`, `padding` `[B, T]` (`true` at padding) → [`ClipTextOutput`].
+    pub fn forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+    ) -> ClipTextOutput<B> {
+        let [batch, seq_len] = ids.dims();
+        let device = ids.device();
+        let positions = self
+            .embeddings
+            .position_embedding
+            .weight
+            .val()
+            .narrow(0, 0, seq_len)
+            .unsqueeze::<3>();
+        let x = self.embeddings.token_embedding.forward(ids.clone()) + positions;
+        let bias = padding_bias(padding) + causal_bias(seq_len, &device);
+        let last_hidden_state = self.encoder.forward_with_bias(x, Some(bias));
+        let hidden = last_hidden_state.dims()[2];
+        let index = self
+            .pooling_positions(ids)
+            .reshape([batch, 1, 1])
+            .expand([batch, 1, hidden]);
+        let pooled = last_hidden_state
+            .clone()
+            .gather(1, index)
+            .reshape([batch, hidden]);
+        ClipTextOutput {
+            last_hidden_state,
+            pooled,
+        }
+    }
+
+    /// `[B, T]` ids → `[B]`: the first end-of-text token of each sequence
+    /// (position 0 where there is none, as in transformers), or the first
+    /// largest id without an `eos_token_id`.
+    pub fn pooling_positions(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 1, Int> {
+        let [batch, seq_len] = ids.dims();
+        // Scores whose unique maximum is the wanted position: the key
+        // (is-EOS or the id) first, then earlier positions, so ties cannot
+        // depend on how a backend breaks them.
+        let earlier = Tensor::<B, 1, Int>::arange(0..seq_len as i64, &ids.device())
+            .neg()
+            .add_scalar(seq_len as i64 - 1)
+            .unsqueeze::<2>();
+        let key = match self.eos_token_id {
+            Some(eos) => ids.equal_elem(eos as i64).int(),
+            None => ids,
+        };
+        (key * seq_len as i64 + earlier).argmax(1).reshape([batch])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+
+    fn positions(eos_token_id: Option<usize>, ids: Vec<i64>, shape: [usize; 2]) -> Vec<i64> {
+        let device = Default::default();
+        let tower = ClipTextConfig::new(100, 8, 1, 2, 16)
+            .with_eos_token_id(eos_token_id)
+            .init::<NdArray>(&device);
+        let ids = Tensor::<NdArray, 2, Int>::from_data(TensorData::new(ids, shape), &device);
+        tower.pooling_positions(ids).into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn pools_at_the_first_end_of_text_token() {
+        // Padding with the end-of-text token itself (as OpenAI's tokenizer
+        // does) must not move the pooled position.
+        let ids = vec![5, 9, 3, 3, 3, 5, 3, 8, 3, 3, 7, 7, 7, 7, 7];
+        assert_eq!(positions(Some(3), ids, [3, 5]), vec![2, 1, 0]);
+    }
+
+    #[test]
+    fn without_an_eos_id_pools_at_the_first_largest_id() {
+        let ids = vec![5, 99, 3, 99, 1, 7, 2, 7, 0, 0];
+        assert_eq!(positions(None, ids, [2, 5]), vec![1, 0]);
+    }
+}
