@@ -104,7 +104,11 @@ fn a_bad_config_or_run_folder_names_the_key_or_file() {
         "hiden_size",
     );
     assert_usage_error(
-        &xtask(&["pretrain", "--init-text", dir.join("no-bert").to_str().unwrap()]),
+        &xtask(&[
+            "pretrain",
+            "--init-text",
+            dir.join("no-bert").to_str().unwrap(),
+        ]),
         "config.json",
     );
     assert_usage_error(

@@ -100,7 +100,10 @@ fn a_single_stream_model_starts_from_bert() {
     // What `--init-text` does: the single-stream model's text embeddings,
     // encoder and pooler go through BertModel and come back loaded.
     let reference = reference("tiny_bert");
-    let config = vlp_models::SingleStreamConfig::new(100)
+    let visual = vlp_features::VisualEmbeddingsConfig::Patches(
+        vlp_features::PatchEmbeddingsConfig::new(16, 8, 32),
+    );
+    let config = vlp_models::SingleStreamConfig::new(100, visual)
         .with_hidden_size(32)
         .with_num_layers(2)
         .with_num_heads(4)
