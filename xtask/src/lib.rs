@@ -5,6 +5,7 @@
 //! at run time (`--device`) through [`device::dispatch`].
 
 pub mod bench_ot;
+pub mod bench_step;
 pub mod config;
 pub mod device;
 pub mod eval;

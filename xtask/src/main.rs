@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{bench_ot, presets, test_command, train, EvalJob, UsageError};
+use xtask::{bench_ot, bench_step, presets, test_command, train, EvalJob, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -39,6 +39,8 @@ enum Command {
 enum BenchCommand {
     /// Optimal transport solvers vs PyTorch (UNITER's IPOT) and POT.
     Ot(bench_ot::BenchOtArgs),
+    /// One uniter-bench training step (and forward pass) vs PyTorch: samples/s and peak RSS.
+    Step(bench_step::BenchStepArgs),
 }
 
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
@@ -175,6 +177,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
+        Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
