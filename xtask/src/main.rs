@@ -12,6 +12,23 @@ use xtask::{bench_ot, bench_step, presets, test_command, train, EvalJob, UsageEr
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc still hands freed pages back to the kernel after a delay; a
+/// training step frees and re-allocates the same large buffers every step,
+/// and each page that went back costs a fault and a zeroing when it returns
+/// (10-20% of a `uniter-bench` CPU step, see docs/benchmarks.md). Keep freed
+/// memory in the process instead: the peak RSS is the same or a few % higher.
+fn keep_freed_memory() {
+    use std::ffi::{c_int, c_long};
+    extern "C" {
+        // mimalloc's own API, linked in with the allocator.
+        fn mi_option_set(option: c_int, value: c_long);
+    }
+    // `mi_option_purge_delay` in mimalloc.h (v2 and v3); -1: never purge.
+    const MI_OPTION_PURGE_DELAY: c_int = 15;
+    // SAFETY: sets one global option of the allocator before any other thread exists.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
+
 /// The vlp runner.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
@@ -154,6 +171,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
