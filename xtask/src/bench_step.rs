@@ -23,8 +23,8 @@
 //! compared, not the loss values (both start near ln 30522 and ln 2).
 //!
 //! vlp runs on a rayon pool of `--threads` threads, PyTorch with
-//! `torch.set_num_threads(--threads)` and the BLAS/OpenMP variables set to
-//! the same number. Each figure is the median over `--reps` repetitions of
+//! `torch.set_num_threads(--threads)`, the BLAS/OpenMP variables set to the
+//! same number and `OMP_WAIT_POLICY=PASSIVE`. Each figure is the median over `--reps` repetitions of
 //! `--steps` steps after `--warmup` steps.
 
 use std::fmt::Write as _;
@@ -785,9 +785,13 @@ fn run_reference(
     }
     thread_env(&mut command, args.threads);
     // Older-OpenBLAS workarounds slow a current numpy down (as in bench ot).
+    // OpenMP threads that spin while waiting collapse when other processes
+    // share the cores (3-6× slower steps here, 1-2 s spent in AdamW alone);
+    // passive waiting gives PyTorch its best figure on a shared machine.
     command
         .env_remove("OPENBLAS_CORETYPE")
-        .env_remove("OPENBLAS_L2_SIZE");
+        .env_remove("OPENBLAS_L2_SIZE")
+        .env("OMP_WAIT_POLICY", "PASSIVE");
     let status = command
         .status()
         .with_context(|| format!("running {}", script.display()))?;
