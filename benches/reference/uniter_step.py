@@ -5,10 +5,10 @@ wrote, timed the same way as vlp.
 
 The runner calls it once per mode in its own process, so that the process's
 peak RSS belongs to that mode alone. By hand (after `cargo xtask bench step`
-has created .venv; it deletes its input folder when done, so write one with
-`--keep-inputs DIR` first):
+has created .venv; it deletes its inputs when done, so keep them with
+`cargo xtask bench step --keep-inputs DIR` first):
 
-    .venv/bin/python benches/reference/uniter_step.py --inputs DIR \
+    .venv/bin/python benches/reference/uniter_step.py --inputs DIR/b32-t32-r36 \
         --mode train --threads 2 --warmup 2 --steps 3 --reps 3 --out result.json
 
 Inputs (`.npy`, written by xtask/src/bench_step.rs):
