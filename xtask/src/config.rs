@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::presets::Preset;
 use vlp_data::synthetic::DetectorConfig;
 use vlp_features::{
-    BoxGeometry, PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig,
+    BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
+    RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
 };
 use vlp_models::SingleStreamConfig;
 use vlp_objectives::SingleStreamPretrainerConfig;
@@ -71,8 +72,27 @@ pub struct DataConfig {
 pub enum VisualKind {
     /// ViT patches of the rendered pixels, trained end to end.
     Patches,
+    /// CNN grid cells of the rendered pixels (ResNet, end to end by default).
+    Grid,
     /// The synthetic world's frozen-detector regions.
     Regions,
+}
+
+/// ResNet layout of grid features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CnnLayout {
+    Resnet18,
+    Resnet50,
+}
+
+/// A part of the model that can be frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    TextEmbeddings,
+    Visual,
+    Encoder,
 }
 
 /// Geometry vector of a region box.
@@ -91,8 +111,18 @@ pub enum GeometryKind {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
-    /// Visual features: "patches" or "regions".
+    /// Visual features: "patches", "grid" or "regions".
     pub visual: VisualKind,
+    /// Grid features: ResNet layout, "resnet18" or "resnet50".
+    pub cnn_layout: CnnLayout,
+    /// Grid features: width of the ResNet's first stage (64 = torchvision).
+    pub cnn_base_width: usize,
+    /// Grid features: BatchNorm with running statistics and fixed affine
+    /// parameters (as detectors and ResNets fine-tuned at small batch do).
+    pub cnn_frozen_batch_norm: bool,
+    /// Components whose parameters are not trained: "text_embeddings",
+    /// "visual", "encoder".
+    pub frozen: Vec<Component>,
     pub patch_size: usize,
     /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
     pub box_geometry: GeometryKind,
@@ -147,6 +177,10 @@ impl Default for ModelConfig {
     fn default() -> Self {
         Self {
             visual: VisualKind::Patches,
+            cnn_layout: CnnLayout::Resnet18,
+            cnn_base_width: 64,
+            cnn_frozen_batch_norm: false,
+            frozen: Vec::new(),
             patch_size: 16,
             box_geometry: GeometryKind::Uniter7,
             hidden_size: 128,
@@ -223,6 +257,7 @@ impl PretrainConfig {
             ("model.num_heads", self.model.num_heads),
             ("model.patch_size", self.model.patch_size),
             ("data.region_feature_size", self.data.region_feature_size),
+            ("model.cnn_base_width", self.model.cnn_base_width),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(format!("{key} must be positive"));
@@ -240,6 +275,12 @@ impl PretrainConfig {
             return Err(format!(
                 "model.patch_size ({}) must divide data.image_size ({})",
                 self.model.patch_size, self.data.image_size
+            ));
+        }
+        if self.model.visual == VisualKind::Grid && !self.data.image_size.is_multiple_of(32) {
+            return Err(format!(
+                "data.image_size ({}) must be a multiple of 32 for grid features (ResNet stride)",
+                self.data.image_size
             ));
         }
         if self.data.max_text_len < 3 {
@@ -279,6 +320,22 @@ impl PretrainConfig {
             VisualKind::Patches => VisualEmbeddingsConfig::Patches(
                 PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, m.hidden_size)
                     .with_dropout(m.dropout),
+            ),
+            VisualKind::Grid => VisualEmbeddingsConfig::Grid(
+                GridEmbeddingsConfig::new(
+                    ResNetConfig::new(match m.cnn_layout {
+                        CnnLayout::Resnet18 => ResNetLayout::ResNet18,
+                        CnnLayout::Resnet50 => ResNetLayout::ResNet50,
+                    })
+                    .with_base_width(m.cnn_base_width)
+                    .with_batch_norm(if m.cnn_frozen_batch_norm {
+                        BatchNormMode::Frozen
+                    } else {
+                        BatchNormMode::Trainable
+                    }),
+                    m.hidden_size,
+                )
+                .with_dropout(m.dropout),
             ),
             VisualKind::Regions => VisualEmbeddingsConfig::Regions(
                 RegionEmbeddingsConfig::new(self.data.region_feature_size, m.hidden_size)

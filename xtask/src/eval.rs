@@ -6,7 +6,7 @@ use std::path::Path;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
-use vlp_data::{tokens_to_tensors, HostVisual, TextTokenizer};
+use vlp_data::{tokens_to_tensors, HostVisual, RegionBatch, TextTokenizer};
 use vlp_objectives::SingleStreamPretrainer;
 
 use crate::config::PretrainConfig;
@@ -130,7 +130,8 @@ pub fn evaluate<B: Backend>(
         tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
     let visual = match crate::train::detector(config) {
         Some(detector) => {
-            HostVisual::Regions(samples.iter().map(|s| detector.detect(&s.scene)).collect())
+            let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
+            HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
         }
         None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
     }

@@ -81,7 +81,7 @@ struct PretrainArgs {
     /// Run folder (default: runs/pretrain-<UTC time>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// A shipped configuration (see `presets/`): uniter-regions-tiny.
+    /// A shipped configuration (see `presets/`): uniter-regions-tiny, grid-tiny.
     #[arg(long)]
     preset: Option<String>,
     /// TOML configuration, applied over the preset; flags override both.

@@ -12,10 +12,16 @@ pub struct Preset {
 }
 
 /// Every shipped preset.
-pub const PRESETS: &[Preset] = &[Preset {
-    name: "uniter-regions-tiny",
-    toml: include_str!("../../presets/uniter-regions-tiny.toml"),
-}];
+pub const PRESETS: &[Preset] = &[
+    Preset {
+        name: "uniter-regions-tiny",
+        toml: include_str!("../../presets/uniter-regions-tiny.toml"),
+    },
+    Preset {
+        name: "grid-tiny",
+        toml: include_str!("../../presets/grid-tiny.toml"),
+    },
+];
 
 /// The preset called `name`; the error lists the known names.
 pub fn find(name: &str) -> Result<&'static Preset, String> {

@@ -17,9 +17,11 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
+use vlp_features::set_trainable;
+use vlp_models::SingleStreamModel;
 use vlp_objectives::SingleStreamPretrainer;
 
-use crate::config::PretrainConfig;
+use crate::config::{Component, PretrainConfig};
 use crate::device::BackendJob;
 use crate::eval::{evaluate, RetrievalReport};
 use crate::run_dir::{self, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
@@ -169,9 +171,11 @@ impl BackendJob for PretrainJob {
         run_dir::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
 
         B::seed(&device, config.seed);
-        let mut model: SingleStreamPretrainer<B> =
-            config.pretrainer(tokenizer.vocab_size()).init(&device);
-        print_parameters(&model);
+        let mut model: SingleStreamPretrainer<B> = freeze(
+            config.pretrainer(tokenizer.vocab_size()).init(&device),
+            &config.model.frozen,
+        );
+        print_parameters(&model, &config.model.frozen);
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(config.weight_decay as f32)
             .init::<B, SingleStreamPretrainer<B>>();
@@ -294,8 +298,36 @@ impl BackendJob for PretrainJob {
     }
 }
 
-fn print_parameters<B: Backend>(model: &SingleStreamPretrainer<B>) {
+/// Stops the gradient of every parameter of the `frozen` components.
+fn freeze<B: Backend>(
+    mut model: SingleStreamPretrainer<B>,
+    frozen: &[Component],
+) -> SingleStreamPretrainer<B> {
+    for component in frozen {
+        let backbone = model.backbone;
+        model.backbone = match component {
+            Component::TextEmbeddings => SingleStreamModel {
+                embeddings: set_trainable(backbone.embeddings, false),
+                ..backbone
+            },
+            Component::Visual => SingleStreamModel {
+                visual: set_trainable(backbone.visual, false),
+                ..backbone
+            },
+            Component::Encoder => SingleStreamModel {
+                encoder: set_trainable(backbone.encoder, false),
+                ..backbone
+            },
+        };
+    }
+    model
+}
+
+fn print_parameters<B: Backend>(model: &SingleStreamPretrainer<B>, frozen: &[Component]) {
     let millions = |n: usize| n as f64 / 1e6;
+    if !frozen.is_empty() {
+        eprintln!("frozen (no gradient): {frozen:?}");
+    }
     eprintln!(
         "parameters: {:.2} M (text embeddings {:.2} M, visual embeddings {:.2} M, encoder {:.2} M, heads {:.2} M)",
         millions(model.num_params()),

@@ -9,8 +9,9 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
+use crate::regions::RegionBatch;
 use crate::synthetic::{
-    caption, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+    caption, Clip, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
 };
 use crate::tokenizer::{TextTokenizer, TokenizedBatch};
 use crate::visual::{HostVisual, VisualBatch};
@@ -40,6 +41,19 @@ pub fn images_to_tensor<B: Backend>(images: &[&RgbImage], device: &B::Device) ->
         TensorData::new(values, [images.len(), 3, height, width]),
         device,
     )
+}
+
+/// Clips as `[N, T, 3, H, W]` floats scaled to `[-1, 1]`; all clips of a
+/// batch have the same number of frames.
+pub fn clips_to_tensor<B: Backend>(clips: &[&Clip], device: &B::Device) -> Tensor<B, 5> {
+    let num_frames = clips.first().map_or(0, |clip| clip.frames.len());
+    assert!(
+        clips.iter().all(|clip| clip.frames.len() == num_frames),
+        "clips of one batch share a length"
+    );
+    let frames: Vec<&RgbImage> = clips.iter().flat_map(|clip| &clip.frames).collect();
+    let [_, channels, height, width] = images_to_tensor::<B>(&frames[..1], device).dims();
+    images_to_tensor(&frames, device).reshape([clips.len(), num_frames, channels, height, width])
 }
 
 /// Token ids `[N, T]` and the padding mask `[N, T]` (`true` at padding).
@@ -258,7 +272,9 @@ impl PretrainBatcher {
         Ok(HostPretrainBatch {
             visual: match &self.detector {
                 Some(detector) => {
-                    HostVisual::Regions(samples.iter().map(|s| detector.detect(&s.scene)).collect())
+                    let records: Vec<_> =
+                        samples.iter().map(|s| detector.detect(&s.scene)).collect();
+                    HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
                 }
                 None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
             },
@@ -278,6 +294,25 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use rand::SeedableRng;
+
+    #[test]
+    fn clips_stack_frames_in_time_order() {
+        let world = SyntheticWorld::new(0, 16);
+        let clips = [
+            world.clip(Split::Train, 0, 3),
+            world.clip(Split::Train, 1, 3),
+        ];
+        let refs: Vec<&Clip> = clips.iter().collect();
+        let device = Default::default();
+        let tensor = clips_to_tensor::<NdArray>(&refs, &device);
+        assert_eq!(tensor.dims(), [2, 3, 3, 16, 16]);
+        let frame = images_to_tensor::<NdArray>(&[&clips[1].frames[2]], &device);
+        tensor
+            .slice([1..2, 2..3])
+            .reshape([1, 3, 16, 16])
+            .into_data()
+            .assert_eq(&frame.into_data(), true);
+    }
 
     #[test]
     fn collates_consistent_tensors() {

@@ -15,4 +15,30 @@ pub enum DataError {
     TokenizerTraining(String),
     #[error("could not tokenize {text:?}: {reason}")]
     Tokenize { text: String, reason: String },
+    #[error("could not read {path}: {reason}")]
+    RegionIo { path: PathBuf, reason: String },
+    #[error("{path} line {line}: {reason}")]
+    TsvRecord {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
+    #[error("{path}: not a readable npz archive: {reason}")]
+    NpzArchive { path: PathBuf, reason: String },
+    #[error("{path}, array `{key}`: {reason}")]
+    NpzArray {
+        path: PathBuf,
+        key: String,
+        reason: String,
+    },
+    #[error("no image {image_id:?} in {path}")]
+    UnknownImage { path: PathBuf, image_id: String },
+    #[error("{count} corrupt region records, more than the {max} allowed; last: {last}")]
+    TooManyCorruptRecords {
+        count: usize,
+        max: usize,
+        last: Box<DataError>,
+    },
+    #[error("cannot batch regions: {0}")]
+    RegionBatch(String),
 }

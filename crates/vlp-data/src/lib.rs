@@ -2,6 +2,8 @@
 //!
 //! - [`synthetic`]: a deterministic world of captioned images, boxes,
 //!   questions and clips, for training and testing without downloads.
+//! - [`regions`]: object-detector region features (BUTD TSV, UNITER's
+//!   per-image NPZ) read lazily, and padded region batches.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
 //! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
@@ -12,15 +14,21 @@ pub mod batch;
 mod error;
 pub mod masking;
 pub mod negatives;
+pub mod regions;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
 
 pub use batch::{
-    images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch, PretrainBatcher,
+    clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch,
+    PretrainBatcher,
 };
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
+pub use regions::{
+    ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
+    RegionTensors,
+};
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
-pub use visual::{HostVisual, RegionTensors, VisualBatch};
+pub use visual::{HostVisual, VisualBatch};

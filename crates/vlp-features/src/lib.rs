@@ -2,7 +2,16 @@
 //!
 //! - [`TextEmbeddings`]: word + position + token type (BERT's embedding block).
 //! - [`PatchEmbeddings`]: ViT patches with `[CLS]`, positions and the image
-//!   modality's type embedding.
+//!   modality's type embedding; the position table is resampled (bicubic)
+//!   for images of other sizes.
+//! - [`ResNet`]: ResNet-18/50 trunk with torchvision's keys; [`BatchNormMode`]
+//!   chooses Burn's training BN or [`frozen_batch_norm`] (running statistics).
+//! - [`GridEmbeddings`]: CNN grid features (Pixel-BERT/SOHO): ResNet cells
+//!   projected, with row + column positions and the image type embedding.
+//! - [`VideoEmbeddings`]: a [`FrameBackbone`] (patches or grid) per frame,
+//!   frame projection, temporal positions, type embedding; [`inflate_conv2d`]
+//!   and [`InflatedStem`] carry 2-D weights into 3-D convolutions (I3D).
+//! - [`set_trainable`]: freeze or unfreeze a tower's parameters.
 //! - [`RegionEmbeddings`]: object-detector regions (feature + box geometry,
 //!   [`BoxGeometry`] in LXMERT's, ViLBERT's or UNITER's layout).
 //! - [`VisualEmbeddings`]: whichever visual extractor a model is configured
@@ -11,12 +20,27 @@
 //! Every module is generic over the Burn backend and built from a
 //! `#[derive(Config)]` whose `init::<B>(&device)` returns the module.
 
+mod batch_norm;
+mod freeze;
+mod grid;
+mod inflated;
 mod patch;
 mod region;
+mod resnet;
 mod text;
+mod video;
 mod visual;
 
+pub use batch_norm::{frozen_batch_norm, BatchNormMode};
+pub use freeze::set_trainable;
+pub use grid::{GridEmbeddings, GridEmbeddingsConfig};
+pub use inflated::{inflate_conv2d, InflateError, InflatedStem, InflatedStemConfig};
 pub use patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 pub use region::{BoxGeometry, RegionEmbeddings, RegionEmbeddingsConfig};
+pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};
 pub use text::{TextEmbeddings, TextEmbeddingsConfig};
+pub use video::{
+    FrameBackbone, FrameBackboneConfig, VideoEmbeddings, VideoEmbeddingsConfig,
+    VideoEmbeddingsOutput,
+};
 pub use visual::{VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens};

@@ -1,10 +1,12 @@
 //! One visual tower, whichever features it uses: the extractor a model was
 //! configured with turns a [`VisualBatch`] into image tokens, so fusion
-//! models and objectives do not care whether they see patches or regions.
+//! models and objectives do not care whether they see patches, CNN grid
+//! cells or regions.
 
 use burn::prelude::*;
 use vlp_data::VisualBatch;
 
+use crate::grid::{GridEmbeddings, GridEmbeddingsConfig};
 use crate::patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 use crate::region::{RegionEmbeddings, RegionEmbeddingsConfig};
 
@@ -13,17 +15,20 @@ use crate::region::{RegionEmbeddings, RegionEmbeddingsConfig};
 pub enum VisualEmbeddingsConfig {
     /// ViT patches of pixel images (end to end).
     Patches(PatchEmbeddingsConfig),
+    /// CNN grid cells of pixel images (end to end or frozen backbone).
+    Grid(GridEmbeddingsConfig),
     /// Frozen-detector regions.
     Regions(RegionEmbeddingsConfig),
 }
 
 /// The visual extractor; names its parameters after the variant
-/// (`visual.Patches.…` / `visual.Regions.…` in records).
+/// (`visual.Patches.…`, `visual.Grid.…`, `visual.Regions.…` in records).
 // One value per model: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum VisualEmbeddings<B: Backend> {
     Patches(PatchEmbeddings<B>),
+    Grid(GridEmbeddings<B>),
     Regions(RegionEmbeddings<B>),
 }
 
@@ -42,21 +47,35 @@ impl VisualEmbeddingsConfig {
             VisualEmbeddingsConfig::Patches(config) => {
                 VisualEmbeddings::Patches(config.init(device))
             }
+            VisualEmbeddingsConfig::Grid(config) => VisualEmbeddings::Grid(config.init(device)),
             VisualEmbeddingsConfig::Regions(config) => {
                 VisualEmbeddings::Regions(config.init(device))
             }
+        }
+    }
+
+    /// Width of the tokens the extractor produces.
+    pub fn hidden_size(&self) -> usize {
+        match self {
+            VisualEmbeddingsConfig::Patches(config) => config.hidden_size,
+            VisualEmbeddingsConfig::Grid(config) => config.hidden_size,
+            VisualEmbeddingsConfig::Regions(config) => config.hidden_size,
         }
     }
 }
 
 impl<B: Backend> VisualEmbeddings<B> {
     /// Image tokens of `input`. Panics when the input kind does not match
-    /// the extractor (pixels for patches, regions for region embeddings):
+    /// the extractor (pixels for patches and grids, regions for region embeddings):
     /// that is a wiring error of the caller, not bad data.
     pub fn forward(&self, input: &VisualBatch<B>) -> VisualTokens<B> {
         match (self, input) {
             (VisualEmbeddings::Patches(patches), VisualBatch::Images(images)) => VisualTokens {
                 tokens: patches.forward(images.clone()),
+                padding: None,
+            },
+            (VisualEmbeddings::Grid(grid), VisualBatch::Images(images)) => VisualTokens {
+                tokens: grid.forward(images.clone()),
                 padding: None,
             },
             (VisualEmbeddings::Regions(regions), VisualBatch::Regions(input)) => {
@@ -66,8 +85,8 @@ impl<B: Backend> VisualEmbeddings<B> {
                     padding: Some(input.padding.clone()),
                 }
             }
-            (VisualEmbeddings::Patches(_), VisualBatch::Regions(_)) => {
-                panic!("a patch-embedding model was given detector regions; it needs pixel images")
+            (VisualEmbeddings::Patches(_) | VisualEmbeddings::Grid(_), VisualBatch::Regions(_)) => {
+                panic!("a pixel-based (patch or grid) model was given detector regions; it needs pixel images")
             }
             (VisualEmbeddings::Regions(_), VisualBatch::Images(_)) => {
                 panic!("a region-embedding model was given pixel images; it needs detector regions")

@@ -66,12 +66,9 @@ pub struct FusedOutput<B: Backend> {
 
 impl SingleStreamConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> SingleStreamModel<B> {
-        let visual_width = match &self.visual {
-            VisualEmbeddingsConfig::Patches(config) => config.hidden_size,
-            VisualEmbeddingsConfig::Regions(config) => config.hidden_size,
-        };
         assert_eq!(
-            visual_width, self.hidden_size,
+            self.visual.hidden_size(),
+            self.hidden_size,
             "the visual extractor's width must equal the model's"
         );
         let layer =
@@ -253,6 +250,7 @@ mod tests {
                         &device,
                     )
                     .bool(),
+                    soft_labels: None,
                 })
             };
         let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));

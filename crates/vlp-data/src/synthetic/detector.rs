@@ -14,6 +14,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 use super::scene::{Scene, COLOURS, NUM_CLASSES, SHAPES, SIZES};
 use super::{fnv1a, mix};
+use crate::regions::RegionRecord;
 
 /// Settings of [`SyntheticDetector`].
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,31 +39,9 @@ impl Default for DetectorConfig {
     }
 }
 
-/// What the detector reports for one image: `N` regions.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Detections {
-    /// `[N]` boxes `x1, y1, x2, y2` normalised by the image side, in `[0, 1]`.
-    pub boxes: Vec<[f32; 4]>,
-    /// `[N * F]` features, row-major.
-    pub features: Vec<f32>,
-    pub feature_size: usize,
-    /// `[N * (1 + NUM_CLASSES)]` class distributions; class 0 is background,
-    /// object class `c` is `1 + c` (the layout of UNITER's `soft_labels`).
-    pub soft_labels: Vec<f32>,
-}
-
-impl Detections {
-    pub fn len(&self) -> usize {
-        self.boxes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.boxes.is_empty()
-    }
-
-    /// Number of columns of [`Detections::soft_labels`].
-    pub const NUM_LABELS: usize = 1 + NUM_CLASSES;
-}
+/// Columns of the detector's class distributions: background (0) and the
+/// world's object classes (`1 + class_id`), UNITER's `soft_labels` layout.
+pub const NUM_DETECTOR_LABELS: usize = 1 + NUM_CLASSES;
 
 /// A detector bound to one world seed: the same scene always gives the same
 /// detections, as a frozen detector over a fixed image does.
@@ -92,24 +71,23 @@ impl SyntheticDetector {
         }
     }
 
-    /// Detections of every object of `scene`, in the scene's object order.
-    pub fn detect(&self, scene: &Scene) -> Detections {
+    /// The regions of every object of `scene`, in the scene's object order,
+    /// as a [`RegionRecord`] (the type the NPZ and TSV readers return) whose
+    /// id is the scene's description key.
+    pub fn detect(&self, scene: &Scene) -> RegionRecord {
         let size = scene.image_size as f32;
         let features_len = self.config.feature_size;
         let mut rng =
             ChaCha8Rng::seed_from_u64(mix(self.seed ^ fnv1a(scene.description_key().as_bytes())));
-        let mut detections = Detections {
-            boxes: Vec::with_capacity(scene.objects.len()),
-            features: Vec::with_capacity(scene.objects.len() * features_len),
-            feature_size: features_len,
-            soft_labels: Vec::with_capacity(scene.objects.len() * Detections::NUM_LABELS),
-        };
+        let count = scene.objects.len();
+        let mut boxes = Vec::with_capacity(count);
+        let mut features = Vec::with_capacity(count * features_len);
+        let mut confidence = Vec::with_capacity(count);
+        let mut soft_labels = Vec::with_capacity(count * NUM_DETECTOR_LABELS);
         // Attribute prototypes sum to coordinates of variance 3; scale back to 1.
         let scale = 1.0 / 3f32.sqrt();
         for object in &scene.objects {
-            detections
-                .boxes
-                .push(object.bbox().map(|v| (v / size).clamp(0.0, 1.0)));
+            boxes.push(object.bbox().map(|v| (v / size).clamp(0.0, 1.0)));
             let parts = [
                 &self.prototypes[object.colour],
                 &self.prototypes[COLOURS.len() + object.shape],
@@ -118,11 +96,9 @@ impl SyntheticDetector {
             for f in 0..features_len {
                 let noise: f32 = StandardNormal.sample(&mut rng);
                 let value = parts.iter().map(|p| p[f]).sum::<f32>() * scale;
-                detections
-                    .features
-                    .push(value + self.config.feature_noise * noise);
+                features.push(value + self.config.feature_noise * noise);
             }
-            let logits: Vec<f32> = (0..Detections::NUM_LABELS)
+            let logits: Vec<f32> = (0..NUM_DETECTOR_LABELS)
                 .map(|label| {
                     let noise = rng.random_range(-0.5f32..0.5);
                     if label == 1 + object.class_id() {
@@ -135,11 +111,21 @@ impl SyntheticDetector {
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
             let total: f32 = exps.iter().sum();
-            detections
-                .soft_labels
-                .extend(exps.into_iter().map(|e| e / total));
+            // The top class's exponential is exp(0) = 1.
+            confidence.push(1.0 / total);
+            soft_labels.extend(exps.into_iter().map(|e| e / total));
         }
-        detections
+        RegionRecord {
+            image_id: scene.description_key(),
+            num_boxes: count,
+            feature_dim: features_len,
+            features,
+            boxes,
+            image_size: Some((size, size)),
+            confidence: Some(confidence),
+            soft_labels: Some(soft_labels),
+            num_classes: NUM_DETECTOR_LABELS,
+        }
     }
 }
 
@@ -156,13 +142,14 @@ mod tests {
             let scene = world.scene(Split::Train, index);
             let found = detector.detect(&scene);
             assert_eq!(found, detector.detect(&scene), "deterministic");
-            assert_eq!(found.len(), scene.objects.len());
-            assert_eq!(found.features.len(), found.len() * 64);
+            assert_eq!(found.num_boxes, scene.objects.len());
+            assert_eq!(found.features.len(), found.num_boxes * 64);
+            let soft_labels = found.soft_labels.as_ref().unwrap();
             for (object, (bbox, labels)) in scene.objects.iter().zip(
                 found
                     .boxes
                     .iter()
-                    .zip(found.soft_labels.chunks(Detections::NUM_LABELS)),
+                    .zip(soft_labels.chunks(NUM_DETECTOR_LABELS)),
             ) {
                 let [x1, y1, x2, y2] = object.bbox();
                 let expected = [x1, y1, x2, y2].map(|v| (v / 64.0).clamp(0.0, 1.0));

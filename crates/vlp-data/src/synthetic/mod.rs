@@ -16,7 +16,7 @@ mod vqa;
 
 pub use caption::{caption, NUM_PHRASINGS};
 pub use clip::{animate, Clip};
-pub use detector::{Detections, DetectorConfig, SyntheticDetector};
+pub use detector::{DetectorConfig, SyntheticDetector, NUM_DETECTOR_LABELS};
 pub use render::{render, RgbImage};
 pub use scene::{Relation, Scene, SceneObject, COLOURS, NUM_CLASSES, SHAPES, SIZES};
 pub use vqa::{answer_vocabulary, questions, QuestionKind, VqaItem};

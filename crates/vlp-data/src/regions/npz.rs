@@ -1,0 +1,200 @@
+//! UNITER-style per-image `.npz` files: `features` `[N, F]`, `norm_bb`
+//! `[N, 6]` (`x1, y1, x2, y2, w, h` normalised to the image), and optionally
+//! `conf` `[N]` and `soft_labels` `[N, C]`.
+
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+
+use super::npy::{parse_npy, NpyArray};
+use super::zip::{read_member, ZipIndex};
+use super::{RegionFeatureSource, RegionRecord};
+use crate::DataError;
+
+/// A directory of `<image_id>.npz` files.
+///
+/// [`NpzRegionDir::open`] lists the directory (names only); each
+/// [`RegionFeatureSource::get`] opens and decodes one file. Members may be
+/// stored (`np.savez`) or deflated (`np.savez_compressed`); arrays may be
+/// float16 (UNITER stores features so), float32 or float64.
+#[derive(Debug, Clone)]
+pub struct NpzRegionDir {
+    dir: PathBuf,
+    /// Sorted, so that `get` finds ids by binary search.
+    ids: Vec<String>,
+}
+
+impl NpzRegionDir {
+    /// Lists the `.npz` files of `dir` (other files are ignored).
+    pub fn open(dir: impl AsRef<Path>) -> Result<Self, DataError> {
+        let dir = dir.as_ref().to_path_buf();
+        let io_error = |e: std::io::Error| DataError::RegionIo {
+            path: dir.clone(),
+            reason: e.to_string(),
+        };
+        let mut ids = Vec::new();
+        for entry in std::fs::read_dir(&dir).map_err(io_error)? {
+            let path = entry.map_err(io_error)?.path();
+            if path.extension().is_some_and(|e| e == "npz") && path.is_file() {
+                if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                    ids.push(stem.to_string());
+                }
+            }
+        }
+        ids.sort_unstable();
+        Ok(Self { dir, ids })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of `image_id`.
+    pub fn path_of(&self, image_id: &str) -> PathBuf {
+        self.dir.join(format!("{image_id}.npz"))
+    }
+}
+
+impl RegionFeatureSource for NpzRegionDir {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    fn ids(&self) -> &[String] {
+        &self.ids
+    }
+
+    fn get(&self, image_id: &str) -> Result<RegionRecord, DataError> {
+        if self
+            .ids
+            .binary_search_by(|id| id.as_str().cmp(image_id))
+            .is_err()
+        {
+            return Err(DataError::UnknownImage {
+                path: self.dir.clone(),
+                image_id: image_id.to_string(),
+            });
+        }
+        NpzFile::open(self.path_of(image_id))?.record(image_id)
+    }
+}
+
+/// One open `.npz` archive.
+struct NpzFile {
+    path: PathBuf,
+    reader: BufReader<File>,
+    index: ZipIndex,
+}
+
+impl NpzFile {
+    fn open(path: PathBuf) -> Result<Self, DataError> {
+        let file = File::open(&path).map_err(|e| DataError::RegionIo {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut reader = BufReader::with_capacity(1 << 16, file);
+        let index = ZipIndex::read(&mut reader).map_err(|reason| DataError::NpzArchive {
+            path: path.clone(),
+            reason,
+        })?;
+        Ok(Self {
+            path,
+            reader,
+            index,
+        })
+    }
+
+    fn error(&self, key: &str, reason: impl Into<String>) -> DataError {
+        DataError::NpzArray {
+            path: self.path.clone(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The array `key`, `None` if the archive has no such member.
+    fn array(&mut self, key: &str) -> Result<Option<NpyArray>, DataError> {
+        let Some(member) = self.index.member(&format!("{key}.npy")).cloned() else {
+            return Ok(None);
+        };
+        let bytes = read_member(&mut self.reader, &member).map_err(|r| self.error(key, r))?;
+        parse_npy(&bytes).map(Some).map_err(|r| self.error(key, r))
+    }
+
+    fn required(&mut self, key: &str) -> Result<NpyArray, DataError> {
+        let members: Vec<&str> = self.index.members.iter().map(|m| m.name.as_str()).collect();
+        let missing = format!("missing (the archive holds {members:?})");
+        self.array(key)?.ok_or_else(|| self.error(key, missing))
+    }
+
+    fn disagrees(
+        &self,
+        key: &str,
+        array: &NpyArray,
+        features: &[usize],
+        columns: &str,
+    ) -> DataError {
+        self.error(
+            key,
+            format!(
+                "shape {:?} disagrees with features {features:?}: expected [{}{columns}]",
+                array.shape, features[0]
+            ),
+        )
+    }
+
+    fn record(mut self, image_id: &str) -> Result<RegionRecord, DataError> {
+        let features = self.required("features")?;
+        let [num_boxes, feature_dim] = features.shape[..] else {
+            return Err(self.error(
+                "features",
+                format!("shape {:?} is not [N, F]", features.shape),
+            ));
+        };
+        if num_boxes == 0 || feature_dim == 0 {
+            return Err(self.error("features", format!("shape {:?} is empty", features.shape)));
+        }
+        let norm_bb = self.required("norm_bb")?;
+        let boxes = match norm_bb.shape[..] {
+            [n, c] if n == num_boxes && c >= 4 => norm_bb
+                .values
+                .chunks_exact(c)
+                .map(|b| [b[0], b[1], b[2], b[3]])
+                .collect::<Vec<_>>(),
+            _ => return Err(self.disagrees("norm_bb", &norm_bb, &features.shape, ", 6")),
+        };
+        if let Some(v) = boxes.iter().flatten().find(|v| !v.is_finite()) {
+            return Err(self.error("norm_bb", format!("holds a non-finite value {v}")));
+        }
+        let confidence = match self.array("conf")? {
+            Some(conf) if conf.values.len() == num_boxes && conf.shape.len() <= 2 => {
+                Some(conf.values)
+            }
+            Some(conf) => return Err(self.disagrees("conf", &conf, &features.shape, "")),
+            None => None,
+        };
+        let (soft_labels, num_classes) = match self.array("soft_labels")? {
+            Some(soft) => match soft.shape[..] {
+                [n, c] if n == num_boxes && c > 0 => (Some(soft.values), c),
+                _ => return Err(self.disagrees("soft_labels", &soft, &features.shape, ", C")),
+            },
+            None => (None, 0),
+        };
+        Ok(RegionRecord {
+            image_id: image_id.to_string(),
+            num_boxes,
+            feature_dim,
+            features: features.values,
+            // UNITER's boxes are clipped to the image already; clamping only
+            // removes float16 rounding spill.
+            boxes: boxes
+                .into_iter()
+                .map(|b| b.map(|v| v.clamp(0.0, 1.0)))
+                .collect(),
+            image_size: None,
+            confidence,
+            soft_labels,
+            num_classes,
+        })
+    }
+}
