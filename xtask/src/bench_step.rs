@@ -319,6 +319,7 @@ impl Inputs {
                     device,
                 ),
                 padding: Tensor::from_data(TensorData::new(vec![false; b * r], [b, r]), device),
+                soft_labels: None,
             }),
             itm_labels: Tensor::from_data(ints(&self.itm_labels, vec![b]), device),
         }
