@@ -151,7 +151,7 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
     let python = if args.no_reference {
         None
     } else {
-        Some(python(args, root)?)
+        Some(python(args.python.as_deref(), root)?)
     };
 
     eprintln!(
@@ -211,7 +211,7 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
 
 /// `(busy jiffies of all CPUs, total jiffies, own jiffies incl. waited-for
 /// children)` from `/proc` (Linux); `None` elsewhere.
-fn cpu_snapshot() -> Option<(u64, u64, u64)> {
+pub(crate) fn cpu_snapshot() -> Option<(u64, u64, u64)> {
     let stat = std::fs::read_to_string("/proc/stat").ok()?;
     let v: Vec<u64> = stat
         .lines()
@@ -239,7 +239,7 @@ fn cpu_snapshot() -> Option<(u64, u64, u64)> {
 
 /// Fraction of the machine's CPU time used by *other* processes between two
 /// [`cpu_snapshot`]s.
-fn others_share(a: Option<(u64, u64, u64)>, b: Option<(u64, u64, u64)>) -> Option<f64> {
+pub(crate) fn others_share(a: Option<(u64, u64, u64)>, b: Option<(u64, u64, u64)>) -> Option<f64> {
     let (a, b) = (a?, b?);
     let total = b.1.checked_sub(a.1)?;
     if total == 0 {
@@ -249,7 +249,7 @@ fn others_share(a: Option<(u64, u64, u64)>, b: Option<(u64, u64, u64)>) -> Optio
     Some(others as f64 / total as f64)
 }
 
-fn repo_root() -> PathBuf {
+pub(crate) fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -258,9 +258,9 @@ fn repo_root() -> PathBuf {
 
 /// The reference interpreter: `--python`, or `./.venv/bin/python`, creating
 /// the venv and installing `benches/reference/requirements.txt` on demand.
-fn python(args: &BenchOtArgs, root: &Path) -> Result<PathBuf> {
-    if let Some(p) = &args.python {
-        return Ok(p.clone());
+pub(crate) fn python(explicit: Option<&Path>, root: &Path) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
     }
     let venv = root.join(".venv");
     let py = venv.join("bin").join("python");
@@ -328,7 +328,7 @@ fn time_ms<T>(reps: usize, warmup: usize, mut f: impl FnMut() -> T) -> (f64, T) 
 }
 
 /// SplitMix64 → standard normals (Box-Muller); seeded, reproducible.
-fn normals(seed: u64, len: usize) -> Vec<f32> {
+pub(crate) fn normals(seed: u64, len: usize) -> Vec<f32> {
     let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03;
     let mut next = || {
         s = s.wrapping_add(0x9E3779B97F4A7C15);
@@ -459,25 +459,49 @@ fn tensor_rows<Bk: Backend>(
     Ok(())
 }
 
-/// Minimal `.npy` (format 1.0) writer for little-endian `f32` arrays.
-fn write_npy(path: &Path, data: &[f32], shape: &[usize]) -> Result<()> {
+/// An element type [`write_npy`] can store.
+pub(crate) trait NpyElement: Copy {
+    /// numpy's `descr` of the little-endian type.
+    const DESCR: &'static str;
+    fn extend_le(self, bytes: &mut Vec<u8>);
+}
+
+impl NpyElement for f32 {
+    const DESCR: &'static str = "<f4";
+    fn extend_le(self, bytes: &mut Vec<u8>) {
+        bytes.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+impl NpyElement for i64 {
+    const DESCR: &'static str = "<i8";
+    fn extend_le(self, bytes: &mut Vec<u8>) {
+        bytes.extend_from_slice(&self.to_le_bytes());
+    }
+}
+
+/// Minimal `.npy` (format 1.0) writer for little-endian `f32` / `i64` arrays.
+pub(crate) fn write_npy<T: NpyElement>(path: &Path, data: &[T], shape: &[usize]) -> Result<()> {
     let dims = shape
         .iter()
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join(", ");
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({dims},), }}");
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({dims},), }}",
+        T::DESCR
+    );
     // magic (6) + version (2) + length (2) + header + '\n' must be a multiple of 64.
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
-    let mut bytes = Vec::with_capacity(10 + header.len() + data.len() * 4);
+    let mut bytes = Vec::with_capacity(10 + header.len() + std::mem::size_of_val(data));
     bytes.extend_from_slice(b"\x93NUMPY\x01\x00");
     bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
     bytes.extend_from_slice(header.as_bytes());
-    for v in data {
-        bytes.extend_from_slice(&v.to_le_bytes());
+    for &v in data {
+        v.extend_le(&mut bytes);
     }
     std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))
 }

@@ -6,6 +6,7 @@
 
 pub mod assets;
 pub mod bench_ot;
+pub mod bench_step;
 pub mod config;
 pub mod device;
 pub mod eval;

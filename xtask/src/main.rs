@@ -5,13 +5,30 @@ use clap::{Args, Parser, Subcommand};
 use vlp_models::BertConfig;
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{assets, bench_ot, presets, test_command, train, EvalJob, UsageError};
+use xtask::{assets, bench_ot, bench_step, presets, test_command, train, EvalJob, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
 // cost ~10% of a CPU step. mimalloc keeps freed pages for reuse.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// mimalloc still hands freed pages back to the kernel after a delay; a
+/// training step frees and re-allocates the same large buffers every step,
+/// and each page that went back costs a fault and a zeroing when it returns
+/// (10-20% of a `uniter-bench` CPU step, see docs/benchmarks.md). Keep freed
+/// memory in the process instead: the peak RSS is the same or a few % higher.
+fn keep_freed_memory() {
+    use std::ffi::{c_int, c_long};
+    extern "C" {
+        // mimalloc's own API, linked in with the allocator.
+        fn mi_option_set(option: c_int, value: c_long);
+    }
+    // `mi_option_purge_delay` in mimalloc.h (v2 and v3); -1: never purge.
+    const MI_OPTION_PURGE_DELAY: c_int = 15;
+    // SAFETY: sets one global option of the allocator before any other thread exists.
+    unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, -1) }
+}
 
 /// The vlp runner.
 #[derive(Debug, Parser)]
@@ -42,6 +59,8 @@ enum Command {
 enum BenchCommand {
     /// Optimal transport solvers vs PyTorch (UNITER's IPOT) and POT.
     Ot(bench_ot::BenchOtArgs),
+    /// One uniter-bench training step (and forward pass) vs PyTorch: samples/s and peak RSS.
+    Step(bench_step::BenchStepArgs),
 }
 
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
@@ -171,6 +190,7 @@ fn eval(args: EvalArgs) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
+    keep_freed_memory();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err) if !err.use_stderr() => {
@@ -195,6 +215,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
         Command::Assets(args) => assets::run(&args),
+        Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
