@@ -18,7 +18,6 @@ mod npy;
 mod npz;
 mod record;
 mod tsv;
-mod zip;
 
 pub use batch::{RegionBatch, RegionTensors};
 pub use npz::NpzRegionDir;

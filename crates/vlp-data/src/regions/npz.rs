@@ -3,13 +3,14 @@
 //! `conf` `[N]` and `soft_labels` `[N, C]`.
 
 use std::fs::File;
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use super::npy::{parse_npy, NpyArray};
-use super::zip::{read_member, ZipIndex};
 use super::{RegionFeatureSource, RegionRecord};
 use crate::DataError;
+use zip::result::ZipError;
+use zip::ZipArchive;
 
 /// A directory of `<image_id>.npz` files.
 ///
@@ -79,11 +80,10 @@ impl RegionFeatureSource for NpzRegionDir {
     }
 }
 
-/// One open `.npz` archive.
+/// One open `.npz` archive (a zip of `.npy` members, stored or deflated).
 struct NpzFile {
     path: PathBuf,
-    reader: BufReader<File>,
-    index: ZipIndex,
+    archive: ZipArchive<BufReader<File>>,
 }
 
 impl NpzFile {
@@ -92,16 +92,13 @@ impl NpzFile {
             path: path.clone(),
             reason: e.to_string(),
         })?;
-        let mut reader = BufReader::with_capacity(1 << 16, file);
-        let index = ZipIndex::read(&mut reader).map_err(|reason| DataError::NpzArchive {
-            path: path.clone(),
-            reason,
+        let archive = ZipArchive::new(BufReader::with_capacity(1 << 16, file)).map_err(|e| {
+            DataError::NpzArchive {
+                path: path.clone(),
+                reason: e.to_string(),
+            }
         })?;
-        Ok(Self {
-            path,
-            reader,
-            index,
-        })
+        Ok(Self { path, archive })
     }
 
     fn error(&self, key: &str, reason: impl Into<String>) -> DataError {
@@ -114,15 +111,29 @@ impl NpzFile {
 
     /// The array `key`, `None` if the archive has no such member.
     fn array(&mut self, key: &str) -> Result<Option<NpyArray>, DataError> {
-        let Some(member) = self.index.member(&format!("{key}.npy")).cloned() else {
-            return Ok(None);
+        let path = &self.path;
+        let error = |reason: String| DataError::NpzArray {
+            path: path.clone(),
+            key: key.to_string(),
+            reason,
         };
-        let bytes = read_member(&mut self.reader, &member).map_err(|r| self.error(key, r))?;
+        let mut bytes = Vec::new();
+        match self.archive.by_name(&format!("{key}.npy")) {
+            Ok(mut member) => {
+                bytes.reserve(member.size() as usize);
+                // The zip crate checks each member's CRC-32 as it reads.
+                member
+                    .read_to_end(&mut bytes)
+                    .map_err(|e| error(e.to_string()))?;
+            }
+            Err(ZipError::FileNotFound) => return Ok(None),
+            Err(e) => return Err(error(e.to_string())),
+        }
         parse_npy(&bytes).map(Some).map_err(|r| self.error(key, r))
     }
 
     fn required(&mut self, key: &str) -> Result<NpyArray, DataError> {
-        let members: Vec<&str> = self.index.members.iter().map(|m| m.name.as_str()).collect();
+        let members: Vec<&str> = self.archive.file_names().collect();
         let missing = format!("missing (the archive holds {members:?})");
         self.array(key)?.ok_or_else(|| self.error(key, missing))
     }
