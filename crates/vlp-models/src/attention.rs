@@ -1,25 +1,30 @@
-//! Multi-head self-attention with a padding mask (BERT's `attention.self`
-//! plus the output projection `attention.output.dense`).
+//! Multi-head attention (BERT's `attention.self` plus the output projection
+//! `attention.output.dense`): self-attention, cross-attention to another
+//! sequence, and incremental decoding with a key/value cache.
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-/// Configuration of [`MultiHeadSelfAttention`].
+/// Configuration of [`MultiHeadAttention`].
 #[derive(Config, Debug)]
-pub struct MultiHeadSelfAttentionConfig {
+pub struct MultiHeadAttentionConfig {
     /// Model width; must be a multiple of `num_heads`.
     pub hidden_size: usize,
     /// Number of attention heads.
     pub num_heads: usize,
+    /// Width of the sequence keys and values are read from, when it differs
+    /// from `hidden_size` (cross-attention to a wider or narrower encoder).
+    #[config(default = "None")]
+    pub context_size: Option<usize>,
     /// Dropout on the attention probabilities.
     #[config(default = 0.1)]
     pub dropout: f64,
 }
 
-/// `softmax(QKᵀ/√d + mask) V`, heads concatenated and projected back to `H`.
+/// `softmax(QKᵀ/√d + bias) V`, heads concatenated and projected back to `H`.
 #[derive(Module, Debug)]
-pub struct MultiHeadSelfAttention<B: Backend> {
+pub struct MultiHeadAttention<B: Backend> {
     pub query: Linear<B>,
     pub key: Linear<B>,
     pub value: Linear<B>,
@@ -29,63 +34,105 @@ pub struct MultiHeadSelfAttention<B: Backend> {
     pub num_heads: usize,
 }
 
-impl MultiHeadSelfAttentionConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> MultiHeadSelfAttention<B> {
+/// Keys and values split into heads, `[B, heads, S, d]` each: what a decoder
+/// caches between steps, and what cross-attention computes once per
+/// encoder output.
+#[derive(Debug, Clone)]
+pub struct KeyValue<B: Backend> {
+    pub key: Tensor<B, 4>,
+    pub value: Tensor<B, 4>,
+}
+
+impl<B: Backend> KeyValue<B> {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.key.dims()[2]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// These positions followed by `next`'s.
+    pub fn append(self, next: KeyValue<B>) -> Self {
+        Self {
+            key: Tensor::cat(vec![self.key, next.key], 2),
+            value: Tensor::cat(vec![self.value, next.value], 2),
+        }
+    }
+
+    /// The rows `indices` `[N]` of the batch (beam search reorders its
+    /// hypotheses this way).
+    pub fn select(self, indices: Tensor<B, 1, Int>) -> Self {
+        Self {
+            key: self.key.select(0, indices.clone()),
+            value: self.value.select(0, indices),
+        }
+    }
+}
+
+impl MultiHeadAttentionConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MultiHeadAttention<B> {
         assert!(
             self.hidden_size.is_multiple_of(self.num_heads),
             "hidden size {} is not a multiple of {} heads",
             self.hidden_size,
             self.num_heads
         );
-        let linear = || LinearConfig::new(self.hidden_size, self.hidden_size).init(device);
-        MultiHeadSelfAttention {
-            query: linear(),
-            key: linear(),
-            value: linear(),
-            output: linear(),
+        let context = self.context_size.unwrap_or(self.hidden_size);
+        let linear = |input| LinearConfig::new(input, self.hidden_size).init(device);
+        MultiHeadAttention {
+            query: linear(self.hidden_size),
+            key: linear(context),
+            value: linear(context),
+            output: linear(self.hidden_size),
             dropout: DropoutConfig::new(self.dropout).init(),
             num_heads: self.num_heads,
         }
     }
 }
 
-/// The additive attention bias of a padding mask: `[B, S]` (`true` at
-/// padding) → `[B, 1, 1, S]` with a large negative value at padding. Build it
-/// once per sequence and share it across layers.
-pub fn padding_bias<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 4> {
-    let [batch, seq_len] = padding.dims();
-    padding
-        .float()
-        .mul_scalar(-1e9)
-        .reshape([batch, 1, 1, seq_len])
-}
-
-/// The additive attention bias of causal (left-to-right) attention, as in
-/// GPT and CLIP's text tower: `[1, 1, S, S]`, a large negative value where a
-/// query would see a later key. Add it to a [`padding_bias`] to combine both.
-pub fn causal_bias<B: Backend>(seq_len: usize, device: &B::Device) -> Tensor<B, 4> {
-    Tensor::<B, 2>::ones([seq_len, seq_len], device)
-        .triu(1)
-        .mul_scalar(-1e9)
-        .reshape([1, 1, seq_len, seq_len])
-}
-
-impl<B: Backend> MultiHeadSelfAttention<B> {
-    /// `x` `[B, S, H]`, `bias` broadcastable to `[B, heads, S, S]`
-    /// ([`padding_bias`] `[B, 1, 1, S]`, [`causal_bias`] `[1, 1, S, S]` or
-    /// their sum) → `[B, S, H]`.
+impl<B: Backend> MultiHeadAttention<B> {
+    /// Self-attention: `x` `[B, S, H]`, `bias` broadcastable to
+    /// `[B, heads, S, S]` (from [`AttentionMask`](crate::AttentionMask)) → `[B, S, H]`.
     pub fn forward(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let [batch, seq_len, hidden] = x.dims();
+        let key_value = self.key_value(x.clone());
+        self.attend(x, &key_value, bias)
+    }
+
+    /// Cross-attention: queries from `x` `[B, Q, H]`, keys and values from
+    /// `context` `[B, K, C]`; `bias` broadcastable to `[B, heads, Q, K]` → `[B, Q, H]`.
+    pub fn forward_cross(
+        &self,
+        x: Tensor<B, 3>,
+        context: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let key_value = self.key_value(context);
+        self.attend(x, &key_value, bias)
+    }
+
+    /// `[B, S, C]` → the keys and values of `S` positions.
+    pub fn key_value(&self, context: Tensor<B, 3>) -> KeyValue<B> {
+        KeyValue {
+            key: self.split_heads(self.key.forward(context.clone())),
+            value: self.split_heads(self.value.forward(context)),
+        }
+    }
+
+    /// Queries from `x` `[B, Q, H]` over precomputed keys and values
+    /// (`[B, heads, K, d]`) → `[B, Q, H]`.
+    pub fn attend(
+        &self,
+        x: Tensor<B, 3>,
+        key_value: &KeyValue<B>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 3> {
+        let [batch, queries, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<B, 3>| {
-            t.reshape([batch, seq_len, self.num_heads, head_dim])
-                .swap_dims(1, 2)
-        };
-        let q = heads(self.query.forward(x.clone()));
-        let k = heads(self.key.forward(x.clone()));
-        let v = heads(self.value.forward(x));
-        let scores = q
-            .matmul(k.swap_dims(2, 3))
+        let query = self.split_heads(self.query.forward(x));
+        let scores = query
+            .matmul(key_value.key.clone().swap_dims(2, 3))
             .div_scalar((head_dim as f32).sqrt());
         let scores = match bias {
             Some(bias) => scores + bias,
@@ -93,23 +140,49 @@ impl<B: Backend> MultiHeadSelfAttention<B> {
         };
         let probs = self.dropout.forward(softmax(scores, 3));
         let context = probs
-            .matmul(v)
+            .matmul(key_value.value.clone())
             .swap_dims(1, 2)
-            .reshape([batch, seq_len, hidden]);
+            .reshape([batch, queries, hidden]);
         self.output.forward(context)
+    }
+
+    /// One decoding step of self-attention: the new positions `x` `[B, N, H]`
+    /// attend to the `cache` of earlier positions and to themselves. Returns
+    /// the output `[B, N, H]` and the cache extended by `N` positions. `bias`
+    /// covers the `N` queries over all `cache + N` keys.
+    pub fn forward_cached(
+        &self,
+        x: Tensor<B, 3>,
+        cache: Option<KeyValue<B>>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> (Tensor<B, 3>, KeyValue<B>) {
+        let new = self.key_value(x.clone());
+        let key_value = match cache {
+            Some(cache) => cache.append(new),
+            None => new,
+        };
+        (self.attend(x, &key_value, bias), key_value)
+    }
+
+    /// `[B, S, H]` → `[B, heads, S, H / heads]`.
+    fn split_heads(&self, t: Tensor<B, 3>) -> Tensor<B, 4> {
+        let [batch, len, hidden] = t.dims();
+        t.reshape([batch, len, self.num_heads, hidden / self.num_heads])
+            .swap_dims(1, 2)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::AttentionMask;
     use burn::backend::NdArray;
     use burn::tensor::{Distribution, TensorData, Tolerance};
 
     #[test]
     fn padding_changes_nothing_for_real_tokens() {
         let device = Default::default();
-        let attention = MultiHeadSelfAttentionConfig::new(8, 2)
+        let attention = MultiHeadAttentionConfig::new(8, 2)
             .with_dropout(0.0)
             .init::<NdArray>(&device);
         let x = Tensor::<NdArray, 3>::random([1, 3, 8], Distribution::Default, &device);
@@ -127,7 +200,7 @@ mod tests {
             &device,
         );
         let padded = attention
-            .forward(padded_x, Some(padding_bias(padding)))
+            .forward(padded_x, AttentionMask::padding(padding).bias())
             .slice([0..1, 0..3]);
         padded
             .into_data()
@@ -137,21 +210,21 @@ mod tests {
     #[test]
     fn causal_attention_ignores_later_tokens() {
         let device = Default::default();
-        let attention = MultiHeadSelfAttentionConfig::new(8, 2)
+        let attention = MultiHeadAttentionConfig::new(8, 2)
             .with_dropout(0.0)
             .init::<NdArray>(&device);
         let x = Tensor::<NdArray, 3>::random([1, 5, 8], Distribution::Default, &device);
-        let full = attention.forward(x.clone(), Some(causal_bias(5, &device)));
+        let full = attention.forward(x.clone(), AttentionMask::causal(5, &device).bias());
         // Changing the last two tokens leaves the first three outputs as they were.
         let changed = x.slice_assign([0..1, 3..5], Tensor::ones([1, 2, 8], &device) * 50.0);
-        let after = attention.forward(changed, Some(causal_bias(5, &device)));
+        let after = attention.forward(changed, AttentionMask::causal(5, &device).bias());
         after
             .clone()
             .slice([0..1, 0..3])
             .into_data()
             .assert_approx_eq::<f32>(
                 &full.clone().slice([0..1, 0..3]).into_data(),
-                Tolerance::absolute(1e-5),
+                Tolerance::absolute(1e-6),
             );
         assert!((after - full).slice([0..1, 3..5]).abs().max().into_scalar() > 1e-3);
     }
@@ -159,7 +232,7 @@ mod tests {
     #[test]
     fn one_head_matches_the_formula() {
         let device = Default::default();
-        let attention = MultiHeadSelfAttentionConfig::new(4, 1)
+        let attention = MultiHeadAttentionConfig::new(4, 1)
             .with_dropout(0.0)
             .init::<NdArray>(&device);
         let x = Tensor::<NdArray, 3>::random([1, 3, 4], Distribution::Default, &device);
@@ -172,5 +245,63 @@ mod tests {
         let got: Tensor<NdArray, 2> = attention.forward(x, None).reshape([3, 4]);
         got.into_data()
             .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-5));
+    }
+
+    #[test]
+    fn cached_steps_equal_causal_attention_over_the_whole_sequence() {
+        let device = Default::default();
+        let attention = MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([2, 5, 8], Distribution::Default, &device);
+        let full = attention.forward(x.clone(), AttentionMask::causal(5, &device).bias());
+        // Two positions, then one at a time.
+        let causal = AttentionMask::<NdArray>::causal(5, &device);
+        let (first, mut cache) = attention.forward_cached(
+            x.clone().narrow(1, 0, 2),
+            None,
+            causal
+                .clone()
+                .query_rows(0, 2)
+                .bias()
+                .map(|b| b.narrow(3, 0, 2)),
+        );
+        let mut outputs = vec![first];
+        for t in 2..5 {
+            let (out, next) =
+                attention.forward_cached(x.clone().narrow(1, t, 1), Some(cache), None);
+            assert_eq!(next.len(), t + 1);
+            outputs.push(out);
+            cache = next;
+        }
+        Tensor::cat(outputs, 1)
+            .into_data()
+            .assert_approx_eq::<f32>(&full.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn cross_attention_reads_the_context_and_ignores_its_padding() {
+        let device = Default::default();
+        let attention = MultiHeadAttentionConfig::new(8, 2)
+            .with_context_size(Some(6))
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([1, 3, 8], Distribution::Default, &device);
+        let context = Tensor::<NdArray, 3>::random([1, 4, 6], Distribution::Default, &device);
+        let padding = Tensor::<NdArray, 2, Bool>::from_data(
+            TensorData::new(vec![false, false, true, true], [1, 4]),
+            &device,
+        );
+        let short = attention.forward_cross(x.clone(), context.clone().narrow(1, 0, 2), None);
+        let padded = attention.forward_cross(
+            x.clone(),
+            context.clone(),
+            AttentionMask::padding(padding).bias(),
+        );
+        padded
+            .into_data()
+            .assert_approx_eq::<f32>(&short.clone().into_data(), Tolerance::absolute(1e-6));
+        let unpadded = attention.forward_cross(x, context, None);
+        assert!((unpadded - short).abs().max().into_scalar() > 1e-4);
     }
 }

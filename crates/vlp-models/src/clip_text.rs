@@ -5,10 +5,10 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
-use crate::attention::{causal_bias, padding_bias};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::feed_forward::Activation;
 use crate::layer::TransformerLayerConfig;
+use crate::mask::AttentionMask;
 
 /// Configuration of [`ClipTextTransformer`] (transformers' `CLIPTextConfig`).
 #[derive(Config, Debug)]
@@ -100,8 +100,10 @@ impl<B: Backend> ClipTextTransformer<B> {
             .narrow(0, 0, seq_len)
             .unsqueeze::<3>();
         let x = self.embeddings.token_embedding.forward(ids.clone()) + positions;
-        let bias = padding_bias(padding) + causal_bias(seq_len, &device);
-        let last_hidden_state = self.encoder.forward_with_bias(x, Some(bias));
+        let bias = AttentionMask::causal(seq_len, &device)
+            .and_padding(padding)
+            .bias();
+        let last_hidden_state = self.encoder.forward_with_bias(x, bias);
         let hidden = last_hidden_state.dims()[2];
         let index = self
             .pooling_positions(ids)

@@ -3,8 +3,8 @@
 use burn::nn::{LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::attention::padding_bias;
-use crate::layer::{TransformerLayer, TransformerLayerConfig};
+use crate::layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
+use crate::mask::AttentionMask;
 
 /// Configuration of [`TransformerEncoder`].
 #[derive(Config, Debug)]
@@ -40,16 +40,26 @@ impl TransformerEncoderConfig {
 impl<B: Backend> TransformerEncoder<B> {
     /// `x` `[B, S, H]`; `padding` `[B, S]` is `true` at positions no token may attend to.
     pub fn forward(&self, x: Tensor<B, 3>, padding: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
-        self.forward_with_bias(x, padding.map(padding_bias))
+        self.forward_with_bias(x, padding.and_then(|p| AttentionMask::padding(p).bias()))
     }
 
     /// `x` `[B, S, H]` with an additive attention bias broadcastable to
     /// `[B, heads, S, S]`, e.g. a padding bias plus a causal one.
     pub fn forward_with_bias(&self, x: Tensor<B, 3>, bias: Option<Tensor<B, 4>>) -> Tensor<B, 3> {
-        let x = self
-            .layer
-            .iter()
-            .fold(x, |x, layer| layer.forward(x, bias.clone()));
+        self.forward_with_context(x, bias, None)
+    }
+
+    /// As [`forward_with_bias`](Self::forward_with_bias), with every layer
+    /// that has cross-attention reading `context` (a decoder, fusion layers).
+    pub fn forward_with_context(
+        &self,
+        x: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+        context: Option<&CrossContext<B>>,
+    ) -> Tensor<B, 3> {
+        let x = self.layer.iter().fold(x, |x, layer| {
+            layer.forward_with_context(x, bias.clone(), context)
+        });
         match &self.final_norm {
             Some(norm) => norm.forward(x),
             None => x,

@@ -1,7 +1,10 @@
 //! vlp-models: transformer building blocks and vision-language fusion models.
 //!
-//! - [`MultiHeadSelfAttention`], [`FeedForward`], [`TransformerLayer`]
-//!   (pre- or post-norm) and [`TransformerEncoder`].
+//! - [`AttentionMask`]: the one builder of padding, causal, prefix and
+//!   cross-attention masks.
+//! - [`MultiHeadAttention`] (self, cross, and cached for decoding),
+//!   [`FeedForward`], [`TransformerLayer`] (pre- or post-norm, optionally
+//!   with cross-attention) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
 //! - [`Pooler`]: BERT's `[CLS]` pooler.
 //! - Hugging Face checkpoints (safetensors), built from the parts above:
@@ -18,13 +21,12 @@ mod encoder;
 mod feed_forward;
 mod import;
 mod layer;
+mod mask;
 mod pooler;
 mod single_stream;
 mod vit;
 
-pub use attention::{
-    causal_bias, padding_bias, MultiHeadSelfAttention, MultiHeadSelfAttentionConfig,
-};
+pub use attention::{KeyValue, MultiHeadAttention, MultiHeadAttentionConfig};
 pub use bert::{BertConfig, BertModel, BertOutput};
 pub use clip::{ClipConfig, ClipModel, ClipOutput};
 pub use clip_text::{ClipTextConfig, ClipTextEmbeddings, ClipTextOutput, ClipTextTransformer};
@@ -34,7 +36,8 @@ pub use clip_vision::{
 pub use encoder::{TransformerEncoder, TransformerEncoderConfig};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
-pub use layer::{TransformerLayer, TransformerLayerConfig};
+pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
+pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};
 pub use single_stream::{FusedOutput, SingleStreamConfig, SingleStreamModel};
 pub use vit::{ViTConfig, ViTModel, ViTOutput};
