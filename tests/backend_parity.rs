@@ -12,7 +12,9 @@ use vlp::data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWo
 use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp::features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp::models::SingleStreamConfig;
-use vlp::objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+use vlp::objectives::{
+    Pretrainer, RetrievalModel, SingleStreamPretrainer, SingleStreamPretrainerConfig,
+};
 
 fn config(vocab_size: usize, regions: bool) -> SingleStreamPretrainerConfig {
     let visual = if regions {
@@ -64,8 +66,8 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
             .to_vec::<f32>()
             .unwrap(),
     );
-    for loss in [step.mlm.loss, step.itm.loss, step.itc.loss] {
-        values.push(loss.into_scalar().elem());
+    for objective in step.objectives {
+        values.push(objective.loss.into_scalar().elem());
     }
     values
 }

@@ -7,7 +7,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
 use vlp_data::{tokens_to_tensors, HostVisual, RegionBatch, TextTokenizer};
-use vlp_objectives::SingleStreamPretrainer;
+use vlp_objectives::{RetrievalModel, SingleStreamPretrainer};
 
 use crate::config::PretrainConfig;
 

@@ -19,7 +19,7 @@ use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::set_trainable;
 use vlp_models::{BertModel, SingleStreamModel};
-use vlp_objectives::SingleStreamPretrainer;
+use vlp_objectives::{Pretrainer, SingleStreamPretrainer};
 
 use crate::config::{Component, PretrainConfig};
 use crate::device::BackendJob;
@@ -219,14 +219,15 @@ impl BackendJob for PretrainJob {
             let host = batches.recv().context("batch loader stopped")??;
             let batch = host.to_device::<B>(&device);
             let output = model.forward(&batch);
+            let objective = |name| output.objective(name).expect("single-stream objective");
             let values = [
                 output.loss.clone().into_scalar().elem::<f32>(),
-                output.mlm.loss.clone().into_scalar().elem::<f32>(),
-                output.itm.loss.clone().into_scalar().elem::<f32>(),
-                output.itc.loss.clone().into_scalar().elem::<f32>(),
-                output.mlm.accuracy,
-                output.itm.accuracy,
-                output.itc.accuracy,
+                objective("mlm").loss.clone().into_scalar().elem::<f32>(),
+                objective("itm").loss.clone().into_scalar().elem::<f32>(),
+                objective("itc").loss.clone().into_scalar().elem::<f32>(),
+                objective("mlm").accuracy,
+                objective("itm").accuracy,
+                objective("itc").accuracy,
             ];
             if !values[0].is_finite() {
                 anyhow::bail!(

@@ -16,7 +16,7 @@ use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
-use vlp_objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+use vlp_objectives::{Pretrainer, SingleStreamPretrainer, SingleStreamPretrainerConfig};
 
 fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
     let visual =

@@ -5,6 +5,8 @@
 //! - [`itm`]: image-text matching on the pooled fused `[CLS]`.
 //! - [`itc`]: image-text contrastive (symmetric InfoNCE, learnable clamped
 //!   temperature).
+//! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
+//!   architecture's pre-training model implements.
 //! - [`pretrain`]: a single-stream model with the three heads, one step's losses.
 
 pub mod itc;
@@ -12,11 +14,11 @@ pub mod itm;
 pub mod loss;
 pub mod mlm;
 pub mod pretrain;
+pub mod pretrainer;
 
 pub use itc::{itc_loss, ItcHead, ItcHeadConfig};
 pub use itm::{itm_loss, ItmHead, ItmHeadConfig};
 pub use loss::{accuracy, cross_entropy, l2_normalize};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
-pub use pretrain::{
-    ObjectiveOutput, PretrainOutput, SingleStreamPretrainer, SingleStreamPretrainerConfig,
-};
+pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};

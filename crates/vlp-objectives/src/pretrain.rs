@@ -10,6 +10,7 @@ use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
 use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
 use crate::loss::accuracy;
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 
 /// Configuration of [`SingleStreamPretrainer`].
 #[derive(Config, Debug)]
@@ -39,25 +40,6 @@ pub struct SingleStreamPretrainer<B: Backend> {
     pub mlm_weight: f64,
     pub itm_weight: f64,
     pub itc_weight: f64,
-}
-
-/// One objective's loss (still attached to the graph) and its metric.
-#[derive(Debug, Clone)]
-pub struct ObjectiveOutput<B: Backend> {
-    pub loss: Tensor<B, 1>,
-    /// MLM: masked-token accuracy; ITM: match accuracy; ITC: in-batch
-    /// text→image accuracy.
-    pub accuracy: f32,
-}
-
-/// Losses of one step.
-#[derive(Debug, Clone)]
-pub struct PretrainOutput<B: Backend> {
-    /// Weighted sum of the three losses.
-    pub loss: Tensor<B, 1>,
-    pub mlm: ObjectiveOutput<B>,
-    pub itm: ObjectiveOutput<B>,
-    pub itc: ObjectiveOutput<B>,
 }
 
 impl SingleStreamPretrainerConfig {
@@ -99,10 +81,10 @@ pub fn mean_pool<B: Backend>(
     }
 }
 
-impl<B: Backend> SingleStreamPretrainer<B> {
+impl<B: Backend> Pretrainer<B> for SingleStreamPretrainer<B> {
     /// ITC on the unimodal mean-pooled embeddings; ITM and MLM on one fused pass
     /// over the batch's matching pairs with masked text.
-    pub fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
+    fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
         let backbone = &self.backbone;
         let text = backbone.embed_text(batch.text_ids.clone());
         let image = backbone.embed_image(&batch.visual);
@@ -119,6 +101,7 @@ impl<B: Backend> SingleStreamPretrainer<B> {
         let [rows, _] = itc_logits.dims();
         let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &itc_logits.device());
         let itc = ObjectiveOutput {
+            name: "itc",
             accuracy: accuracy(itc_logits.clone().detach(), diagonal),
             loss: itc_loss(itc_logits),
         };
@@ -143,12 +126,14 @@ impl<B: Backend> SingleStreamPretrainer<B> {
             .mlm_head
             .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
         let mlm = ObjectiveOutput {
+            name: "mlm",
             accuracy: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
             loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
         };
 
         let itm_logits = self.itm_head.forward(fused.pooled);
         let itm = ObjectiveOutput {
+            name: "itm",
             accuracy: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
             loss: itm_loss(itm_logits, batch.itm_labels.clone()),
         };
@@ -158,14 +143,18 @@ impl<B: Backend> SingleStreamPretrainer<B> {
             + itc.loss.clone().mul_scalar(self.itc_weight);
         PretrainOutput {
             loss,
-            mlm,
-            itm,
-            itc,
+            objectives: vec![mlm, itm, itc],
         }
     }
 
+    fn temperature(&self) -> Option<f32> {
+        Some(self.itc_head.temperature().into_scalar().elem())
+    }
+}
+
+impl<B: Backend> RetrievalModel<B> for SingleStreamPretrainer<B> {
     /// Unit text embeddings `[N, D]` for retrieval, from the text-only pass.
-    pub fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
+    fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
         let hidden = self
             .backbone
             .encode_text(self.backbone.embed_text(ids), padding.clone());
@@ -173,7 +162,7 @@ impl<B: Backend> SingleStreamPretrainer<B> {
     }
 
     /// Unit image embeddings `[N, D]` for retrieval, from the image-only pass.
-    pub fn embed_image(&self, visual: &VisualBatch<B>) -> Tensor<B, 2> {
+    fn embed_image(&self, visual: &VisualBatch<B>) -> Tensor<B, 2> {
         let image = self.backbone.embed_image(visual);
         let padding = image.padding.clone();
         let hidden = self.backbone.encode_image(image);

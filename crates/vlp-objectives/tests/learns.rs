@@ -12,7 +12,7 @@ use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWor
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
-use vlp_objectives::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+use vlp_objectives::{Pretrainer, SingleStreamPretrainer, SingleStreamPretrainerConfig};
 
 type B = Autodiff<NdArray>;
 
@@ -63,9 +63,15 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
             .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(step))
             .unwrap();
         let output = model.forward(&host.to_device(&device));
-        history.push(
-            [&output.mlm.loss, &output.itc.loss].map(|l| l.clone().into_scalar().elem::<f32>()),
-        );
+        history.push(["mlm", "itc"].map(|name| {
+            output
+                .objective(name)
+                .unwrap()
+                .loss
+                .clone()
+                .into_scalar()
+                .elem::<f32>()
+        }));
         let grads = GradientsParams::from_grads(output.loss.backward(), &model);
         model = optimizer.step(1e-3, model, grads);
     }

@@ -1,0 +1,54 @@
+//! What a runner needs of any model being pre-trained, whatever its
+//! architecture: one step's losses, and (for models with a shared
+//! text-image space) unimodal embeddings for retrieval.
+
+use burn::prelude::*;
+use vlp_data::{PretrainBatch, VisualBatch};
+
+/// One objective's loss (still attached to the graph) and its metric.
+#[derive(Debug, Clone)]
+pub struct ObjectiveOutput<B: Backend> {
+    /// Short name used in logs and metrics files ("mlm", "itm", "itc", …).
+    pub name: &'static str,
+    pub loss: Tensor<B, 1>,
+    /// The objective's own accuracy: masked-token accuracy for MLM, match
+    /// accuracy for ITM, in-batch text→image accuracy for ITC, next-token
+    /// accuracy for language modelling.
+    pub accuracy: f32,
+}
+
+/// Losses of one step.
+#[derive(Debug, Clone)]
+pub struct PretrainOutput<B: Backend> {
+    /// Weighted sum of the objectives' losses: what the step minimises.
+    pub loss: Tensor<B, 1>,
+    /// Every objective of the step, in a fixed order.
+    pub objectives: Vec<ObjectiveOutput<B>>,
+}
+
+impl<B: Backend> PretrainOutput<B> {
+    /// The objective called `name`, if the step has it.
+    pub fn objective(&self, name: &str) -> Option<&ObjectiveOutput<B>> {
+        self.objectives.iter().find(|o| o.name == name)
+    }
+}
+
+/// A model with its pre-training heads.
+pub trait Pretrainer<B: Backend> {
+    /// One step's losses on `batch`.
+    fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B>;
+
+    /// The contrastive temperature in use, for logging; `None` without ITC.
+    fn temperature(&self) -> Option<f32> {
+        None
+    }
+}
+
+/// A model that embeds text and images into one space (retrieval).
+pub trait RetrievalModel<B: Backend> {
+    /// `[N, T]` ids with `[N, T]` padding → unit embeddings `[N, D]`.
+    fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2>;
+
+    /// Pixels or regions of `N` images → unit embeddings `[N, D]`.
+    fn embed_image(&self, visual: &VisualBatch<B>) -> Tensor<B, 2>;
+}
