@@ -107,10 +107,37 @@ pub enum GeometryKind {
     Uniter7,
 }
 
+/// How text and image meet (survey §3), with the settings only that
+/// family has: `[model.architecture]` with `kind = "…"`. The shared keys of
+/// `[model]` (widths, heads, visual features) apply to every kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Architecture {
+    /// One transformer over `[text; image]` (UNITER, ViLT): `model.num_layers`.
+    SingleStream {},
+}
+
+impl Default for Architecture {
+    fn default() -> Self {
+        Architecture::SingleStream {}
+    }
+}
+
+impl Architecture {
+    /// The `kind` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::SingleStream {} => "single_stream",
+        }
+    }
+}
+
 /// Model settings (see `vlp_models::SingleStreamConfig`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ModelConfig {
+    /// The architecture family and its own settings.
+    pub architecture: Architecture,
     /// Visual features: "patches", "grid" or "regions".
     pub visual: VisualKind,
     /// Grid features: ResNet layout, "resnet18" or "resnet50".
@@ -179,6 +206,7 @@ impl Default for DataConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            architecture: Architecture::default(),
             visual: VisualKind::Patches,
             cnn_layout: CnnLayout::Resnet18,
             cnn_base_width: 64,

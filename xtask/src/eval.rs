@@ -1,5 +1,6 @@
-//! Held-out image-text retrieval: `candidates` test scenes with pairwise
-//! distinct descriptions, one caption each, ranked by contrastive similarity.
+//! Held-out evaluation of a pre-trained model: image-text retrieval over
+//! `candidates` test scenes with pairwise distinct descriptions (one caption
+//! each, ranked by contrastive similarity) for models with a shared space.
 
 use std::path::Path;
 
@@ -28,20 +29,56 @@ pub struct Retrieval {
     pub candidates: usize,
 }
 
-/// The content of `eval.json`.
+/// The content of `eval.json`: what the model's architecture can be measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RetrievalReport {
-    pub retrieval: Retrieval,
+pub struct EvalReport {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
 }
 
-impl RetrievalReport {
+/// A trained model measured on the held-out split of the synthetic world.
+pub trait Evaluate<B: Backend> {
+    fn evaluate(
+        &self,
+        world: &SyntheticWorld,
+        tokenizer: &TextTokenizer,
+        config: &PretrainConfig,
+        device: &B::Device,
+    ) -> anyhow::Result<EvalReport>;
+}
+
+impl<B: Backend> Evaluate<B> for SingleStreamPretrainer<B> {
+    fn evaluate(
+        &self,
+        world: &SyntheticWorld,
+        tokenizer: &TextTokenizer,
+        config: &PretrainConfig,
+        device: &B::Device,
+    ) -> anyhow::Result<EvalReport> {
+        Ok(EvalReport {
+            retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
+        })
+    }
+}
+
+impl EvalReport {
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         crate::run_dir::write_atomic(path, serde_json::to_string_pretty(self)?.as_bytes())
     }
 
     /// A small table for the terminal.
     pub fn table(&self) -> String {
-        let r = &self.retrieval;
+        let mut sections = Vec::new();
+        if let Some(retrieval) = &self.retrieval {
+            sections.push(retrieval.table());
+        }
+        sections.join("\n")
+    }
+}
+
+impl Retrieval {
+    fn table(&self) -> String {
+        let r = self;
         let row = |name: &str, recall: &Recall| {
             format!(
                 "{name:<12} {:>6.3} {:>6.3} {:>6.3}",
@@ -108,13 +145,13 @@ pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
 /// contrastive similarity of the unimodal embeddings. (Re-ranking the top
 /// candidates with the ITM head, as ALBEF does, was measured and made R@1
 /// worse for these models: their ITM head is trained on random negatives.)
-pub fn evaluate<B: Backend>(
-    model: &SingleStreamPretrainer<B>,
+pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
+    model: &M,
     world: &SyntheticWorld,
     tokenizer: &TextTokenizer,
     config: &PretrainConfig,
     device: &B::Device,
-) -> anyhow::Result<RetrievalReport> {
+) -> anyhow::Result<Retrieval> {
     let n = config.eval_candidates;
     let indices = world.distinct_indices(Split::Test, n);
     let samples: Vec<_> = indices
@@ -155,12 +192,10 @@ pub fn evaluate<B: Backend>(
         .to_vec()
         .map_err(|err| anyhow::anyhow!("{err:?}"))?;
 
-    Ok(RetrievalReport {
-        retrieval: Retrieval {
-            t2i: recall(&similarity, n, true),
-            i2t: recall(&similarity, n, false),
-            candidates: n,
-        },
+    Ok(Retrieval {
+        t2i: recall(&similarity, n, true),
+        i2t: recall(&similarity, n, false),
+        candidates: n,
     })
 }
 

@@ -1,4 +1,4 @@
-//! The vlp runner: `cargo xtask pretrain | eval | test | bench | assets`.
+//! The vlp runner: `cargo xtask pretrain | eval | presets | test | bench | assets`.
 //!
 //! Library crates are generic over the Burn backend; this crate alone names
 //! backends (cargo features `ndarray`, `flex`, `wgpu`, `cuda`) and picks one
@@ -10,21 +10,25 @@ pub mod bench_step;
 pub mod config;
 pub mod device;
 pub mod eval;
+pub mod model;
 pub mod plot;
 pub mod presets;
+pub mod presets_command;
 pub mod run_dir;
 pub mod test_command;
 pub mod train;
 
 use std::path::PathBuf;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use vlp_objectives::SingleStreamPretrainer;
+use vlp_data::TextTokenizer;
+use vlp_objectives::Pretrainer;
 
 use config::PretrainConfig;
 use device::BackendJob;
-use eval::{evaluate, RetrievalReport};
+use eval::{EvalReport, Evaluate};
+use model::{with_model, ModelTask};
 use run_dir::{CONFIG_FILE, TOKENIZER_FILE};
 
 /// An error in what the user asked for (flags, files, devices): reported as
@@ -62,21 +66,50 @@ impl EvalJob {
 }
 
 impl BackendJob for EvalJob {
-    type Output = anyhow::Result<RetrievalReport>;
+    type Output = anyhow::Result<EvalReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = self.config()?;
         let tokenizer = train::tokenizer(&config, Some(&self.run.join(TOKENIZER_FILE)))?;
-        let model: SingleStreamPretrainer<B> =
-            config.pretrainer(tokenizer.vocab_size()).init(&device);
-        let model = run_dir::load_checkpoint(model.valid(), &self.run, &device)?;
+        let task = Reevaluation {
+            run: self.run,
+            config: config.clone(),
+            tokenizer: tokenizer.clone(),
+            device: device.clone(),
+        };
+        with_model::<B, _>(&config, tokenizer.vocab_size(), None, &device, task)?
+    }
+}
+
+/// Loads a run's checkpoint into a freshly built model and evaluates it.
+struct Reevaluation<B: AutodiffBackend> {
+    run: PathBuf,
+    config: PretrainConfig,
+    tokenizer: TextTokenizer,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<B> {
+    type Output = anyhow::Result<EvalReport>;
+
+    fn run<M>(self, model: M) -> Self::Output
+    where
+        M: AutodiffModule<B> + Pretrainer<B> + 'static,
+        M::InnerModule: Evaluate<B::InnerBackend>,
+    {
+        let model = run_dir::load_checkpoint(model.valid(), &self.run, &self.device)?;
         eprintln!(
             "evaluating {} ({:.2} M parameters) on {:?}",
             self.run.display(),
-            model.num_params() as f64 / 1e6,
-            device
+            model::millions(&model),
+            self.device
         );
-        let report = evaluate(&model, &train::world(&config), &tokenizer, &config, &device)?;
+        let report = model.evaluate(
+            &train::world(&self.config),
+            &self.tokenizer,
+            &self.config,
+            &self.device,
+        )?;
         report.write(&self.run.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

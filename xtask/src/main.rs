@@ -5,7 +5,10 @@ use clap::{Args, Parser, Subcommand};
 use vlp_models::BertConfig;
 use xtask::config::PretrainConfig;
 use xtask::device::{self, DeviceSpec};
-use xtask::{assets, bench_ot, bench_step, presets, test_command, train, EvalJob, UsageError};
+use xtask::{
+    assets, bench_ot, bench_step, presets, presets_command, test_command, train, EvalJob,
+    UsageError,
+};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -40,11 +43,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Pre-train a single-stream model on the synthetic world (MLM + ITM + ITC)
-    /// and evaluate held-out retrieval.
+    /// Pre-train a model (any architecture; see `presets`) on the synthetic
+    /// world and evaluate it on held-out scenes.
     Pretrain(PretrainArgs),
     /// Re-evaluate a saved run folder.
     Eval(EvalArgs),
+    /// List the shipped presets with their architecture and parameter count.
+    Presets(presets_command::PresetsArgs),
     /// Run every test, the GPU backends' compile checks and (where Vulkan
     /// works) the WGPU smoke test.
     Test(test_command::TestArgs),
@@ -212,6 +217,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Pretrain(args) => pretrain(args),
         Command::Eval(args) => eval(args),
+        Command::Presets(args) => presets_command::run(&args),
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
         Command::Assets(args) => assets::run(&args),

@@ -36,10 +36,22 @@ fn register_font() -> bool {
     })
 }
 
-/// A curve: legend label, the value it plots, its colour.
-type Series = (&'static str, fn(&MetricsRecord) -> f32, RGBColor);
+/// A curve: legend label, `(step, loss)` points, colour.
+type Series = (String, Vec<(f32, f32)>, RGBColor);
 
-/// Draws total, MLM, ITM and ITC losses from `records` into a PNG at `path`.
+/// Colours of the objectives' curves, in order of their names.
+const PALETTE: [RGBColor; 8] = [
+    RGBColor(214, 39, 40),
+    RGBColor(31, 119, 180),
+    RGBColor(44, 160, 44),
+    RGBColor(148, 103, 189),
+    RGBColor(255, 127, 14),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(23, 190, 207),
+];
+
+/// Draws the total loss and every objective's loss from `records` into a PNG at `path`.
 pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()> {
     if records.is_empty() {
         return Ok(());
@@ -49,15 +61,30 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
     let root = BitMapBackend::new(path, (900, 540)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| draw_error(&e))?;
     let last_step = records.last().map_or(1, |r| r.step) as f32;
-    let series: [Series; 4] = [
-        ("total", |r| r.loss, BLACK),
-        ("MLM", |r| r.mlm_loss, RGBColor(214, 39, 40)),
-        ("ITM", |r| r.itm_loss, RGBColor(31, 119, 180)),
-        ("ITC", |r| r.itc_loss, RGBColor(44, 160, 44)),
-    ];
-    let max_loss = records
+    let names: Vec<String> = records[0]
+        .objectives
+        .keys()
+        .filter_map(|key| key.strip_suffix("_loss").map(str::to_string))
+        .collect();
+    let mut series: Vec<Series> = vec![(
+        "total".into(),
+        records.iter().map(|r| (r.step as f32, r.loss)).collect(),
+        BLACK,
+    )];
+    for (i, name) in names.iter().enumerate() {
+        series.push((
+            name.to_uppercase(),
+            records
+                .iter()
+                .filter_map(|r| r.objective_loss(name).map(|loss| (r.step as f32, loss)))
+                .collect(),
+            PALETTE[i % PALETTE.len()],
+        ));
+    }
+    let max_loss = series
         .iter()
-        .flat_map(|r| series.iter().map(move |(_, value, _)| value(r)))
+        .flat_map(|(_, points, _)| points.iter().map(|&(_, loss)| loss))
+        .filter(|loss| loss.is_finite())
         .fold(0.0f32, f32::max)
         * 1.05;
     let mut builder = ChartBuilder::on(&root);
@@ -78,12 +105,9 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
         mesh.x_labels(0).y_labels(0);
     }
     mesh.draw().map_err(|e| draw_error(&e))?;
-    for (name, value, colour) in series {
+    for (name, points, colour) in series {
         let line = chart
-            .draw_series(LineSeries::new(
-                records.iter().map(|r| (r.step as f32, value(r))),
-                colour.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(points, colour.stroke_width(2)))
             .map_err(|e| draw_error(&e))?;
         if with_text {
             line.label(name).legend(move |(x, y)| {

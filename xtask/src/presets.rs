@@ -23,6 +23,17 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+impl Preset {
+    /// The first line of the preset's leading comment.
+    pub fn summary(&self) -> String {
+        self.toml
+            .lines()
+            .find_map(|line| line.strip_prefix('#'))
+            .map(|line| line.trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
 /// The preset called `name`; the error lists the known names.
 pub fn find(name: &str) -> Result<&'static Preset, String> {
     PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {

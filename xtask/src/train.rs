@@ -1,13 +1,14 @@
 //! `cargo xtask pretrain`: synthetic world → tokenizer → single-stream model
 //! trained with MLM + ITM + ITC → checkpoint, curves and held-out retrieval.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
 
 use anyhow::Context;
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -17,13 +18,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp_features::set_trainable;
-use vlp_models::{BertModel, SingleStreamModel};
-use vlp_objectives::{Pretrainer, SingleStreamPretrainer};
+use vlp_objectives::Pretrainer;
 
-use crate::config::{Component, PretrainConfig};
+use crate::config::PretrainConfig;
 use crate::device::BackendJob;
-use crate::eval::{evaluate, RetrievalReport};
+use crate::eval::{EvalReport, Evaluate};
+use crate::model::{millions, with_model, ModelTask};
 use crate::run_dir::{self, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
 use crate::{plot, UsageError};
 
@@ -31,20 +31,25 @@ use crate::{plot, UsageError};
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricsRecord {
     pub step: usize,
+    /// The total (weighted) loss.
     pub loss: f32,
-    pub mlm_loss: f32,
-    pub itm_loss: f32,
-    pub itc_loss: f32,
-    /// Masked-token accuracy.
-    pub mlm_accuracy: f32,
-    /// Match / no-match accuracy.
-    pub itm_accuracy: f32,
-    /// In-batch text→image accuracy.
-    pub itc_accuracy: f32,
-    pub temperature: f32,
+    /// `<objective>_loss` and `<objective>_accuracy` of every objective
+    /// (`mlm_loss`, `itm_accuracy`, …).
+    #[serde(flatten)]
+    pub objectives: BTreeMap<String, f32>,
+    /// The contrastive temperature, for models with ITC.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
     pub learning_rate: f64,
     pub samples_per_second: f32,
     pub elapsed_seconds: f32,
+}
+
+impl MetricsRecord {
+    /// The loss of objective `name`, if the run has it.
+    pub fn objective_loss(&self, name: &str) -> Option<f32> {
+        self.objectives.get(&format!("{name}_loss")).copied()
+    }
 }
 
 /// A pre-training run.
@@ -126,24 +131,28 @@ fn spawn_loader(
     receiver
 }
 
+/// Running sums of named values between two metrics lines.
 #[derive(Default)]
 struct Accumulator {
     steps: usize,
-    sums: [f32; 7],
+    sums: BTreeMap<String, f32>,
 }
 
 impl Accumulator {
-    fn add(&mut self, values: [f32; 7]) {
+    fn add(&mut self, values: impl IntoIterator<Item = (String, f32)>) {
         self.steps += 1;
-        for (sum, value) in self.sums.iter_mut().zip(values) {
-            *sum += value;
+        for (name, value) in values {
+            *self.sums.entry(name).or_default() += value;
         }
     }
 
-    fn take(&mut self) -> [f32; 7] {
+    fn take(&mut self) -> BTreeMap<String, f32> {
         let n = self.steps.max(1) as f32;
-        let means = self.sums.map(|s| s / n);
-        *self = Self::default();
+        let means = std::mem::take(&mut self.sums)
+            .into_iter()
+            .map(|(name, sum)| (name, sum / n))
+            .collect();
+        self.steps = 0;
         means
     }
 }
@@ -162,31 +171,62 @@ fn progress_bar(steps: usize) -> ProgressBar {
 }
 
 impl BackendJob for PretrainJob {
-    type Output = anyhow::Result<RetrievalReport>;
+    type Output = anyhow::Result<EvalReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let config = self.config;
-        let tokenizer = tokenizer(&config, self.tokenizer.as_deref())?;
+        let tokenizer = tokenizer(&self.config, self.tokenizer.as_deref())?;
         let out = &self.out;
         std::fs::create_dir_all(out)
             .with_context(|| format!("cannot create run folder {}", out.display()))?;
         tokenizer.save(out.join(TOKENIZER_FILE))?;
-        run_dir::write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        run_dir::write_atomic(&out.join(CONFIG_FILE), self.config.to_toml().as_bytes())?;
+        let (config, init_text) = (self.config.clone(), self.init_text.clone());
+        with_model::<B, _>(
+            &config,
+            tokenizer.vocab_size(),
+            init_text.as_deref(),
+            &device.clone(),
+            Training {
+                job: self,
+                tokenizer,
+                device,
+            },
+        )?
+    }
+}
 
-        B::seed(&device, config.seed);
-        let mut model: SingleStreamPretrainer<B> =
-            config.pretrainer(tokenizer.vocab_size()).init(&device);
-        if let Some(dir) = &self.init_text {
-            model.backbone = init_text_from_bert(model.backbone, &dir.join("model.safetensors"))?;
-        }
-        let mut model = freeze(model, &config.model.frozen);
-        print_parameters(&model, &config.model.frozen);
+/// The training loop, the same for every architecture.
+struct Training<B: AutodiffBackend> {
+    job: PretrainJob,
+    tokenizer: TextTokenizer,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
+    type Output = anyhow::Result<EvalReport>;
+
+    fn run<M>(self, mut model: M) -> Self::Output
+    where
+        M: AutodiffModule<B> + Pretrainer<B> + 'static,
+        M::InnerModule: Evaluate<B::InnerBackend>,
+    {
+        let Training {
+            job,
+            tokenizer,
+            device,
+        } = self;
+        let (config, out) = (&job.config, &job.out);
+        eprintln!(
+            "model: {} architecture, {:.2} M parameters",
+            config.model.architecture.name(),
+            millions(&model)
+        );
         let mut optimizer = AdamWConfig::new()
             .with_weight_decay(config.weight_decay as f32)
-            .init::<B, SingleStreamPretrainer<B>>();
+            .init::<B, M>();
 
         let batcher = PretrainBatcher {
-            world: world(&config),
+            world: world(config),
             tokenizer: tokenizer.clone(),
             max_text_len: config.data.max_text_len,
             masking: MlmMasking {
@@ -195,9 +235,9 @@ impl BackendJob for PretrainJob {
             },
             itm_negative_probability: config.data.itm_negative_probability,
             fused_pairs: Some(config.data.fused_pairs),
-            detector: detector(&config),
+            detector: detector(config),
         };
-        let batches = spawn_loader(batcher, &config, 0);
+        let batches = spawn_loader(batcher, config, 0);
         let metrics_path = out.join(METRICS_FILE);
         let mut metrics_file = std::fs::File::create(&metrics_path)
             .with_context(|| format!("cannot create {}", metrics_path.display()))?;
@@ -219,24 +259,20 @@ impl BackendJob for PretrainJob {
             let host = batches.recv().context("batch loader stopped")??;
             let batch = host.to_device::<B>(&device);
             let output = model.forward(&batch);
-            let objective = |name| output.objective(name).expect("single-stream objective");
-            let values = [
-                output.loss.clone().into_scalar().elem::<f32>(),
-                objective("mlm").loss.clone().into_scalar().elem::<f32>(),
-                objective("itm").loss.clone().into_scalar().elem::<f32>(),
-                objective("itc").loss.clone().into_scalar().elem::<f32>(),
-                objective("mlm").accuracy,
-                objective("itm").accuracy,
-                objective("itc").accuracy,
-            ];
-            if !values[0].is_finite() {
-                anyhow::bail!(
-                    "loss became {} at step {step}; lower learning_rate",
-                    values[0]
-                );
+            let loss = output.loss.clone().into_scalar().elem::<f32>();
+            if !loss.is_finite() {
+                anyhow::bail!("loss became {loss} at step {step}; lower learning_rate");
+            }
+            let mut values = vec![("loss".to_string(), loss)];
+            for objective in &output.objectives {
+                values.push((
+                    format!("{}_loss", objective.name),
+                    objective.loss.clone().into_scalar().elem::<f32>(),
+                ));
+                values.push((format!("{}_accuracy", objective.name), objective.accuracy));
             }
             accumulator.add(values);
-            let lr = learning_rate(&config, step);
+            let lr = learning_rate(config, step);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
             window.1 += host.len();
@@ -244,18 +280,12 @@ impl BackendJob for PretrainJob {
 
             let done = step + 1;
             if done % config.log_every == 0 || done == config.steps {
-                let [loss, mlm_loss, itm_loss, itc_loss, mlm_accuracy, itm_accuracy, itc_accuracy] =
-                    accumulator.take();
+                let mut objectives = accumulator.take();
                 let record = MetricsRecord {
                     step: done,
-                    loss,
-                    mlm_loss,
-                    itm_loss,
-                    itc_loss,
-                    mlm_accuracy,
-                    itm_accuracy,
-                    itc_accuracy,
-                    temperature: model.itc_head.temperature().into_scalar().elem::<f32>(),
+                    loss: objectives.remove("loss").unwrap_or(f32::NAN),
+                    objectives,
+                    temperature: model.temperature(),
                     learning_rate: lr,
                     samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
                     elapsed_seconds: started.elapsed().as_secs_f32(),
@@ -263,12 +293,18 @@ impl BackendJob for PretrainJob {
                 window = (Instant::now(), 0);
                 use std::io::Write;
                 writeln!(metrics_file, "{}", serde_json::to_string(&record)?)?;
+                let parts: Vec<String> = record
+                    .objectives
+                    .iter()
+                    .filter_map(|(key, value)| {
+                        key.strip_suffix("_loss")
+                            .map(|name| format!("{name} {value:.3}"))
+                    })
+                    .collect();
                 let message = format!(
-                    "loss {:.3} (mlm {:.3} itm {:.3} itc {:.3}) {:.0} samples/s",
+                    "loss {:.3} ({}) {:.0} samples/s",
                     record.loss,
-                    record.mlm_loss,
-                    record.itm_loss,
-                    record.itc_loss,
+                    parts.join(" "),
                     record.samples_per_second
                 );
                 if interactive {
@@ -292,83 +328,12 @@ impl BackendJob for PretrainJob {
         run_dir::save_checkpoint(model.clone(), out)?;
         plot::loss_curves(&records, &out.join(run_dir::CURVES_FILE))?;
 
-        let report = evaluate(
-            &model.valid(),
-            &world(&config),
-            &tokenizer,
-            &config,
-            &device,
-        )?;
+        let report = model
+            .valid()
+            .evaluate(&world(config), &tokenizer, config, &device)?;
         report.write(&out.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }
-}
-
-/// Loads a BERT checkpoint into the text embeddings, transformer and
-/// pooler of `backbone`; errors list missing, unexpected and mis-shaped keys.
-fn init_text_from_bert<B: Backend>(
-    backbone: SingleStreamModel<B>,
-    path: &Path,
-) -> anyhow::Result<SingleStreamModel<B>> {
-    let mut bert = BertModel {
-        embeddings: backbone.embeddings,
-        encoder: backbone.encoder,
-        pooler: Some(backbone.pooler),
-    };
-    let report = bert
-        .load_safetensors(path)
-        .map_err(|err| UsageError(format!("cannot initialise the text tower: {err}")))?;
-    eprintln!(
-        "text tower initialised from {} ({} tensors)",
-        path.display(),
-        report.loaded
-    );
-    Ok(SingleStreamModel {
-        embeddings: bert.embeddings,
-        encoder: bert.encoder,
-        pooler: bert.pooler.expect("the pooler was given"),
-        visual: backbone.visual,
-    })
-}
-
-/// Stops the gradient of every parameter of the `frozen` components.
-fn freeze<B: Backend>(
-    mut model: SingleStreamPretrainer<B>,
-    frozen: &[Component],
-) -> SingleStreamPretrainer<B> {
-    for component in frozen {
-        let backbone = model.backbone;
-        model.backbone = match component {
-            Component::TextEmbeddings => SingleStreamModel {
-                embeddings: set_trainable(backbone.embeddings, false),
-                ..backbone
-            },
-            Component::Visual => SingleStreamModel {
-                visual: set_trainable(backbone.visual, false),
-                ..backbone
-            },
-            Component::Encoder => SingleStreamModel {
-                encoder: set_trainable(backbone.encoder, false),
-                ..backbone
-            },
-        };
-    }
-    model
-}
-
-fn print_parameters<B: Backend>(model: &SingleStreamPretrainer<B>, frozen: &[Component]) {
-    let millions = |n: usize| n as f64 / 1e6;
-    if !frozen.is_empty() {
-        eprintln!("frozen (no gradient): {frozen:?}");
-    }
-    eprintln!(
-        "parameters: {:.2} M (text embeddings {:.2} M, visual embeddings {:.2} M, encoder {:.2} M, heads {:.2} M)",
-        millions(model.num_params()),
-        millions(model.backbone.embeddings.num_params()),
-        millions(model.backbone.visual.num_params()),
-        millions(model.backbone.encoder.num_params()),
-        millions(model.mlm_head.num_params() + model.itm_head.num_params() + model.itc_head.num_params() + model.backbone.pooler.num_params()),
-    );
 }
 
 #[cfg(test)]
