@@ -440,3 +440,130 @@ pub fn itc_loss_with_queue<B: Backend>(
     let t2i = soft_cross_entropy(text.matmul(image_all) / tau, t2i_targets);
     Ok((i2t + t2i).div_scalar(2.0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+
+    type B = NdArray;
+
+    fn rows(values: &[f32], width: usize) -> Tensor<B, 2> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [values.len() / width, width]),
+            &Default::default(),
+        )
+    }
+
+    fn values<const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+        tensor.into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn momentum_update_is_the_ema_of_every_parameter() {
+        let device = Default::default();
+        let online = LinearConfig::new(3, 2).init::<B>(&device);
+        // A clone shares ParamIds; give it other values to see the mix.
+        let mut momentum = online.clone().no_grad();
+        momentum.weight = momentum.weight.map(|w| w.mul_scalar(-2.0).add_scalar(1.0));
+        let before_w = values(momentum.weight.val());
+        let before_b = values(momentum.bias.as_ref().unwrap().val());
+        let updated = momentum_update(momentum, &online, 0.9).unwrap();
+        let online_w = values(online.weight.val());
+        for ((got, m), o) in values(updated.weight.val())
+            .iter()
+            .zip(&before_w)
+            .zip(&online_w)
+        {
+            assert!((got - (0.9 * m + 0.1 * o)).abs() < 1e-6);
+        }
+        let online_b = values(online.bias.as_ref().unwrap().val());
+        for ((got, m), o) in values(updated.bias.unwrap().val())
+            .iter()
+            .zip(&before_b)
+            .zip(&online_b)
+        {
+            assert!((got - (0.9 * m + 0.1 * o)).abs() < 1e-6);
+        }
+        // m = 0 copies the online model.
+        let copied = momentum_update(online.clone(), &online, 0.0).unwrap();
+        assert_eq!(values(copied.weight.val()), online_w);
+    }
+
+    #[test]
+    fn momentum_update_needs_shared_params_and_stays_off_the_graph() {
+        let device = Default::default();
+        let online = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
+        let stranger = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
+        assert!(matches!(
+            momentum_update(stranger, &online, 0.5),
+            Err(ObjectiveError::UnknownParam { .. })
+        ));
+        assert!(momentum_update(online.clone(), &online, 1.5).is_err());
+        let updated = momentum_update(online.clone().no_grad(), &online, 0.5).unwrap();
+        assert!(!updated.weight.val().is_require_grad());
+    }
+
+    #[test]
+    fn queue_is_a_fifo_of_at_most_capacity_pairs() {
+        let mut queue = ItcQueue::<B>::new(3);
+        assert!(queue.is_empty() && queue.text().is_none());
+        queue
+            .enqueue(rows(&[1., 1., 2., 2.], 2), rows(&[-1., -1., -2., -2.], 2))
+            .unwrap();
+        queue
+            .enqueue(rows(&[3., 3., 4., 4.], 2), rows(&[-3., -3., -4., -4.], 2))
+            .unwrap();
+        assert_eq!(queue.len(), 3);
+        assert_eq!(values(queue.text().unwrap()), vec![2., 2., 3., 3., 4., 4.]);
+        assert_eq!(
+            values(queue.image().unwrap()),
+            vec![-2., -2., -3., -3., -4., -4.]
+        );
+        let (text, image) = queue.dequeue(2).unwrap();
+        assert_eq!(values(text), vec![2., 2., 3., 3.]);
+        assert_eq!(values(image), vec![-2., -2., -3., -3.]);
+        assert_eq!(values(queue.text().unwrap()), vec![4., 4.]);
+        assert!(queue
+            .enqueue(rows(&[1., 1., 1.], 3), rows(&[1., 1., 1.], 3))
+            .is_err());
+        assert!(queue.dequeue(5).is_some() && queue.is_empty() && queue.dequeue(1).is_none());
+        let random = ItcQueue::<B>::random(4, 3, &Default::default());
+        assert_eq!(random.text().unwrap().dims(), [4, 3]);
+        let norms = values(random.image().unwrap().powi_scalar(2).sum_dim(1));
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn queue_loss_without_queue_or_distillation_is_plain_infonce() {
+        let text = l2_normalize(rows(&[1., 0.2, -0.3, 0.4, 1., 0.1, -0.5, 0.3, 1.], 3));
+        let image = l2_normalize(rows(&[0.9, 0.1, 0.2, -0.2, 1.1, 0.3, 0.1, -0.4, 0.8], 3));
+        let tau = Tensor::<B, 1>::from_floats([0.1], &Default::default());
+        // With α = 0 the momentum embeddings only serve as candidates; let
+        // them equal the online ones to recover in-batch InfoNCE.
+        let with_queue = itc_loss_with_queue(
+            text.clone(),
+            image.clone(),
+            text.clone(),
+            image.clone(),
+            &ItcQueue::new(8),
+            tau,
+            0.0,
+        )
+        .unwrap()
+        .into_scalar();
+        let plain = itc_loss(text.matmul(image.transpose()).div_scalar(0.1)).into_scalar();
+        assert!((with_queue - plain).abs() < 1e-5, "{with_queue} vs {plain}");
+    }
+
+    #[test]
+    fn logit_scale_head_reports_its_temperature() {
+        let head = ItcHeadConfig::new(4)
+            .with_parameterization(TemperatureParameterization::LogitScale)
+            .init::<B>(&Default::default());
+        assert!((head.temperature().into_scalar() - 0.07).abs() < 1e-6);
+        let albef = ItcHeadConfig::new(4).init::<B>(&Default::default());
+        assert!((albef.logit_scale().into_scalar() - 1.0 / 0.07).abs() < 1e-3);
+    }
+}
