@@ -5,7 +5,7 @@
 //!   decoder tied to the word embeddings.
 //! - [`mvm`]: masked vision modelling: feature regression (UNITER MRFR),
 //!   feature classification with hard and KL labels (MRC / MRC-kl), ViLT's
-//!   masked patch prediction.
+//!   masked patch prediction (head, RGB targets, loss).
 //! - [`itm`]: image-text matching on the pooled fused `[CLS]` or on
 //!   `[CLS_T]`/`[CLS_V]` (dual stream); hard negatives from ITC similarities.
 //! - [`itc`]: image-text contrastive (symmetric InfoNCE, learnable clamped
@@ -51,8 +51,8 @@ pub use mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
 pub use mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
-    masked_patch_loss, patch_rgb_targets, MvmClassificationHead, MvmClassificationHeadConfig,
-    MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
+    masked_patch_loss, patch_rgb_targets, MppHead, MppHeadConfig, MvmClassificationHead,
+    MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 pub use pretrain::{
     ObjectiveOutput, PretrainOutput, SingleStreamPretrainer, SingleStreamPretrainerConfig,

@@ -13,7 +13,7 @@
 //!   over all columns, background included.
 //! - Masked patch prediction (ViLT): [`patch_rgb_targets`] quantises each
 //!   patch's mean RGB to 256 bins per channel, [`masked_patch_loss`] is the
-//!   cross-entropy over the `N × 3` channel targets.
+//!   cross-entropy over the `N × 3` channel targets of [`MppHead`].
 //!
 //! Every loss of an empty batch (`N = 0`: nothing masked) is 0, not NaN.
 
@@ -240,6 +240,48 @@ pub fn patch_rgb_targets<B: Backend>(
         .int())
 }
 
+/// Configuration of [`MppHead`].
+#[derive(Config, Debug)]
+pub struct MppHeadConfig {
+    pub hidden_size: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// ViLT's masked patch prediction head: `decoder(LN(GELU(dense(h))))` with
+/// `3 × 256` outputs read channel-major (red bins, green bins, blue bins).
+#[derive(Module, Debug)]
+pub struct MppHead<B: Backend> {
+    pub dense: Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub decoder: Linear<B>,
+}
+
+impl MppHeadConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MppHead<B> {
+        MppHead {
+            dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            decoder: LinearConfig::new(self.hidden_size, 3 * RGB_BINS).init(device),
+        }
+    }
+}
+
+impl<B: Backend> MppHead<B> {
+    /// `masked_hidden` `[N, H]` → bin logits `[N, 3, 256]`.
+    pub fn forward(&self, masked_hidden: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [rows, _] = masked_hidden.dims();
+        let transformed = self
+            .layer_norm
+            .forward(gelu(self.dense.forward(masked_hidden)));
+        self.decoder
+            .forward(transformed)
+            .reshape([rows, 3, RGB_BINS])
+    }
+}
+
 /// Masked patch prediction loss: mean cross-entropy over the `N × 3` channel
 /// targets. `logits` `[N, 3, 256]` (channel-major, as ViLT stacks its
 /// `768` outputs), `targets` `[N, 3]` bins from [`patch_rgb_targets`] at the
@@ -309,6 +351,23 @@ mod tests {
             bins.into_data().convert::<i64>().to_vec::<i64>().unwrap(),
             expected
         );
+    }
+
+    #[test]
+    fn mpp_logits_are_channel_major() {
+        let device = Default::default();
+        let mut head = MppHeadConfig::new(4).init::<B>(&device);
+        head.decoder.weight = Param::from_tensor(Tensor::zeros([4, 3 * RGB_BINS], &device));
+        let bias: Vec<f32> = (0..3 * RGB_BINS).map(|k| k as f32).collect();
+        head.decoder.bias = Some(Param::from_tensor(Tensor::from_floats(
+            bias.as_slice(),
+            &device,
+        )));
+        let logits = head.forward(Tensor::<B, 2>::ones([2, 4], &device));
+        assert_eq!(logits.dims(), [2, 3, RGB_BINS]);
+        // Output k of the decoder is channel k / 256, bin k % 256.
+        let green_7 = logits.slice([1..2, 1..2, 7..8]).into_scalar();
+        assert_eq!(green_7, (RGB_BINS + 7) as f32);
     }
 
     #[test]

@@ -536,3 +536,102 @@ fn bleu4_matches_nltk_corpus_bleu() {
     }
     assert!(bleu4(&[vec![]], &[]).is_err());
 }
+
+// ---- Gradients -------------------------------------------------------------
+
+type A = burn::backend::Autodiff<NdArray>;
+
+fn lift<const D: usize>(tensor: Tensor<B, D>) -> Tensor<A, D> {
+    Tensor::from_data(tensor.into_data(), &Default::default()).require_grad()
+}
+
+#[test]
+fn vqa_bce_gradient_is_sigmoid_minus_score_over_batch() {
+    let f = fixture("vqa");
+    let logits = lift(float::<2>(&f["logits"]));
+    let scores: Tensor<A, 2> =
+        Tensor::from_data(float::<2>(&f["scores"]).into_data(), &Default::default());
+    let grads = vqa_bce_loss(logits.clone(), scores.clone())
+        .unwrap()
+        .backward();
+    let got = logits.grad(&grads).unwrap();
+    let expected =
+        (burn::tensor::activation::sigmoid(logits.inner()) - scores.inner()).div_scalar(3.0);
+    got.into_data()
+        .assert_approx_eq::<f32>(&expected.into_data(), Tolerance::absolute(1e-6));
+}
+
+#[test]
+fn smoothed_lm_gradient_is_softmax_minus_smoothed_target() {
+    let f = fixture("caption");
+    let logits = lift(float::<3>(&f["logits"]));
+    let labels: Tensor<A, 2, Int> =
+        Tensor::from_data(int::<2>(&f["labels"]).into_data(), &Default::default());
+    let grads = lm_loss(logits.clone(), labels, 0.1).unwrap().backward();
+    let got: Vec<f32> = logits.grad(&grads).unwrap().into_data().to_vec().unwrap();
+    let probs: Vec<f32> = burn::tensor::activation::softmax(logits.inner(), 2)
+        .into_data()
+        .to_vec()
+        .unwrap();
+    let label_values = ints(int::<2>(&f["labels"]).reshape([10]));
+    let counted = label_values.iter().filter(|&&l| l >= 0).count() as f32;
+    for (position, &label) in label_values.iter().enumerate() {
+        for class in 0..7 {
+            let k = position * 7 + class;
+            let expected = if label < 0 {
+                0.0
+            } else {
+                let target = 0.9 * f32::from(u8::from(class as i64 == label)) + 0.1 / 7.0;
+                (probs[k] - target) / counted
+            };
+            assert!(
+                (got[k] - expected).abs() < 1e-6,
+                "position {position} class {class}"
+            );
+        }
+    }
+}
+
+#[test]
+fn wra_gradient_reaches_only_the_aligned_positions() {
+    let f = fixture("wra");
+    let text = lift(float::<3>(&f["text_hidden"]));
+    let image = lift(float::<3>(&f["image_hidden"]));
+    let to_a = |t: Tensor<B, 2, Bool>| -> Tensor<A, 2, Bool> {
+        Tensor::from_data(t.into_data(), &Default::default())
+    };
+    let text_valid = word_alignment_mask(int(&f["ids"]), boolean(&f["attention"]), &[101, 102]);
+    let positive: Tensor<A, 1, Bool> = Tensor::from_data(
+        boolean::<1>(&f["positive"]).into_data(),
+        &Default::default(),
+    );
+    let loss = wra_loss(
+        text.clone(),
+        to_a(text_valid.clone()),
+        image.clone(),
+        to_a(boolean(&f["image_valid"])),
+        positive,
+        &uniter_wra_config(),
+    )
+    .unwrap();
+    let grads = loss.backward();
+    let row_norms =
+        |g: Tensor<B, 3>| -> Vec<f32> { g.powi_scalar(2).sum_dim(2).into_data().to_vec().unwrap() };
+    let text_norms = row_norms(text.grad(&grads).unwrap());
+    let valid: Vec<bool> = text_valid.into_data().to_vec().unwrap();
+    for (norm, valid) in text_norms.iter().zip(valid) {
+        assert!(norm.is_finite());
+        // [CLS], [SEP] and padding take no part; every aligned word does.
+        assert_eq!(*norm > 0.0, valid, "{text_norms:?}");
+    }
+    let image_valid: Vec<bool> = boolean::<2>(&f["image_valid"])
+        .into_data()
+        .to_vec()
+        .unwrap();
+    for (norm, valid) in row_norms(image.grad(&grads).unwrap())
+        .iter()
+        .zip(image_valid)
+    {
+        assert_eq!(*norm > 0.0, valid);
+    }
+}
