@@ -232,3 +232,30 @@ fn host_f64<B: Backend>(tensor: Tensor<B, 2>) -> Vec<f64> {
         .to_vec::<f64>()
         .expect("converted to f64")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+
+    #[test]
+    fn underflowing_negatives_fall_back_to_uniform() {
+        // The positive takes all the softmax mass: with no smoothing every
+        // other weight is 0, yet a negative must be drawn.
+        assert_eq!(
+            negative_weights(&[0.0, -1e4, -1e4], 0, 0.0),
+            vec![0.0, 1.0, 1.0]
+        );
+        let similarity = Tensor::<NdArray, 2>::from_floats(
+            [[1e4, 0.0, 0.0], [0.0, 1e4, 0.0], [0.0, 0.0, 1e4]],
+            &Default::default(),
+        );
+        let uniform =
+            Tensor::from_floats([[0.0, 0.5, 0.99], [0.99, 0.0, 0.5]], &Default::default());
+        let (images, texts) = hard_negative_indices(similarity, uniform, 0.0).unwrap();
+        let images: Vec<i64> = images.into_data().convert::<i64>().to_vec().unwrap();
+        let texts: Vec<i64> = texts.into_data().convert::<i64>().to_vec().unwrap();
+        assert_eq!(images, vec![1, 2, 1]);
+        assert_eq!(texts, vec![2, 0, 1]);
+    }
+}
