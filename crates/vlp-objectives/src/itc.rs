@@ -1,12 +1,51 @@
 //! Image-text contrastive learning (survey §4.5): project text and image
 //! `[CLS]` embeddings into a shared space and pull matching pairs together
 //! with a symmetric InfoNCE over the batch, at a learnable temperature.
+//!
+//! The temperature is learnt either directly (ALBEF/BLIP: `τ` clamped to
+//! `[0.001, 0.5]`) or as CLIP's logit scale (`s = ln(1/τ)`, initialised to
+//! `ln(1/0.07)`, clamped to `[0, ln 100]`); see [`TemperatureParameterization`].
+//!
+//! ALBEF's momentum distillation is here too: [`momentum_update`] moves an
+//! exponential-moving-average copy of any module towards the online one,
+//! [`ItcQueue`] keeps the last `K` momentum embeddings as extra negatives,
+//! and [`itc_loss_with_queue`] is the contrastive loss against batch + queue
+//! with ALBEF's soft targets.
+//!
+//! # Multi-device training
+//!
+//! InfoNCE's negatives are the other pairs of the batch, so with data
+//! parallelism each device must see every device's embeddings: all-gather
+//! the text and image embeddings before the `[B, B·world]` logits, with a
+//! gather that passes gradients back to the local slice (open_clip's
+//! `gather_features(gather_with_grad=True)`, LAVIS's `all_gather_with_grad`;
+//! a plain `all_gather` cuts the gradient of the remote negatives), and
+//! take the targets at offset `rank · B`. The queue is filled with the
+//! all-gathered momentum embeddings (ALBEF's `concat_all_gather`, no gradient
+//! needed), so every device holds the same queue. Burn 0.21's collectives
+//! (`burn-collective`) offer all-reduce; an all-gather with gradient is not
+//! in this crate yet.
 
-use burn::module::Param;
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::activation::{log_softmax, softmax};
 
+use crate::error::{shape_error, value_error, ObjectiveError};
 use crate::loss::{cross_entropy, l2_normalize};
+
+/// How [`ItcHead`]'s learnable scalar is read.
+#[derive(Config, Debug, Copy, PartialEq, Eq)]
+pub enum TemperatureParameterization {
+    /// The parameter is `τ`, clamped to `[min_temperature, max_temperature]`
+    /// (ALBEF/BLIP).
+    Temperature,
+    /// The parameter is the logit scale `s = ln(1/τ)`, clamped to
+    /// `[0, ln max_logit_scale]`; logits are `sim · eˢ` (CLIP/open_clip).
+    LogitScale,
+}
 
 /// Configuration of [`ItcHead`] (ALBEF's settings by default).
 #[derive(Config, Debug)]
@@ -23,16 +62,27 @@ pub struct ItcHeadConfig {
     pub min_temperature: f64,
     #[config(default = 0.5)]
     pub max_temperature: f64,
+    /// What the learnable scalar is; `LogitScale` initialises it to
+    /// `ln(1 / temperature)` and ignores the temperature bounds.
+    #[config(default = "TemperatureParameterization::Temperature")]
+    pub parameterization: TemperatureParameterization,
+    /// Upper bound of CLIP's logit scale `eˢ` (open_clip clamps `s` to `[0, ln 100]`).
+    #[config(default = 100.0)]
+    pub max_logit_scale: f64,
 }
 
 #[derive(Module, Debug)]
 pub struct ItcHead<B: Backend> {
     pub text_projection: Linear<B>,
     pub image_projection: Linear<B>,
-    /// `[1]` learnable temperature.
+    /// `[1]` learnable temperature `τ`, or logit scale `ln(1/τ)`
+    /// (see `parameterization`).
     pub temperature: Param<Tensor<B, 1>>,
     pub min_temperature: f64,
     pub max_temperature: f64,
+    #[module(skip)]
+    pub parameterization: TemperatureParameterization,
+    pub max_logit_scale: f64,
 }
 
 impl ItcHeadConfig {
@@ -41,11 +91,16 @@ impl ItcHeadConfig {
             text_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
             image_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
             temperature: Initializer::Constant {
-                value: self.temperature,
+                value: match self.parameterization {
+                    TemperatureParameterization::Temperature => self.temperature,
+                    TemperatureParameterization::LogitScale => (1.0 / self.temperature).ln(),
+                },
             }
             .init([1], device),
             min_temperature: self.min_temperature,
             max_temperature: self.max_temperature,
+            parameterization: self.parameterization,
+            max_logit_scale: self.max_logit_scale,
         }
     }
 }
@@ -63,14 +118,38 @@ impl<B: Backend> ItcHead<B> {
 
     /// The temperature in use (clamped), `[1]`.
     pub fn temperature(&self) -> Tensor<B, 1> {
-        self.temperature
-            .val()
-            .clamp(self.min_temperature, self.max_temperature)
+        match self.parameterization {
+            TemperatureParameterization::Temperature => self
+                .temperature
+                .val()
+                .clamp(self.min_temperature, self.max_temperature),
+            TemperatureParameterization::LogitScale => self.logit_scale().recip(),
+        }
+    }
+
+    /// The logit scale in use, `1/τ`, `[1]`.
+    pub fn logit_scale(&self) -> Tensor<B, 1> {
+        match self.parameterization {
+            TemperatureParameterization::Temperature => self.temperature().recip(),
+            TemperatureParameterization::LogitScale => self
+                .temperature
+                .val()
+                .clamp(0.0, self.max_logit_scale.ln())
+                .exp(),
+        }
     }
 
     /// Text-to-image logits `[B, B]`: cosine similarity / τ.
     pub fn logits(&self, text: Tensor<B, 2>, image: Tensor<B, 2>) -> Tensor<B, 2> {
-        text.matmul(image.transpose()) / self.temperature().unsqueeze::<2>()
+        let similarity = text.matmul(image.transpose());
+        match self.parameterization {
+            TemperatureParameterization::Temperature => {
+                similarity / self.temperature().unsqueeze::<2>()
+            }
+            TemperatureParameterization::LogitScale => {
+                similarity * self.logit_scale().unsqueeze::<2>()
+            }
+        }
     }
 }
 
@@ -81,4 +160,410 @@ pub fn itc_loss<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
     let targets = Tensor::<B, 1, Int>::arange(0..batch as i64, &logits.device());
     (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), targets))
         / 2.0
+}
+
+/// One step of the momentum (EMA) encoder: every parameter of `momentum`
+/// becomes `m · momentum + (1 − m) · online` (ALBEF: `m = 0.995`), detached.
+///
+/// Parameters are matched by [`ParamId`], so `momentum` must start as a
+/// clone of `online` (a clone keeps the ids; ALBEF copies the weights once at
+/// start). Build it with `online.clone().no_grad()` so the optimiser and the
+/// backward pass never touch it. Works for any [`Module`].
+pub fn momentum_update<B: Backend, M: Module<B>>(
+    momentum: M,
+    online: &M,
+    m: f64,
+) -> crate::Result<M> {
+    if !(0.0..=1.0).contains(&m) {
+        return Err(value_error(
+            "momentum coefficient",
+            format!("must lie in [0, 1], got {m}"),
+        ));
+    }
+    let mut collector = ParamCollector {
+        params: HashMap::new(),
+    };
+    online.visit(&mut collector);
+    let mut mixer = MomentumMixer {
+        online: collector.params,
+        m,
+        unknown: None,
+    };
+    let updated = momentum.map(&mut mixer);
+    match mixer.unknown {
+        Some(param) => Err(ObjectiveError::UnknownParam { param }),
+        None => Ok(updated),
+    }
+}
+
+/// The online model's float parameters, flattened and detached, by id.
+struct ParamCollector<B: Backend> {
+    params: HashMap<ParamId, (Vec<usize>, Tensor<B, 1>)>,
+}
+
+impl<B: Backend> ModuleVisitor<B> for ParamCollector<B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        let value = param.val().detach();
+        let shape = value.dims().to_vec();
+        let numel: usize = shape.iter().product();
+        self.params
+            .insert(param.id, (shape, value.reshape([numel])));
+    }
+}
+
+struct MomentumMixer<B: Backend> {
+    online: HashMap<ParamId, (Vec<usize>, Tensor<B, 1>)>,
+    m: f64,
+    /// The first momentum parameter with no online counterpart.
+    unknown: Option<String>,
+}
+
+impl<B: Backend> ModuleMapper<B> for MomentumMixer<B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, value, mapper) = param.consume();
+        let shape = value.dims();
+        let mixed = match self.online.get(&id) {
+            Some((online_shape, online)) if online_shape.as_slice() == shape.as_slice() => {
+                value.detach().mul_scalar(self.m)
+                    + online.clone().reshape(shape).mul_scalar(1.0 - self.m)
+            }
+            _ => {
+                self.unknown
+                    .get_or_insert_with(|| format!("{id} {shape:?}"));
+                value
+            }
+        };
+        Param::from_mapped_value(id, mixed, mapper)
+    }
+}
+
+/// ALBEF's feature queue: the last `capacity` momentum text and image
+/// embeddings (`[K, D]` each, oldest first), used as extra negatives.
+/// Stored detached; enqueuing past the capacity drops the oldest rows.
+#[derive(Clone, Debug)]
+pub struct ItcQueue<B: Backend> {
+    capacity: usize,
+    /// `[len, D]` text and image embeddings; `None` while empty.
+    entries: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+}
+
+impl<B: Backend> ItcQueue<B> {
+    /// An empty queue holding at most `capacity` pairs (ALBEF: 65 536).
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: None,
+        }
+    }
+
+    /// A full queue of random unit vectors `[capacity, dim]`, as ALBEF starts.
+    pub fn random(capacity: usize, dim: usize, device: &B::Device) -> Self {
+        let draw = || {
+            l2_normalize(Tensor::random(
+                [capacity, dim],
+                burn::tensor::Distribution::Normal(0.0, 1.0),
+                device,
+            ))
+        };
+        let mut queue = Self::new(capacity);
+        if capacity > 0 {
+            queue.entries = Some((draw(), draw()));
+        }
+        queue
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Number of pairs held.
+    pub fn len(&self) -> usize {
+        self.entries.as_ref().map_or(0, |(text, _)| text.dims()[0])
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Queued text embeddings `[len, D]` (`None` when empty).
+    pub fn text(&self) -> Option<Tensor<B, 2>> {
+        self.entries.as_ref().map(|(text, _)| text.clone())
+    }
+
+    /// Queued image embeddings `[len, D]` (`None` when empty).
+    pub fn image(&self) -> Option<Tensor<B, 2>> {
+        self.entries.as_ref().map(|(_, image)| image.clone())
+    }
+
+    /// Appends a batch of pairs `text`, `image` `[b, D]` (detached) and drops
+    /// the oldest pairs beyond the capacity.
+    pub fn enqueue(&mut self, text: Tensor<B, 2>, image: Tensor<B, 2>) -> crate::Result<()> {
+        if text.dims() != image.dims() {
+            return Err(shape_error(
+                "queued image embeddings",
+                format!("{:?} (as the text embeddings)", text.dims()),
+                &image.dims(),
+            ));
+        }
+        if let Some((queued, _)) = &self.entries {
+            if queued.dims()[1] != text.dims()[1] {
+                return Err(shape_error(
+                    "queued text embeddings",
+                    format!("[b, {}] (the queue's width)", queued.dims()[1]),
+                    &text.dims(),
+                ));
+            }
+        }
+        let (text, image) = match self.entries.take() {
+            Some((old_text, old_image)) => (
+                Tensor::cat(vec![old_text, text.detach()], 0),
+                Tensor::cat(vec![old_image, image.detach()], 0),
+            ),
+            None => (text.detach(), image.detach()),
+        };
+        let len = text.dims()[0];
+        let overflow = len.saturating_sub(self.capacity);
+        self.entries = (len > overflow).then(|| {
+            (
+                text.narrow(0, overflow, len - overflow),
+                image.narrow(0, overflow, len - overflow),
+            )
+        });
+        Ok(())
+    }
+
+    /// Removes and returns the `count` oldest pairs (fewer if the queue is
+    /// shorter; `None` when nothing is removed).
+    pub fn dequeue(&mut self, count: usize) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
+        let len = self.len();
+        let count = count.min(len);
+        if count == 0 {
+            return None;
+        }
+        let (text, image) = self.entries.take()?;
+        if count < len {
+            self.entries = Some((
+                text.clone().narrow(0, count, len - count),
+                image.clone().narrow(0, count, len - count),
+            ));
+        }
+        Some((text.narrow(0, 0, count), image.narrow(0, 0, count)))
+    }
+}
+
+/// ALBEF's contrastive loss with a queue and momentum distillation.
+///
+/// `text`, `image` `[B, D]`: unit embeddings of the online encoders;
+/// `text_m`, `image_m` `[B, D]`: of the momentum encoders; `queue`: earlier
+/// momentum embeddings `[K, D]`; `temperature` `[1]` (clamped τ). Against the
+/// candidates `[text_m; queue.text]` and `[image_m; queue.image]` (`B + K`,
+/// no gradient), the image→text and text→image logits are `sim / τ`, and
+/// the targets are `α · softmax(sim_m / τ) + (1 − α) · onehot(diagonal)`,
+/// with `sim_m` the momentum embeddings' similarities (no gradient).
+/// Loss = mean over the batch of `−Σ targets · log_softmax(logits)`,
+/// averaged over the two directions. `α = 0` gives hard targets (ALBEF
+/// ramps α to 0.4 during the first epoch). Enqueue `text_m`, `image_m` after
+/// the step.
+pub fn itc_loss_with_queue<B: Backend>(
+    text: Tensor<B, 2>,
+    image: Tensor<B, 2>,
+    text_m: Tensor<B, 2>,
+    image_m: Tensor<B, 2>,
+    queue: &ItcQueue<B>,
+    temperature: Tensor<B, 1>,
+    alpha: f64,
+) -> crate::Result<Tensor<B, 1>> {
+    let dims = text.dims();
+    for (what, other) in [
+        ("ITC image embeddings", image.dims()),
+        ("ITC momentum text embeddings", text_m.dims()),
+        ("ITC momentum image embeddings", image_m.dims()),
+    ] {
+        if other != dims {
+            return Err(shape_error(
+                what,
+                format!("{dims:?} (as the text embeddings)"),
+                &other,
+            ));
+        }
+    }
+    if let Some(queued) = queue.text() {
+        if queued.dims()[1] != dims[1] {
+            return Err(shape_error(
+                "ITC queue",
+                format!("[K, {}] (the embedding width)", dims[1]),
+                &queued.dims(),
+            ));
+        }
+    }
+    if !(0.0..=1.0).contains(&alpha) {
+        return Err(value_error(
+            "ITC distillation alpha",
+            format!("must lie in [0, 1], got {alpha}"),
+        ));
+    }
+    let batch = dims[0];
+    if batch == 0 {
+        return Ok(Tensor::zeros([1], &text.device()));
+    }
+    let (text_m, image_m) = (text_m.detach(), image_m.detach());
+    let with_queue = |fresh: Tensor<B, 2>, queued: Option<Tensor<B, 2>>| match queued {
+        Some(queued) => Tensor::cat(vec![fresh, queued], 0),
+        None => fresh,
+    };
+    let text_all = with_queue(text_m.clone(), queue.text()).transpose();
+    let image_all = with_queue(image_m.clone(), queue.image()).transpose();
+    let candidates = text_all.dims()[1];
+    let tau = temperature.reshape([1, 1]);
+    let tau_m = tau.clone().detach();
+
+    let device = text.device();
+    let eye = Tensor::<B, 2>::eye(batch, &device);
+    let diagonal = if candidates > batch {
+        Tensor::cat(
+            vec![eye, Tensor::zeros([batch, candidates - batch], &device)],
+            1,
+        )
+    } else {
+        eye
+    };
+    let soft_targets = |sim_m: Tensor<B, 2>| {
+        softmax(sim_m / tau_m.clone(), 1).mul_scalar(alpha)
+            + diagonal.clone().mul_scalar(1.0 - alpha)
+    };
+    let i2t_targets = soft_targets(image_m.matmul(text_all.clone()));
+    let t2i_targets = soft_targets(text_m.matmul(image_all.clone()));
+    let soft_cross_entropy = |logits: Tensor<B, 2>, targets: Tensor<B, 2>| {
+        (log_softmax(logits, 1) * targets).sum_dim(1).mean().neg()
+    };
+    let i2t = soft_cross_entropy(image.matmul(text_all) / tau.clone(), i2t_targets);
+    let t2i = soft_cross_entropy(text.matmul(image_all) / tau, t2i_targets);
+    Ok((i2t + t2i).div_scalar(2.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, NdArray};
+    use burn::tensor::TensorData;
+
+    type B = NdArray;
+
+    fn rows(values: &[f32], width: usize) -> Tensor<B, 2> {
+        Tensor::from_data(
+            TensorData::new(values.to_vec(), [values.len() / width, width]),
+            &Default::default(),
+        )
+    }
+
+    fn values<const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+        tensor.into_data().to_vec().unwrap()
+    }
+
+    #[test]
+    fn momentum_update_is_the_ema_of_every_parameter() {
+        let device = Default::default();
+        let online = LinearConfig::new(3, 2).init::<B>(&device);
+        // A clone shares ParamIds; give it other values to see the mix.
+        let mut momentum = online.clone().no_grad();
+        momentum.weight = momentum.weight.map(|w| w.mul_scalar(-2.0).add_scalar(1.0));
+        let before_w = values(momentum.weight.val());
+        let before_b = values(momentum.bias.as_ref().unwrap().val());
+        let updated = momentum_update(momentum, &online, 0.9).unwrap();
+        let online_w = values(online.weight.val());
+        for ((got, m), o) in values(updated.weight.val())
+            .iter()
+            .zip(&before_w)
+            .zip(&online_w)
+        {
+            assert!((got - (0.9 * m + 0.1 * o)).abs() < 1e-6);
+        }
+        let online_b = values(online.bias.as_ref().unwrap().val());
+        for ((got, m), o) in values(updated.bias.unwrap().val())
+            .iter()
+            .zip(&before_b)
+            .zip(&online_b)
+        {
+            assert!((got - (0.9 * m + 0.1 * o)).abs() < 1e-6);
+        }
+        // m = 0 copies the online model.
+        let copied = momentum_update(online.clone(), &online, 0.0).unwrap();
+        assert_eq!(values(copied.weight.val()), online_w);
+    }
+
+    #[test]
+    fn momentum_update_needs_shared_params_and_stays_off_the_graph() {
+        let device = Default::default();
+        let online = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
+        let stranger = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
+        assert!(matches!(
+            momentum_update(stranger, &online, 0.5),
+            Err(ObjectiveError::UnknownParam { .. })
+        ));
+        assert!(momentum_update(online.clone(), &online, 1.5).is_err());
+        let updated = momentum_update(online.clone().no_grad(), &online, 0.5).unwrap();
+        assert!(!updated.weight.val().is_require_grad());
+    }
+
+    #[test]
+    fn queue_is_a_fifo_of_at_most_capacity_pairs() {
+        let mut queue = ItcQueue::<B>::new(3);
+        assert!(queue.is_empty() && queue.text().is_none());
+        queue
+            .enqueue(rows(&[1., 1., 2., 2.], 2), rows(&[-1., -1., -2., -2.], 2))
+            .unwrap();
+        queue
+            .enqueue(rows(&[3., 3., 4., 4.], 2), rows(&[-3., -3., -4., -4.], 2))
+            .unwrap();
+        assert_eq!(queue.len(), 3);
+        assert_eq!(values(queue.text().unwrap()), vec![2., 2., 3., 3., 4., 4.]);
+        assert_eq!(
+            values(queue.image().unwrap()),
+            vec![-2., -2., -3., -3., -4., -4.]
+        );
+        let (text, image) = queue.dequeue(2).unwrap();
+        assert_eq!(values(text), vec![2., 2., 3., 3.]);
+        assert_eq!(values(image), vec![-2., -2., -3., -3.]);
+        assert_eq!(values(queue.text().unwrap()), vec![4., 4.]);
+        assert!(queue
+            .enqueue(rows(&[1., 1., 1.], 3), rows(&[1., 1., 1.], 3))
+            .is_err());
+        assert!(queue.dequeue(5).is_some() && queue.is_empty() && queue.dequeue(1).is_none());
+        let random = ItcQueue::<B>::random(4, 3, &Default::default());
+        assert_eq!(random.text().unwrap().dims(), [4, 3]);
+        let norms = values(random.image().unwrap().powi_scalar(2).sum_dim(1));
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-5));
+    }
+
+    #[test]
+    fn queue_loss_without_queue_or_distillation_is_plain_infonce() {
+        let text = l2_normalize(rows(&[1., 0.2, -0.3, 0.4, 1., 0.1, -0.5, 0.3, 1.], 3));
+        let image = l2_normalize(rows(&[0.9, 0.1, 0.2, -0.2, 1.1, 0.3, 0.1, -0.4, 0.8], 3));
+        let tau = Tensor::<B, 1>::from_floats([0.1], &Default::default());
+        // With α = 0 the momentum embeddings only serve as candidates; let
+        // them equal the online ones to recover in-batch InfoNCE.
+        let with_queue = itc_loss_with_queue(
+            text.clone(),
+            image.clone(),
+            text.clone(),
+            image.clone(),
+            &ItcQueue::new(8),
+            tau,
+            0.0,
+        )
+        .unwrap()
+        .into_scalar();
+        let plain = itc_loss(text.matmul(image.transpose()).div_scalar(0.1)).into_scalar();
+        assert!((with_queue - plain).abs() < 1e-5, "{with_queue} vs {plain}");
+    }
+
+    #[test]
+    fn logit_scale_head_reports_its_temperature() {
+        let head = ItcHeadConfig::new(4)
+            .with_parameterization(TemperatureParameterization::LogitScale)
+            .init::<B>(&Default::default());
+        assert!((head.temperature().into_scalar() - 0.07).abs() < 1e-6);
+        let albef = ItcHeadConfig::new(4).init::<B>(&Default::default());
+        assert!((albef.logit_scale().into_scalar() - 1.0 / 0.07).abs() < 1e-3);
+    }
 }

@@ -1,24 +1,63 @@
-//! vlp-objectives: pre-training objectives as heads and losses.
+//! vlp-objectives: the pre-training objectives of survey §4 as heads and
+//! losses, generic over `B: Backend`.
 //!
 //! - [`mlm`]: masked language modelling, head on masked positions only,
 //!   decoder tied to the word embeddings.
-//! - [`itm`]: image-text matching on the pooled fused `[CLS]`.
+//! - [`mvm`]: masked vision modelling: feature regression (UNITER MRFR),
+//!   feature classification with hard and KL labels (MRC / MRC-kl), ViLT's
+//!   masked patch prediction (head, RGB targets, loss).
+//! - [`itm`]: image-text matching on the pooled fused `[CLS]` or on
+//!   `[CLS_T]`/`[CLS_V]` (dual stream); hard negatives from ITC similarities.
 //! - [`itc`]: image-text contrastive (symmetric InfoNCE, learnable clamped
-//!   temperature).
+//!   temperature or CLIP logit scale; ALBEF momentum encoder, queue and
+//!   distillation).
+//! - [`wra`]: word-region alignment by optimal transport (UNITER, via `vlp-ot`).
+//! - [`fom`]: frame order modelling (HERO).
+//! - [`vqa`]: VQA answer classifier, soft-score BCE and accuracy.
+//! - [`caption`]: LM and PrefixLM losses with label smoothing, corpus BLEU-4.
+//! - [`mixing`]: task mixing by per-step sampling or weighted sum.
+//! - [`loss`]: shared primitives (cross-entropy with ignore and smoothing).
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
-//! - [`pretrain`]: a single-stream model with the three heads, one step's losses.
+//! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
+//!
+//! Every loss of an empty selection (nothing masked, all labels ignored) is
+//! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
 
+pub mod caption;
+pub mod error;
+pub mod fom;
 pub mod itc;
 pub mod itm;
 pub mod loss;
+pub mod mixing;
 pub mod mlm;
+pub mod mvm;
 pub mod pretrain;
 pub mod pretrainer;
+pub mod vqa;
+pub mod wra;
 
-pub use itc::{itc_loss, ItcHead, ItcHeadConfig};
-pub use itm::{itm_loss, ItmHead, ItmHeadConfig};
-pub use loss::{accuracy, cross_entropy, l2_normalize};
+pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
+pub use error::{ObjectiveError, Result};
+pub use fom::{fom_loss, FomHead, FomHeadConfig};
+pub use itc::{
+    itc_loss, itc_loss_with_queue, momentum_update, ItcHead, ItcHeadConfig, ItcQueue,
+    TemperatureParameterization,
+};
+pub use itm::{
+    hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,
+    DualStreamItmHeadConfig, ItmHead, ItmHeadConfig,
+};
+pub use loss::{accuracy, cross_entropy, cross_entropy_with_ignore, l2_normalize};
+pub use mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+pub use mvm::{
+    feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
+    masked_patch_loss, patch_rgb_targets, MppHead, MppHeadConfig, MvmClassificationHead,
+    MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
+};
 pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
+pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};

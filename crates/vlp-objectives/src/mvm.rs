@@ -1,0 +1,383 @@
+//! Masked vision modelling (survey §4.3): recover what was hidden in the
+//! masked regions or patches from the fused outputs at those positions.
+//!
+//! - Feature regression (UNITER MRFR): [`MvmRegressionHead`] maps back to the
+//!   feature space through the transpose of the region input projection, and
+//!   [`feature_regression_loss`] is the squared error averaged over every
+//!   element (UNITER returns `mse_loss(reduction='none')`, `[N, F]`, and its
+//!   training loop takes `.mean()`).
+//! - Feature classification (UNITER MRC / MRC-kl): [`MvmClassificationHead`]
+//!   predicts the detector's classes; [`feature_classification_hard_loss`]
+//!   is cross-entropy to the detector's arg-max over the foreground columns,
+//!   [`feature_classification_kl_loss`] is `KL(detector ‖ softmax(pred))`
+//!   over all columns, background included.
+//! - Masked patch prediction (ViLT): [`patch_rgb_targets`] quantises each
+//!   patch's mean RGB to 256 bins per channel, [`masked_patch_loss`] is the
+//!   cross-entropy over the `N × 3` channel targets of [`MppHead`].
+//!
+//! Every loss of an empty batch (`N = 0`: nothing masked) is 0, not NaN.
+
+use burn::module::Param;
+use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::{gelu, log_softmax};
+
+use crate::error::{shape_error, value_error};
+use crate::loss::cross_entropy;
+
+/// Number of bins per colour channel of ViLT's masked patch prediction.
+pub const RGB_BINS: usize = 256;
+
+/// Configuration of [`MvmRegressionHead`].
+#[derive(Config, Debug)]
+pub struct MvmRegressionHeadConfig {
+    pub hidden_size: usize,
+    /// Width `F` of the visual features being reconstructed.
+    pub feature_size: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// UNITER's `RegionFeatureRegression`: `LN(GELU(dense(h))) · W + bias`, with
+/// `W` the region input projection's weight shared, not copied, so the
+/// regression decodes through the same map the encoder read the features with.
+#[derive(Module, Debug)]
+pub struct MvmRegressionHead<B: Backend> {
+    pub dense: Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+    /// `[F]` output bias.
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+impl MvmRegressionHeadConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MvmRegressionHead<B> {
+        MvmRegressionHead {
+            dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            bias: Initializer::Zeros.init([self.feature_size], device),
+        }
+    }
+}
+
+impl<B: Backend> MvmRegressionHead<B> {
+    /// `masked_hidden` `[N, H]` and `input_projection_weight` `[F, H]` (the
+    /// weight of the region embedding's `Linear` `F → H`, Burn's `[in, out]`
+    /// layout) → reconstructed features `[N, F]`.
+    pub fn forward(
+        &self,
+        masked_hidden: Tensor<B, 2>,
+        input_projection_weight: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
+        let transformed = self
+            .layer_norm
+            .forward(gelu(self.dense.forward(masked_hidden)));
+        transformed.matmul(input_projection_weight.transpose()) + self.bias.val().unsqueeze::<2>()
+    }
+}
+
+/// Masked feature regression loss: `mean((pred − target)²)` over all `N × F`
+/// elements (UNITER's reduction); `pred`, `target` `[N, F]`.
+pub fn feature_regression_loss<B: Backend>(
+    pred: Tensor<B, 2>,
+    target: Tensor<B, 2>,
+) -> crate::Result<Tensor<B, 1>> {
+    if pred.dims() != target.dims() {
+        return Err(shape_error(
+            "feature regression target",
+            format!("{:?} (as the prediction)", pred.dims()),
+            &target.dims(),
+        ));
+    }
+    if pred.dims().contains(&0) {
+        return Ok(Tensor::zeros([1], &pred.device()));
+    }
+    Ok((pred - target).powi_scalar(2).mean())
+}
+
+/// Configuration of [`MvmClassificationHead`].
+#[derive(Config, Debug)]
+pub struct MvmClassificationHeadConfig {
+    pub hidden_size: usize,
+    /// Number of outputs: the detector's classes with background (UNITER:
+    /// 1601 for the Visual Genome detector), so both the hard and the KL
+    /// losses can use it.
+    pub num_classes: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// UNITER's `RegionClassification`: `classifier(LN(GELU(dense(h))))`.
+#[derive(Module, Debug)]
+pub struct MvmClassificationHead<B: Backend> {
+    pub dense: Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub classifier: Linear<B>,
+}
+
+impl MvmClassificationHeadConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MvmClassificationHead<B> {
+        MvmClassificationHead {
+            dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            classifier: LinearConfig::new(self.hidden_size, self.num_classes).init(device),
+        }
+    }
+}
+
+impl<B: Backend> MvmClassificationHead<B> {
+    /// `masked_hidden` `[N, H]` → class logits `[N, C']`.
+    pub fn forward(&self, masked_hidden: Tensor<B, 2>) -> Tensor<B, 2> {
+        let transformed = self
+            .layer_norm
+            .forward(gelu(self.dense.forward(masked_hidden)));
+        self.classifier.forward(transformed)
+    }
+}
+
+/// Hard-label masked feature classification: cross-entropy (mean over `N`)
+/// to the detector's most likely foreground class.
+///
+/// `detector_probs` `[N, C + 1]` has the background at column 0. `logits`
+/// is either `[N, C + 1]` (UNITER's layout: the head also scores the
+/// background, and the target is `1 + argmax(probs[:, 1..])`, so background
+/// never is a target but still takes part in the softmax) or `[N, C]` (a
+/// head without a background output; the target is `argmax(probs[:, 1..])`).
+pub fn feature_classification_hard_loss<B: Backend>(
+    logits: Tensor<B, 2>,
+    detector_probs: Tensor<B, 2>,
+) -> crate::Result<Tensor<B, 1>> {
+    let [rows, width] = detector_probs.dims();
+    let [logit_rows, classes] = logits.dims();
+    if width < 2 || logit_rows != rows || (classes != width && classes + 1 != width) {
+        return Err(shape_error(
+            "hard-label classification logits",
+            format!("[{rows}, {width}] or [{rows}, {}] for detector probabilities [{rows}, {width}] (background at column 0, at least one class)", width.saturating_sub(1)),
+            &[logit_rows, classes],
+        ));
+    }
+    if rows == 0 {
+        return Ok(Tensor::zeros([1], &logits.device()));
+    }
+    let foreground = detector_probs
+        .slice([0..rows, 1..width])
+        .argmax(1)
+        .reshape([rows]);
+    let targets = if classes == width {
+        foreground + 1
+    } else {
+        foreground
+    };
+    Ok(cross_entropy(logits, targets))
+}
+
+/// Soft-label masked feature classification: `KL(p ‖ softmax(logits))` with
+/// `p = detector_probs`, both `[N, C']` over the same columns, background
+/// included (UNITER keeps it in both). Terms with `p = 0` contribute 0
+/// (`0 · ln 0 = 0`, as `torch.nn.functional.kl_div`). UNITER's reduction:
+/// the mean over all `N × C'` elements (`kl_div(reduction='none').mean()`),
+/// i.e. the per-row KL divided by `C'`.
+pub fn feature_classification_kl_loss<B: Backend>(
+    logits: Tensor<B, 2>,
+    detector_probs: Tensor<B, 2>,
+) -> crate::Result<Tensor<B, 1>> {
+    if logits.dims() != detector_probs.dims() {
+        return Err(shape_error(
+            "soft-label classification logits",
+            format!(
+                "{:?} (as the detector probabilities)",
+                detector_probs.dims()
+            ),
+            &logits.dims(),
+        ));
+    }
+    if logits.dims().contains(&0) {
+        return Ok(Tensor::zeros([1], &logits.device()));
+    }
+    let log_q = log_softmax(logits, 1);
+    let zero = detector_probs.clone().lower_equal_elem(0.0);
+    let log_p = detector_probs.clone().mask_fill(zero, 1.0).log();
+    Ok((detector_probs * (log_p - log_q)).mean())
+}
+
+/// ViLT's masked patch prediction targets: the mean RGB of every
+/// `patch_size × patch_size` patch, quantised to [`RGB_BINS`] bins,
+/// `⌊255 · mean⌋`.
+///
+/// `pixels` `[B, 3, H, W]` are un-normalised intensities in `[0, 1]`
+/// (`uint8 / 255`; ViLT un-normalises its `[-1, 1]` input the same way)
+/// → `[B, P, 3]` bins with `P = (H / p) · (W / p)` patches in row-major order,
+/// as ViT's patch embedding flattens them. A 1e-3 slack before the floor keeps
+/// a mean that is an exact multiple of 1/255 (stored inexactly in `f32`) in
+/// its own bin.
+pub fn patch_rgb_targets<B: Backend>(
+    pixels: Tensor<B, 4>,
+    patch_size: usize,
+) -> crate::Result<Tensor<B, 3, Int>> {
+    let [batch, channels, height, width] = pixels.dims();
+    if channels != 3 || patch_size == 0 || height % patch_size != 0 || width % patch_size != 0 {
+        return Err(shape_error(
+            "patch RGB pixels",
+            format!("[B, 3, H, W] with H and W multiples of the patch size {patch_size}"),
+            &[batch, channels, height, width],
+        ));
+    }
+    let (rows, cols) = (height / patch_size, width / patch_size);
+    let means = pixels
+        .reshape([batch * 3 * rows, patch_size, cols, patch_size])
+        .mean_dim(3)
+        .mean_dim(1)
+        .reshape([batch, 3, rows * cols])
+        .swap_dims(1, 2);
+    Ok(means
+        .mul_scalar((RGB_BINS - 1) as f64)
+        .add_scalar(1e-3)
+        .floor()
+        .clamp(0.0, (RGB_BINS - 1) as f64)
+        .int())
+}
+
+/// Configuration of [`MppHead`].
+#[derive(Config, Debug)]
+pub struct MppHeadConfig {
+    pub hidden_size: usize,
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+}
+
+/// ViLT's masked patch prediction head: `decoder(LN(GELU(dense(h))))` with
+/// `3 × 256` outputs read channel-major (red bins, green bins, blue bins).
+#[derive(Module, Debug)]
+pub struct MppHead<B: Backend> {
+    pub dense: Linear<B>,
+    pub layer_norm: LayerNorm<B>,
+    pub decoder: Linear<B>,
+}
+
+impl MppHeadConfig {
+    pub fn init<B: Backend>(&self, device: &B::Device) -> MppHead<B> {
+        MppHead {
+            dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+            layer_norm: LayerNormConfig::new(self.hidden_size)
+                .with_epsilon(self.layer_norm_eps)
+                .init(device),
+            decoder: LinearConfig::new(self.hidden_size, 3 * RGB_BINS).init(device),
+        }
+    }
+}
+
+impl<B: Backend> MppHead<B> {
+    /// `masked_hidden` `[N, H]` → bin logits `[N, 3, 256]`.
+    pub fn forward(&self, masked_hidden: Tensor<B, 2>) -> Tensor<B, 3> {
+        let [rows, _] = masked_hidden.dims();
+        let transformed = self
+            .layer_norm
+            .forward(gelu(self.dense.forward(masked_hidden)));
+        self.decoder
+            .forward(transformed)
+            .reshape([rows, 3, RGB_BINS])
+    }
+}
+
+/// Masked patch prediction loss: mean cross-entropy over the `N × 3` channel
+/// targets. `logits` `[N, 3, 256]` (channel-major, as ViLT stacks its
+/// `768` outputs), `targets` `[N, 3]` bins from [`patch_rgb_targets`] at the
+/// masked patches.
+pub fn masked_patch_loss<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> crate::Result<Tensor<B, 1>> {
+    let [rows, channels, bins] = logits.dims();
+    if channels != 3 || bins != RGB_BINS || targets.dims() != [rows, 3] {
+        return Err(shape_error(
+            "masked patch prediction logits / targets",
+            format!("[N, 3, {RGB_BINS}] and [N, 3]"),
+            &[rows, channels, bins],
+        ));
+    }
+    if rows == 0 {
+        return Ok(Tensor::zeros([1], &logits.device()));
+    }
+    let out_of_range = targets
+        .clone()
+        .lower_elem(0)
+        .bool_or(targets.clone().greater_equal_elem(RGB_BINS as i64))
+        .any()
+        .into_scalar();
+    if out_of_range.elem::<bool>() {
+        return Err(value_error(
+            "masked patch prediction targets",
+            format!("bins must lie in 0..{RGB_BINS}"),
+        ));
+    }
+    Ok(cross_entropy(
+        logits.reshape([rows * 3, RGB_BINS]),
+        targets.reshape([rows * 3]),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+
+    type B = NdArray;
+
+    #[test]
+    fn patch_targets_are_the_quantised_patch_means() {
+        let device = Default::default();
+        // One 4×4 image, 2×2 patches; channel c of patch k holds the levels
+        // {k + c, k + c, k + c + 1, k + c + 1} (× 1/255): mean k + c + 0.5 → bin k + c.
+        let mut data = vec![0.0f32; 3 * 16];
+        for c in 0..3 {
+            for y in 0..4 {
+                for x in 0..4 {
+                    let patch = (y / 2) * 2 + x / 2;
+                    let level = patch + c + (x % 2);
+                    data[c * 16 + y * 4 + x] = level as f32 / 255.0;
+                }
+            }
+        }
+        let pixels = Tensor::<B, 4>::from_data(TensorData::new(data, [1, 3, 4, 4]), &device);
+        let bins = patch_rgb_targets(pixels, 2).unwrap();
+        let expected: Vec<i64> = (0..4)
+            .flat_map(|k| (0..3).map(move |c| (k + c) as i64))
+            .collect();
+        assert_eq!(
+            bins.into_data().convert::<i64>().to_vec::<i64>().unwrap(),
+            expected
+        );
+    }
+
+    #[test]
+    fn mpp_logits_are_channel_major() {
+        let device = Default::default();
+        let mut head = MppHeadConfig::new(4).init::<B>(&device);
+        head.decoder.weight = Param::from_tensor(Tensor::zeros([4, 3 * RGB_BINS], &device));
+        let bias: Vec<f32> = (0..3 * RGB_BINS).map(|k| k as f32).collect();
+        head.decoder.bias = Some(Param::from_tensor(Tensor::from_floats(
+            bias.as_slice(),
+            &device,
+        )));
+        let logits = head.forward(Tensor::<B, 2>::ones([2, 4], &device));
+        assert_eq!(logits.dims(), [2, 3, RGB_BINS]);
+        // Output k of the decoder is channel k / 256, bin k % 256.
+        let green_7 = logits.slice([1..2, 1..2, 7..8]).into_scalar();
+        assert_eq!(green_7, (RGB_BINS + 7) as f32);
+    }
+
+    #[test]
+    fn bad_shapes_are_errors() {
+        let device = Default::default();
+        let pixels = Tensor::<B, 4>::zeros([1, 3, 5, 4], &device);
+        assert!(patch_rgb_targets(pixels, 2).is_err());
+        let logits = Tensor::<B, 2>::zeros([2, 4], &device);
+        let probs = Tensor::<B, 2>::zeros([2, 7], &device);
+        assert!(feature_classification_hard_loss(logits.clone(), probs.clone()).is_err());
+        assert!(feature_classification_kl_loss(logits, probs).is_err());
+    }
+}
