@@ -5,6 +5,8 @@
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
 
 /// Configuration of [`MultiHeadAttention`].
 #[derive(Config, Debug)]
@@ -131,6 +133,29 @@ impl<B: Backend> MultiHeadAttention<B> {
         let [batch, queries, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
         let query = self.split_heads(self.query.forward(x));
+        if !B::ad_enabled(&query.device()) {
+            // Inference: no dropout and no graph, so the backend's fused
+            // attention applies (Flex: one pass per head without the
+            // intermediate tensors). Its bias must match the scores in the
+            // last two dimensions; batch and heads may broadcast.
+            let [_, _, keys, _] = key_value.key.dims();
+            let bias = bias.map(|bias| {
+                let [bias_batch, _, _, _] = bias.dims();
+                bias.expand([bias_batch, 1, queries, keys])
+            });
+            return self.output.forward(
+                attention(
+                    query,
+                    key_value.key.clone(),
+                    key_value.value.clone(),
+                    None,
+                    bias,
+                    AttentionModuleOptions::default(),
+                )
+                .swap_dims(1, 2)
+                .reshape([batch, queries, hidden]),
+            );
+        }
         let scores = query
             .matmul(key_value.key.clone().swap_dims(2, 3))
             .div_scalar((head_dim as f32).sqrt());
@@ -303,5 +328,36 @@ mod tests {
             .assert_approx_eq::<f32>(&short.clone().into_data(), Tolerance::absolute(1e-6));
         let unpadded = attention.forward_cross(x, context, None);
         assert!((unpadded - short).abs().max().into_scalar() > 1e-4);
+    }
+
+    #[test]
+    fn the_fused_inference_path_equals_the_training_path() {
+        use burn::backend::Autodiff;
+        use burn::module::AutodiffModule;
+        let device = Default::default();
+        let attention = MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init::<Autodiff<NdArray>>(&device);
+        let x = Tensor::<Autodiff<NdArray>, 3>::random([2, 5, 8], Distribution::Default, &device);
+        let padding = Tensor::<Autodiff<NdArray>, 2, Bool>::from_data(
+            TensorData::new(
+                vec![
+                    false, false, false, true, true, false, false, false, false, false,
+                ],
+                [2, 5],
+            ),
+            &device,
+        );
+        let mask = AttentionMask::causal(5, &device).and_padding(padding.clone());
+        let training = attention.forward(x.clone(), mask.bias());
+        let inference = attention.valid().forward(
+            x.inner(),
+            AttentionMask::causal(5, &device)
+                .and_padding(padding.inner())
+                .bias(),
+        );
+        inference
+            .into_data()
+            .assert_approx_eq::<f32>(&training.into_data(), Tolerance::absolute(1e-6));
     }
 }
