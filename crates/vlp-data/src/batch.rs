@@ -253,8 +253,10 @@ impl PretrainBatcher {
         let vocab_size = self.tokenizer.vocab_size();
         let mut mlm_ids = Vec::with_capacity(tokens.ids.len());
         let mut mlm_targets = Vec::new();
-        for (row, ids) in tokens.ids.iter().enumerate() {
-            let masked = self.masking.apply(ids, special, vocab_size, rng);
+        for (row, (ids, words)) in tokens.ids.iter().zip(&tokens.word_ids).enumerate() {
+            let masked = self
+                .masking
+                .apply_with_words(ids, words, special, vocab_size, rng);
             for (t, label) in masked.labels.iter().enumerate() {
                 if let Some(id) = label {
                     mlm_targets.push((row, t, *id));
