@@ -5,7 +5,10 @@
 //! - [`regions`]: object-detector region features (BUTD TSV, UNITER's
 //!   per-image NPZ) read lazily, and padded region batches.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
-//! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
+//! - [`masking`] and [`negatives`]: MLM masks (token or whole-word) and
+//!   ITM negative pairs.
+//! - [`region_masking`]: masked region modelling inputs and targets (UNITER,
+//!   LXMERT's 80/10/10).
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
@@ -14,6 +17,7 @@ pub mod batch;
 mod error;
 pub mod masking;
 pub mod negatives;
+pub mod region_masking;
 pub mod regions;
 pub mod synthetic;
 pub mod tokenizer;
@@ -26,6 +30,7 @@ pub use batch::{
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
+pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
     RegionTensors,
