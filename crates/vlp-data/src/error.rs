@@ -41,4 +41,10 @@ pub enum DataError {
     },
     #[error("cannot batch regions: {0}")]
     RegionBatch(String),
+    #[error("cannot cut a {width}x{height} image into {patch_size}-pixel patches")]
+    PatchSize {
+        width: usize,
+        height: usize,
+        patch_size: usize,
+    },
 }

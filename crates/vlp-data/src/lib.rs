@@ -9,6 +9,8 @@
 //!   ITM negative pairs.
 //! - [`region_masking`]: masked region modelling inputs and targets (UNITER,
 //!   LXMERT's 80/10/10).
+//! - [`patch_masking`]: ViLT's masked patch prediction (patch masks, mean-RGB
+//!   bin targets).
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
@@ -17,6 +19,7 @@ pub mod batch;
 mod error;
 pub mod masking;
 pub mod negatives;
+pub mod patch_masking;
 pub mod region_masking;
 pub mod regions;
 pub mod synthetic;
@@ -30,6 +33,7 @@ pub use batch::{
 pub use error::DataError;
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
+pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, PatchMasking};
 pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
