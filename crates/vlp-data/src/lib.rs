@@ -11,12 +11,15 @@
 //!   LXMERT's 80/10/10).
 //! - [`patch_masking`]: ViLT's masked patch prediction (patch masks, mean-RGB
 //!   bin targets).
+//! - [`frame_order`]: HERO's frame order modelling (shuffled clip positions
+//!   and their original indices).
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
 
 pub mod batch;
 mod error;
+pub mod frame_order;
 pub mod masking;
 pub mod negatives;
 pub mod patch_masking;
@@ -31,6 +34,7 @@ pub use batch::{
     PretrainBatcher,
 };
 pub use error::DataError;
+pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
 pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, PatchMasking};
