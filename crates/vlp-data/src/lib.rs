@@ -13,6 +13,8 @@
 //!   bin targets).
 //! - [`frame_order`]: HERO's frame order modelling (shuffled clip positions
 //!   and their original indices).
+//! - [`prefix`]: PrefixLM split points (SimVLM) and the suffix tokens to
+//!   generate.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
@@ -23,6 +25,7 @@ pub mod frame_order;
 pub mod masking;
 pub mod negatives;
 pub mod patch_masking;
+pub mod prefix;
 pub mod region_masking;
 pub mod regions;
 pub mod synthetic;
@@ -38,6 +41,7 @@ pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
 pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, PatchMasking};
+pub use prefix::{sample_prefix_length, PrefixSplit, PrefixSplitTensors};
 pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
