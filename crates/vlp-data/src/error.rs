@@ -47,4 +47,6 @@ pub enum DataError {
         height: usize,
         patch_size: usize,
     },
+    #[error("invalid answer vocabulary: {0}")]
+    AnswerVocabulary(String),
 }

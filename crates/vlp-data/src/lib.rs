@@ -15,6 +15,8 @@
 //!   and their original indices).
 //! - [`prefix`]: PrefixLM split points (SimVLM) and the suffix tokens to
 //!   generate.
+//! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
+//!   targets.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
@@ -31,6 +33,7 @@ pub mod regions;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
+pub mod vqa_targets;
 
 pub use batch::{
     clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch,
@@ -49,3 +52,4 @@ pub use regions::{
 };
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
+pub use vqa_targets::{vqa_score, AnswerVocabulary};
