@@ -317,6 +317,54 @@ mod tests {
     }
 
     #[test]
+    fn whole_word_masking_predicts_whole_words() {
+        let world = SyntheticWorld::new(0, 32);
+        // A small vocabulary splits the world's words into several pieces.
+        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 60).unwrap();
+        let batcher = PretrainBatcher {
+            world,
+            tokenizer,
+            max_text_len: 64,
+            masking: MlmMasking {
+                whole_word: true,
+                ..MlmMasking::default()
+            },
+            itm_negative_probability: 0.0,
+            fused_pairs: None,
+            detector: None,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut rng)
+            .unwrap();
+        let words = &host.tokens.word_ids;
+        assert!(
+            words.iter().flatten().flatten().count()
+                > words
+                    .iter()
+                    .map(|row| row.iter().flatten().max().unwrap() + 1)
+                    .sum::<u32>() as usize,
+            "some words have several tokens"
+        );
+        let targets: HashSet<(usize, usize)> = host
+            .mlm_targets
+            .iter()
+            .map(|&(row, t, _)| (row, t))
+            .collect();
+        for &(row, t, _) in &host.mlm_targets {
+            let word = words[row][t].expect("specials are never predicted");
+            for (u, other) in words[row].iter().enumerate() {
+                if *other == Some(word) {
+                    assert!(
+                        targets.contains(&(row, u)),
+                        "row {row}: word {word} is split"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn collates_consistent_tensors() {
         let world = SyntheticWorld::new(0, 32);
         let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();

@@ -303,6 +303,30 @@ mod tests {
     }
 
     #[test]
+    fn masks_the_synthetic_detectors_regions_with_their_class_distributions() {
+        use crate::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
+        let world = SyntheticWorld::new(0, 32);
+        let detector = SyntheticDetector::new(0, DetectorConfig::default());
+        let records: Vec<RegionRecord> = (0..4)
+            .map(|i| detector.detect(&world.scene(Split::Train, i)))
+            .collect();
+        let input = RegionBatch::from_records(&records, usize::MAX).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let out = RegionMasking::lxmert().apply(&input, &mut rng);
+        let (dim, classes) = (input.feature_dim, input.num_classes);
+        assert!(out.num_masked() >= 4, "one region per image at least");
+        let soft = out.soft_label_targets.as_ref().unwrap();
+        for (k, &slot) in out.positions.iter().enumerate() {
+            let distribution = &soft[k * classes..(k + 1) * classes];
+            assert!((distribution.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+            assert_eq!(
+                &out.feature_targets[k * dim..(k + 1) * dim],
+                &input.features[slot * dim..(slot + 1) * dim]
+            );
+        }
+    }
+
+    #[test]
     fn a_lone_region_is_zeroed_and_tensors_have_the_masked_shapes() {
         let input = batch(&[1]);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
