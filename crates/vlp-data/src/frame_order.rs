@@ -7,6 +7,8 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use crate::DataError;
+
 /// Which frames to shuffle.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FrameOrderShuffle {
@@ -47,6 +49,12 @@ impl ShuffledFrames {
 }
 
 impl FrameOrderShuffle {
+    /// Checks that [`Self::probability`] is a probability; [`Self::apply`]
+    /// panics otherwise.
+    pub fn validate(&self) -> Result<(), DataError> {
+        DataError::check_probabilities(&[("frame shuffle probability", self.probability)])
+    }
+
     /// Shuffles a clip of `num_frames` frames. Each position is chosen with
     /// [`Self::probability`] (HERO's draw), topped up with random positions
     /// to at least two, since one position cannot move; the chosen frames are
@@ -168,6 +176,20 @@ mod tests {
         } else {
             assert_eq!(clip.num_shuffled(), 0);
         }
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        assert!(FrameOrderShuffle::default().validate().is_ok());
+        let error = FrameOrderShuffle {
+            probability: f64::NAN,
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("frame shuffle probability"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::SpecialTokens;
+use crate::{DataError, SpecialTokens};
 
 /// BERT's masking recipe.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -44,6 +44,20 @@ pub struct MaskedSequence {
 }
 
 impl MlmMasking {
+    /// Checks that the settings are probabilities and that the replacement
+    /// fractions sum to at most 1; [`Self::apply`] panics otherwise.
+    pub fn validate(&self) -> Result<(), DataError> {
+        DataError::check_probabilities(&[
+            ("MLM probability", self.probability),
+            ("MLM mask fraction", self.mask_fraction),
+            ("MLM random fraction", self.random_fraction),
+            (
+                "MLM mask + random fraction",
+                self.mask_fraction + self.random_fraction,
+            ),
+        ])
+    }
+
     /// Masks `ids` token by token. Special tokens (`[CLS]`, `[SEP]`,
     /// `[PAD]`, …) are never chosen; at least one token is chosen whenever
     /// the sequence has a non-special token. Random replacements are drawn
@@ -151,6 +165,21 @@ mod tests {
         sep: 3,
         mask: 4,
     };
+
+    #[test]
+    fn invalid_settings_are_named() {
+        assert!(MlmMasking::default().validate().is_ok());
+        let error = MlmMasking {
+            random_fraction: 0.3,
+            ..MlmMasking::default()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("mask + random fraction"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn never_masks_special_tokens_and_masks_at_least_one() {

@@ -23,6 +23,12 @@ impl Default for PatchMasking {
 }
 
 impl PatchMasking {
+    /// Checks that [`Self::probability`] is a probability; [`Self::apply`]
+    /// panics otherwise.
+    pub fn validate(&self) -> Result<(), DataError> {
+        DataError::check_probabilities(&[("patch mask probability", self.probability)])
+    }
+
     /// `[P]`, `true` at the patches to predict: each patch with
     /// [`Self::probability`], and at least one whenever `num_patches > 0`.
     pub fn apply(&self, num_patches: usize, rng: &mut ChaCha8Rng) -> Vec<bool> {
@@ -101,6 +107,15 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use rand::SeedableRng;
+
+    #[test]
+    fn invalid_settings_are_named() {
+        let error = PatchMasking { probability: -0.1 }.validate().unwrap_err();
+        assert!(
+            error.to_string().contains("patch mask probability"),
+            "{error}"
+        );
+    }
 
     #[test]
     fn masks_at_least_one_patch_at_the_set_rate() {

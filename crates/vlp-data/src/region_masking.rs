@@ -6,6 +6,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::regions::{RegionBatch, RegionTensors};
+use crate::DataError;
 
 /// How regions are masked. Probabilities lie in `[0, 1]` and
 /// `zero_fraction + random_fraction <= 1`.
@@ -30,6 +31,20 @@ impl Default for RegionMasking {
 }
 
 impl RegionMasking {
+    /// Checks that the settings are probabilities and that the replacement
+    /// fractions sum to at most 1; [`Self::apply`] panics otherwise.
+    pub fn validate(&self) -> Result<(), DataError> {
+        DataError::check_probabilities(&[
+            ("region mask probability", self.probability),
+            ("region zero fraction", self.zero_fraction),
+            ("region random fraction", self.random_fraction),
+            (
+                "region zero + random fraction",
+                self.zero_fraction + self.random_fraction,
+            ),
+        ])
+    }
+
     /// UNITER: 15% of the regions, features zeroed.
     pub fn uniter() -> Self {
         Self {
@@ -213,6 +228,21 @@ mod tests {
 
     fn feature(batch: &RegionBatch, slot: usize) -> &[f32] {
         &batch.features[slot * DIM..(slot + 1) * DIM]
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        assert!(RegionMasking::lxmert().validate().is_ok());
+        let error = RegionMasking {
+            probability: 1.5,
+            ..RegionMasking::uniter()
+        }
+        .validate()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("region mask probability is 1.5"),
+            "{error}"
+        );
     }
 
     #[test]
