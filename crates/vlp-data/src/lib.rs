@@ -52,4 +52,4 @@ pub use regions::{
 };
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
-pub use vqa_targets::{vqa_score, AnswerVocabulary};
+pub use vqa_targets::{vqa_soft_score, AnswerVocabulary};

@@ -15,7 +15,7 @@ use crate::DataError;
 /// paper's `min(1, m / 3)`. Answers are compared as given: normalise them
 /// (case, punctuation, number words, articles) beforehand. No human answers
 /// score 0.
-pub fn vqa_score<S: AsRef<str>>(answer: &str, human_answers: &[S]) -> f32 {
+pub fn vqa_soft_score<S: AsRef<str>>(answer: &str, human_answers: &[S]) -> f32 {
     if human_answers.is_empty() {
         return 0.0;
     }
@@ -79,7 +79,7 @@ impl AnswerVocabulary {
         self.index.get(answer).copied()
     }
 
-    /// `[A]` the [`vqa_score`] of every answer of the vocabulary given the
+    /// `[A]` the [`vqa_soft_score`] of every answer of the vocabulary given the
     /// human answers; answers outside the vocabulary are dropped (their
     /// questions can still be scored, never fully learnt). One known answer
     /// (the synthetic world's questions) is ten agreeing humans:
@@ -88,7 +88,7 @@ impl AnswerVocabulary {
         let mut targets = vec![0.0; self.len()];
         for human in human_answers {
             if let Some(i) = self.index_of(human.as_ref()) {
-                targets[i] = vqa_score(human.as_ref(), human_answers);
+                targets[i] = vqa_soft_score(human.as_ref(), human_answers);
             }
         }
         targets
@@ -134,16 +134,16 @@ mod tests {
         let ten = humans(&[("no", 5), ("yes", 3), ("red", 1), ("maybe", 1)]);
         // "yes": its 3 givers each see 2 others (2/3), the 7 others see 3
         // (1): (3·2/3 + 7) / 10 = 0.9.
-        assert!((vqa_score("yes", &ten) - 0.9).abs() < 1e-6);
+        assert!((vqa_soft_score("yes", &ten) - 0.9).abs() < 1e-6);
         // "red": its giver sees none (0), the 9 others see 1 (1/3): 0.3.
-        assert!((vqa_score("red", &ten) - 0.3).abs() < 1e-6);
+        assert!((vqa_soft_score("red", &ten) - 0.3).abs() < 1e-6);
         // "no": 5 givers see 4 (1), 5 others see 5 (1): 1.
-        assert!((vqa_score("no", &ten) - 1.0).abs() < 1e-6);
-        assert_eq!(vqa_score("blue", &ten), 0.0);
+        assert!((vqa_soft_score("no", &ten) - 1.0).abs() < 1e-6);
+        assert_eq!(vqa_soft_score("blue", &ten), 0.0);
         // Two agreeing: (2·1/3 + 8·2/3) / 10 = 0.6.
         let two = humans(&[("two", 2), ("three", 8)]);
-        assert!((vqa_score("two", &two) - 0.6).abs() < 1e-6);
-        assert_eq!(vqa_score("two", &Vec::<String>::new()), 0.0);
+        assert!((vqa_soft_score("two", &two) - 0.6).abs() < 1e-6);
+        assert_eq!(vqa_soft_score("two", &Vec::<String>::new()), 0.0);
     }
 
     #[test]
