@@ -253,8 +253,10 @@ impl PretrainBatcher {
         let vocab_size = self.tokenizer.vocab_size();
         let mut mlm_ids = Vec::with_capacity(tokens.ids.len());
         let mut mlm_targets = Vec::new();
-        for (row, ids) in tokens.ids.iter().enumerate() {
-            let masked = self.masking.apply(ids, special, vocab_size, rng);
+        for (row, (ids, words)) in tokens.ids.iter().zip(&tokens.word_ids).enumerate() {
+            let masked = self
+                .masking
+                .apply_with_words(ids, words, special, vocab_size, rng);
             for (t, label) in masked.labels.iter().enumerate() {
                 if let Some(id) = label {
                     mlm_targets.push((row, t, *id));
@@ -312,6 +314,54 @@ mod tests {
             .reshape([1, 3, 16, 16])
             .into_data()
             .assert_eq(&frame.into_data(), true);
+    }
+
+    #[test]
+    fn whole_word_masking_predicts_whole_words() {
+        let world = SyntheticWorld::new(0, 32);
+        // A small vocabulary splits the world's words into several pieces.
+        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 60).unwrap();
+        let batcher = PretrainBatcher {
+            world,
+            tokenizer,
+            max_text_len: 64,
+            masking: MlmMasking {
+                whole_word: true,
+                ..MlmMasking::default()
+            },
+            itm_negative_probability: 0.0,
+            fused_pairs: None,
+            detector: None,
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut rng)
+            .unwrap();
+        let words = &host.tokens.word_ids;
+        assert!(
+            words.iter().flatten().flatten().count()
+                > words
+                    .iter()
+                    .map(|row| row.iter().flatten().max().unwrap() + 1)
+                    .sum::<u32>() as usize,
+            "some words have several tokens"
+        );
+        let targets: HashSet<(usize, usize)> = host
+            .mlm_targets
+            .iter()
+            .map(|&(row, t, _)| (row, t))
+            .collect();
+        for &(row, t, _) in &host.mlm_targets {
+            let word = words[row][t].expect("specials are never predicted");
+            for (u, other) in words[row].iter().enumerate() {
+                if *other == Some(word) {
+                    assert!(
+                        targets.contains(&(row, u)),
+                        "row {row}: word {word} is split"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

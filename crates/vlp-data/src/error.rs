@@ -41,4 +41,28 @@ pub enum DataError {
     },
     #[error("cannot batch regions: {0}")]
     RegionBatch(String),
+    #[error("cannot cut a {width}x{height} image into {patch_size}-pixel patches")]
+    PatchSize {
+        width: usize,
+        height: usize,
+        patch_size: usize,
+    },
+    #[error("invalid answer vocabulary: {0}")]
+    AnswerVocabulary(String),
+    #[error("{name} is {value}, not a probability in [0, 1]")]
+    Probability { name: &'static str, value: f64 },
+}
+
+impl DataError {
+    /// Checks masking settings (typically read from a config file) before
+    /// they reach `rand`, which panics on values outside `[0, 1]`.
+    pub(crate) fn check_probabilities(settings: &[(&'static str, f64)]) -> Result<(), DataError> {
+        match settings
+            .iter()
+            .find(|(_, value)| !(0.0..=1.0).contains(value))
+        {
+            Some(&(name, value)) => Err(DataError::Probability { name, value }),
+            None => Ok(()),
+        }
+    }
 }

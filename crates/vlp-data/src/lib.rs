@@ -5,30 +5,51 @@
 //! - [`regions`]: object-detector region features (BUTD TSV, UNITER's
 //!   per-image NPZ) read lazily, and padded region batches.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
-//! - [`masking`] and [`negatives`]: MLM masks and ITM negative pairs.
+//! - [`masking`] and [`negatives`]: MLM masks (token or whole-word) and
+//!   ITM negative pairs.
+//! - [`region_masking`]: masked region modelling inputs and targets (UNITER,
+//!   LXMERT's 80/10/10).
+//! - [`patch_masking`]: ViLT's masked patch prediction (patch masks, mean-RGB
+//!   bin targets).
+//! - [`frame_order`]: HERO's frame order modelling (shuffled clip positions
+//!   and their original indices).
+//! - [`prefix`]: PrefixLM split points (SimVLM) and the suffix tokens to
+//!   generate.
+//! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
+//!   targets.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`batch`]: collation into padded tensors with masks, generic over the
 //!   Burn backend.
 
 pub mod batch;
 mod error;
+pub mod frame_order;
 pub mod masking;
 pub mod negatives;
+pub mod patch_masking;
+pub mod prefix;
+pub mod region_masking;
 pub mod regions;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
+pub mod vqa_targets;
 
 pub use batch::{
     clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch,
     PretrainBatcher,
 };
 pub use error::DataError;
+pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
+pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, PatchMasking};
+pub use prefix::{sample_prefix_length, PrefixSplit, PrefixSplitTensors};
+pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
     RegionTensors,
 };
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
+pub use vqa_targets::{vqa_soft_score, AnswerVocabulary};

@@ -38,6 +38,10 @@ pub struct TokenizedBatch {
     pub ids: Vec<Vec<u32>>,
     /// Number of real (non-padding) tokens of each sequence.
     pub lengths: Vec<usize>,
+    /// `[batch][max_len]` index of the word (pre-tokenizer piece) each token
+    /// belongs to, `None` at special tokens and padding; the sub-tokens of
+    /// one word share an index. Whole-word masking groups tokens by it.
+    pub word_ids: Vec<Vec<Option<u32>>>,
 }
 
 /// A WordPiece-style tokenizer with BERT's special tokens.
@@ -167,23 +171,31 @@ impl TextTokenizer {
                 text: texts.first().cloned().unwrap_or_default(),
                 reason: err.to_string(),
             })?;
-        let mut ids: Vec<Vec<u32>> = encodings
+        let (mut ids, mut word_ids): (Vec<Vec<u32>>, Vec<Vec<Option<u32>>>) = encodings
             .iter()
             .map(|encoding| {
                 let mut ids = encoding.get_ids().to_vec();
+                let mut words = encoding.get_word_ids().to_vec();
                 if ids.len() > max_len {
                     ids.truncate(max_len - 1);
                     ids.push(self.special.sep);
+                    words.truncate(max_len - 1);
+                    words.push(None);
                 }
-                ids
+                (ids, words)
             })
-            .collect();
+            .unzip();
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
         let longest = lengths.iter().copied().max().unwrap_or(0);
-        for sequence in &mut ids {
+        for (sequence, words) in ids.iter_mut().zip(&mut word_ids) {
             sequence.resize(longest, self.special.pad);
+            words.resize(longest, None);
         }
-        Ok(TokenizedBatch { ids, lengths })
+        Ok(TokenizedBatch {
+            ids,
+            lengths,
+            word_ids,
+        })
     }
 
     /// Token strings of `ids`, for inspection and error messages.
@@ -262,10 +274,42 @@ mod tests {
         assert!(batch.ids[0][batch.lengths[0]..]
             .iter()
             .all(|&id| id == special.pad));
+        assert_eq!(
+            batch.word_ids[0],
+            [
+                None,
+                Some(0),
+                Some(1),
+                Some(2),
+                Some(3),
+                None,
+                None,
+                None,
+                None,
+                None,
+                None
+            ]
+        );
         let truncated = tokenizer.encode(&texts, 4).unwrap();
+        assert_eq!(truncated.word_ids[1], [None, Some(0), Some(1), None]);
         assert_eq!(truncated.ids[1].len(), 4);
         assert_eq!(truncated.ids[1][0], special.cls);
         assert_eq!(truncated.ids[1][3], special.sep);
+    }
+
+    #[test]
+    fn sub_tokens_of_an_unseen_word_share_its_word_id() {
+        let tokenizer = TextTokenizer::train_wordpiece(&corpus(), 200).unwrap();
+        let batch = tokenizer
+            .encode(&["a redcircle square".to_string()], 32)
+            .unwrap();
+        let tokens = tokenizer.tokens(&batch.ids[0]);
+        let pieces = tokens.len() - 4;
+        assert!(pieces >= 2, "the unseen word splits: {tokens:?}");
+        let mut expected = vec![None, Some(0)];
+        expected.extend(vec![Some(1); pieces]);
+        expected.extend([Some(2), None]);
+        assert_eq!(batch.word_ids[0], expected, "{tokens:?}");
     }
 
     #[test]
