@@ -56,18 +56,24 @@ pub struct EncoderDecoderConfig {
 
 impl EncoderDecoderConfig {
     /// SimVLM-base (Wang et al., ICLR 2022, "SimVLM: Simple Visual Language
-    /// Model Pretraining with Weak Supervision"): width 768, MLP 3072,
-    /// 12 heads, 12 encoder and 12 decoder layers, 224² images.
+    /// Model Pretraining with Weak Supervision", arXiv:2108.10904): width
+    /// 768, MLP 3072, 12 heads, 224² images; 12 encoder and 12 decoder
+    /// layers (T5-base's split).
     ///
-    /// The paper gives SimVLM_base as 86M parameters with ViT-B's shape; 86M
-    /// is ViT-B/16's count, i.e. one 12-layer width-768 stack with its patch
-    /// stem — it leaves out the decoder and the word embeddings. What we
-    /// match: our encoder stack plus patch stem has 85,799,424 parameters
-    /// (ViT-B/16 without its classifier: 85,798,656, plus our 768-wide image
-    /// type embedding). Our stem differs from the paper's: SimVLM feeds the
-    /// transformer with the first three stages of a ResNet; we use ViT's
-    /// 16×16 patch projection. The whole model's count is in the test
-    /// `simvlm_base_counts`, in closed form.
+    /// The paper sizes its models after ViT: SimVLM_base is listed at 86M
+    /// parameters with ViT-B's shape (12 layers, 768, 3072, 12 heads). 86M
+    /// is ViT-B/16's count — one 12-layer width-768 stack with its patch
+    /// stem — so it leaves out the decoder and the word embeddings, and the
+    /// stored copies of the paper we could search do not state the decoder
+    /// depth; 12 is our choice. What we match: our encoder stack plus patch
+    /// stem has 85,799,424 parameters (ViT-B/16 without its classifier,
+    /// 85,798,656, plus our 768-wide image type embedding), within 1% of
+    /// 86M. Our stem differs from the paper's: SimVLM feeds the transformer
+    /// with the first three stages of a ResNet; we use ViT's 16×16 patch
+    /// projection. The whole model, with a 32,000-token vocabulary (T5's
+    /// SentencePiece size; `vocab_size` is the caller's) and 512 text
+    /// positions, has 224,818,688 parameters (closed form in the test
+    /// `simvlm_base_counts`).
     pub fn simvlm_base(vocab_size: usize) -> Self {
         Self::new(
             vocab_size,
@@ -497,6 +503,12 @@ pub(crate) mod tests {
         }
     }
 
+    /// SimVLM-base's count in closed form: per width-`h` layer, attention
+    /// `4(h² + h)`, feed-forward `2hf + f + h`, LayerNorms `2h` each; a
+    /// decoder layer adds cross-attention and its norm; pre-norm stacks end
+    /// with a norm. Patch stem: `16·16·3·h + h` convolution, `[CLS]`,
+    /// 197 positions, type. Text: words, 512 positions, 2 types, norm. LM
+    /// head: `h² + h` dense, norm, `V` bias (its matrix is the tied words).
     #[test]
     fn simvlm_base_counts() {
         let vocab = 32_000;

@@ -145,10 +145,10 @@ pub fn beam_search<B: Backend, M: NextTokenModel<B>>(
     let device = first.device();
     let k = config.beam_size.max(1);
     let alpha = config.length_penalty;
-    let mut best: Vec<Option<Generated>> = vec![None; examples];
     if config.max_len == 0 {
         return vec![empty(); examples];
     }
+    let mut best: Vec<Option<Generated>> = vec![None; examples];
     let widen: Vec<i64> = (0..examples as i64)
         .flat_map(|b| std::iter::repeat_n(b, k))
         .collect();
@@ -171,80 +171,62 @@ pub fn beam_search<B: Backend, M: NextTokenModel<B>>(
         let (top, index) = (floats(top), ints(index));
         let last_step = step + 1 == config.max_len;
 
-        let mut sources = Vec::with_capacity(examples * k);
-        let mut tokens = Vec::with_capacity(examples * k);
-        let mut next_scores = Vec::with_capacity(examples * k);
-        let mut next_hypotheses = Vec::with_capacity(examples * k);
+        // Each example's surviving hypotheses: (source row, token, hypothesis).
+        let mut next: Vec<(usize, u32, Generated)> = Vec::with_capacity(examples * k);
         for b in 0..examples {
-            let mut live = 0;
+            let mut live = Vec::with_capacity(k);
             if !done[b] {
                 for rank in 0..width {
                     let score = top[b * width + rank];
-                    if score == f32::NEG_INFINITY || live == k {
+                    if score == f32::NEG_INFINITY || live.len() == k {
                         break;
                     }
                     let flat = index[b * width + rank] as usize;
                     let (row, token) = (b * k + flat / vocab, (flat % vocab) as u32);
                     if token == config.eos {
                         if rank < k {
-                            keep_best(
-                                &mut best[b],
-                                hypothesis(&hypotheses[row], None, score),
-                                alpha,
-                            );
+                            let finished = hypothesis(&hypotheses[row], None, score);
+                            keep_best(&mut best[b], finished, alpha);
                         }
-                        continue;
-                    }
-                    let grown = hypothesis(&hypotheses[row], Some(token), score);
-                    if last_step {
-                        keep_best(
-                            &mut best[b],
-                            Generated {
-                                finished: false,
-                                ..grown
-                            },
-                            alpha,
-                        );
                     } else {
-                        sources.push(row as i64);
-                        tokens.push(token as i64);
-                        next_scores.push(score);
-                        next_hypotheses.push(grown.tokens);
+                        live.push((row, token, hypothesis(&hypotheses[row], Some(token), score)));
                     }
-                    live += 1;
                 }
-                done[b] = last_step
-                    || live == 0
-                    || cannot_improve(
-                        best[b].as_ref(),
-                        &next_scores[next_scores.len() - live..],
-                        step + 1,
-                        config.max_len,
-                        alpha,
-                    );
+                if last_step {
+                    // Cut at the length limit: complete, unfinished.
+                    for (_, _, unfinished) in live.drain(..) {
+                        keep_best(&mut best[b], unfinished, alpha);
+                    }
+                }
+                let scores: Vec<f32> = live.iter().map(|(_, _, h)| h.log_prob).collect();
+                done[b] = live.is_empty()
+                    || cannot_improve(best[b].as_ref(), &scores, step + 1, config.max_len, alpha);
+                if done[b] {
+                    live.clear();
+                }
             }
-            // Empty or finished beams ride along at -inf.
-            let filler = if done[b] { k } else { k - live };
-            if done[b] {
-                sources.truncate(sources.len() - live);
-                tokens.truncate(tokens.len() - live);
-                next_scores.truncate(next_scores.len() - live);
-                next_hypotheses.truncate(next_hypotheses.len() - live);
+            // Empty beams ride along at -inf.
+            while live.len() < k {
+                live.push((
+                    b * k,
+                    config.eos,
+                    Generated {
+                        log_prob: f32::NEG_INFINITY,
+                        ..empty()
+                    },
+                ));
             }
-            for _ in 0..filler {
-                sources.push((b * k) as i64);
-                tokens.push(config.eos as i64);
-                next_scores.push(f32::NEG_INFINITY);
-                next_hypotheses.push(Vec::new());
-            }
+            next.extend(live);
         }
         if done.iter().all(|&d| d) {
             break;
         }
+        let sources = next.iter().map(|(row, _, _)| *row as i64).collect();
+        let tokens = next.iter().map(|(_, token, _)| *token as i64).collect();
         state = model.select(state, int_tensor(sources, &device));
         state = model.advance(state, int_tensor(tokens, &device));
-        scores = next_scores;
-        hypotheses = next_hypotheses;
+        scores = next.iter().map(|(_, _, h)| h.log_prob).collect();
+        hypotheses = next.into_iter().map(|(_, _, h)| h.tokens).collect();
     }
     best.into_iter().map(|g| g.unwrap_or_else(empty)).collect()
 }

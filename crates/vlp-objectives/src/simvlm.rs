@@ -161,7 +161,7 @@ impl<B: Backend> SimVlmPretrainer<B> {
                     .reshape([rows, suffix_len]);
                 let logits = model.forward(
                     &batch.visual,
-                    ids.narrow(1, 0, prefix_len.min(text_len)),
+                    ids.narrow(1, 0, prefix_len),
                     Tensor::from_data(TensorData::new(prefix_padding, [rows, prefix_len]), &device),
                     decoder_ids,
                     Tensor::from_data(
