@@ -91,6 +91,9 @@ pub struct HostPretrainBatch {
     pub itm_labels: Vec<bool>,
     /// What each example shows (scene description key).
     pub descriptions: Vec<String>,
+    /// Per row, how many text tokens open the PrefixLM prefix (≥ 1, the
+    /// `[CLS]`; below the row's length, so at least one token is predicted).
+    pub prefix_lengths: Vec<usize>,
 }
 
 /// [`HostPretrainBatch`] on a device.
@@ -115,6 +118,9 @@ pub struct PretrainBatch<B: Backend> {
     pub itm_image: Tensor<B, 1, Int>,
     /// `[B]` 1 for a matching pair, 0 for a negative.
     pub itm_labels: Tensor<B, 1, Int>,
+    /// Per row, the text tokens in the PrefixLM prefix (host values: they
+    /// shape attention masks).
+    pub prefix_lengths: Vec<usize>,
 }
 
 fn int_tensor<B: Backend, const D: usize>(
@@ -164,7 +170,24 @@ impl HostPretrainBatch {
                 [self.itm_labels.len()],
                 device,
             ),
+            prefix_lengths: self.prefix_lengths.clone(),
         }
+    }
+}
+
+/// How often a PrefixLM split keeps only `[CLS]` with the image: the model
+/// then has to produce the whole caption from the image alone, which is how
+/// it captions (SimVLM fine-tunes captioning with a short prompt; without a
+/// fine-tuning stage here, pre-training carries that case itself).
+pub const IMAGE_ONLY_PREFIX_PROBABILITY: f64 = 0.25;
+
+/// A PrefixLM split of a `len`-token text: 1 with
+/// [`IMAGE_ONLY_PREFIX_PROBABILITY`], otherwise uniform in `1..len`.
+pub fn draw_prefix_length(len: usize, rng: &mut impl Rng) -> usize {
+    if len <= 2 || rng.random_bool(IMAGE_ONLY_PREFIX_PROBABILITY) {
+        1
+    } else {
+        rng.random_range(1..len)
     }
 }
 
@@ -271,6 +294,12 @@ impl PretrainBatcher {
         pairs.image_index.truncate(fused);
         pairs.is_match.truncate(fused);
         mlm_targets.retain(|&(row, _, _)| row < fused);
+        // Drawn last, so the other draws stay what they were before splits existed.
+        let prefix_lengths = tokens
+            .lengths
+            .iter()
+            .map(|&len| draw_prefix_length(len, rng))
+            .collect();
         Ok(HostPretrainBatch {
             visual: match &self.detector {
                 Some(detector) => {
@@ -287,6 +316,7 @@ impl PretrainBatcher {
             itm_image: pairs.image_index,
             itm_labels: pairs.is_match,
             descriptions,
+            prefix_lengths,
         })
     }
 }
@@ -365,6 +395,25 @@ mod tests {
     }
 
     #[test]
+    fn prefix_splits_are_image_only_as_often_as_configured_and_uniform_otherwise() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let draws = 40_000;
+        let mut counts = [0usize; 10];
+        for _ in 0..draws {
+            counts[draw_prefix_length(10, &mut rng)] += 1;
+        }
+        // P(1) = q + (1 - q)/9, P(k) = (1 - q)/9 for k in 2..10; never 0.
+        let q = IMAGE_ONLY_PREFIX_PROBABILITY;
+        assert_eq!(counts[0], 0);
+        let expected_one = (q + (1.0 - q) / 9.0) * draws as f64;
+        assert!((counts[1] as f64 - expected_one).abs() < 4.0 * expected_one.sqrt());
+        for &count in &counts[2..] {
+            let expected = (1.0 - q) / 9.0 * draws as f64;
+            assert!((count as f64 - expected).abs() < 4.0 * expected.sqrt());
+        }
+    }
+
+    #[test]
     fn collates_consistent_tensors() {
         let world = SyntheticWorld::new(0, 32);
         let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
@@ -412,6 +461,10 @@ mod tests {
             (2, 2, 2)
         );
         assert!(partial.mlm_targets.iter().all(|&(row, _, _)| row < 2));
+        for (&prefix, &len) in host.prefix_lengths.iter().zip(&host.tokens.lengths) {
+            assert!((1..len).contains(&prefix));
+        }
+        assert_eq!(batch.prefix_lengths, host.prefix_lengths);
         let twins = batcher.draw(Split::Train, 10, true, &mut rng);
         let keys: HashSet<String> = twins.iter().map(|s| s.scene.description_key()).collect();
         assert_eq!((twins.len(), keys.len()), (10, 10));

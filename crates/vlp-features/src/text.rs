@@ -69,11 +69,23 @@ impl<B: Backend> TextEmbeddings<B> {
 
     /// Embeds `ids` `[B, T]`, every token of type `token_type` → `[B, T, H]`.
     pub fn forward_with_type(&self, ids: Tensor<B, 2, Int>, token_type: usize) -> Tensor<B, 3> {
+        self.forward_from(ids, 0, token_type)
+    }
+
+    /// Embeds `ids` `[B, T]` at positions `start..start + T`: the tokens a
+    /// decoder step appends after `start` earlier ones → `[B, T, H]`.
+    pub fn forward_from(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        start: usize,
+        token_type: usize,
+    ) -> Tensor<B, 3> {
         let [_, seq_len] = ids.dims();
         let max = self.position_embeddings.weight.dims()[0];
         assert!(
-            seq_len <= max,
-            "sequence of {seq_len} tokens exceeds the {max} position embeddings"
+            start + seq_len <= max,
+            "positions {start}..{} exceed the {max} position embeddings",
+            start + seq_len
         );
         let hidden = self.word_embeddings.weight.dims()[1];
         let words = self.word_embeddings.forward(ids);
@@ -81,7 +93,7 @@ impl<B: Backend> TextEmbeddings<B> {
             .position_embeddings
             .weight
             .val()
-            .narrow(0, 0, seq_len)
+            .narrow(0, start, seq_len)
             .unsqueeze::<3>();
         let token_type = self
             .token_type_embeddings
@@ -133,5 +145,28 @@ mod tests {
                 burn::tensor::Tolerance::absolute(1e-4),
             );
         }
+    }
+
+    #[test]
+    fn embedding_in_pieces_equals_embedding_at_once() {
+        let device = Default::default();
+        let embeddings = TextEmbeddingsConfig::new(10, 8)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let ids = |v: Vec<i64>| {
+            let len = v.len();
+            Tensor::<NdArray, 2, Int>::from_data(TensorData::new(v, [1, len]), &device)
+        };
+        let whole = embeddings.forward(ids(vec![4, 2, 9]));
+        let pieces = Tensor::cat(
+            vec![
+                embeddings.forward_from(ids(vec![4, 2]), 0, 0),
+                embeddings.forward_from(ids(vec![9]), 2, 0),
+            ],
+            1,
+        );
+        pieces
+            .into_data()
+            .assert_approx_eq::<f32>(&whole.into_data(), burn::tensor::Tolerance::absolute(1e-6));
     }
 }

@@ -7,6 +7,12 @@
 //!   with cross-attention) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
 //! - [`Pooler`]: BERT's `[CLS]` pooler.
+//! - Generative models (SimVLM): [`TransformerDecoder`] (causal
+//!   self-attention + cross-attention, [`DecoderCache`] for incremental
+//!   decoding), [`EncoderDecoderModel`] (encoder over `[image; text prefix]`,
+//!   decoder over the rest), [`PrefixLmModel`] (one stack, prefix mask),
+//!   [`LmHead`] tied to the word embeddings; [`greedy`] and [`beam_search`]
+//!   over any [`NextTokenModel`].
 //! - Hugging Face checkpoints (safetensors), built from the parts above:
 //!   [`BertModel`] (the text tower, e.g. all-MiniLM-L6-v2), [`ViTModel`],
 //!   [`ClipModel`] (vision and causal text towers, projections); import
@@ -17,12 +23,17 @@ mod bert;
 mod clip;
 mod clip_text;
 mod clip_vision;
+mod decoder;
 mod encoder;
+mod encoder_decoder;
 mod feed_forward;
+mod generate;
 mod import;
 mod layer;
+mod lm_head;
 mod mask;
 mod pooler;
+mod prefix_lm;
 mod single_stream;
 mod vit;
 
@@ -33,11 +44,16 @@ pub use clip_text::{ClipTextConfig, ClipTextEmbeddings, ClipTextOutput, ClipText
 pub use clip_vision::{
     ClipVisionConfig, ClipVisionEmbeddings, ClipVisionOutput, ClipVisionTransformer,
 };
+pub use decoder::{DecoderCache, TransformerDecoder, TransformerDecoderConfig};
 pub use encoder::{TransformerEncoder, TransformerEncoderConfig};
+pub use encoder_decoder::{EncoderDecoderConfig, EncoderDecoderModel, EncoderDecoderState};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
+pub use generate::{beam_search, greedy, BeamSearchConfig, Generated, NextTokenModel};
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
+pub use lm_head::{LmHead, LmHeadConfig};
 pub use mask::AttentionMask;
 pub use pooler::{Pooler, PoolerConfig};
+pub use prefix_lm::{PrefixLmConfig, PrefixLmModel, PrefixLmState};
 pub use single_stream::{FusedOutput, SingleStreamConfig, SingleStreamModel};
 pub use vit::{ViTConfig, ViTModel, ViTOutput};

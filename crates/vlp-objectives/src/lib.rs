@@ -20,6 +20,8 @@
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
 //! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
+//! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
+//!   objective on the suffix, and captioning from `[CLS]`.
 //!
 //! Every loss of an empty selection (nothing masked, all labels ignored) is
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
@@ -35,6 +37,7 @@ pub mod mlm;
 pub mod mvm;
 pub mod pretrain;
 pub mod pretrainer;
+pub mod simvlm;
 pub mod vqa;
 pub mod wra;
 
@@ -59,5 +62,6 @@ pub use mvm::{
 };
 pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};
