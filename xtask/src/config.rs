@@ -7,12 +7,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::presets::Preset;
 use vlp_data::synthetic::DetectorConfig;
+use vlp_data::SpecialTokens;
 use vlp_features::{
     BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
     RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
 };
-use vlp_models::{BertConfig, SingleStreamConfig};
-use vlp_objectives::SingleStreamPretrainerConfig;
+use vlp_models::{BertConfig, EncoderDecoderConfig, PrefixLmConfig, SingleStreamConfig};
+use vlp_objectives::{SimVlmArchitecture, SimVlmPretrainerConfig, SingleStreamPretrainerConfig};
 
 /// Everything a pre-training run depends on. Every field has a default; a
 /// config file need only name what it changes. Unknown keys are errors.
@@ -32,8 +33,11 @@ pub struct PretrainConfig {
     pub weight_decay: f64,
     /// Log a metrics line every this many steps.
     pub log_every: usize,
-    /// Number of held-out test pairs in the retrieval evaluation.
+    /// Number of held-out test pairs in the retrieval evaluation, and of
+    /// held-out images captioned by captioning models.
     pub eval_candidates: usize,
+    /// Beam size of held-out captioning (1: greedy).
+    pub caption_beam_size: usize,
     pub data: DataConfig,
     pub model: ModelConfig,
 }
@@ -115,6 +119,16 @@ pub enum GeometryKind {
 pub enum Architecture {
     /// One transformer over `[text; image]` (UNITER, ViLT): `model.num_layers`.
     SingleStream {},
+    /// SimVLM's encoder-decoder: an encoder over `[image; text prefix]`, a
+    /// decoder (causal self-attention, cross-attention to the encoder) over
+    /// the rest of the text; trained with PrefixLM, evaluated by captioning.
+    EncoderDecoder {
+        encoder_layers: usize,
+        decoder_layers: usize,
+    },
+    /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
+    /// and text prefix, causal over the rest; evaluated by captioning.
+    PrefixLm {},
 }
 
 impl Default for Architecture {
@@ -128,6 +142,8 @@ impl Architecture {
     pub fn name(&self) -> &'static str {
         match self {
             Architecture::SingleStream {} => "single_stream",
+            Architecture::EncoderDecoder { .. } => "encoder_decoder",
+            Architecture::PrefixLm {} => "prefix_lm",
         }
     }
 }
@@ -180,6 +196,7 @@ impl Default for PretrainConfig {
             weight_decay: 0.01,
             log_every: 10,
             eval_candidates: 1000,
+            caption_beam_size: 3,
             data: DataConfig::default(),
             model: ModelConfig::default(),
         }
@@ -283,6 +300,7 @@ impl PretrainConfig {
             ("batch_size", self.batch_size),
             ("log_every", self.log_every),
             ("eval_candidates", self.eval_candidates),
+            ("caption_beam_size", self.caption_beam_size),
             ("data.fused_pairs", self.data.fused_pairs),
             ("model.hidden_size", self.model.hidden_size),
             ("model.num_layers", self.model.num_layers),
@@ -365,10 +383,10 @@ impl PretrainConfig {
         })
     }
 
-    /// The model this configuration describes, for a tokenizer of `vocab_size` ids.
-    pub fn pretrainer(&self, vocab_size: usize) -> SingleStreamPretrainerConfig {
+    /// The visual extractor the model reads images with.
+    pub fn visual(&self) -> VisualEmbeddingsConfig {
         let m = &self.model;
-        let visual = match m.visual {
+        match m.visual {
             VisualKind::Patches => VisualEmbeddingsConfig::Patches(
                 PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, m.hidden_size)
                     .with_dropout(m.dropout),
@@ -398,18 +416,63 @@ impl PretrainConfig {
                     })
                     .with_dropout(m.dropout),
             ),
-        };
-        let model = SingleStreamConfig::new(vocab_size, visual)
+        }
+    }
+
+    /// Rows of the text position table.
+    fn text_positions(&self) -> usize {
+        self.model
+            .max_position_embeddings
+            .unwrap_or(self.data.max_text_len)
+    }
+
+    /// The single-stream model and heads, for a tokenizer of `vocab_size` ids.
+    pub fn pretrainer(&self, vocab_size: usize) -> SingleStreamPretrainerConfig {
+        let m = &self.model;
+        let model = SingleStreamConfig::new(vocab_size, self.visual())
             .with_hidden_size(m.hidden_size)
             .with_num_layers(m.num_layers)
             .with_num_heads(m.num_heads)
             .with_intermediate_size(m.intermediate_size)
-            .with_max_text_len(m.max_position_embeddings.unwrap_or(self.data.max_text_len))
+            .with_max_text_len(self.text_positions())
             .with_dropout(m.dropout)
             .with_norm_first(m.norm_first);
         SingleStreamPretrainerConfig::new(model)
             .with_itc_embed_dim(m.itc_embed_dim)
             .with_itc_temperature(m.itc_temperature)
+    }
+
+    /// The SimVLM model (encoder-decoder or PrefixLM stack, as the
+    /// architecture says), for a tokenizer of `vocab_size` ids.
+    pub fn simvlm(&self, vocab_size: usize, special: SpecialTokens) -> SimVlmPretrainerConfig {
+        let m = &self.model;
+        let architecture = match m.architecture {
+            Architecture::EncoderDecoder {
+                encoder_layers,
+                decoder_layers,
+            } => SimVlmArchitecture::EncoderDecoder(
+                EncoderDecoderConfig::new(vocab_size, self.visual())
+                    .with_hidden_size(m.hidden_size)
+                    .with_num_encoder_layers(encoder_layers)
+                    .with_num_decoder_layers(decoder_layers)
+                    .with_num_heads(m.num_heads)
+                    .with_intermediate_size(m.intermediate_size)
+                    .with_max_text_len(self.text_positions())
+                    .with_dropout(m.dropout)
+                    .with_norm_first(m.norm_first),
+            ),
+            _ => SimVlmArchitecture::PrefixLm(
+                PrefixLmConfig::new(vocab_size, self.visual())
+                    .with_hidden_size(m.hidden_size)
+                    .with_num_layers(m.num_layers)
+                    .with_num_heads(m.num_heads)
+                    .with_intermediate_size(m.intermediate_size)
+                    .with_max_text_len(self.text_positions())
+                    .with_dropout(m.dropout)
+                    .with_norm_first(m.norm_first),
+            ),
+        };
+        SimVlmPretrainerConfig::new(architecture, special.cls, special.sep)
     }
 }
 

@@ -8,7 +8,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
 use vlp_data::{tokens_to_tensors, HostVisual, RegionBatch, TextTokenizer};
-use vlp_objectives::{RetrievalModel, SingleStreamPretrainer};
+use vlp_objectives::{bleu4, RetrievalModel, SimVlmPretrainer, SingleStreamPretrainer};
 
 use crate::config::PretrainConfig;
 
@@ -34,6 +34,29 @@ pub struct Retrieval {
 pub struct EvalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captioning: Option<Captioning>,
+}
+
+/// Captions generated for held-out images, scored against every phrasing
+/// of each image's scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Captioning {
+    /// Corpus BLEU-4 (NLTK's `corpus_bleu`, no smoothing) over WordPiece
+    /// words (pieces merged), all phrasings as references.
+    pub bleu4: f64,
+    /// Captions whose words equal one of their references exactly.
+    pub exact_match: f64,
+    pub images: usize,
+    pub beam_size: usize,
+    /// The first few generated captions with one reference each.
+    pub examples: Vec<CaptionExample>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionExample {
+    pub generated: String,
+    pub reference: String,
 }
 
 /// A trained model measured on the held-out split of the synthetic world.
@@ -57,8 +80,122 @@ impl<B: Backend> Evaluate<B> for SingleStreamPretrainer<B> {
     ) -> anyhow::Result<EvalReport> {
         Ok(EvalReport {
             retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
+            captioning: None,
         })
     }
+}
+
+impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
+    fn evaluate(
+        &self,
+        world: &SyntheticWorld,
+        tokenizer: &TextTokenizer,
+        config: &PretrainConfig,
+        device: &B::Device,
+    ) -> anyhow::Result<EvalReport> {
+        Ok(EvalReport {
+            retrieval: None,
+            captioning: Some(captioning(self, world, tokenizer, config, device)?),
+        })
+    }
+}
+
+/// Whole words of WordPiece `ids` (continuation pieces `##…` joined to the
+/// word before them), special tokens dropped.
+fn words(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
+    let special = tokenizer.special();
+    let mut words: Vec<String> = Vec::new();
+    for piece in tokenizer.tokens(
+        &ids.iter()
+            .copied()
+            .filter(|&id| !special.contains(id))
+            .collect::<Vec<_>>(),
+    ) {
+        match (piece.strip_prefix("##"), words.last_mut()) {
+            (Some(rest), Some(last)) => last.push_str(rest),
+            _ => words.push(piece),
+        }
+    }
+    words
+}
+
+/// Captions the first `eval_candidates` held-out scenes from the image alone
+/// and scores them with corpus BLEU-4 against all phrasings of each scene.
+pub fn captioning<B: Backend>(
+    model: &SimVlmPretrainer<B>,
+    world: &SyntheticWorld,
+    tokenizer: &TextTokenizer,
+    config: &PretrainConfig,
+    device: &B::Device,
+) -> anyhow::Result<Captioning> {
+    let n = config.eval_candidates;
+    let indices = world.distinct_indices(Split::Test, n);
+    let samples: Vec<_> = indices
+        .iter()
+        .map(|&i| world.sample(Split::Test, i))
+        .collect();
+    let mut references = Vec::with_capacity(n);
+    for sample in &samples {
+        let texts: Vec<String> = (0..NUM_PHRASINGS)
+            .map(|p| caption(&sample.scene, p))
+            .collect();
+        let encoded = tokenizer.encode(&texts, 512)?;
+        references.push(
+            encoded
+                .ids
+                .iter()
+                .map(|ids| words(tokenizer, ids))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let visual = held_out_visual(samples, config)?.to_device::<B>(device);
+    const CHUNK: usize = 100;
+    let mut candidates = Vec::with_capacity(n);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        for ids in model.caption(
+            &visual.slice_rows(start, end),
+            config.data.max_text_len,
+            config.caption_beam_size,
+        ) {
+            candidates.push(words(tokenizer, &ids));
+        }
+    }
+    let bleu4 = bleu4(&candidates, &references)?;
+    let exact = candidates
+        .iter()
+        .zip(&references)
+        .filter(|(candidate, refs)| refs.contains(candidate))
+        .count();
+    Ok(Captioning {
+        bleu4,
+        exact_match: exact as f64 / n.max(1) as f64,
+        images: n,
+        beam_size: config.caption_beam_size,
+        examples: candidates
+            .iter()
+            .zip(&references)
+            .take(5)
+            .map(|(candidate, refs)| CaptionExample {
+                generated: candidate.join(" "),
+                reference: refs[0].join(" "),
+            })
+            .collect(),
+    })
+}
+
+/// Pixels or detector regions of held-out samples, as the model reads them.
+fn held_out_visual(
+    samples: Vec<vlp_data::synthetic::Sample>,
+    config: &PretrainConfig,
+) -> anyhow::Result<HostVisual> {
+    Ok(match crate::train::detector(config) {
+        Some(detector) => {
+            let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
+            HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
+        }
+        None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+    })
 }
 
 impl EvalReport {
@@ -71,6 +208,18 @@ impl EvalReport {
         let mut sections = Vec::new();
         if let Some(retrieval) = &self.retrieval {
             sections.push(retrieval.table());
+        }
+        if let Some(c) = &self.captioning {
+            sections.push(format!(
+                "held-out captioning of {} images (beam {}): BLEU-4 {:.3}, exact match {:.3}",
+                c.images, c.beam_size, c.bleu4, c.exact_match
+            ));
+            for example in &c.examples {
+                sections.push(format!(
+                    "  {:?}  (reference: {:?})",
+                    example.generated, example.reference
+                ));
+            }
         }
         sections.join("\n")
     }
@@ -165,14 +314,7 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         .collect();
     let (ids, padding) =
         tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
-    let visual = match crate::train::detector(config) {
-        Some(detector) => {
-            let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
-            HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
-        }
-        None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
-    }
-    .to_device::<B>(device);
+    let visual = held_out_visual(samples, config)?.to_device::<B>(device);
 
     const CHUNK: usize = 200;
     let mut text_embeddings = Vec::new();

@@ -77,7 +77,14 @@ impl BackendJob for EvalJob {
             tokenizer: tokenizer.clone(),
             device: device.clone(),
         };
-        with_model::<B, _>(&config, tokenizer.vocab_size(), None, &device, task)?
+        with_model::<B, _>(
+            &config,
+            tokenizer.vocab_size(),
+            tokenizer.special(),
+            None,
+            &device,
+            task,
+        )?
     }
 }
 

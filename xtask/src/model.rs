@@ -6,9 +6,10 @@ use std::path::Path;
 use burn::module::{AutodiffModule, Module};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use vlp_data::SpecialTokens;
 use vlp_features::set_trainable;
 use vlp_models::{BertModel, SingleStreamModel};
-use vlp_objectives::{Pretrainer, SingleStreamPretrainer};
+use vlp_objectives::{Pretrainer, SimVlmPretrainer, SingleStreamPretrainer};
 
 use crate::config::{Architecture, Component, PretrainConfig};
 use crate::eval::Evaluate;
@@ -25,11 +26,13 @@ pub trait ModelTask<B: AutodiffBackend> {
 }
 
 /// Builds the model `config` describes for a tokenizer of `vocab_size` ids
+/// with `special` tokens
 /// (seeded initialisation; frozen components applied; the text tower loaded
 /// from `init_text`, a Hugging Face BERT folder, when given) and runs `task` on it.
 pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
     config: &PretrainConfig,
     vocab_size: usize,
+    special: SpecialTokens,
     init_text: Option<&Path>,
     device: &B::Device,
     task: T,
@@ -58,6 +61,10 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
                     init_text_from_bert(model.backbone, &dir.join("model.safetensors"))?;
             }
             task.run(freeze(model, &config.model.frozen))
+        }
+        Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => {
+            let model: SimVlmPretrainer<B> = config.simvlm(vocab_size, special).init(device);
+            task.run(model)
         }
     })
 }

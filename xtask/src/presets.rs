@@ -18,6 +18,10 @@ pub const PRESETS: &[Preset] = &[
         toml: include_str!("../../presets/uniter-regions-tiny.toml"),
     },
     Preset {
+        name: "simvlm-tiny",
+        toml: include_str!("../../presets/simvlm-tiny.toml"),
+    },
+    Preset {
         name: "grid-tiny",
         toml: include_str!("../../presets/grid-tiny.toml"),
     },

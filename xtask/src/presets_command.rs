@@ -3,6 +3,7 @@
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::Args;
+use vlp_data::SpecialTokens;
 use vlp_objectives::Pretrainer;
 
 use crate::config::PretrainConfig;
@@ -62,6 +63,14 @@ pub fn row<B: AutodiffBackend>(preset: &Preset, device: &B::Device) -> anyhow::R
     let parameters = with_model::<B, _>(
         &config,
         config.data.tokenizer_vocab_size,
+        // The ids of the special tokens do not change the parameter count.
+        SpecialTokens {
+            pad: 0,
+            unk: 1,
+            cls: 2,
+            sep: 3,
+            mask: 4,
+        },
         None,
         device,
         CountParameters,

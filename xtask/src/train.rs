@@ -184,6 +184,7 @@ impl BackendJob for PretrainJob {
         with_model::<B, _>(
             &config,
             tokenizer.vocab_size(),
+            tokenizer.special(),
             init_text.as_deref(),
             &device.clone(),
             Training {
