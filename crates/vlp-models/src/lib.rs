@@ -6,6 +6,10 @@
 //!   [`FeedForward`], [`TransformerLayer`] (pre- or post-norm, optionally
 //!   with cross-attention) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
+//! - [`DualStreamModel`] (ViLBERT's [`CoAttentionLayer`]s, LXMERT's
+//!   [`CrossModalityLayer`]s), [`FusionModel`] (ALBEF: unimodal encoders,
+//!   then fusion layers with cross-attention) and [`DualEncoderModel`]
+//!   (CLIP: no fusion), each with its `-base` configuration.
 //! - [`Pooler`]: BERT's `[CLS]` pooler.
 //! - Hugging Face checkpoints (safetensors), built from the parts above:
 //!   [`BertModel`] (the text tower, e.g. all-MiniLM-L6-v2), [`ViTModel`],
@@ -17,8 +21,13 @@ mod bert;
 mod clip;
 mod clip_text;
 mod clip_vision;
+mod co_attention;
+mod cross_modality;
+mod dual_encoder;
+mod dual_stream;
 mod encoder;
 mod feed_forward;
+mod fusion;
 mod import;
 mod layer;
 mod mask;
@@ -33,8 +42,15 @@ pub use clip_text::{ClipTextConfig, ClipTextEmbeddings, ClipTextOutput, ClipText
 pub use clip_vision::{
     ClipVisionConfig, ClipVisionEmbeddings, ClipVisionOutput, ClipVisionTransformer,
 };
+pub use co_attention::{BiAttention, BiOutput, CoAttentionLayer, CoAttentionLayerConfig};
+pub use cross_modality::{CrossModalityLayer, CrossModalityLayerConfig};
+pub use dual_encoder::{DualEncoderConfig, DualEncoderModel, DualEncoderPooling};
+pub use dual_stream::{
+    CrossModalLayers, DualStreamConfig, DualStreamKind, DualStreamModel, DualStreamOutput,
+};
 pub use encoder::{TransformerEncoder, TransformerEncoderConfig};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
+pub use fusion::{FusionConfig, FusionModel, FusionOutput};
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
 pub use mask::AttentionMask;
