@@ -69,7 +69,9 @@ impl<B: Backend> CrossModalityLayer<B> {
         visn_bias: Option<Tensor<B, 4>>,
     ) -> (Tensor<B, 3>, Tensor<B, 3>) {
         let cross = |x: Tensor<B, 3>, context: Tensor<B, 3>, bias| {
-            let attended = self.visual_attention.forward_cross(x.clone(), context, bias);
+            let attended = self
+                .visual_attention
+                .forward_cross(x.clone(), context, bias);
             self.visual_attention_norm
                 .forward(x + self.dropout.forward(attended))
         };

@@ -139,12 +139,15 @@ impl DualEncoderConfig {
                 .with_epsilon(self.layer_norm_eps)
                 .init(device)
         };
-        let layer =
-            TransformerLayerConfig::new(hidden, self.vision_num_heads, self.vision_intermediate_size)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .with_layer_norm_eps(self.layer_norm_eps)
-                .with_activation(self.activation);
+        let layer = TransformerLayerConfig::new(
+            hidden,
+            self.vision_num_heads,
+            self.vision_intermediate_size,
+        )
+        .with_dropout(0.0)
+        .with_norm_first(true)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_activation(self.activation);
         let projection = |width| {
             LinearConfig::new(width, self.projection_dim)
                 .with_bias(false)
@@ -255,9 +258,14 @@ impl<B: Backend> DualEncoderModel<B> {
     }
 
     /// Projected, not normalised, text features `[B, D]`.
-    pub fn text_features(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
+    pub fn text_features(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+    ) -> Tensor<B, 2> {
         let hidden = self.encode_text(ids, padding.clone());
-        self.text_projection.forward(self.pool_text(hidden, padding))
+        self.text_projection
+            .forward(self.pool_text(hidden, padding))
     }
 
     /// Projected, not normalised, image features `[B, D]`.
@@ -348,8 +356,11 @@ mod tests {
             VisualBatch::Regions(RegionTensors {
                 features,
                 boxes: Tensor::ones([1, count, 4], &device).mul_scalar(0.5),
-                padding: Tensor::<B, 2, Int>::from_data(TensorData::new(padded, [1, count]), &device)
-                    .bool(),
+                padding: Tensor::<B, 2, Int>::from_data(
+                    TensorData::new(padded, [1, count]),
+                    &device,
+                )
+                .bool(),
                 soft_labels: None,
             })
         };
@@ -365,8 +376,11 @@ mod tests {
         padded
             .into_data()
             .assert_approx_eq::<f32>(&two.clone().into_data(), Tolerance::absolute(1e-5));
-        let three =
-            model.image_features(&regions(3, vec![0, 0, 0], Tensor::cat(vec![features, extra], 1)));
+        let three = model.image_features(&regions(
+            3,
+            vec![0, 0, 0],
+            Tensor::cat(vec![features, extra], 1),
+        ));
         assert!((three - two).abs().max().into_scalar() > 1e-4);
         assert!((model.logit_scale().into_scalar() - 2.6592).abs() < 1e-6);
     }

@@ -428,7 +428,11 @@ mod tests {
 
     /// Text 16 wide, image 24 wide (ViLBERT) or 16 (LXMERT), 3 regions of 6 features.
     fn config(kind: DualStreamKind, cross: usize) -> DualStreamConfig {
-        let v_hidden = if kind == DualStreamKind::Vilbert { 24 } else { 16 };
+        let v_hidden = if kind == DualStreamKind::Vilbert {
+            24
+        } else {
+            16
+        };
         DualStreamConfig::new(
             20,
             VisualEmbeddingsConfig::Regions(
@@ -511,7 +515,10 @@ mod tests {
 
             let model = config(kind, 2).init::<B>(&Default::default());
             let (_, moved) = text_under_two_images(&model);
-            assert!(moved > 1e-4, "{kind:?}: cross layers let text see the image");
+            assert!(
+                moved > 1e-4,
+                "{kind:?}: cross layers let text see the image"
+            );
         }
     }
 

@@ -14,9 +14,7 @@ use burn::backend::NdArray;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{
-    DualEncoderConfig, DualStreamConfig, FusionConfig, SingleStreamConfig,
-};
+use vlp_models::{DualEncoderConfig, DualStreamConfig, FusionConfig, SingleStreamConfig};
 
 type B = NdArray;
 
