@@ -24,6 +24,7 @@ use vlp_data::VisualBatch;
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens};
 
 use crate::clip_text::{ClipTextConfig, ClipTextTransformer};
+use crate::config_error::{check_heads, check_visual_width, ConfigError};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::feed_forward::Activation;
 use crate::layer::TransformerLayerConfig;
@@ -127,12 +128,42 @@ impl DualEncoderConfig {
         .with_projection_dim(512)
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoderModel<B> {
-        assert_eq!(
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_visual_width(
             self.visual.hidden_size(),
+            "vision_hidden_size",
             self.vision_hidden_size,
-            "the visual extractor's width must equal vision_hidden_size"
-        );
+        )?;
+        check_heads(
+            "text_hidden_size",
+            self.text_hidden_size,
+            "text_num_heads",
+            self.text_num_heads,
+        )?;
+        check_heads(
+            "vision_hidden_size",
+            self.vision_hidden_size,
+            "vision_num_heads",
+            self.vision_num_heads,
+        )?;
+        if self.max_text_len == 0 {
+            return Err(ConfigError::new(
+                "max_text_len",
+                0,
+                "the text needs at least one position",
+            ));
+        }
+        Ok(())
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoderModel<B> {
+        if let Err(error) = self.validate() {
+            panic!("{error}");
+        }
         let hidden = self.vision_hidden_size;
         let norm = || {
             LayerNormConfig::new(hidden)

@@ -25,6 +25,7 @@ use vlp_features::{
 };
 
 use crate::co_attention::{CoAttentionLayer, CoAttentionLayerConfig};
+use crate::config_error::{check_heads, check_visual_width, ConfigError};
 use crate::cross_modality::{CrossModalityLayer, CrossModalityLayerConfig};
 use crate::layer::{TransformerLayer, TransformerLayerConfig};
 use crate::mask::AttentionMask;
@@ -203,12 +204,64 @@ impl DualStreamConfig {
         }
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamModel<B> {
-        assert_eq!(
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_visual_width(
             self.visual.hidden_size(),
+            "v_hidden_size",
             self.v_hidden_size,
-            "the visual extractor's width must equal v_hidden_size"
-        );
+        )?;
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)?;
+        check_heads(
+            "v_hidden_size",
+            self.v_hidden_size,
+            "v_num_heads",
+            self.v_num_heads,
+        )?;
+        match self.kind {
+            DualStreamKind::Vilbert => {
+                check_heads(
+                    "bi_hidden_size",
+                    self.bi_hidden_size,
+                    "bi_num_heads",
+                    self.bi_num_heads,
+                )?;
+                let room = self.num_text_layers.min(self.num_visual_layers);
+                if self.num_cross_layers > room {
+                    return Err(ConfigError::new(
+                        "num_cross_layers",
+                        self.num_cross_layers,
+                        format!(
+                            "each co-attentional block precedes a text and a visual layer; \
+                             there are {} and {}",
+                            self.num_text_layers, self.num_visual_layers
+                        ),
+                    ));
+                }
+            }
+            DualStreamKind::Lxmert => {
+                if self.v_hidden_size != self.hidden_size {
+                    return Err(ConfigError::new(
+                        "v_hidden_size",
+                        self.v_hidden_size,
+                        format!(
+                            "LXMERT's streams share one width, hidden_size = {}",
+                            self.hidden_size
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamModel<B> {
+        if let Err(error) = self.validate() {
+            panic!("{error}");
+        }
         let stack = |width, heads, inner, count| {
             let layer = TransformerLayerConfig::new(width, heads, inner)
                 .with_dropout(self.dropout)
@@ -218,11 +271,6 @@ impl DualStreamConfig {
         };
         let cross = match self.kind {
             DualStreamKind::Vilbert => {
-                assert!(
-                    self.num_cross_layers <= self.num_text_layers.min(self.num_visual_layers),
-                    "ViLBERT's {} co-attentional blocks each precede a text and a visual layer",
-                    self.num_cross_layers
-                );
                 let config = CoAttentionLayerConfig::new(
                     self.hidden_size,
                     self.v_hidden_size,
@@ -240,10 +288,6 @@ impl DualStreamConfig {
                 )
             }
             DualStreamKind::Lxmert => {
-                assert_eq!(
-                    self.hidden_size, self.v_hidden_size,
-                    "LXMERT's streams share one width"
-                );
                 let config = CrossModalityLayerConfig::new(
                     self.hidden_size,
                     self.num_heads,
@@ -520,6 +564,30 @@ mod tests {
                 "{kind:?}: cross layers let text see the image"
             );
         }
+    }
+
+    #[test]
+    fn invalid_configurations_name_their_key() {
+        let key = |config: DualStreamConfig| config.validate().unwrap_err().key;
+        assert!(config(DualStreamKind::Vilbert, 2).validate().is_ok());
+        assert!(config(DualStreamKind::Lxmert, 2).validate().is_ok());
+        assert_eq!(
+            key(config(DualStreamKind::Lxmert, 1).with_v_hidden_size(24)),
+            "visual.hidden_size"
+        );
+        assert_eq!(
+            key(config(DualStreamKind::Vilbert, 1).with_kind(DualStreamKind::Lxmert)),
+            "v_hidden_size"
+        );
+        assert_eq!(key(config(DualStreamKind::Vilbert, 3)), "num_cross_layers");
+        assert_eq!(
+            key(config(DualStreamKind::Vilbert, 1).with_bi_num_heads(5)),
+            "bi_hidden_size"
+        );
+        assert_eq!(
+            key(config(DualStreamKind::Vilbert, 1).with_num_heads(0)),
+            "num_heads"
+        );
     }
 
     #[test]

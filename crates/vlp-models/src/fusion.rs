@@ -16,6 +16,7 @@ use vlp_features::{
     VisualEmbeddingsConfig, VisualTokens,
 };
 
+use crate::config_error::{check_heads, check_visual_width, ConfigError};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::layer::{CrossContext, TransformerLayerConfig};
 use crate::mask::AttentionMask;
@@ -107,12 +108,29 @@ impl FusionConfig {
         .with_max_text_len(512)
     }
 
-    pub fn init<B: Backend>(&self, device: &B::Device) -> FusionModel<B> {
-        assert_eq!(
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_visual_width(
             self.visual.hidden_size(),
+            "image_hidden_size",
             self.image_hidden_size,
-            "the visual extractor's width must equal image_hidden_size"
-        );
+        )?;
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)?;
+        check_heads(
+            "image_hidden_size",
+            self.image_hidden_size,
+            "image_num_heads",
+            self.image_num_heads,
+        )
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> FusionModel<B> {
+        if let Err(error) = self.validate() {
+            panic!("{error}");
+        }
         let text_layer =
             TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
                 .with_dropout(self.dropout)

@@ -22,6 +22,7 @@ mod clip;
 mod clip_text;
 mod clip_vision;
 mod co_attention;
+mod config_error;
 mod cross_modality;
 mod dual_encoder;
 mod dual_stream;
@@ -43,6 +44,7 @@ pub use clip_vision::{
     ClipVisionConfig, ClipVisionEmbeddings, ClipVisionOutput, ClipVisionTransformer,
 };
 pub use co_attention::{BiAttention, BiOutput, CoAttentionLayer, CoAttentionLayerConfig};
+pub use config_error::ConfigError;
 pub use cross_modality::{CrossModalityLayer, CrossModalityLayerConfig};
 pub use dual_encoder::{DualEncoderConfig, DualEncoderModel, DualEncoderPooling};
 pub use dual_stream::{
