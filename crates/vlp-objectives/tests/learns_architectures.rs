@@ -3,6 +3,8 @@
 //! below their starting values (the single-stream model's test,
 //! `learns.rs`, for dual-stream, ALBEF and CLIP models).
 
+use std::sync::{Mutex, MutexGuard};
+
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -19,6 +21,16 @@ use vlp_objectives::{
 };
 
 type B = Autodiff<NdArray>;
+
+/// NdArray's random generator is global: tests running in parallel would
+/// interleave their draws and each start from an unpredictable model.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 const STEPS: u64 = 120;
 const EXAMPLES: usize = 16;
@@ -118,6 +130,7 @@ fn assert_learns(history: &[Vec<f32>], itc: usize, mlm: bool) {
 }
 
 fn dual_stream(kind: DualStreamKind, visual: VisualEmbeddingsConfig, regions: bool) {
+    let _serial = serial();
     let batcher = batcher(regions);
     let device = Default::default();
     B::seed(&device, 0);
@@ -162,6 +175,7 @@ fn lxmert_learns_on_patches() {
 
 #[test]
 fn albef_learns_on_patches() {
+    let _serial = serial();
     let batcher = batcher(false);
     let device = Default::default();
     B::seed(&device, 0);
@@ -185,6 +199,7 @@ fn albef_learns_on_patches() {
 
 #[test]
 fn clip_learns_on_patches() {
+    let _serial = serial();
     let batcher = batcher(false);
     let device = Default::default();
     B::seed(&device, 0);
