@@ -6,6 +6,10 @@
 //!   [`FeedForward`], [`TransformerLayer`] (pre- or post-norm, optionally
 //!   with cross-attention) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
+//! - [`DualStreamModel`] (ViLBERT's [`CoAttentionLayer`]s, LXMERT's
+//!   [`CrossModalityLayer`]s), [`FusionModel`] (ALBEF: unimodal encoders,
+//!   then fusion layers with cross-attention) and [`DualEncoderModel`]
+//!   (CLIP: no fusion), each with its `-base` configuration.
 //! - [`Pooler`]: BERT's `[CLS]` pooler.
 //! - Generative models (SimVLM): [`TransformerDecoder`] (causal
 //!   self-attention + cross-attention, [`DecoderCache`] for incremental
@@ -23,10 +27,16 @@ mod bert;
 mod clip;
 mod clip_text;
 mod clip_vision;
+mod co_attention;
+mod config_error;
+mod cross_modality;
 mod decoder;
+mod dual_encoder;
+mod dual_stream;
 mod encoder;
 mod encoder_decoder;
 mod feed_forward;
+mod fusion;
 mod generate;
 mod import;
 mod layer;
@@ -44,10 +54,18 @@ pub use clip_text::{ClipTextConfig, ClipTextEmbeddings, ClipTextOutput, ClipText
 pub use clip_vision::{
     ClipVisionConfig, ClipVisionEmbeddings, ClipVisionOutput, ClipVisionTransformer,
 };
+pub use co_attention::{BiAttention, BiOutput, CoAttentionLayer, CoAttentionLayerConfig};
+pub use config_error::ConfigError;
+pub use cross_modality::{CrossModalityLayer, CrossModalityLayerConfig};
 pub use decoder::{DecoderCache, TransformerDecoder, TransformerDecoderConfig};
+pub use dual_encoder::{DualEncoderConfig, DualEncoderModel, DualEncoderPooling};
+pub use dual_stream::{
+    CrossModalLayers, DualStreamConfig, DualStreamKind, DualStreamModel, DualStreamOutput,
+};
 pub use encoder::{TransformerEncoder, TransformerEncoderConfig};
 pub use encoder_decoder::{EncoderDecoderConfig, EncoderDecoderModel, EncoderDecoderState};
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
+pub use fusion::{FusionConfig, FusionModel, FusionOutput};
 pub use generate::{beam_search, greedy, BeamSearchConfig, Generated, NextTokenModel};
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};

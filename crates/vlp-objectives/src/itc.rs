@@ -51,6 +51,10 @@ pub enum TemperatureParameterization {
 #[derive(Config, Debug)]
 pub struct ItcHeadConfig {
     pub hidden_size: usize,
+    /// Width of the image features when it differs from the text's
+    /// (ViLBERT's 1024-wide visual stream).
+    #[config(default = "None")]
+    pub image_hidden_size: Option<usize>,
     /// Width of the shared embedding space.
     #[config(default = 256)]
     pub embed_dim: usize,
@@ -89,7 +93,11 @@ impl ItcHeadConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> ItcHead<B> {
         ItcHead {
             text_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
-            image_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
+            image_projection: LinearConfig::new(
+                self.image_hidden_size.unwrap_or(self.hidden_size),
+                self.embed_dim,
+            )
+            .init(device),
             temperature: Initializer::Constant {
                 value: match self.parameterization {
                     TemperatureParameterization::Temperature => self.temperature,

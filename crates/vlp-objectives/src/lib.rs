@@ -20,6 +20,9 @@
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
 //! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
+//! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
+//!   same for ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM, ITC) and CLIP
+//!   (ITC only).
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
 //!
@@ -36,6 +39,9 @@ pub mod mixing;
 pub mod mlm;
 pub mod mvm;
 pub mod pretrain;
+pub mod pretrain_albef;
+pub mod pretrain_clip;
+pub mod pretrain_dual_stream;
 pub mod pretrainer;
 pub mod simvlm;
 pub mod vqa;
@@ -61,6 +67,9 @@ pub use mvm::{
     MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};
+pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
+pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};

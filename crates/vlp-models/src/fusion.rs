@@ -1,0 +1,311 @@
+//! Unimodal encoders followed by fusion layers (ALBEF): a text encoder (the
+//! first BERT layers), an image encoder (its own pre-norm transformer over
+//! the visual tokens, ViT-B/16 in base), and fusion layers — BERT's last
+//! layers with a `crossattention` block from the text to the image — that
+//! turn the unimodal text into the multimodal sequence matching and MLM
+//! read.
+//!
+//! The text reaches the image only through the fusion layers' cross-attention:
+//! [`FusionModel::encode_text`] never sees an image, so contrastive learning
+//! can align the unimodal embeddings before fusion ("align before fuse").
+
+use burn::prelude::*;
+use vlp_data::VisualBatch;
+use vlp_features::{
+    PatchEmbeddingsConfig, TextEmbeddings, TextEmbeddingsConfig, VisualEmbeddings,
+    VisualEmbeddingsConfig, VisualTokens,
+};
+
+use crate::config_error::{check_heads, check_visual_width, ConfigError};
+use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::layer::{CrossContext, TransformerLayerConfig};
+use crate::mask::AttentionMask;
+
+/// Configuration of [`FusionModel`]. The defaults are a tiny model for CPU
+/// tests; [`FusionConfig::albef_base`] is the published size.
+#[derive(Config, Debug)]
+pub struct FusionConfig {
+    /// Vocabulary size of the tokenizer.
+    pub vocab_size: usize,
+    /// The visual extractor; its `hidden_size` must equal `image_hidden_size`.
+    pub visual: VisualEmbeddingsConfig,
+    /// Text width (text encoder and fusion layers).
+    #[config(default = 128)]
+    pub hidden_size: usize,
+    #[config(default = 4)]
+    pub num_heads: usize,
+    #[config(default = 512)]
+    pub intermediate_size: usize,
+    /// Text-only layers (ALBEF: BERT layers 0–5).
+    #[config(default = 2)]
+    pub num_text_layers: usize,
+    /// Fusion layers with cross-attention to the image (ALBEF: BERT layers 6–11).
+    #[config(default = 2)]
+    pub num_fusion_layers: usize,
+    /// Image encoder width.
+    #[config(default = 128)]
+    pub image_hidden_size: usize,
+    #[config(default = 4)]
+    pub image_num_heads: usize,
+    #[config(default = 512)]
+    pub image_intermediate_size: usize,
+    #[config(default = 2)]
+    pub num_image_layers: usize,
+    /// Longest text the position table covers.
+    #[config(default = 64)]
+    pub max_text_len: usize,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+    /// LayerNorm epsilon of the BERT side.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    /// LayerNorm epsilon of the image encoder (timm's ViT: 1e-6).
+    #[config(default = 1e-6)]
+    pub image_layer_norm_eps: f64,
+}
+
+/// ALBEF's backbone without its heads.
+#[derive(Module, Debug)]
+pub struct FusionModel<B: Backend> {
+    /// `text_encoder.bert.embeddings`.
+    pub embeddings: TextEmbeddings<B>,
+    /// Post-norm BERT layers, text only.
+    pub text_encoder: TransformerEncoder<B>,
+    pub visual: VisualEmbeddings<B>,
+    /// Pre-norm layers with a final LayerNorm (`visual_encoder.blocks`, `.norm`).
+    pub visual_encoder: TransformerEncoder<B>,
+    /// Post-norm BERT layers with `crossattention` to the image.
+    pub fusion: TransformerEncoder<B>,
+}
+
+/// Output of [`FusionModel::fuse`].
+#[derive(Debug, Clone)]
+pub struct FusionOutput<B: Backend> {
+    /// `[B, T, H]` multimodal text tokens.
+    pub text: Tensor<B, 3>,
+    /// `[B, H]` the fused `[CLS]` (ALBEF's ITM head reads it directly; no pooler).
+    pub pooled: Tensor<B, 2>,
+}
+
+impl FusionConfig {
+    /// ALBEF-base: BERT-base (12 layers, 768, 12 heads, 3072, 512 positions)
+    /// split 6 text + 6 fusion, and a ViT-B/16 image encoder at 224 pixels
+    /// (12 layers, 768, 12 heads, 3072, LayerNorm eps 1e-6).
+    pub fn albef_base(vocab_size: usize) -> Self {
+        Self::new(
+            vocab_size,
+            VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(224, 16, 768)),
+        )
+        .with_hidden_size(768)
+        .with_num_heads(12)
+        .with_intermediate_size(3072)
+        .with_num_text_layers(6)
+        .with_num_fusion_layers(6)
+        .with_image_hidden_size(768)
+        .with_image_num_heads(12)
+        .with_image_intermediate_size(3072)
+        .with_num_image_layers(12)
+        .with_max_text_len(512)
+    }
+
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_visual_width(
+            self.visual.hidden_size(),
+            "image_hidden_size",
+            self.image_hidden_size,
+        )?;
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)?;
+        check_heads(
+            "image_hidden_size",
+            self.image_hidden_size,
+            "image_num_heads",
+            self.image_num_heads,
+        )
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> FusionModel<B> {
+        if let Err(error) = self.validate() {
+            panic!("{error}");
+        }
+        let text_layer =
+            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
+                .with_dropout(self.dropout)
+                .with_norm_first(false)
+                .with_layer_norm_eps(self.layer_norm_eps);
+        let image_layer = TransformerLayerConfig::new(
+            self.image_hidden_size,
+            self.image_num_heads,
+            self.image_intermediate_size,
+        )
+        .with_dropout(self.dropout)
+        .with_norm_first(true)
+        .with_layer_norm_eps(self.image_layer_norm_eps);
+        let fusion_layer = text_layer
+            .clone()
+            .with_cross_attention(true)
+            .with_context_size(Some(self.image_hidden_size));
+        FusionModel {
+            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+                .with_max_position_embeddings(self.max_text_len)
+                .with_layer_norm_eps(self.layer_norm_eps)
+                .with_dropout(self.dropout)
+                .init(device),
+            text_encoder: TransformerEncoderConfig::new(text_layer, self.num_text_layers)
+                .init(device),
+            visual: self.visual.init(device),
+            visual_encoder: TransformerEncoderConfig::new(image_layer, self.num_image_layers)
+                .init(device),
+            fusion: TransformerEncoderConfig::new(fusion_layer, self.num_fusion_layers)
+                .init(device),
+        }
+    }
+}
+
+impl<B: Backend> FusionModel<B> {
+    /// `[B, T]` ids → `[B, T, H]` text embeddings.
+    pub fn embed_text(&self, ids: Tensor<B, 2, Int>) -> Tensor<B, 3> {
+        self.embeddings.forward(ids)
+    }
+
+    /// Pixels or regions → `[B, V, Hi]` image tokens with their padding.
+    pub fn embed_image(&self, visual: &VisualBatch<B>) -> VisualTokens<B> {
+        self.visual.forward(visual)
+    }
+
+    /// The text encoder: `[B, T, H]` embeddings, `[B, T]` padding → `[B, T, H]`.
+    pub fn encode_text(&self, text: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        self.text_encoder.forward(text, Some(padding))
+    }
+
+    /// The image encoder: tokens from [`embed_image`](Self::embed_image) →
+    /// `[B, V, Hi]` (same padding).
+    pub fn encode_image(&self, image: VisualTokens<B>) -> Tensor<B, 3> {
+        self.visual_encoder.forward(image.tokens, image.padding)
+    }
+
+    /// The fusion layers: the encoded text `[B, T, H]` (from
+    /// [`encode_text`](Self::encode_text)) with its `padding` `[B, T]`
+    /// attends to the encoded image (`image.tokens` `[B, V, Hi]` from
+    /// [`encode_image`](Self::encode_image), with its padding).
+    pub fn fuse(
+        &self,
+        text: Tensor<B, 3>,
+        padding: Tensor<B, 2, Bool>,
+        image: VisualTokens<B>,
+    ) -> FusionOutput<B> {
+        let context = CrossContext {
+            hidden: image.tokens,
+            bias: image
+                .padding
+                .and_then(|padding| AttentionMask::padding(padding).bias()),
+        };
+        let text = self.fusion.forward_with_context(
+            text,
+            AttentionMask::padding(padding).bias(),
+            Some(&context),
+        );
+        let [batch, _, width] = text.dims();
+        let pooled = text.clone().narrow(1, 0, 1).reshape([batch, width]);
+        FusionOutput { text, pooled }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    type B = NdArray;
+
+    fn build(fusion_layers: usize) -> FusionModel<B> {
+        FusionConfig::new(
+            20,
+            VisualEmbeddingsConfig::Patches(
+                PatchEmbeddingsConfig::new(16, 8, 24).with_dropout(0.0),
+            ),
+        )
+        .with_hidden_size(16)
+        .with_num_heads(2)
+        .with_intermediate_size(32)
+        .with_num_fusion_layers(fusion_layers)
+        .with_image_hidden_size(24)
+        .with_image_num_heads(3)
+        .with_image_intermediate_size(48)
+        .with_dropout(0.0)
+        .init(&Default::default())
+    }
+
+    fn fused(model: &FusionModel<B>, ids: Vec<i64>, seed: u64) -> FusionOutput<B> {
+        let device = Default::default();
+        let len = ids.len();
+        let real = ids.iter().filter(|&&id| id != 0).count();
+        let padding = Tensor::<B, 2, Bool>::from_data(
+            TensorData::new((0..len).map(|t| t >= real).collect::<Vec<_>>(), [1, len]),
+            &device,
+        );
+        let text = model.encode_text(
+            model.embed_text(Tensor::from_data(TensorData::new(ids, [1, len]), &device)),
+            padding.clone(),
+        );
+        B::seed(&device, seed);
+        let image = model.embed_image(&VisualBatch::Images(Tensor::random(
+            [1, 3, 16, 16],
+            Distribution::Default,
+            &device,
+        )));
+        let padding_v = image.padding.clone();
+        let encoded = VisualTokens {
+            tokens: model.encode_image(image),
+            padding: padding_v,
+        };
+        model.fuse(text, padding, encoded)
+    }
+
+    #[test]
+    fn text_sees_the_image_only_through_the_fusion_cross_attention() {
+        let model = build(2);
+        let a = fused(&model, vec![2, 5, 6, 3], 1);
+        let b = fused(&model, vec![2, 5, 6, 3], 2);
+        assert_eq!(a.text.dims(), [1, 4, 16]);
+        assert_eq!(a.pooled.dims(), [1, 16]);
+        assert!((a.text.clone() - b.text).abs().max().into_scalar() > 1e-4);
+
+        // Silencing the cross-attention outputs cuts the image off entirely.
+        let mut cut = model.clone();
+        for layer in cut.fusion.layer.iter_mut() {
+            let cross = layer.cross_attention.as_mut().unwrap();
+            cross.output.weight = cross.output.weight.clone().map(|w| w.zeros_like());
+            let bias = cross.output.bias.take().unwrap();
+            cross.output.bias = Some(bias.map(|b| b.zeros_like()));
+        }
+        let a = fused(&cut, vec![2, 5, 6, 3], 1);
+        let b = fused(&cut, vec![2, 5, 6, 3], 2);
+        a.text
+            .into_data()
+            .assert_approx_eq::<f32>(&b.text.into_data(), Tolerance::absolute(1e-6));
+
+        // Without fusion layers the output is the text encoder's.
+        let model = build(0);
+        let a = fused(&model, vec![2, 5, 6, 3], 1);
+        let b = fused(&model, vec![2, 5, 6, 3], 2);
+        a.text
+            .into_data()
+            .assert_approx_eq::<f32>(&b.text.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn text_padding_changes_nothing() {
+        let model = build(2);
+        let short = fused(&model, vec![2, 5, 6, 3], 1);
+        let long = fused(&model, vec![2, 5, 6, 3, 0, 0], 1);
+        long.text
+            .narrow(1, 0, 4)
+            .into_data()
+            .assert_approx_eq::<f32>(&short.text.into_data(), Tolerance::absolute(1e-5));
+    }
+}
