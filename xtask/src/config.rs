@@ -12,8 +12,14 @@ use vlp_features::{
     BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
     RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
 };
-use vlp_models::{BertConfig, EncoderDecoderConfig, PrefixLmConfig, SingleStreamConfig};
-use vlp_objectives::{SimVlmArchitecture, SimVlmPretrainerConfig, SingleStreamPretrainerConfig};
+use vlp_models::{
+    BertConfig, DualEncoderConfig, DualEncoderPooling, DualStreamConfig, DualStreamKind,
+    EncoderDecoderConfig, FusionConfig, PrefixLmConfig, SingleStreamConfig,
+};
+use vlp_objectives::{
+    AlbefPretrainerConfig, ClipPretrainerConfig, DualStreamPretrainerConfig, SimVlmArchitecture,
+    SimVlmPretrainerConfig, SingleStreamPretrainerConfig,
+};
 
 /// Everything a pre-training run depends on. Every field has a default; a
 /// config file need only name what it changes. Unknown keys are errors.
@@ -119,6 +125,58 @@ pub enum GeometryKind {
 pub enum Architecture {
     /// One transformer over `[text; image]` (UNITER, ViLT): `model.num_layers`.
     SingleStream {},
+    /// Separate text and vision stacks joined by cross-modal layers
+    /// (ViLBERT co-attention, LXMERT cross-modality layers); the text stack
+    /// uses the `[model]` widths.
+    DualStream {
+        co_attention: CoAttentionKind,
+        text_layers: usize,
+        visual_layers: usize,
+        cross_layers: usize,
+        /// Width of the vision stack (default: `model.hidden_size`).
+        #[serde(default)]
+        visual_hidden_size: Option<usize>,
+        #[serde(default)]
+        visual_num_heads: Option<usize>,
+        #[serde(default)]
+        visual_intermediate_size: Option<usize>,
+        /// Width of ViLBERT's co-attention (default: the vision width).
+        #[serde(default)]
+        bi_hidden_size: Option<usize>,
+        #[serde(default)]
+        bi_num_heads: Option<usize>,
+    },
+    /// ALBEF: a text encoder and an image encoder, then fusion layers whose
+    /// cross-attention reads the image; text and fusion use the `[model]` widths.
+    Fusion {
+        text_layers: usize,
+        fusion_layers: usize,
+        image_layers: usize,
+        /// Width of the image encoder (default: `model.hidden_size`).
+        #[serde(default)]
+        image_hidden_size: Option<usize>,
+        #[serde(default)]
+        image_num_heads: Option<usize>,
+        #[serde(default)]
+        image_intermediate_size: Option<usize>,
+    },
+    /// CLIP: a causal text transformer and an image transformer, no fusion,
+    /// projections into a shared space; the image tower uses the `[model]` widths.
+    DualEncoder {
+        text_layers: usize,
+        image_layers: usize,
+        /// Width of the text tower (default: `model.hidden_size`).
+        #[serde(default)]
+        text_hidden_size: Option<usize>,
+        #[serde(default)]
+        text_num_heads: Option<usize>,
+        #[serde(default)]
+        text_intermediate_size: Option<usize>,
+        projection_dim: usize,
+        /// "clip" (last text token, image class token) or "mean".
+        #[serde(default)]
+        pooling: PoolingKind,
+    },
     /// SimVLM's encoder-decoder: an encoder over `[image; text prefix]`, a
     /// decoder (causal self-attention, cross-attention to the encoder) over
     /// the rest of the text; trained with PrefixLM, evaluated by captioning.
@@ -129,6 +187,28 @@ pub enum Architecture {
     /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
     /// and text prefix, causal over the rest; evaluated by captioning.
     PrefixLm {},
+}
+
+/// The cross-modal layers of a dual-stream model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoAttentionKind {
+    /// ViLBERT: co-attentional blocks, each stream's queries over the other's keys.
+    Vilbert,
+    /// LXMERT: cross-modality layers (shared cross-attention both ways, then
+    /// self-attention and feed-forward per stream).
+    Lxmert,
+}
+
+/// How a dual encoder pools each modality.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolingKind {
+    /// CLIP's: the last text token, the image class token.
+    #[default]
+    Clip,
+    /// The mean of the non-padding tokens.
+    Mean,
 }
 
 impl Default for Architecture {
@@ -142,6 +222,9 @@ impl Architecture {
     pub fn name(&self) -> &'static str {
         match self {
             Architecture::SingleStream {} => "single_stream",
+            Architecture::DualStream { .. } => "dual_stream",
+            Architecture::Fusion { .. } => "fusion",
+            Architecture::DualEncoder { .. } => "dual_encoder",
             Architecture::EncoderDecoder { .. } => "encoder_decoder",
             Architecture::PrefixLm {} => "prefix_lm",
         }
@@ -383,12 +466,17 @@ impl PretrainConfig {
         })
     }
 
-    /// The visual extractor the model reads images with.
+    /// The visual extractor the model reads images with, at the model's width.
     pub fn visual(&self) -> VisualEmbeddingsConfig {
+        self.visual_of_width(self.model.hidden_size)
+    }
+
+    /// The visual extractor, producing tokens `width` wide.
+    pub fn visual_of_width(&self, width: usize) -> VisualEmbeddingsConfig {
         let m = &self.model;
         match m.visual {
             VisualKind::Patches => VisualEmbeddingsConfig::Patches(
-                PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, m.hidden_size)
+                PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, width)
                     .with_dropout(m.dropout),
             ),
             VisualKind::Grid => VisualEmbeddingsConfig::Grid(
@@ -403,12 +491,12 @@ impl PretrainConfig {
                     } else {
                         BatchNormMode::Trainable
                     }),
-                    m.hidden_size,
+                    width,
                 )
                 .with_dropout(m.dropout),
             ),
             VisualKind::Regions => VisualEmbeddingsConfig::Regions(
-                RegionEmbeddingsConfig::new(self.data.region_feature_size, m.hidden_size)
+                RegionEmbeddingsConfig::new(self.data.region_feature_size, width)
                     .with_geometry(match m.box_geometry {
                         GeometryKind::Lxmert4 => BoxGeometry::Corners4,
                         GeometryKind::Vilbert5 => BoxGeometry::CornersArea5,
@@ -440,6 +528,118 @@ impl PretrainConfig {
         SingleStreamPretrainerConfig::new(model)
             .with_itc_embed_dim(m.itc_embed_dim)
             .with_itc_temperature(m.itc_temperature)
+    }
+
+    /// The ViLBERT/LXMERT model and heads (`architecture.kind = "dual_stream"`).
+    pub fn dual_stream(&self, vocab_size: usize) -> Option<DualStreamPretrainerConfig> {
+        let m = &self.model;
+        let Architecture::DualStream {
+            co_attention,
+            text_layers,
+            visual_layers,
+            cross_layers,
+            visual_hidden_size,
+            visual_num_heads,
+            visual_intermediate_size,
+            bi_hidden_size,
+            bi_num_heads,
+        } = m.architecture
+        else {
+            return None;
+        };
+        let visual_width = visual_hidden_size.unwrap_or(m.hidden_size);
+        let visual_heads = visual_num_heads.unwrap_or(m.num_heads);
+        let model = DualStreamConfig::new(vocab_size, self.visual_of_width(visual_width))
+            .with_kind(match co_attention {
+                CoAttentionKind::Vilbert => DualStreamKind::Vilbert,
+                CoAttentionKind::Lxmert => DualStreamKind::Lxmert,
+            })
+            .with_hidden_size(m.hidden_size)
+            .with_num_heads(m.num_heads)
+            .with_intermediate_size(m.intermediate_size)
+            .with_num_text_layers(text_layers)
+            .with_v_hidden_size(visual_width)
+            .with_v_num_heads(visual_heads)
+            .with_v_intermediate_size(visual_intermediate_size.unwrap_or(m.intermediate_size))
+            .with_num_visual_layers(visual_layers)
+            .with_bi_hidden_size(bi_hidden_size.unwrap_or(visual_width))
+            .with_bi_num_heads(bi_num_heads.unwrap_or(visual_heads))
+            .with_num_cross_layers(cross_layers)
+            .with_max_text_len(self.text_positions())
+            .with_dropout(m.dropout);
+        Some(
+            DualStreamPretrainerConfig::new(model)
+                .with_itc_embed_dim(m.itc_embed_dim)
+                .with_itc_temperature(m.itc_temperature),
+        )
+    }
+
+    /// The ALBEF model and heads (`architecture.kind = "fusion"`).
+    pub fn fusion(&self, vocab_size: usize) -> Option<AlbefPretrainerConfig> {
+        let m = &self.model;
+        let Architecture::Fusion {
+            text_layers,
+            fusion_layers,
+            image_layers,
+            image_hidden_size,
+            image_num_heads,
+            image_intermediate_size,
+        } = m.architecture
+        else {
+            return None;
+        };
+        let image_width = image_hidden_size.unwrap_or(m.hidden_size);
+        let model = FusionConfig::new(vocab_size, self.visual_of_width(image_width))
+            .with_hidden_size(m.hidden_size)
+            .with_num_heads(m.num_heads)
+            .with_intermediate_size(m.intermediate_size)
+            .with_num_text_layers(text_layers)
+            .with_num_fusion_layers(fusion_layers)
+            .with_image_hidden_size(image_width)
+            .with_image_num_heads(image_num_heads.unwrap_or(m.num_heads))
+            .with_image_intermediate_size(image_intermediate_size.unwrap_or(m.intermediate_size))
+            .with_num_image_layers(image_layers)
+            .with_max_text_len(self.text_positions())
+            .with_dropout(m.dropout);
+        Some(
+            AlbefPretrainerConfig::new(model)
+                .with_itc_embed_dim(m.itc_embed_dim)
+                .with_itc_temperature(m.itc_temperature),
+        )
+    }
+
+    /// The CLIP model (`architecture.kind = "dual_encoder"`).
+    pub fn dual_encoder(&self, vocab_size: usize) -> Option<ClipPretrainerConfig> {
+        let m = &self.model;
+        let Architecture::DualEncoder {
+            text_layers,
+            image_layers,
+            text_hidden_size,
+            text_num_heads,
+            text_intermediate_size,
+            projection_dim,
+            pooling,
+        } = m.architecture
+        else {
+            return None;
+        };
+        let model = DualEncoderConfig::new(vocab_size, self.visual())
+            .with_text_hidden_size(text_hidden_size.unwrap_or(m.hidden_size))
+            .with_text_num_heads(text_num_heads.unwrap_or(m.num_heads))
+            .with_text_intermediate_size(text_intermediate_size.unwrap_or(m.intermediate_size))
+            .with_text_num_layers(text_layers)
+            .with_max_text_len(self.text_positions())
+            .with_vision_hidden_size(m.hidden_size)
+            .with_vision_num_heads(m.num_heads)
+            .with_vision_intermediate_size(m.intermediate_size)
+            .with_vision_num_layers(image_layers)
+            .with_projection_dim(projection_dim)
+            .with_logit_scale_init((1.0 / m.itc_temperature).ln())
+            .with_pooling(match pooling {
+                PoolingKind::Clip => DualEncoderPooling::Clip,
+                PoolingKind::Mean => DualEncoderPooling::Mean,
+            });
+        Some(ClipPretrainerConfig::new(model))
     }
 
     /// The SimVLM model (encoder-decoder or PrefixLM stack, as the

@@ -8,7 +8,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
 use vlp_data::{tokens_to_tensors, HostVisual, RegionBatch, TextTokenizer};
-use vlp_objectives::{bleu4, RetrievalModel, SimVlmPretrainer, SingleStreamPretrainer};
+use vlp_objectives::{
+    bleu4, AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, RetrievalModel, SimVlmPretrainer,
+    SingleStreamPretrainer,
+};
 
 use crate::config::PretrainConfig;
 
@@ -70,20 +73,32 @@ pub trait Evaluate<B: Backend> {
     ) -> anyhow::Result<EvalReport>;
 }
 
-impl<B: Backend> Evaluate<B> for SingleStreamPretrainer<B> {
-    fn evaluate(
-        &self,
-        world: &SyntheticWorld,
-        tokenizer: &TextTokenizer,
-        config: &PretrainConfig,
-        device: &B::Device,
-    ) -> anyhow::Result<EvalReport> {
-        Ok(EvalReport {
-            retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
-            captioning: None,
-        })
-    }
+/// Models with a shared text-image space are measured by retrieval.
+macro_rules! evaluate_by_retrieval {
+    ($($model:ident),*) => {$(
+        impl<B: Backend> Evaluate<B> for $model<B> {
+            fn evaluate(
+                &self,
+                world: &SyntheticWorld,
+                tokenizer: &TextTokenizer,
+                config: &PretrainConfig,
+                device: &B::Device,
+            ) -> anyhow::Result<EvalReport> {
+                Ok(EvalReport {
+                    retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
+                    captioning: None,
+                })
+            }
+        }
+    )*};
 }
+
+evaluate_by_retrieval!(
+    SingleStreamPretrainer,
+    DualStreamPretrainer,
+    AlbefPretrainer,
+    ClipPretrainer
+);
 
 impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
     fn evaluate(

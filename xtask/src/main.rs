@@ -89,7 +89,7 @@ struct PretrainArgs {
     /// Run folder (default: runs/pretrain-<UTC time>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// A shipped configuration (see `presets/`): uniter-regions-tiny, grid-tiny.
+    /// A shipped configuration (`cargo xtask presets` lists them), e.g. uniter-tiny, simvlm-tiny.
     #[arg(long)]
     preset: Option<String>,
     /// TOML configuration, applied over the preset; flags override both.

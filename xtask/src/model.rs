@@ -9,7 +9,10 @@ use burn::tensor::backend::AutodiffBackend;
 use vlp_data::SpecialTokens;
 use vlp_features::set_trainable;
 use vlp_models::{BertModel, SingleStreamModel};
-use vlp_objectives::{Pretrainer, SimVlmPretrainer, SingleStreamPretrainer};
+use vlp_objectives::{
+    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
+    SingleStreamPretrainer,
+};
 
 use crate::config::{Architecture, Component, PretrainConfig};
 use crate::eval::Evaluate;
@@ -62,11 +65,30 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
             }
             task.run(freeze(model, &config.model.frozen))
         }
+        Architecture::DualStream { .. } => {
+            let model: DualStreamPretrainer<B> =
+                unwrap_family(config.dual_stream(vocab_size)).init(device);
+            task.run(model)
+        }
+        Architecture::Fusion { .. } => {
+            let model: AlbefPretrainer<B> = unwrap_family(config.fusion(vocab_size)).init(device);
+            task.run(model)
+        }
+        Architecture::DualEncoder { .. } => {
+            let model: ClipPretrainer<B> =
+                unwrap_family(config.dual_encoder(vocab_size)).init(device);
+            task.run(model)
+        }
         Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => {
             let model: SimVlmPretrainer<B> = config.simvlm(vocab_size, special).init(device);
             task.run(model)
         }
     })
+}
+
+/// The family's configuration, which exists because the match arm checked the kind.
+fn unwrap_family<T>(config: Option<T>) -> T {
+    config.expect("the architecture kind was matched")
 }
 
 /// Loads a BERT checkpoint into the text embeddings, transformer and

@@ -11,15 +11,56 @@ pub struct Preset {
     pub toml: &'static str,
 }
 
-/// Every shipped preset.
+/// Every shipped preset: each architecture family in a `-tiny` size (CPU,
+/// tests, the synthetic world) and a `-base` size (the published model).
 pub const PRESETS: &[Preset] = &[
     Preset {
-        name: "uniter-regions-tiny",
-        toml: include_str!("../../presets/uniter-regions-tiny.toml"),
+        name: "uniter-tiny",
+        toml: include_str!("../../presets/uniter-tiny.toml"),
+    },
+    Preset {
+        name: "uniter-base",
+        toml: include_str!("../../presets/uniter-base.toml"),
+    },
+    Preset {
+        name: "vilbert-tiny",
+        toml: include_str!("../../presets/vilbert-tiny.toml"),
+    },
+    Preset {
+        name: "vilbert-base",
+        toml: include_str!("../../presets/vilbert-base.toml"),
+    },
+    Preset {
+        name: "lxmert-tiny",
+        toml: include_str!("../../presets/lxmert-tiny.toml"),
+    },
+    Preset {
+        name: "lxmert-base",
+        toml: include_str!("../../presets/lxmert-base.toml"),
+    },
+    Preset {
+        name: "clip-tiny",
+        toml: include_str!("../../presets/clip-tiny.toml"),
+    },
+    Preset {
+        name: "clip-base",
+        toml: include_str!("../../presets/clip-base.toml"),
+    },
+    Preset {
+        name: "albef-tiny",
+        toml: include_str!("../../presets/albef-tiny.toml"),
+    },
+    Preset {
+        name: "albef-base",
+        toml: include_str!("../../presets/albef-base.toml"),
     },
     Preset {
         name: "simvlm-tiny",
         toml: include_str!("../../presets/simvlm-tiny.toml"),
+    },
+    Preset {
+        name: "simvlm-base",
+        toml: include_str!("../../presets/simvlm-base.toml"),
     },
     Preset {
         name: "grid-tiny",
@@ -66,8 +107,6 @@ mod tests {
                 preset.name
             );
         }
-        assert!(find("no-such-preset")
-            .unwrap_err()
-            .contains("uniter-regions-tiny"));
+        assert!(find("no-such-preset").unwrap_err().contains("uniter-tiny"));
     }
 }

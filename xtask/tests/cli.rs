@@ -113,14 +113,14 @@ fn a_bad_config_or_run_folder_names_the_key_or_file() {
     );
     assert_usage_error(
         &xtask(&["pretrain", "--preset", "uniter-huge"]),
-        "uniter-regions-tiny",
+        "uniter-tiny",
     );
     std::fs::write(&config, "[model]\nvisual = \"voxels\"\n").unwrap();
     assert_usage_error(
         &xtask(&[
             "pretrain",
             "--preset",
-            "uniter-regions-tiny",
+            "uniter-tiny",
             "--config",
             config.to_str().unwrap(),
         ]),
