@@ -20,6 +20,8 @@
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
 //! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
+//! - [`uniter`]: a single-stream model whose objectives (MLM, ITM with random
+//!   or hard negatives, ITC, MRFR, MRC, MRC-kl, WRA, VQA) are chosen in its config.
 //!
 //! Every loss of an empty selection (nothing masked, all labels ignored) is
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
@@ -35,6 +37,7 @@ pub mod mlm;
 pub mod mvm;
 pub mod pretrain;
 pub mod pretrainer;
+pub mod uniter;
 pub mod vqa;
 pub mod wra;
 
@@ -59,5 +62,9 @@ pub use mvm::{
 };
 pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+pub use uniter::{
+    distance_gap, word_positions, UniterConfigError, UniterObjectives, UniterPretrainer,
+    UniterPretrainerConfig,
+};
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};
