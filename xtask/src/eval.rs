@@ -34,6 +34,10 @@ pub struct Retrieval {
 pub struct EvalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+    /// Each objective's mean loss and metric on held-out batches
+    /// ([`crate::heldout::heldout_objectives`]), where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<crate::heldout::HeldOutObjectives>,
 }
 
 /// A trained model measured on the held-out split of the synthetic world.
@@ -57,6 +61,7 @@ impl<B: Backend> Evaluate<B> for SingleStreamPretrainer<B> {
     ) -> anyhow::Result<EvalReport> {
         Ok(EvalReport {
             retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
+            objectives: None,
         })
     }
 }
@@ -71,6 +76,9 @@ impl EvalReport {
         let mut sections = Vec::new();
         if let Some(retrieval) = &self.retrieval {
             sections.push(retrieval.table());
+        }
+        if let Some(objectives) = &self.objectives {
+            sections.push(crate::heldout::table(objectives));
         }
         sections.join("\n")
     }

@@ -236,6 +236,8 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             itm_negative_probability: config.data.itm_negative_probability,
             fused_pairs: Some(config.data.fused_pairs),
             detector: detector(config),
+            region_masking: None,
+            vqa_answers: None,
         };
         let batches = spawn_loader(batcher, config, 0);
         let metrics_path = out.join(METRICS_FILE);

@@ -15,9 +15,9 @@ use crate::synthetic::{
     caption, questions, Clip, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld,
     NUM_PHRASINGS,
 };
-use crate::vqa_targets::AnswerVocabulary;
 use crate::tokenizer::{TextTokenizer, TokenizedBatch};
 use crate::visual::{HostVisual, VisualBatch};
+use crate::vqa_targets::AnswerVocabulary;
 use crate::DataError;
 use rand::Rng;
 use std::collections::HashSet;
@@ -453,7 +453,7 @@ impl PretrainBatcher {
             let items = questions(&sample.scene, rng);
             let item = &items[rng.random_range(0..items.len())];
             texts.push(item.question.clone());
-            soft_targets.extend(answers.soft_targets(&vec![item.answer.as_str(); 10]));
+            soft_targets.extend(answers.soft_targets(&[item.answer.as_str(); 10]));
         }
         Ok(HostVqaBatch {
             tokens: self.tokenizer.encode(&texts, self.max_text_len)?,
@@ -626,7 +626,10 @@ mod tests {
             ..region_batcher()
         };
         let error = pixels.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
-        assert!(error.to_string().contains("needs detector regions"), "{error}");
+        assert!(
+            error.to_string().contains("needs detector regions"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -20,8 +20,7 @@ use crate::loss::{accuracy, l2_normalize};
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
 use crate::mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
-    MvmClassificationHead, MvmClassificationHeadConfig, MvmRegressionHead,
-    MvmRegressionHeadConfig,
+    MvmClassificationHead, MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig,
 };
 use crate::pretrain::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};

@@ -34,7 +34,7 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
         masking: MlmMasking::default(),
         itm_negative_probability: 0.5,
         fused_pairs: None,
-        detector: Some(SyntheticDetector::new(1, detector_config.clone())),
+        detector: Some(SyntheticDetector::new(1, detector_config)),
         region_masking: Some(RegionMasking::uniter()),
         vqa_answers: Some(answers.clone()),
     };
@@ -85,11 +85,15 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
         let grads = GradientsParams::from_grads(output.loss.backward(), &model);
         model = optimizer.step(2e-3, model, grads);
     }
-    let mean = |rows: &[[f32; 8]], k: usize| rows.iter().map(|r| r[k]).sum::<f32>() / rows.len() as f32;
+    let mean =
+        |rows: &[[f32; 8]], k: usize| rows.iter().map(|r| r[k]).sum::<f32>() / rows.len() as f32;
     let mut failures = Vec::new();
     for (k, name) in NAMES.iter().enumerate().filter(|(_, &name)| name != "itm") {
         let (start, end) = (mean(&losses[..5], k), mean(&losses[losses.len() - 10..], k));
-        let (m0, m1) = (mean(&metrics[..5], k), mean(&metrics[metrics.len() - 10..], k));
+        let (m0, m1) = (
+            mean(&metrics[..5], k),
+            mean(&metrics[metrics.len() - 10..], k),
+        );
         eprintln!("{name}: loss {start:.4} -> {end:.4}, metric {m0:.4} -> {m1:.4}");
         failures.extend((end >= start).then(|| format!("{name} loss {start} -> {end}")));
         // MRFR's metric is its error (falls); every other metric rises.
