@@ -93,6 +93,8 @@ fn backends_agree(regions: bool) {
         itm_negative_probability: 0.5,
         fused_pairs: None,
         detector: regions.then(|| SyntheticDetector::new(7, DetectorConfig::default())),
+        region_masking: None,
+        vqa_answers: None,
     };
     let device = Default::default();
     <NdArray as Backend>::seed(&device, 11);

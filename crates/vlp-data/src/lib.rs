@@ -36,8 +36,8 @@ pub mod visual;
 pub mod vqa_targets;
 
 pub use batch::{
-    clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, PretrainBatch,
-    PretrainBatcher,
+    clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, HostVqaBatch,
+    MvmBatch, PretrainBatch, PretrainBatcher, VqaBatch,
 };
 pub use error::DataError;
 pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};

@@ -25,6 +25,8 @@
 //!   (ITC only).
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
+//! - [`uniter`]: a single-stream model whose objectives (MLM, ITM with random
+//!   or hard negatives, ITC, MRFR, MRC, MRC-kl, WRA, VQA) are chosen in its config.
 //!
 //! Every loss of an empty selection (nothing masked, all labels ignored) is
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
@@ -44,6 +46,7 @@ pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
 pub mod pretrainer;
 pub mod simvlm;
+pub mod uniter;
 pub mod vqa;
 pub mod wra;
 
@@ -72,5 +75,9 @@ pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
+pub use uniter::{
+    distance_gap, word_positions, UniterConfigError, UniterObjectives, UniterPretrainer,
+    UniterPretrainerConfig,
+};
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};

@@ -102,7 +102,8 @@ impl<B: Backend> Pretrainer<B> for SingleStreamPretrainer<B> {
         let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &itc_logits.device());
         let itc = ObjectiveOutput {
             name: "itc",
-            accuracy: accuracy(itc_logits.clone().detach(), diagonal),
+            metric: accuracy(itc_logits.clone().detach(), diagonal),
+            metric_name: "accuracy",
             loss: itc_loss(itc_logits),
         };
 
@@ -127,14 +128,16 @@ impl<B: Backend> Pretrainer<B> for SingleStreamPretrainer<B> {
             .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
         let mlm = ObjectiveOutput {
             name: "mlm",
-            accuracy: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
+            metric: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
+            metric_name: "accuracy",
             loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
         };
 
         let itm_logits = self.itm_head.forward(fused.pooled);
         let itm = ObjectiveOutput {
             name: "itm",
-            accuracy: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
+            metric: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
+            metric_name: "accuracy",
             loss: itm_loss(itm_logits, batch.itm_labels.clone()),
         };
 

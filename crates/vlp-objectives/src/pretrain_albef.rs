@@ -100,14 +100,16 @@ impl<B: Backend> Pretrainer<B> for AlbefPretrainer<B> {
             .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
         let mlm = ObjectiveOutput {
             name: "mlm",
-            accuracy: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
+            metric: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
+            metric_name: "accuracy",
             loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
         };
 
         let itm_logits = self.itm_head.forward(fused.pooled);
         let itm = ObjectiveOutput {
             name: "itm",
-            accuracy: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
+            metric: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
+            metric_name: "accuracy",
             loss: itm_loss(itm_logits, batch.itm_labels.clone()),
         };
 

@@ -11,10 +11,14 @@ pub struct ObjectiveOutput<B: Backend> {
     /// Short name used in logs and metrics files ("mlm", "itm", "itc", …).
     pub name: &'static str,
     pub loss: Tensor<B, 1>,
-    /// The objective's own accuracy: masked-token accuracy for MLM, match
+    /// The objective's own measure: masked-token accuracy for MLM, match
     /// accuracy for ITM, in-batch text→image accuracy for ITC, next-token
-    /// accuracy for language modelling.
-    pub accuracy: f32,
+    /// accuracy for language modelling, mean squared error for feature
+    /// regression, the negative-minus-positive distance gap for WRA.
+    pub metric: f32,
+    /// What [`Self::metric`] measures ("accuracy", "mse", "gap", "vqa_score"),
+    /// the suffix of its key in metrics files (`mlm_accuracy`).
+    pub metric_name: &'static str,
 }
 
 /// Losses of one step.

@@ -222,7 +222,8 @@ impl<B: Backend> Pretrainer<B> for SimVlmPretrainer<B> {
         let (logits, labels) = self.suffix_logits(batch);
         let prefix_lm = ObjectiveOutput {
             name: "prefix_lm",
-            accuracy: accuracy(logits.clone().detach(), labels.clone()),
+            metric: accuracy(logits.clone().detach(), labels.clone()),
+            metric_name: "accuracy",
             loss: cross_entropy(logits, labels),
         };
         PretrainOutput {
@@ -267,6 +268,9 @@ mod tests {
             itm_text: empty(),
             itm_image: empty(),
             itm_labels: empty(),
+            mvm: None,
+            vqa: None,
+            uniforms: Tensor::zeros([2, 2], &device),
             prefix_lengths,
         }
     }

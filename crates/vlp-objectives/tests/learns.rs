@@ -43,6 +43,8 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
         itm_negative_probability: 0.5,
         fused_pairs: None,
         detector,
+        region_masking: None,
+        vqa_answers: None,
     };
     let device = Default::default();
     B::seed(&device, 0);

@@ -46,6 +46,8 @@ fn batcher(regions: bool) -> PretrainBatcher {
         itm_negative_probability: 0.5,
         fused_pairs: None,
         detector: regions.then(|| SyntheticDetector::new(1, DetectorConfig::default())),
+        region_masking: None,
+        vqa_answers: None,
     }
 }
 

@@ -61,6 +61,8 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
         itm_negative_probability: 0.5,
         fused_pairs: None,
         detector: None,
+        region_masking: None,
+        vqa_answers: None,
     };
     let device = Default::default();
     B::seed(&device, 0);

@@ -1,0 +1,83 @@
+//! Held-out objective metrics: a pre-trainer's own losses and metrics on a
+//! few test-split batches, without gradients, so that "the loss falls and
+//! the metric rises" is measured on data the model never trained on, at
+//! initialisation and after training.
+
+use std::collections::BTreeMap;
+
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use vlp_data::synthetic::Split;
+use vlp_data::PretrainBatcher;
+use vlp_objectives::Pretrainer;
+
+/// One objective's means over the held-out batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectiveScore {
+    pub loss: f32,
+    pub metric: f32,
+    /// What `metric` measures ("accuracy", "mse", "gap", "vqa_score").
+    pub metric_name: String,
+}
+
+/// Scores by objective name.
+pub type HeldOutObjectives = BTreeMap<String, ObjectiveScore>;
+
+/// Means of every objective's loss and metric over `batches` test-split
+/// batches of `batch_size` scenes. The batches depend only on `seed`, so two
+/// calls (before and after training) score the same examples. Run it on a
+/// model without autodiff (`model.valid()`): no graph is kept and dropout is off.
+pub fn heldout_objectives<B: Backend, M: Pretrainer<B>>(
+    model: &M,
+    batcher: &PretrainBatcher,
+    batches: usize,
+    batch_size: usize,
+    seed: u64,
+    device: &B::Device,
+) -> anyhow::Result<HeldOutObjectives> {
+    let mut sums: BTreeMap<String, (f32, f32, &'static str)> = BTreeMap::new();
+    for batch in 0..batches {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (batch as u64 + 1) << 32);
+        let samples = batcher.draw(Split::Test, batch_size, false, &mut rng);
+        let host = batcher.batch_of(samples, &mut rng)?;
+        let output = model.forward(&host.to_device(device));
+        for objective in output.objectives {
+            let entry =
+                sums.entry(objective.name.to_string())
+                    .or_insert((0.0, 0.0, objective.metric_name));
+            entry.0 += objective.loss.into_scalar().elem::<f32>();
+            entry.1 += objective.metric;
+        }
+    }
+    let n = batches.max(1) as f32;
+    Ok(sums
+        .into_iter()
+        .map(|(name, (loss, metric, metric_name))| {
+            (
+                name,
+                ObjectiveScore {
+                    loss: loss / n,
+                    metric: metric / n,
+                    metric_name: metric_name.to_string(),
+                },
+            )
+        })
+        .collect())
+}
+
+/// A small table for the terminal.
+pub fn table(objectives: &HeldOutObjectives) -> String {
+    let mut lines = vec![format!(
+        "held-out objectives\n{:<10} {:>8} {:>10} {:>8}",
+        "", "loss", "metric", "value"
+    )];
+    for (name, score) in objectives {
+        lines.push(format!(
+            "{name:<10} {:>8.4} {:>10} {:>8.4}",
+            score.loss, score.metric_name, score.metric
+        ));
+    }
+    lines.join("\n")
+}
