@@ -725,4 +725,28 @@ mod tests {
             .unwrap_err()
             .contains("data.mlm_probability"));
     }
+
+    #[test]
+    fn architecture_settings_are_typed_and_round_trip() {
+        let dual = "[model.architecture]\nkind = \"dual_stream\"\nco_attention = \"vilbert\"\n\
+                    text_layers = 2\nvisual_layers = 1\ncross_layers = 1\n";
+        let config: PretrainConfig = toml::from_str(dual).unwrap();
+        assert_eq!(config.model.architecture.name(), "dual_stream");
+        let parsed: PretrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+        for (text, needle) in [
+            (format!("{dual}visual_layer = 3\n"), "visual_layer"),
+            (dual.replace("vilbert", "visualbert"), "visualbert"),
+            (
+                dual.replace("dual_stream", "triple_stream"),
+                "triple_stream",
+            ),
+            (dual.replace("cross_layers = 1\n", ""), "cross_layers"),
+        ] {
+            let err = toml::from_str::<PretrainConfig>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
+    }
 }
