@@ -3,9 +3,11 @@
 //! alone (WRA on the batch's ITM pairs; hard-negative ITM with the ITC head
 //! that samples its negatives), scored on held-out batches at
 //! initialisation and after training; (b) MLM+ITM, then MLM+ITM+X, scored
-//! by held-out retrieval R@1. Retrieval ranks by the ITC embeddings when the
-//! run has ITC and by the cosine of the mean-pooled unimodal outputs
-//! otherwise. Prints a markdown table; `--json FILE` writes the numbers.
+//! by held-out retrieval R@1; (c) UNITER's task sampling against the
+//! weighted sum of the same objectives. Retrieval ranks by the ITC
+//! embeddings when the run has ITC and by the ITM head's score of every
+//! pair otherwise (UNITER). Prints a markdown table; `--json FILE` writes
+//! the numbers.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,15 +20,15 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use vlp_data::synthetic::{Split, NUM_DETECTOR_LABELS};
-use vlp_data::{AnswerVocabulary, MlmMasking, PretrainBatcher, RegionMasking};
-use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
+use vlp_data::synthetic::Split;
+use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives, UniterPretrainer};
 
 use crate::config::{PretrainConfig, VisualKind};
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::eval::{retrieval, Retrieval};
 use crate::heldout::{heldout_objectives, HeldOutObjectives};
-use crate::train::{detector, learning_rate, tokenizer, world};
+use crate::objectives_config::ObjectivesConfig;
+use crate::train::{batcher, learning_rate, step_rng, tokenizer, world};
 use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
@@ -53,16 +55,25 @@ pub struct AblateArgs {
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub name: String,
-    pub objectives: UniterObjectives,
+    pub objectives: ObjectivesConfig,
 }
 
-/// (a) each objective alone, then (b) MLM+ITM and MLM+ITM+X.
+/// (a) each objective alone, (b) MLM+ITM and MLM+ITM+X, (c) UNITER's
+/// itm:mlm:mrfr:mrc-kl = 2:2:1:1 sampled per step and summed.
 pub fn runs() -> Vec<RunSpec> {
     let none = UniterObjectives::new;
-    let run = |name: &str, objectives: UniterObjectives| RunSpec {
+    let named = |name: &str, objectives: &UniterObjectives, strategy| RunSpec {
         name: name.to_string(),
-        objectives,
+        objectives: ObjectivesConfig::of(objectives, strategy),
     };
+    let run = |name: &str, objectives: UniterObjectives| {
+        named(name, &objectives, MixStrategy::WeightedSum)
+    };
+    let uniter_mix = none()
+        .with_itm(2.0)
+        .with_mlm(2.0)
+        .with_mrfr(1.0)
+        .with_mrc_kl(1.0);
     let base = || none().with_mlm(1.0).with_itm(1.0);
     vec![
         run("mlm", none().with_mlm(1.0)),
@@ -85,6 +96,8 @@ pub fn runs() -> Vec<RunSpec> {
         run("mlm+itm+wra", base().with_wra(1.0)),
         run("mlm+itm+vqa", base().with_vqa(1.0)),
         run("mlm+itm+itm_hard", base().with_itm_hard(true)),
+        named("uniter-mix-sampled", &uniter_mix, MixStrategy::Sample),
+        named("uniter-mix-summed", &uniter_mix, MixStrategy::WeightedSum),
     ]
 }
 
@@ -96,7 +109,8 @@ pub struct RunResult {
     pub seconds: f32,
     pub init: HeldOutObjectives,
     pub trained: HeldOutObjectives,
-    pub retrieval: Retrieval,
+    /// `None` for runs with neither ITC nor ITM.
+    pub retrieval: Option<Retrieval>,
 }
 
 /// The runs' shared setting: the tiny region model and the synthetic world.
@@ -135,34 +149,18 @@ impl BackendJob for AblationJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = &self.config;
         let tokenizer = tokenizer(config, None)?;
-        let answers = AnswerVocabulary::synthetic();
         let mut results = Vec::new();
         for spec in &self.runs {
-            let o = &spec.objectives;
-            let batcher = PretrainBatcher {
-                world: world(config),
-                tokenizer: tokenizer.clone(),
-                max_text_len: config.data.max_text_len,
-                masking: MlmMasking {
-                    probability: config.data.mlm_probability,
-                    ..MlmMasking::default()
-                },
-                itm_negative_probability: config.data.itm_negative_probability,
-                fused_pairs: Some(config.data.fused_pairs),
-                detector: detector(config),
-                region_masking: o.masks_regions().then(RegionMasking::uniter),
-                vqa_answers: (o.vqa > 0.0).then(|| answers.clone()),
+            let config = &PretrainConfig {
+                objectives: spec.objectives.clone(),
+                ..config.clone()
             };
-            let model_config = UniterPretrainerConfig::new(
-                config.pretrainer(tokenizer.vocab_size()).model,
-                o.clone(),
-            )
-            .with_num_region_classes(NUM_DETECTOR_LABELS)
-            .with_num_answers(answers.len())
-            .with_itc_embed_dim(config.model.itc_embed_dim);
-            model_config
+            config
                 .validate()
                 .map_err(|err| UsageError(format!("run {}: {err}", spec.name)))?;
+            let batcher = batcher(config, tokenizer.clone());
+            let mix = config.objectives.sampled_mix();
+            let model_config = config.pretrainer(tokenizer.vocab_size());
             B::seed(&device, config.seed);
             let mut model: UniterPretrainer<B> = model_config.init(&device);
             let held_out = |model: &UniterPretrainer<B::InnerBackend>| {
@@ -186,7 +184,13 @@ impl BackendJob for AblationJob {
                 );
                 let samples = batcher.draw(Split::Train, config.batch_size, false, &mut rng);
                 let host = batcher.batch_of(samples, &mut rng)?;
-                let output = model.forward(&host.to_device(&device));
+                let batch = host.to_device(&device);
+                let output = match &mix {
+                    Some(mix) => {
+                        model.forward_step(&batch, &mix.step(&mut step_rng(config.seed, step)))?
+                    }
+                    None => model.forward(&batch),
+                };
                 let loss = output.loss.clone().into_scalar().elem::<f32>();
                 if !loss.is_finite() {
                     anyhow::bail!("run {}: loss became {loss} at step {step}", spec.name);
@@ -199,8 +203,13 @@ impl BackendJob for AblationJob {
             let trained = held_out(&trained_model)?;
             let retrieval = retrieval(&trained_model, &world(config), &tokenizer, config, &device)?;
             eprintln!(
-                "{}: {} steps in {seconds:.0}s, R@1 t2i {:.3} i2t {:.3}",
-                spec.name, config.steps, retrieval.t2i.r1, retrieval.i2t.r1
+                "{}: {} steps in {seconds:.0}s, R@1 {}",
+                spec.name,
+                config.steps,
+                retrieval.as_ref().map_or("n/a".into(), |r| format!(
+                    "t2i {:.3} i2t {:.3} ({})",
+                    r.t2i.r1, r.i2t.r1, r.ranked_by
+                ))
             );
             results.push(RunResult {
                 name: spec.name.clone(),
@@ -219,22 +228,24 @@ impl BackendJob for AblationJob {
 /// loss and metric at initialisation and after training, and the run's R@1.
 pub fn markdown(results: &[RunResult]) -> String {
     let mut lines = vec![
-        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t |".to_string(),
-        "|---|---|---|---|---|---|---|---|---|".to_string(),
+        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t | ranked by |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     for result in results {
+        let recall = match &result.retrieval {
+            Some(r) => format!("{:.3} | {:.3} | {}", r.t2i.r1, r.i2t.r1, r.ranked_by),
+            None => "– | – | –".to_string(),
+        };
         for (name, trained) in &result.trained {
             let init = &result.init[name];
             lines.push(format!(
-                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {:.3} | {:.3} |",
+                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {recall} |",
                 result.name,
                 init.loss,
                 trained.loss,
                 trained.metric_name,
                 init.metric,
                 trained.metric,
-                result.retrieval.t2i.r1,
-                result.retrieval.i2t.r1
             ));
         }
     }

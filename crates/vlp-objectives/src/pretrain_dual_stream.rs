@@ -10,7 +10,7 @@ use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
 use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
 use crate::loss::accuracy;
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
-use crate::pretrain::mean_pool;
+use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 
 /// Configuration of [`DualStreamPretrainer`].
