@@ -96,7 +96,7 @@ impl<B: Backend> Pretrainer<B> for DualStreamPretrainer<B> {
     /// ITC on each stream alone (mean-pooled, no cross-modal layer); ITM and
     /// MLM on one pass of both streams with their cross-modal layers over the
     /// batch's matching pairs with masked text (MLM scored on the matched
-    /// pairs, as in [`SingleStreamPretrainer`](crate::SingleStreamPretrainer)).
+    /// pairs, as in [`UniterPretrainer`](crate::UniterPretrainer)).
     fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
         let backbone = &self.backbone;
         let image = backbone.embed_image(&batch.visual);

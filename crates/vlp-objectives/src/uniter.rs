@@ -1,10 +1,10 @@
-//! A single-stream (UNITER-style) pre-training model whose objectives are
+//! The single-stream (UNITER-style) pre-training model, whose objectives are
 //! chosen in its configuration: MLM, ITM (random or ALBEF hard negatives),
 //! ITC, the three masked region objectives (MRFR, MRC, MRC-kl), WRA and VQA,
-//! summed with weights. Heads of objectives that are off are not built.
+//! summed with weights, or one drawn per step (`Pretrainer::forward_step`,
+//! UNITER's task sampling). Heads of objectives that are off are not built.
 //!
-//! One fused pass over the ITM pairs serves MLM, ITM, MVM and WRA (as the
-//! single-stream pre-trainer does for MLM and ITM); VQA has its own fused
+//! One fused pass over the ITM pairs serves MLM, ITM, MVM and WRA; VQA has its own fused
 //! pass over (question, image) pairs; ITC and the hard-negative sampling read
 //! the unimodal passes.
 
