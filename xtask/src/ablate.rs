@@ -27,8 +27,8 @@ use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
 use crate::config::{Architecture, PretrainConfig, VisualKind};
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::eval::{Captioning, Evaluate, Retrieval};
-use crate::model::{with_model, ModelTask};
 use crate::heldout::{heldout_objectives, HeldOutObjectives};
+use crate::model::{with_model, ModelTask};
 use crate::objectives_config::ObjectivesConfig;
 use crate::train::{batcher, learning_rate, step_rng, tokenizer, world};
 use crate::UsageError;
@@ -160,7 +160,6 @@ struct AblationJob {
     runs: Vec<RunSpec>,
 }
 
-
 impl BackendJob for AblationJob {
     type Output = anyhow::Result<Vec<RunResult>>;
 
@@ -278,7 +277,10 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
             init,
             trained,
             retrieval: report.retrieval,
-            captioning: init_report.captioning.zip(report.captioning).map(|(a, b)| [a, b]),
+            captioning: init_report
+                .captioning
+                .zip(report.captioning)
+                .map(|(a, b)| [a, b]),
         })
     }
 }

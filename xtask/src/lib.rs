@@ -114,12 +114,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<B> {
             model::millions(&model),
             self.device
         );
-        let report = model.evaluate(
-            &train::world(&self.config),
-            &self.tokenizer,
-            &self.config,
-            &self.device,
-        )?;
+        let report = train::evaluate(&model, &self.config, &self.tokenizer, &self.device)?;
         report.write(&self.run.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

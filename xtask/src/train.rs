@@ -132,6 +132,26 @@ pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> PretrainBat
 /// Held-out test batches scored at the end of a run.
 const HELD_OUT_BATCHES: usize = 4;
 
+/// What `eval.json` holds for a trained model: retrieval or captioning, and
+/// every objective's loss and metric on held-out batches.
+pub fn evaluate<B: Backend, M: Evaluate<B> + Pretrainer<B>>(
+    model: &M,
+    config: &PretrainConfig,
+    tokenizer: &TextTokenizer,
+    device: &B::Device,
+) -> anyhow::Result<EvalReport> {
+    let mut report = model.evaluate(&world(config), tokenizer, config, device)?;
+    report.objectives = Some(heldout_objectives(
+        model,
+        &batcher(config, tokenizer.clone()),
+        HELD_OUT_BATCHES,
+        config.batch_size,
+        config.seed,
+        device,
+    )?);
+    Ok(report)
+}
+
 /// The objectives of step `step` under per-step task sampling: a draw that
 /// depends only on the seed and the step, like the step's batch.
 pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
@@ -374,16 +394,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
         run_dir::save_checkpoint(model.clone(), out)?;
         plot::loss_curves(&records, &out.join(run_dir::CURVES_FILE))?;
 
-        let trained = model.valid();
-        let mut report = trained.evaluate(&world(config), &tokenizer, config, &device)?;
-        report.objectives = Some(heldout_objectives(
-            &trained,
-            &batcher,
-            HELD_OUT_BATCHES,
-            config.batch_size,
-            config.seed,
-            &device,
-        )?);
+        let report = evaluate(&model.valid(), config, &tokenizer, &device)?;
         report.write(&out.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

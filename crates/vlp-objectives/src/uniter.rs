@@ -674,7 +674,7 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
 impl<B: Backend> RetrievalModel<B> for UniterPretrainer<B> {
     /// The ITC embedding of the mean-pooled text pass; without an ITC head,
     /// the unit mean-pooled text output itself (the unimodal cosine, which
-    /// nothing trains: [`Self::rank_by`] then prefers the ITM head).
+    /// nothing trains: [`Self::rank_by`] then ranks by the ITM head).
     fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
         let hidden = self
             .backbone
@@ -697,11 +697,15 @@ impl<B: Backend> RetrievalModel<B> for UniterPretrainer<B> {
         }
     }
 
+    /// ITC's embeddings when ITC trains (an ITC head that only samples hard
+    /// negatives is never aligned), else the ITM head.
     fn rank_by(&self) -> RankBy {
-        match (&self.itc_head, &self.itm_head) {
-            (Some(_), _) => RankBy::Embeddings,
-            (None, Some(_)) => RankBy::Matching,
-            (None, None) => RankBy::Nothing,
+        if self.objectives.itc > 0.0 {
+            RankBy::Embeddings
+        } else if self.itm_head.is_some() {
+            RankBy::Matching
+        } else {
+            RankBy::Nothing
         }
     }
 
