@@ -85,6 +85,7 @@ pub fn runs() -> Vec<RunSpec> {
         run("mlm+itm+wra", base().with_wra(1.0)),
         run("mlm+itm+vqa", base().with_vqa(1.0)),
         run("mlm+itm+itm_hard", base().with_itm_hard(true)),
+        run("fom", none()),
     ]
 }
 
@@ -138,6 +139,13 @@ impl BackendJob for AblationJob {
         let answers = AnswerVocabulary::synthetic();
         let mut results = Vec::new();
         for spec in &self.runs {
+            if spec.name == "fom" {
+                let (steps, size, seed) = (config.steps, config.batch_size, config.seed);
+                results.push(crate::ablate_video::fom_run::<B>(
+                    steps, size, seed, &device,
+                )?);
+                continue;
+            }
             let o = &spec.objectives;
             let batcher = PretrainBatcher {
                 world: world(config),

@@ -23,6 +23,8 @@
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
 //!   same for ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM, ITC) and CLIP
 //!   (ITC only).
+//! - [`pretrain_video`]: frame embeddings, HERO's temporal transformer and
+//!   the FOM head; FOM loss and accuracy on a batch of shuffled clips.
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
 //! - [`uniter`]: a single-stream model whose objectives (MLM, ITM with random
@@ -44,6 +46,7 @@ pub mod pretrain;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
+pub mod pretrain_video;
 pub mod pretrainer;
 pub mod simvlm;
 pub mod uniter;
@@ -73,6 +76,7 @@ pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
 pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
+pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
 pub use uniter::{
