@@ -53,13 +53,22 @@ pub struct AblateArgs {
     pub seed: u64,
 }
 
-/// One run of the ablation: the shared setting with this architecture and
-/// these objectives.
+/// One run of the ablation: the shared setting with this model and these
+/// objectives.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub name: String,
-    pub architecture: Architecture,
+    pub model: RunModel,
     pub objectives: ObjectivesConfig,
+}
+
+/// What a run trains.
+#[derive(Debug, Clone)]
+pub enum RunModel {
+    /// An image-text architecture of the runner, on the world's scenes.
+    Image(Architecture),
+    /// The video pre-trainer (FOM) on the world's clips (`ablate_video.rs`).
+    Video,
 }
 
 /// (a) each objective alone, (b) MLM+ITM and MLM+ITM+X, (c) UNITER's
@@ -68,7 +77,7 @@ pub fn runs() -> Vec<RunSpec> {
     let none = UniterObjectives::new;
     let named = |name: &str, objectives: &UniterObjectives, strategy| RunSpec {
         name: name.to_string(),
-        architecture: Architecture::SingleStream {},
+        model: RunModel::Image(Architecture::SingleStream {}),
         objectives: ObjectivesConfig::of(objectives, strategy),
     };
     let run = |name: &str, objectives: UniterObjectives| {
@@ -107,10 +116,16 @@ pub fn runs() -> Vec<RunSpec> {
         // decoder, as deep as the single-stream runs' encoder.
         RunSpec {
             name: "caption".into(),
-            architecture: Architecture::EncoderDecoder {
+            model: RunModel::Image(Architecture::EncoderDecoder {
                 encoder_layers: 2,
                 decoder_layers: 2,
-            },
+            }),
+            objectives: ObjectivesConfig::default(),
+        },
+        // Frame order modelling (§4.7) on the world's clips.
+        RunSpec {
+            name: "fom".into(),
+            model: RunModel::Video,
             objectives: ObjectivesConfig::default(),
         },
     ]
@@ -167,11 +182,24 @@ impl BackendJob for AblationJob {
         let tokenizer = tokenizer(&self.config, None)?;
         let mut results = Vec::new();
         for spec in &self.runs {
+            let architecture = match &spec.model {
+                RunModel::Image(architecture) => architecture.clone(),
+                RunModel::Video => {
+                    let c = &self.config;
+                    results.push(crate::ablate_video::fom_run::<B>(
+                        c.steps,
+                        c.batch_size,
+                        c.seed,
+                        &device,
+                    )?);
+                    continue;
+                }
+            };
             let mut config = PretrainConfig {
                 objectives: spec.objectives.clone(),
                 ..self.config.clone()
             };
-            config.model.architecture = spec.architecture.clone();
+            config.model.architecture = architecture;
             config
                 .validate()
                 .map_err(|err| UsageError(format!("run {}: {err}", spec.name)))?;

@@ -5,6 +5,7 @@
 //! at run time (`--device`) through [`device::dispatch`].
 
 pub mod ablate;
+pub mod ablate_video;
 pub mod assets;
 pub mod bench_ot;
 pub mod bench_step;

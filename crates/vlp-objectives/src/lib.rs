@@ -23,6 +23,8 @@
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
 //!   pre-training models of ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM,
 //!   ITC) and CLIP (ITC only).
+//! - [`pretrain_video`]: frame embeddings, HERO's temporal transformer and
+//!   the FOM head; FOM loss and accuracy on a batch of shuffled clips.
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
 //! - [`uniter`]: the single-stream pre-training model, whose objectives (MLM,
@@ -45,6 +47,7 @@ pub mod pooling;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
+pub mod pretrain_video;
 pub mod pretrainer;
 pub mod simvlm;
 pub mod uniter;
@@ -74,6 +77,7 @@ pub use pooling::mean_pool;
 pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
+pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
 pub use uniter::{
