@@ -1,7 +1,8 @@
 //! `cargo xtask ablate`: short pre-trainings of a tiny UNITER-style region
 //! model on the synthetic world, one per objective set: (a) each objective
 //! alone (WRA on the batch's ITM pairs; hard-negative ITM with the ITC head
-//! that samples its negatives), scored on held-out batches at
+//! that samples its negatives; ViLT's masked patch prediction on the same
+//! model reading patches), scored on held-out batches at
 //! initialisation and after training; (b) MLM+ITM, then MLM+ITM+X, scored
 //! by held-out retrieval R@1; (c) UNITER's task sampling against the
 //! weighted sum of the same objectives. Retrieval ranks by the ITC
@@ -27,8 +28,8 @@ use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
 use crate::config::{Architecture, PretrainConfig, VisualKind};
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::eval::{Captioning, Evaluate, Retrieval};
-use crate::model::{with_model, ModelTask};
 use crate::heldout::{heldout_objectives, HeldOutObjectives};
+use crate::model::{with_model, ModelTask};
 use crate::objectives_config::ObjectivesConfig;
 use crate::train::{batcher, learning_rate, step_rng, tokenizer, world};
 use crate::UsageError;
@@ -60,6 +61,8 @@ pub struct RunSpec {
     pub name: String,
     pub architecture: Architecture,
     pub objectives: ObjectivesConfig,
+    /// The visual features, when not the shared setting's regions.
+    pub visual: Option<VisualKind>,
 }
 
 /// (a) each objective alone, (b) MLM+ITM and MLM+ITM+X, (c) UNITER's
@@ -70,6 +73,7 @@ pub fn runs() -> Vec<RunSpec> {
         name: name.to_string(),
         architecture: Architecture::SingleStream {},
         objectives: ObjectivesConfig::of(objectives, strategy),
+        visual: None,
     };
     let run = |name: &str, objectives: UniterObjectives| {
         named(name, &objectives, MixStrategy::WeightedSum)
@@ -92,6 +96,11 @@ pub fn runs() -> Vec<RunSpec> {
         run("mrc", none().with_mrc(1.0)),
         run("mrc_kl", none().with_mrc_kl(1.0)),
         run("wra", none().with_wra(1.0)),
+        // ViLT's masked patch prediction reads pixels: the same model on patches.
+        RunSpec {
+            visual: Some(VisualKind::Patches),
+            ..run("mpp", none().with_mpp(1.0))
+        },
         run("vqa", none().with_vqa(1.0)),
         run("mlm+itm", base()),
         run("mlm+itm+itc", base().with_itc(1.0)),
@@ -112,6 +121,7 @@ pub fn runs() -> Vec<RunSpec> {
                 decoder_layers: 2,
             },
             objectives: ObjectivesConfig::default(),
+            visual: None,
         },
     ]
 }
@@ -160,7 +170,6 @@ struct AblationJob {
     runs: Vec<RunSpec>,
 }
 
-
 impl BackendJob for AblationJob {
     type Output = anyhow::Result<Vec<RunResult>>;
 
@@ -173,6 +182,9 @@ impl BackendJob for AblationJob {
                 ..self.config.clone()
             };
             config.model.architecture = spec.architecture.clone();
+            if let Some(visual) = spec.visual {
+                config.model.visual = visual;
+            }
             config
                 .validate()
                 .map_err(|err| UsageError(format!("run {}: {err}", spec.name)))?;
@@ -278,7 +290,10 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
             init,
             trained,
             retrieval: report.retrieval,
-            captioning: init_report.captioning.zip(report.captioning).map(|(a, b)| [a, b]),
+            captioning: init_report
+                .captioning
+                .zip(report.captioning)
+                .map(|(a, b)| [a, b]),
         })
     }
 }

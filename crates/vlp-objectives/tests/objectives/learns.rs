@@ -44,6 +44,7 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
         fused_pairs: None,
         detector,
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     };
     let device = Default::default();

@@ -47,6 +47,7 @@ fn batcher(regions: bool) -> PretrainBatcher {
         fused_pairs: None,
         detector: regions.then(|| SyntheticDetector::new(1, DetectorConfig::default())),
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     }
 }

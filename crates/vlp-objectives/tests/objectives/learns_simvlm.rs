@@ -62,6 +62,7 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
         fused_pairs: None,
         detector: None,
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     };
     let device = Default::default();
