@@ -287,7 +287,6 @@ pub fn masked_patch_loss<B: Backend>(
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use burn::tensor::TensorData;
 
     type B = NdArray;
 
