@@ -94,6 +94,7 @@ fn backends_agree(regions: bool) {
         fused_pairs: None,
         detector: regions.then(|| SyntheticDetector::new(7, DetectorConfig::default())),
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     };
     let device = Default::default();

@@ -1,7 +1,8 @@
 //! `cargo xtask ablate`: short pre-trainings of a tiny UNITER-style region
 //! model on the synthetic world, one per objective set: (a) each objective
 //! alone (WRA on the batch's ITM pairs; hard-negative ITM with the ITC head
-//! that samples its negatives), scored on held-out batches at
+//! that samples its negatives; ViLT's masked patch prediction on the same
+//! model reading patches), scored on held-out batches at
 //! initialisation and after training; (b) MLM+ITM, then MLM+ITM+X, scored
 //! by held-out retrieval R@1; (c) UNITER's task sampling against the
 //! weighted sum of the same objectives. Retrieval ranks by the ITC
@@ -60,6 +61,8 @@ pub struct RunSpec {
     pub name: String,
     pub model: RunModel,
     pub objectives: ObjectivesConfig,
+    /// The visual features, when not the shared setting's regions.
+    pub visual: Option<VisualKind>,
 }
 
 /// What a run trains.
@@ -79,6 +82,7 @@ pub fn runs() -> Vec<RunSpec> {
         name: name.to_string(),
         model: RunModel::Image(Architecture::SingleStream {}),
         objectives: ObjectivesConfig::of(objectives, strategy),
+        visual: None,
     };
     let run = |name: &str, objectives: UniterObjectives| {
         named(name, &objectives, MixStrategy::WeightedSum)
@@ -101,6 +105,11 @@ pub fn runs() -> Vec<RunSpec> {
         run("mrc", none().with_mrc(1.0)),
         run("mrc_kl", none().with_mrc_kl(1.0)),
         run("wra", none().with_wra(1.0)),
+        // ViLT's masked patch prediction reads pixels: the same model on patches.
+        RunSpec {
+            visual: Some(VisualKind::Patches),
+            ..run("mpp", none().with_mpp(1.0))
+        },
         run("vqa", none().with_vqa(1.0)),
         run("mlm+itm", base()),
         run("mlm+itm+itc", base().with_itc(1.0)),
@@ -121,12 +130,14 @@ pub fn runs() -> Vec<RunSpec> {
                 decoder_layers: 2,
             }),
             objectives: ObjectivesConfig::default(),
+            visual: None,
         },
         // Frame order modelling (§4.7) on the world's clips.
         RunSpec {
             name: "fom".into(),
             model: RunModel::Video,
             objectives: ObjectivesConfig::default(),
+            visual: None,
         },
     ]
 }
@@ -200,6 +211,9 @@ impl BackendJob for AblationJob {
                 ..self.config.clone()
             };
             config.model.architecture = architecture;
+            if let Some(visual) = spec.visual {
+                config.model.visual = visual;
+            }
             config
                 .validate()
                 .map_err(|err| UsageError(format!("run {}: {err}", spec.name)))?;

@@ -35,6 +35,8 @@ pub struct ObjectivesConfig {
     pub mrc: Option<f64>,
     /// Masked region classification, KL to the detector (single_stream, regions).
     pub mrc_kl: Option<f64>,
+    /// Masked patch prediction, ViLT (single_stream, patches).
+    pub mpp: Option<f64>,
     /// Word-region alignment by optimal transport (single_stream).
     pub wra: Option<f64>,
     /// VQA on the world's questions (single_stream).
@@ -61,12 +63,13 @@ impl ObjectivesConfig {
             mrfr: Some(objectives.mrfr),
             mrc: Some(objectives.mrc),
             mrc_kl: Some(objectives.mrc_kl),
+            mpp: Some(objectives.mpp),
             wra: Some(objectives.wra),
             vqa: Some(objectives.vqa),
         }
     }
 
-    fn weights(&self) -> [(&'static str, Option<f64>); 8] {
+    fn weights(&self) -> [(&'static str, Option<f64>); 9] {
         [
             ("mlm", self.mlm),
             ("itm", self.itm),
@@ -74,6 +77,7 @@ impl ObjectivesConfig {
             ("mrfr", self.mrfr),
             ("mrc", self.mrc),
             ("mrc_kl", self.mrc_kl),
+            ("mpp", self.mpp),
             ("wra", self.wra),
             ("vqa", self.vqa),
         ]
@@ -90,6 +94,7 @@ impl ObjectivesConfig {
             .with_mrfr(or(self.mrfr, 0.0))
             .with_mrc(or(self.mrc, 0.0))
             .with_mrc_kl(or(self.mrc_kl, 0.0))
+            .with_mpp(or(self.mpp, 0.0))
             .with_wra(or(self.wra, 0.0))
             .with_vqa(or(self.vqa, 0.0))
     }
@@ -177,6 +182,9 @@ impl ObjectivesConfig {
                 "objectives.{name} needs detector regions (model.visual = \"regions\")"
             ));
         }
+        if objectives.mpp > 0.0 && visual != VisualKind::Patches {
+            return Err("objectives.mpp needs image patches (model.visual = \"patches\")".into());
+        }
         Ok(())
     }
 }
@@ -232,6 +240,15 @@ mod tests {
             err.contains("objectives.mrc needs detector regions"),
             "{err}"
         );
+        let err = parse("mpp = 1")
+            .validate(&single, VisualKind::Regions)
+            .unwrap_err();
+        assert!(err.contains("objectives.mpp needs image patches"), "{err}");
+        assert_eq!(
+            parse("mpp = 1").validate(&single, VisualKind::Patches),
+            Ok(())
+        );
+        assert_eq!(parse("mpp = 0.5").uniter().mpp, 0.5);
         let err = parse("mlm = 0\nitm = 0\nitc = 0")
             .validate(&single, VisualKind::Patches)
             .unwrap_err();

@@ -18,7 +18,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
-use vlp_data::{AnswerVocabulary, RegionMasking};
+use vlp_data::{AnswerVocabulary, PatchMasking, RegionMasking};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_objectives::Pretrainer;
 
@@ -125,6 +125,8 @@ pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> PretrainBat
         fused_pairs: Some(config.data.fused_pairs),
         detector: detector(config),
         region_masking: (single_stream && objectives.masks_regions()).then(RegionMasking::uniter),
+        patch_masking: (single_stream && objectives.mpp > 0.0)
+            .then(|| PatchMasking::vilt(config.model.patch_size)),
         vqa_answers: (single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic),
     }
 }

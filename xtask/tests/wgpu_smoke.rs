@@ -79,6 +79,7 @@ fn wgpu_forward_and_backward_match_ndarray() {
         fused_pairs: None,
         detector: None,
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     };
     let model: UniterPretrainer<NdArray> =

@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
+use crate::patch_masking::{patch_mask_to_tensor, MaskedPatches, PatchMasking};
 use crate::region_masking::{MaskedRegions, RegionMasking};
 use crate::regions::RegionBatch;
 use crate::synthetic::{
@@ -100,6 +101,9 @@ pub struct HostPretrainBatch {
     /// The regions with some masked (masked region modelling), when the
     /// batcher masks regions.
     pub masked_regions: Option<MaskedRegions>,
+    /// The patch masks and colour targets (masked patch prediction), when
+    /// the batcher masks patches.
+    pub masked_patches: Option<MaskedPatches>,
     /// One question per image of the fused pairs, when the batcher asks them.
     pub vqa: Option<HostVqaBatch>,
     /// `[2, B]` uniforms in `[0, 1)` for sampling hard negatives (ALBEF):
@@ -144,6 +148,21 @@ pub struct MvmBatch<B: Backend> {
     pub soft_label_targets: Tensor<B, 2>,
 }
 
+/// Masked patch prediction on a device (ViLT): the patch mask the fused
+/// pass embeds the images with, and what it predicts on the matched pairs.
+#[derive(Debug, Clone)]
+pub struct MppBatch<B: Backend> {
+    /// `[B, P]`, `true` at the patches whose embedding the mask embedding
+    /// replaces, for every image row of the batch.
+    pub patch_mask: Tensor<B, 2, Bool>,
+    /// `[M]` flat positions `pair * (1 + P) + 1 + p` in the fused pass's
+    /// image outputs (token 0 of each image is its `[CLS]`) of the masked
+    /// patches of matched pairs.
+    pub positions: Tensor<B, 1, Int>,
+    /// `[M, 3]` mean-RGB bins in `0..256` of the original patches there.
+    pub rgb_targets: Tensor<B, 2, Int>,
+}
+
 /// [`HostPretrainBatch`] on a device.
 #[derive(Debug, Clone)]
 pub struct PretrainBatch<B: Backend> {
@@ -171,6 +190,8 @@ pub struct PretrainBatch<B: Backend> {
     pub prefix_lengths: Vec<usize>,
     /// Masked regions and their targets, when the batcher masks regions.
     pub mvm: Option<MvmBatch<B>>,
+    /// Patch masks and their targets, when the batcher masks patches.
+    pub mpp: Option<MppBatch<B>>,
     /// Questions and answer targets, when the batcher asks them.
     pub vqa: Option<VqaBatch<B>>,
     /// `[2, B]` uniforms for sampling hard negatives.
@@ -229,6 +250,16 @@ impl HostPretrainBatch {
                         TensorData::new(soft_label_targets, [m, classes]),
                         device,
                     ),
+                }
+            }),
+            mpp: self.masked_patches.as_ref().map(|masked| {
+                let (positions, targets) =
+                    matched_patch_targets(masked, &self.itm_image, &self.itm_labels);
+                let m = positions.len();
+                MppBatch {
+                    patch_mask: patch_mask_to_tensor(&masked.mask, batch_rows, device),
+                    positions: int_tensor(positions, [m], device),
+                    rgb_targets: int_tensor(targets, [m, 3], device),
                 }
             }),
             vqa: self.vqa.as_ref().map(|vqa| {
@@ -314,6 +345,35 @@ fn matched_region_targets(
     (positions, features, soft)
 }
 
+/// The masked patches of the matched fused pairs, in fused-pass coordinates:
+/// `(positions pair * (1 + P) + 1 + p, bins [M, 3])`. A matched pair `i`
+/// shows image `itm_image[i]`; its masked patches are those of that image
+/// row, after the image's `[CLS]` token.
+fn matched_patch_targets(
+    masked: &MaskedPatches,
+    itm_image: &[usize],
+    itm_labels: &[bool],
+) -> (Vec<i64>, Vec<i64>) {
+    let patches = masked.num_patches;
+    let (mut positions, mut targets) = (Vec::new(), Vec::new());
+    for (pair, &image) in itm_image
+        .iter()
+        .zip(itm_labels)
+        .enumerate()
+        .filter(|(_, (_, &is_match))| is_match)
+        .map(|(pair, (image, _))| (pair, image))
+    {
+        for p in 0..patches {
+            let slot = image * patches + p;
+            if masked.mask[slot] {
+                positions.push((pair * (1 + patches) + 1 + p) as i64);
+                targets.extend(masked.targets[slot].map(i64::from));
+            }
+        }
+    }
+    (positions, targets)
+}
+
 /// Builds pre-training batches from the synthetic world.
 #[derive(Debug, Clone)]
 pub struct PretrainBatcher {
@@ -336,6 +396,9 @@ pub struct PretrainBatcher {
     /// When set (region batches only), regions are masked for masked region
     /// modelling; costs a second region tensor per batch.
     pub region_masking: Option<RegionMasking>,
+    /// When set (pixel batches only), patches are masked for masked patch
+    /// prediction, with mean-RGB targets of the original images.
+    pub patch_masking: Option<PatchMasking>,
     /// When set, each image of the fused pairs gets one random question of
     /// the world's with its soft answer targets over this vocabulary.
     pub vqa_answers: Option<AnswerVocabulary>,
@@ -446,6 +509,13 @@ impl PretrainBatcher {
                 ))
             }
         };
+        let masked_patches = match (&self.patch_masking, &visual) {
+            (None, _) => None,
+            (Some(masking), HostVisual::Images(images)) => {
+                Some(masking.apply_to_images(images, rng)?)
+            }
+            (Some(_), HostVisual::Regions(_)) => return Err(DataError::PatchMaskingWithoutImages),
+        };
         let uniforms = (0..2 * visual.len()).map(|_| rng.random::<f32>()).collect();
         // Drawn last, so the other draws stay what they were before splits existed.
         let prefix_lengths = tokens
@@ -464,6 +534,7 @@ impl PretrainBatcher {
             descriptions,
             prefix_lengths,
             masked_regions,
+            masked_patches,
             vqa,
             uniforms,
         })
@@ -496,6 +567,7 @@ impl PretrainBatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::patch_masking::patch_rgb_targets;
     use burn::backend::NdArray;
     use rand::SeedableRng;
 
@@ -535,6 +607,7 @@ mod tests {
             fused_pairs: None,
             detector: None,
             region_masking: None,
+            patch_masking: None,
             vqa_answers: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(3);
@@ -579,6 +652,7 @@ mod tests {
             fused_pairs: Some(5),
             detector: Some(SyntheticDetector::new(0, Default::default())),
             region_masking: Some(RegionMasking::uniter()),
+            patch_masking: None,
             vqa_answers: Some(AnswerVocabulary::synthetic()),
         }
     }
@@ -632,6 +706,70 @@ mod tests {
         assert_eq!(mvm.feature_targets.dims(), [expected, dim]);
         assert_eq!(mvm.soft_label_targets.dims(), [expected, classes]);
         assert_eq!(batch.uniforms.dims(), [2, 8]);
+    }
+
+    #[test]
+    fn masked_patch_targets_are_the_original_colours_at_fused_positions() {
+        let batcher = PretrainBatcher {
+            detector: None,
+            region_masking: None,
+            vqa_answers: None,
+            patch_masking: Some(PatchMasking::vilt(8)),
+            ..region_batcher()
+        };
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let host = batcher
+            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
+            .unwrap();
+        let HostVisual::Images(images) = &host.visual else {
+            panic!("no detector: pixels");
+        };
+        let masked = host.masked_patches.as_ref().unwrap();
+        let p = (32 / 8) * (32 / 8);
+        assert_eq!((masked.num_patches, masked.mask.len()), (p, 8 * p));
+        let batch = host.to_device::<NdArray>(&Default::default());
+        let mpp = batch.mpp.unwrap();
+        assert_eq!(
+            mpp.patch_mask.into_data().to_vec::<bool>().unwrap(),
+            masked.mask
+        );
+        let positions: Vec<i64> = mpp.positions.into_data().convert::<i64>().to_vec().unwrap();
+        let targets: Vec<i64> = mpp
+            .rgb_targets
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .unwrap();
+        // Independently: every masked patch of every matched pair's image, in
+        // pair order, with [CLS] at token 0 of each image.
+        let mut expected_positions = Vec::new();
+        let mut expected_targets = Vec::new();
+        for pair in (0..host.itm_labels.len()).filter(|&i| host.itm_labels[i]) {
+            let image = host.itm_image[pair];
+            let colours = patch_rgb_targets(&images[image], 8).unwrap();
+            for patch in (0..p).filter(|&k| masked.mask[image * p + k]) {
+                expected_positions.push((pair * (p + 1) + 1 + patch) as i64);
+                expected_targets.extend(colours[patch].map(i64::from));
+            }
+        }
+        assert!(!expected_positions.is_empty() && host.itm_labels.contains(&false));
+        assert_eq!(positions, expected_positions);
+        assert_eq!(targets, expected_targets);
+        // The targets are not one colour: the scenes' patches differ.
+        assert!(targets.chunks(3).any(|rgb| rgb != &targets[..3]));
+
+        let regions = PretrainBatcher {
+            detector: Some(SyntheticDetector::new(0, Default::default())),
+            ..batcher.clone()
+        };
+        let error = regions.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
+        assert!(error.to_string().contains("patch_masking"), "{error}");
+        let uneven = PretrainBatcher {
+            patch_masking: Some(PatchMasking::vilt(5)),
+            ..batcher
+        };
+        let error = uneven.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
+        assert!(error.to_string().contains("5-pixel patches"), "{error}");
     }
 
     #[test]
@@ -694,6 +832,7 @@ mod tests {
             fused_pairs: None,
             detector: None,
             region_masking: None,
+            patch_masking: None,
             vqa_answers: None,
         };
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -51,6 +51,8 @@ pub enum DataError {
     AnswerVocabulary(String),
     #[error("{0}")]
     RegionMaskingWithoutRegions(&'static str),
+    #[error("patch_masking needs pixel images; the batcher has a detector (regions)")]
+    PatchMaskingWithoutImages,
     #[error("{name} is {value}, not a probability in [0, 1]")]
     Probability { name: &'static str, value: f64 },
 }

@@ -37,13 +37,13 @@ pub mod vqa_targets;
 
 pub use batch::{
     clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, HostVqaBatch,
-    MvmBatch, PretrainBatch, PretrainBatcher, VqaBatch,
+    MppBatch, MvmBatch, PretrainBatch, PretrainBatcher, VqaBatch,
 };
 pub use error::DataError;
 pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
-pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, PatchMasking};
+pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, MaskedPatches, PatchMasking};
 pub use prefix::{sample_prefix_length, PrefixSplit, PrefixSplitTensors};
 pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{

@@ -12,21 +12,58 @@ use crate::DataError;
 /// patches (with its mask embedding); this only chooses them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PatchMasking {
-    /// Fraction of the patches of an image to predict. Default 0.15 (ViLT).
+    /// Fraction of the patches of an image to predict (ViLT: 0.15).
     pub probability: f64,
+    /// Side of the model's square patches in pixels.
+    pub patch_size: usize,
 }
 
-impl Default for PatchMasking {
-    fn default() -> Self {
-        Self { probability: 0.15 }
-    }
+/// The patch masks of a batch of images and the colour targets of every
+/// patch, from the original pixels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MaskedPatches {
+    /// Patches per image, `P`.
+    pub num_patches: usize,
+    /// `[N, P]` row-major, `true` at the patches to predict.
+    pub mask: Vec<bool>,
+    /// `[N, P]` row-major [`patch_rgb_targets`] of the original images.
+    pub targets: Vec<[u8; 3]>,
 }
 
 impl PatchMasking {
+    /// ViLT's setting: 15% of the patches of `patch_size`-pixel patches.
+    pub fn vilt(patch_size: usize) -> Self {
+        Self {
+            probability: 0.15,
+            patch_size,
+        }
+    }
+
     /// Checks that [`Self::probability`] is a probability; [`Self::apply`]
     /// panics otherwise.
     pub fn validate(&self) -> Result<(), DataError> {
         DataError::check_probabilities(&[("patch mask probability", self.probability)])
+    }
+
+    /// Masks of `images` (all of one size) and the colour targets of their
+    /// patches. Errors on an invalid probability or a patch size that does
+    /// not tile the images.
+    pub fn apply_to_images(
+        &self,
+        images: &[RgbImage],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<MaskedPatches, DataError> {
+        self.validate()?;
+        let per_image = images
+            .iter()
+            .map(|image| patch_rgb_targets(image, self.patch_size))
+            .collect::<Result<Vec<_>, _>>()?;
+        let num_patches = per_image.first().map_or(0, Vec::len);
+        Ok(MaskedPatches {
+            num_patches,
+            mask: self.apply_batch(images.len(), num_patches, rng),
+            targets: per_image.into_iter().flatten().collect(),
+        })
     }
 
     /// `[P]`, `true` at the patches to predict: each patch with
@@ -110,7 +147,12 @@ mod tests {
 
     #[test]
     fn invalid_settings_are_named() {
-        let error = PatchMasking { probability: -0.1 }.validate().unwrap_err();
+        let error = PatchMasking {
+            probability: -0.1,
+            patch_size: 2,
+        }
+        .validate()
+        .unwrap_err();
         assert!(
             error.to_string().contains("patch mask probability"),
             "{error}"
@@ -120,11 +162,11 @@ mod tests {
     #[test]
     fn masks_at_least_one_patch_at_the_set_rate() {
         let mut rng = ChaCha8Rng::seed_from_u64(0);
-        assert!(PatchMasking::default().apply(0, &mut rng).is_empty());
+        assert!(PatchMasking::vilt(2).apply(0, &mut rng).is_empty());
         let (trials, patches, p) = (2000, 16, 0.15);
         let mut masked = 0usize;
         for _ in 0..trials {
-            let mask = PatchMasking::default().apply(patches, &mut rng);
+            let mask = PatchMasking::vilt(2).apply(patches, &mut rng);
             assert_eq!(mask.len(), patches);
             let count = mask.iter().filter(|&&m| m).count();
             assert!(count >= 1);
@@ -139,7 +181,7 @@ mod tests {
             "{mean} vs {expected}"
         );
 
-        let batch = PatchMasking::default().apply_batch(3, 4, &mut rng);
+        let batch = PatchMasking::vilt(2).apply_batch(3, 4, &mut rng);
         for row in batch.chunks(4) {
             assert!(row.contains(&true));
         }

@@ -2,6 +2,12 @@
 //! learned `[CLS]`, add learned positions and the image modality's type
 //! embedding (names follow Hugging Face ViT's `embeddings` keys).
 //!
+//! With `mask_embedding` on, [`PatchEmbeddings::forward_masked`] replaces
+//! the chosen patches' embeddings by a learned `mask_token` before the
+//! positions are added, as ViLT's masked patch prediction and Hugging Face
+//! ViT's `bool_masked_pos` do; off by default, so checkpoints without one
+//! import unchanged.
+//!
 //! Images of another size than the configured one (any side a multiple of
 //! the patch size, square or not) get the trained position table resampled
 //! to their patch grid, as ViT/DeiT fine-tuning at a higher resolution does:
@@ -42,6 +48,9 @@ pub struct PatchEmbeddingsConfig {
     /// Dropout on the output.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Whether to learn a mask embedding for masked patches (`mask_token`).
+    #[config(default = false)]
+    pub mask_embedding: bool,
 }
 
 /// `[B, C, H, W] → [B, 1 + (H/p)(W/p), H]`: `[CLS]` then patches in row-major
@@ -57,6 +66,8 @@ pub struct PatchEmbeddings<B: Backend> {
     pub position_embeddings: Param<Tensor<B, 3>>,
     /// `[1, 1, H]`: marks tokens as image tokens in a merged sequence.
     pub type_embedding: Param<Tensor<B, 3>>,
+    /// `[1, 1, H]`: replaces masked patches (only with `mask_embedding`).
+    pub mask_token: Option<Param<Tensor<B, 3>>>,
     pub dropout: Dropout,
 }
 
@@ -85,6 +96,9 @@ impl PatchEmbeddingsConfig {
             cls_token: normal.init([1, 1, hidden], device),
             position_embeddings: normal.init([1, 1 + self.num_patches(), hidden], device),
             type_embedding: normal.init([1, 1, hidden], device),
+            mask_token: self
+                .mask_embedding
+                .then(|| normal.init([1, 1, hidden], device)),
             dropout: DropoutConfig::new(self.dropout).init(),
         }
     }
@@ -97,6 +111,21 @@ impl<B: Backend> PatchEmbeddings<B> {
     ///
     /// If `H` or `W` is not a multiple of the patch size.
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
+        self.embed(images, None)
+    }
+
+    /// As [`Self::forward`], with the patches where `mask` `[B, P]` is `true`
+    /// (row-major over the patch grid) embedded as the learned mask token.
+    ///
+    /// # Panics
+    ///
+    /// If the embeddings were built without `mask_embedding`, or `mask` does
+    /// not have one column per patch.
+    pub fn forward_masked(&self, images: Tensor<B, 4>, mask: Tensor<B, 2, Bool>) -> Tensor<B, 3> {
+        self.embed(images, Some(mask))
+    }
+
+    fn embed(&self, images: Tensor<B, 4>, mask: Option<Tensor<B, 2, Bool>>) -> Tensor<B, 3> {
         let [batch, _, height, width] = images.dims();
         let patch = self.projection.kernel_size[0];
         assert!(
@@ -109,6 +138,25 @@ impl<B: Backend> PatchEmbeddings<B> {
         let patches = patches
             .reshape([batch, hidden, rows * cols])
             .swap_dims(1, 2);
+        let patches = match mask {
+            None => patches,
+            Some(mask) => {
+                let token = self
+                    .mask_token
+                    .as_ref()
+                    .expect("masked patches need PatchEmbeddingsConfig::mask_embedding");
+                let shape = [batch, rows * cols, hidden];
+                assert_eq!(
+                    mask.dims(),
+                    [batch, rows * cols],
+                    "one mask entry per patch"
+                );
+                patches.mask_where(
+                    mask.unsqueeze_dim::<3>(2).expand(shape),
+                    token.val().expand(shape),
+                )
+            }
+        };
         let cls = self.cls_token.val().expand([batch, 1, hidden]);
         let embeddings = Tensor::cat(vec![cls, patches], 1)
             + self.positions(rows, cols)
@@ -211,6 +259,55 @@ mod tests {
         let grads = embeddings.forward(images).powi_scalar(2).sum().backward();
         let grad = embeddings.projection.weight.grad(&grads).unwrap();
         assert!(grad.abs().sum().into_scalar() > 0.0);
+    }
+
+    #[test]
+    fn masked_patches_are_the_mask_token_plus_their_position() {
+        let device = Default::default();
+        let embeddings = PatchEmbeddingsConfig::new(8, 4, 4)
+            .with_dropout(0.0)
+            .with_mask_embedding(true)
+            .init::<Autodiff<NdArray>>(&device);
+        let images = Tensor::random([2, 3, 8, 8], burn::tensor::Distribution::Default, &device);
+        let mask = Tensor::<Autodiff<NdArray>, 2, Bool>::from_data(
+            TensorData::from([[false, true, false, false], [true, false, false, true]]),
+            &device,
+        );
+        let clean = embeddings.forward(images.clone());
+        let masked = embeddings.forward_masked(images, mask);
+        // Expected masked token (row, patch): mask token + position 1 + patch + type.
+        let token = embeddings.mask_token.as_ref().unwrap().val();
+        let positions = embeddings.position_embeddings.val();
+        let types = embeddings.type_embedding.val();
+        for (row, patch, is_masked) in [(0, 1, true), (1, 0, true), (1, 3, true), (0, 2, false)] {
+            let got = masked
+                .clone()
+                .slice([row..row + 1, 1 + patch..2 + patch, 0..4]);
+            let expected = if is_masked {
+                token.clone()
+                    + positions.clone().slice([0..1, 1 + patch..2 + patch, 0..4])
+                    + types.clone()
+            } else {
+                clean
+                    .clone()
+                    .slice([row..row + 1, 1 + patch..2 + patch, 0..4])
+            };
+            let diff = (got - expected).abs().max().into_scalar();
+            assert!(diff < 1e-6, "({row}, {patch}): {diff}");
+        }
+        let grads = masked.powi_scalar(2).sum().backward();
+        let grad = embeddings
+            .mask_token
+            .as_ref()
+            .unwrap()
+            .grad(&grads)
+            .unwrap();
+        assert!(grad.abs().sum().into_scalar() > 0.0);
+        let plain = PatchEmbeddingsConfig::new(8, 4, 4).init::<NdArray>(&device);
+        assert!(
+            plain.mask_token.is_none(),
+            "off by default: no new checkpoint key"
+        );
     }
 
     fn table_of(embeddings: &mut PatchEmbeddings<NdArray>, table: Tensor<NdArray, 3>) {

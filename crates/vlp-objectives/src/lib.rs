@@ -70,8 +70,8 @@ pub use mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
 pub use mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
-    masked_patch_loss, patch_rgb_targets, MppHead, MppHeadConfig, MvmClassificationHead,
-    MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
+    masked_patch_loss, MppHead, MppHeadConfig, MvmClassificationHead, MvmClassificationHeadConfig,
+    MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 pub use pooling::mean_pool;
 pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};

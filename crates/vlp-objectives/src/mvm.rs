@@ -11,9 +11,10 @@
 //!   is cross-entropy to the detector's arg-max over the foreground columns,
 //!   [`feature_classification_kl_loss`] is `KL(detector ‖ softmax(pred))`
 //!   over all columns, background included.
-//! - Masked patch prediction (ViLT): [`patch_rgb_targets`] quantises each
-//!   patch's mean RGB to 256 bins per channel, [`masked_patch_loss`] is the
-//!   cross-entropy over the `N × 3` channel targets of [`MppHead`].
+//! - Masked patch prediction (ViLT): the targets are each masked patch's
+//!   mean RGB in 256 bins per channel (`vlp_data::patch_rgb_targets`, on the
+//!   host), [`masked_patch_loss`] is the cross-entropy over the `N × 3`
+//!   channel targets of [`MppHead`].
 //!
 //! Every loss of an empty batch (`N = 0`: nothing masked) is 0, not NaN.
 
@@ -203,43 +204,6 @@ pub fn feature_classification_kl_loss<B: Backend>(
     Ok((detector_probs * (log_p - log_q)).mean())
 }
 
-/// ViLT's masked patch prediction targets: the mean RGB of every
-/// `patch_size × patch_size` patch, quantised to [`RGB_BINS`] bins,
-/// `⌊255 · mean⌋`.
-///
-/// `pixels` `[B, 3, H, W]` are un-normalised intensities in `[0, 1]`
-/// (`uint8 / 255`; ViLT un-normalises its `[-1, 1]` input the same way)
-/// → `[B, P, 3]` bins with `P = (H / p) · (W / p)` patches in row-major order,
-/// as ViT's patch embedding flattens them. A 1e-3 slack before the floor keeps
-/// a mean that is an exact multiple of 1/255 (stored inexactly in `f32`) in
-/// its own bin.
-pub fn patch_rgb_targets<B: Backend>(
-    pixels: Tensor<B, 4>,
-    patch_size: usize,
-) -> crate::Result<Tensor<B, 3, Int>> {
-    let [batch, channels, height, width] = pixels.dims();
-    if channels != 3 || patch_size == 0 || height % patch_size != 0 || width % patch_size != 0 {
-        return Err(shape_error(
-            "patch RGB pixels",
-            format!("[B, 3, H, W] with H and W multiples of the patch size {patch_size}"),
-            &[batch, channels, height, width],
-        ));
-    }
-    let (rows, cols) = (height / patch_size, width / patch_size);
-    let means = pixels
-        .reshape([batch * 3 * rows, patch_size, cols, patch_size])
-        .mean_dim(3)
-        .mean_dim(1)
-        .reshape([batch, 3, rows * cols])
-        .swap_dims(1, 2);
-    Ok(means
-        .mul_scalar((RGB_BINS - 1) as f64)
-        .add_scalar(1e-3)
-        .floor()
-        .clamp(0.0, (RGB_BINS - 1) as f64)
-        .int())
-}
-
 /// Configuration of [`MppHead`].
 #[derive(Config, Debug)]
 pub struct MppHeadConfig {
@@ -284,8 +248,8 @@ impl<B: Backend> MppHead<B> {
 
 /// Masked patch prediction loss: mean cross-entropy over the `N × 3` channel
 /// targets. `logits` `[N, 3, 256]` (channel-major, as ViLT stacks its
-/// `768` outputs), `targets` `[N, 3]` bins from [`patch_rgb_targets`] at the
-/// masked patches.
+/// `768` outputs), `targets` `[N, 3]` bins (`vlp_data::patch_rgb_targets`)
+/// at the masked patches.
 pub fn masked_patch_loss<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
@@ -323,35 +287,8 @@ pub fn masked_patch_loss<B: Backend>(
 mod tests {
     use super::*;
     use burn::backend::NdArray;
-    use burn::tensor::TensorData;
 
     type B = NdArray;
-
-    #[test]
-    fn patch_targets_are_the_quantised_patch_means() {
-        let device = Default::default();
-        // One 4×4 image, 2×2 patches; channel c of patch k holds the levels
-        // {k + c, k + c, k + c + 1, k + c + 1} (× 1/255): mean k + c + 0.5 → bin k + c.
-        let mut data = vec![0.0f32; 3 * 16];
-        for c in 0..3 {
-            for y in 0..4 {
-                for x in 0..4 {
-                    let patch = (y / 2) * 2 + x / 2;
-                    let level = patch + c + (x % 2);
-                    data[c * 16 + y * 4 + x] = level as f32 / 255.0;
-                }
-            }
-        }
-        let pixels = Tensor::<B, 4>::from_data(TensorData::new(data, [1, 3, 4, 4]), &device);
-        let bins = patch_rgb_targets(pixels, 2).unwrap();
-        let expected: Vec<i64> = (0..4)
-            .flat_map(|k| (0..3).map(move |c| (k + c) as i64))
-            .collect();
-        assert_eq!(
-            bins.into_data().convert::<i64>().to_vec::<i64>().unwrap(),
-            expected
-        );
-    }
 
     #[test]
     fn mpp_logits_are_channel_major() {
@@ -373,8 +310,6 @@ mod tests {
     #[test]
     fn bad_shapes_are_errors() {
         let device = Default::default();
-        let pixels = Tensor::<B, 4>::zeros([1, 3, 5, 4], &device);
-        assert!(patch_rgb_targets(pixels, 2).is_err());
         let logits = Tensor::<B, 2>::zeros([2, 4], &device);
         let probs = Tensor::<B, 2>::zeros([2, 7], &device);
         assert!(feature_classification_hard_loss(logits.clone(), probs.clone()).is_err());

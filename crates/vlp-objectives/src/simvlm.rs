@@ -269,6 +269,7 @@ mod tests {
             itm_image: empty(),
             itm_labels: empty(),
             mvm: None,
+            mpp: None,
             vqa: None,
             uniforms: Tensor::zeros([2, 2], &device),
             prefix_lengths,

@@ -1,10 +1,11 @@
 //! The single-stream (UNITER-style) pre-training model, whose objectives are
 //! chosen in its configuration: MLM, ITM (random or ALBEF hard negatives),
-//! ITC, the three masked region objectives (MRFR, MRC, MRC-kl), WRA and VQA,
+//! ITC, the three masked region objectives (MRFR, MRC, MRC-kl), ViLT's masked
+//! patch prediction (MPP), WRA and VQA,
 //! summed with weights, or one drawn per step (`Pretrainer::forward_step`,
 //! UNITER's task sampling). Heads of objectives that are off are not built.
 //!
-//! One fused pass over the ITM pairs serves MLM, ITM, MVM and WRA; VQA has its own fused
+//! One fused pass over the ITM pairs serves MLM, ITM, MVM, MPP and WRA; VQA has its own fused
 //! pass over (question, image) pairs; ITC and the hard-negative sampling read
 //! the unimodal passes.
 
@@ -22,7 +23,8 @@ use crate::mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
 use crate::mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
-    MvmClassificationHead, MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig,
+    masked_patch_loss, MppHead, MppHeadConfig, MvmClassificationHead, MvmClassificationHeadConfig,
+    MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
@@ -53,6 +55,9 @@ pub struct UniterObjectives {
     /// Masked region classification, KL to the detector's distribution.
     #[config(default = 0.0)]
     pub mrc_kl: f64,
+    /// Masked patch prediction (ViLT): mean-RGB bins of masked patches.
+    #[config(default = 0.0)]
+    pub mpp: f64,
     /// Word-region alignment on the ITM pairs (its weight multiplies UNITER's 0.1).
     #[config(default = 0.0)]
     pub wra: f64,
@@ -68,7 +73,7 @@ impl UniterObjectives {
 
     /// Whether the fused pass over the ITM pairs is needed.
     fn fuses_pairs(&self) -> bool {
-        self.mlm > 0.0 || self.itm > 0.0 || self.wra > 0.0 || self.masks_regions()
+        self.mlm > 0.0 || self.itm > 0.0 || self.wra > 0.0 || self.mpp > 0.0 || self.masks_regions()
     }
 
     fn scores_itc(&self) -> bool {
@@ -85,6 +90,7 @@ impl UniterObjectives {
             (Objective::Mrfr, self.mrfr),
             (Objective::Mrc, self.mrc),
             (Objective::MrcKl, self.mrc_kl),
+            (Objective::Mpp, self.mpp),
             (Objective::Wra, self.wra),
             (Objective::Vqa, self.vqa),
         ];
@@ -114,6 +120,7 @@ impl UniterObjectives {
                 Objective::Mrfr => objectives.mrfr = weight,
                 Objective::Mrc => objectives.mrc = weight,
                 Objective::MrcKl => objectives.mrc_kl = weight,
+                Objective::Mpp => objectives.mpp = weight,
                 Objective::Wra => objectives.wra = weight,
                 Objective::Vqa => objectives.vqa = weight,
                 other => {
@@ -153,6 +160,7 @@ pub struct UniterPretrainer<B: Backend> {
     pub mrfr_head: Option<MvmRegressionHead<B>>,
     pub mrc_head: Option<MvmClassificationHead<B>>,
     pub mrc_kl_head: Option<MvmClassificationHead<B>>,
+    pub mpp_head: Option<MppHead<B>>,
     pub vqa_head: Option<VqaHead<B>>,
     pub objectives: UniterObjectives,
 }
@@ -166,6 +174,8 @@ pub enum UniterConfigError {
     HardNegativesWithoutItm,
     #[error("objectives.{0} needs detector regions (model.visual = regions)")]
     NeedsRegions(&'static str),
+    #[error("objectives.{0} needs image patches (model.visual = patches)")]
+    NeedsPatches(&'static str),
     #[error("objectives.{0} needs num_region_classes >= 2 (background and one class)")]
     NeedsRegionClasses(&'static str),
     #[error("objectives.vqa needs num_answers > 0")]
@@ -176,7 +186,9 @@ impl UniterPretrainerConfig {
     /// Checks that the chosen objectives can be built.
     pub fn validate(&self) -> Result<(), UniterConfigError> {
         let o = &self.objectives;
-        let weights = [o.mlm, o.itm, o.itc, o.mrfr, o.mrc, o.mrc_kl, o.wra, o.vqa];
+        let weights = [
+            o.mlm, o.itm, o.itc, o.mrfr, o.mrc, o.mrc_kl, o.mpp, o.wra, o.vqa,
+        ];
         if !weights.iter().any(|&w| w > 0.0) {
             return Err(UniterConfigError::NoObjective);
         }
@@ -192,6 +204,13 @@ impl UniterPretrainerConfig {
                 return Err(UniterConfigError::NeedsRegions(name));
             }
         }
+        let patches = matches!(
+            self.model.visual,
+            vlp_features::VisualEmbeddingsConfig::Patches(_)
+        );
+        if o.mpp > 0.0 && !patches {
+            return Err(UniterConfigError::NeedsPatches("mpp"));
+        }
         for (name, weight) in [("mrc", o.mrc), ("mrc_kl", o.mrc_kl)] {
             if weight > 0.0 && self.num_region_classes < 2 {
                 return Err(UniterConfigError::NeedsRegionClasses(name));
@@ -204,7 +223,8 @@ impl UniterPretrainerConfig {
     }
 
     /// Builds the model; call [`Self::validate`] first (an invalid choice
-    /// panics here).
+    /// panics here). With MPP on, the patch embeddings get their mask
+    /// embedding.
     pub fn init<B: Backend>(&self, device: &B::Device) -> UniterPretrainer<B> {
         if let Err(error) = self.validate() {
             panic!("invalid UniterPretrainerConfig: {error}");
@@ -216,8 +236,12 @@ impl UniterPretrainerConfig {
             vlp_features::VisualEmbeddingsConfig::Regions(regions) => regions.feature_size,
             _ => 0,
         };
+        let mut model = self.model.clone();
+        if let vlp_features::VisualEmbeddingsConfig::Patches(patches) = &mut model.visual {
+            patches.mask_embedding |= on(o.mpp);
+        }
         UniterPretrainer {
-            backbone: self.model.init(device),
+            backbone: model.init(device),
             mlm_head: on(o.mlm)
                 .then(|| MlmHeadConfig::new(hidden, self.model.vocab_size).init(device)),
             itm_head: on(o.itm).then(|| ItmHeadConfig::new(hidden).init(device)),
@@ -235,6 +259,7 @@ impl UniterPretrainerConfig {
             mrc_kl_head: on(o.mrc_kl).then(|| {
                 MvmClassificationHeadConfig::new(hidden, self.num_region_classes).init(device)
             }),
+            mpp_head: on(o.mpp).then(|| MppHeadConfig::new(hidden).init(device)),
             vqa_head: on(o.vqa).then(|| VqaHeadConfig::new(hidden, self.num_answers).init(device)),
             objectives: o.clone(),
         }
@@ -417,6 +442,44 @@ impl<B: Backend> UniterPretrainer<B> {
         }
     }
 
+    /// The batch's images with their masked patches embedded as the mask
+    /// embedding (MPP's fused input).
+    fn masked_patch_tokens(&self, batch: &PretrainBatch<B>) -> VisualTokens<B> {
+        let mpp = batch
+            .mpp
+            .as_ref()
+            .expect("the mpp objective needs a batcher with patch_masking");
+        match (&self.backbone.visual, &batch.visual) {
+            (VisualEmbeddings::Patches(patches), VisualBatch::Images(images)) => VisualTokens {
+                tokens: patches.forward_masked(images.clone(), mpp.patch_mask.clone()),
+                padding: None,
+            },
+            _ => panic!("the mpp objective needs a patch model and pixel images"),
+        }
+    }
+
+    /// MPP on the masked patches of the matched pairs: 256-bin mean colour
+    /// per channel; the metric is the bin accuracy over all `M × 3` channels.
+    fn mpp(&self, batch: &PretrainBatch<B>, fused: &FusedOutput<B>) -> ObjectiveOutput<B> {
+        let mpp = batch
+            .mpp
+            .as_ref()
+            .expect("the mpp objective needs a batcher with patch_masking");
+        let head = self.mpp_head.as_ref().expect("built when mpp is on");
+        let logits = head.forward(gather_positions(fused.image.clone(), mpp.positions.clone()));
+        let [m, _, _] = logits.dims();
+        ObjectiveOutput {
+            name: "mpp",
+            metric: accuracy(
+                logits.clone().detach().reshape([m * 3, RGB_BINS]),
+                mpp.rgb_targets.clone().reshape([m * 3]),
+            ),
+            metric_name: "accuracy",
+            loss: masked_patch_loss(logits, mpp.rgb_targets.clone())
+                .expect("the head has 3 × 256 outputs and targets are bins"),
+        }
+    }
+
     /// WRA on the fused pass's contextual words and regions of the ITM pairs.
     fn wra(
         &self,
@@ -549,6 +612,7 @@ impl<B: Backend> UniterPretrainer<B> {
             };
             let fused_image = match (&batch.mvm, o.masks_regions()) {
                 (Some(mvm), true) => backbone.embed_image(&mvm.visual),
+                _ if o.mpp > 0.0 => self.masked_patch_tokens(batch),
                 _ => image.clone(),
             };
             let text_padding = batch.text_padding.clone().select(0, pairs.text.clone());
@@ -589,6 +653,9 @@ impl<B: Backend> UniterPretrainer<B> {
             if o.masks_regions() {
                 self.masked_regions(o, batch, &fused, &mut out);
             }
+            if o.mpp > 0.0 {
+                out.push((o.mpp, self.mpp(batch, &fused)));
+            }
             if o.wra > 0.0 {
                 let wra = self.wra(o.wra, &fused, text_padding, image_padding, pairs.labels);
                 out.push((o.wra, wra));
@@ -618,6 +685,7 @@ impl<B: Backend> UniterPretrainer<B> {
             ("mrfr", o.mrfr > 0.0, self.mrfr_head.is_some()),
             ("mrc", o.mrc > 0.0, self.mrc_head.is_some()),
             ("mrc_kl", o.mrc_kl > 0.0, self.mrc_kl_head.is_some()),
+            ("mpp", o.mpp > 0.0, self.mpp_head.is_some()),
             ("vqa", o.vqa > 0.0, self.vqa_head.is_some()),
         ]
         .into_iter()
@@ -767,6 +835,22 @@ mod tests {
             config(UniterObjectives::new().with_mrfr(1.0)).validate(),
             Err(UniterConfigError::NeedsRegions("mrfr"))
         );
+        let regions = UniterPretrainerConfig::new(
+            SingleStreamConfig::new(
+                20,
+                VisualEmbeddingsConfig::Regions(vlp_features::RegionEmbeddingsConfig::new(8, 16)),
+            ),
+            UniterObjectives::new().with_mpp(1.0),
+        );
+        assert_eq!(
+            regions.validate(),
+            Err(UniterConfigError::NeedsPatches("mpp"))
+        );
+        assert!(regions
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("objectives.mpp needs image patches"));
         assert_eq!(
             config(UniterObjectives::new().with_itc(1.0).with_itm_hard(true)).validate(),
             Err(UniterConfigError::HardNegativesWithoutItm)

@@ -3,8 +3,6 @@
 //! below their starting values (the single-stream model's test,
 //! `learns.rs`, for dual-stream, ALBEF and CLIP models).
 
-use std::sync::{Mutex, MutexGuard};
-
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -20,17 +18,9 @@ use vlp_objectives::{
     RetrievalModel,
 };
 
+use super::serial;
+
 type B = Autodiff<NdArray>;
-
-/// NdArray's random generator is global: tests running in parallel would
-/// interleave their draws and each start from an unpredictable model.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 const STEPS: u64 = 120;
 const EXAMPLES: usize = 16;
@@ -47,6 +37,7 @@ fn batcher(regions: bool) -> PretrainBatcher {
         fused_pairs: None,
         detector: regions.then(|| SyntheticDetector::new(1, DetectorConfig::default())),
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     }
 }

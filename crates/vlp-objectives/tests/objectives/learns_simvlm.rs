@@ -16,6 +16,8 @@ use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp_models::{EncoderDecoderConfig, PrefixLmConfig};
 use vlp_objectives::{Pretrainer, SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
 
+use super::serial;
+
 type B = Autodiff<NdArray>;
 
 fn visual() -> VisualEmbeddingsConfig {
@@ -62,9 +64,11 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
         fused_pairs: None,
         detector: None,
         region_masking: None,
+        patch_masking: None,
         vqa_answers: None,
     };
     let device = Default::default();
+    let _serial = serial();
     B::seed(&device, 0);
     let config = SimVlmPretrainerConfig::new(
         architecture(batcher.tokenizer.vocab_size()),

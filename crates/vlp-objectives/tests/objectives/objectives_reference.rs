@@ -159,10 +159,30 @@ fn masked_patch_prediction_matches_vilt() {
     let f = fixture("mvm");
     let p = &f["patch"];
     let patch = p["patch_size"].as_u64().unwrap() as usize;
-    let bins = patch_rgb_targets(float::<4>(&p["pixels"]), patch).unwrap();
-    assert_eq!(bins.dims().to_vec(), shape(&p["bins"]));
+    // The batcher's host targets (the one source of MPP targets) against
+    // ViLT's, from the fixture's uint8 / 255 pixels.
+    let [batch, channels, height, width]: [usize; 4] = shape(&p["pixels"]).try_into().unwrap();
+    let pixels: Vec<f32> = float::<4>(&p["pixels"]).into_data().to_vec().unwrap();
+    let bins: Vec<i64> = (0..batch)
+        .flat_map(|n| {
+            let mut interleaved = vec![0u8; height * width * 3];
+            for c in 0..channels {
+                for yx in 0..height * width {
+                    let value = pixels[(n * channels + c) * height * width + yx];
+                    interleaved[yx * 3 + c] = (value * 255.0).round() as u8;
+                }
+            }
+            let image = vlp_data::synthetic::RgbImage {
+                width,
+                height,
+                pixels: interleaved,
+            };
+            vlp_data::patch_rgb_targets(&image, patch).unwrap()
+        })
+        .flat_map(|rgb| rgb.map(i64::from))
+        .collect();
     assert_eq!(
-        bins.into_data().convert::<i64>().to_vec::<i64>().unwrap(),
+        bins,
         int::<3>(&p["bins"])
             .into_data()
             .convert::<i64>()
