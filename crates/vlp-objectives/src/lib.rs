@@ -21,8 +21,8 @@
 //!   architecture's pre-training model implements.
 //! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
-//!   same for ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM, ITC) and CLIP
-//!   (ITC only).
+//!   same for ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM, ITC with an
+//!   optional momentum model and queue) and CLIP (ITC only).
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
 //! - [`uniter`]: a single-stream model whose objectives (MLM, ITM with random
@@ -54,8 +54,8 @@ pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{
-    itc_loss, itc_loss_with_queue, momentum_update, ItcHead, ItcHeadConfig, ItcQueue,
-    TemperatureParameterization,
+    itc_loss, itc_loss_with_queue, momentum_copy, momentum_update, ItcHead, ItcHeadConfig,
+    ItcQueue, ItcQueueBuffers, TemperatureParameterization,
 };
 pub use itm::{
     hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,
@@ -70,7 +70,7 @@ pub use mvm::{
     MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
-pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};
+pub use pretrain_albef::{AlbefMomentum, AlbefPretrainer, AlbefPretrainerConfig, AlbefUnimodal};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};

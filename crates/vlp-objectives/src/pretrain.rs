@@ -147,6 +147,7 @@ impl<B: Backend> Pretrainer<B> for SingleStreamPretrainer<B> {
         PretrainOutput {
             loss,
             objectives: vec![mlm, itm, itc],
+            momentum_embeddings: None,
         }
     }
 

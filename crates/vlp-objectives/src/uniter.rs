@@ -536,6 +536,7 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
         PretrainOutput {
             loss,
             objectives: out.into_iter().map(|(_, objective)| objective).collect(),
+            momentum_embeddings: None,
         }
     }
 
