@@ -13,10 +13,10 @@ use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp::features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp::models::SingleStreamConfig;
 use vlp::objectives::{
-    Pretrainer, RetrievalModel, SingleStreamPretrainer, SingleStreamPretrainerConfig,
+    Pretrainer, RetrievalModel, UniterObjectives, UniterPretrainer, UniterPretrainerConfig,
 };
 
-fn config(vocab_size: usize, regions: bool) -> SingleStreamPretrainerConfig {
+fn config(vocab_size: usize, regions: bool) -> UniterPretrainerConfig {
     let visual = if regions {
         VisualEmbeddingsConfig::Regions(
             RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, 32)
@@ -31,7 +31,7 @@ fn config(vocab_size: usize, regions: bool) -> SingleStreamPretrainerConfig {
         .with_num_heads(4)
         .with_intermediate_size(64)
         .with_dropout(0.0);
-    SingleStreamPretrainerConfig::new(model).with_itc_embed_dim(16)
+    UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 
 /// Forward outputs of the model stored in `weights` on backend `B`: the
@@ -41,7 +41,7 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .load(weights.to_vec(), &device)
         .expect("weights load");
-    let model: SingleStreamPretrainer<B> =
+    let model: UniterPretrainer<B> =
         config(batcher.tokenizer.vocab_size(), batcher.detector.is_some())
             .init(&device)
             .load_record(record);
@@ -98,7 +98,7 @@ fn backends_agree(regions: bool) {
     };
     let device = Default::default();
     <NdArray as Backend>::seed(&device, 11);
-    let model: SingleStreamPretrainer<NdArray> =
+    let model: UniterPretrainer<NdArray> =
         config(batcher.tokenizer.vocab_size(), regions).init(&device);
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
@@ -117,4 +117,12 @@ fn backends_agree(regions: bool) {
         "largest difference between backends: {worst}"
     );
     assert!(on_ndarray.iter().all(|v| v.is_finite()));
+}
+
+/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
+fn mlm_itm_itc() -> UniterObjectives {
+    UniterObjectives::new()
+        .with_mlm(1.0)
+        .with_itm(1.0)
+        .with_itc(1.0)
 }

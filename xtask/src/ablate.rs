@@ -3,9 +3,11 @@
 //! alone (WRA on the batch's ITM pairs; hard-negative ITM with the ITC head
 //! that samples its negatives), scored on held-out batches at
 //! initialisation and after training; (b) MLM+ITM, then MLM+ITM+X, scored
-//! by held-out retrieval R@1. Retrieval ranks by the ITC embeddings when the
-//! run has ITC and by the cosine of the mean-pooled unimodal outputs
-//! otherwise. Prints a markdown table; `--json FILE` writes the numbers.
+//! by held-out retrieval R@1; (c) UNITER's task sampling against the
+//! weighted sum of the same objectives. Retrieval ranks by the ITC
+//! embeddings when the run has ITC and by the ITM head's score of every
+//! pair otherwise (UNITER). Prints a markdown table; `--json FILE` writes
+//! the numbers.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -18,15 +20,17 @@ use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use vlp_data::synthetic::{Split, NUM_DETECTOR_LABELS};
-use vlp_data::{AnswerVocabulary, MlmMasking, PretrainBatcher, RegionMasking};
-use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
+use vlp_data::synthetic::Split;
+use vlp_data::TextTokenizer;
+use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
 
-use crate::config::{PretrainConfig, VisualKind};
+use crate::config::{Architecture, PretrainConfig, VisualKind};
 use crate::device::{self, BackendJob, DeviceSpec};
-use crate::eval::{retrieval, Retrieval};
+use crate::eval::{Captioning, Evaluate, Retrieval};
 use crate::heldout::{heldout_objectives, HeldOutObjectives};
-use crate::train::{detector, learning_rate, tokenizer, world};
+use crate::model::{with_model, ModelTask};
+use crate::objectives_config::ObjectivesConfig;
+use crate::train::{batcher, learning_rate, step_rng, tokenizer, world};
 use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
@@ -49,20 +53,32 @@ pub struct AblateArgs {
     pub seed: u64,
 }
 
-/// One run of the ablation.
+/// One run of the ablation: the shared setting with this architecture and
+/// these objectives.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
     pub name: String,
-    pub objectives: UniterObjectives,
+    pub architecture: Architecture,
+    pub objectives: ObjectivesConfig,
 }
 
-/// (a) each objective alone, then (b) MLM+ITM and MLM+ITM+X.
+/// (a) each objective alone, (b) MLM+ITM and MLM+ITM+X, (c) UNITER's
+/// itm:mlm:mrfr:mrc-kl = 2:2:1:1 sampled per step and summed.
 pub fn runs() -> Vec<RunSpec> {
     let none = UniterObjectives::new;
-    let run = |name: &str, objectives: UniterObjectives| RunSpec {
+    let named = |name: &str, objectives: &UniterObjectives, strategy| RunSpec {
         name: name.to_string(),
-        objectives,
+        architecture: Architecture::SingleStream {},
+        objectives: ObjectivesConfig::of(objectives, strategy),
     };
+    let run = |name: &str, objectives: UniterObjectives| {
+        named(name, &objectives, MixStrategy::WeightedSum)
+    };
+    let uniter_mix = none()
+        .with_itm(2.0)
+        .with_mlm(2.0)
+        .with_mrfr(1.0)
+        .with_mrc_kl(1.0);
     let base = || none().with_mlm(1.0).with_itm(1.0);
     vec![
         run("mlm", none().with_mlm(1.0)),
@@ -85,6 +101,18 @@ pub fn runs() -> Vec<RunSpec> {
         run("mlm+itm+wra", base().with_wra(1.0)),
         run("mlm+itm+vqa", base().with_vqa(1.0)),
         run("mlm+itm+itm_hard", base().with_itm_hard(true)),
+        named("uniter-mix-sampled", &uniter_mix, MixStrategy::Sample),
+        named("uniter-mix-summed", &uniter_mix, MixStrategy::WeightedSum),
+        // Captioning as an objective (§4.8): SimVLM's PrefixLM through a
+        // decoder, as deep as the single-stream runs' encoder.
+        RunSpec {
+            name: "caption".into(),
+            architecture: Architecture::EncoderDecoder {
+                encoder_layers: 2,
+                decoder_layers: 2,
+            },
+            objectives: ObjectivesConfig::default(),
+        },
     ]
 }
 
@@ -96,7 +124,10 @@ pub struct RunResult {
     pub seconds: f32,
     pub init: HeldOutObjectives,
     pub trained: HeldOutObjectives,
-    pub retrieval: Retrieval,
+    /// `None` for runs with neither ITC nor ITM, and for captioning runs.
+    pub retrieval: Option<Retrieval>,
+    /// Held-out captioning at initialisation and after training (captioning runs).
+    pub captioning: Option<[Captioning; 2]>,
 }
 
 /// The runs' shared setting: the tiny region model and the synthetic world.
@@ -133,85 +164,124 @@ impl BackendJob for AblationJob {
     type Output = anyhow::Result<Vec<RunResult>>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let config = &self.config;
-        let tokenizer = tokenizer(config, None)?;
-        let answers = AnswerVocabulary::synthetic();
+        let tokenizer = tokenizer(&self.config, None)?;
         let mut results = Vec::new();
         for spec in &self.runs {
-            let o = &spec.objectives;
-            let batcher = PretrainBatcher {
-                world: world(config),
-                tokenizer: tokenizer.clone(),
-                max_text_len: config.data.max_text_len,
-                masking: MlmMasking {
-                    probability: config.data.mlm_probability,
-                    ..MlmMasking::default()
-                },
-                itm_negative_probability: config.data.itm_negative_probability,
-                fused_pairs: Some(config.data.fused_pairs),
-                detector: detector(config),
-                region_masking: o.masks_regions().then(RegionMasking::uniter),
-                vqa_answers: (o.vqa > 0.0).then(|| answers.clone()),
+            let mut config = PretrainConfig {
+                objectives: spec.objectives.clone(),
+                ..self.config.clone()
             };
-            let model_config = UniterPretrainerConfig::new(
-                config.pretrainer(tokenizer.vocab_size()).model,
-                o.clone(),
-            )
-            .with_num_region_classes(NUM_DETECTOR_LABELS)
-            .with_num_answers(answers.len())
-            .with_itc_embed_dim(config.model.itc_embed_dim);
-            model_config
+            config.model.architecture = spec.architecture.clone();
+            config
                 .validate()
                 .map_err(|err| UsageError(format!("run {}: {err}", spec.name)))?;
-            B::seed(&device, config.seed);
-            let mut model: UniterPretrainer<B> = model_config.init(&device);
-            let held_out = |model: &UniterPretrainer<B::InnerBackend>| {
-                heldout_objectives(
-                    model,
-                    &batcher,
-                    HELD_OUT_BATCHES,
-                    config.batch_size,
-                    config.seed,
-                    &device,
-                )
-            };
-            let init = held_out(&model.valid())?;
-            let mut optimizer = AdamWConfig::new()
-                .with_weight_decay(config.weight_decay as f32)
-                .init::<B, UniterPretrainer<B>>();
-            let started = Instant::now();
-            for step in 0..config.steps {
-                let mut rng = ChaCha8Rng::seed_from_u64(
-                    config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-                );
-                let samples = batcher.draw(Split::Train, config.batch_size, false, &mut rng);
-                let host = batcher.batch_of(samples, &mut rng)?;
-                let output = model.forward(&host.to_device(&device));
-                let loss = output.loss.clone().into_scalar().elem::<f32>();
-                if !loss.is_finite() {
-                    anyhow::bail!("run {}: loss became {loss} at step {step}", spec.name);
-                }
-                let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-                model = optimizer.step(learning_rate(config, step), model, grads);
-            }
-            let seconds = started.elapsed().as_secs_f32();
-            let trained_model = model.valid();
-            let trained = held_out(&trained_model)?;
-            let retrieval = retrieval(&trained_model, &world(config), &tokenizer, config, &device)?;
+            let result = with_model::<B, _>(
+                &config,
+                tokenizer.vocab_size(),
+                tokenizer.special(),
+                None,
+                &device,
+                AblationRun {
+                    name: &spec.name,
+                    config: &config,
+                    tokenizer: &tokenizer,
+                    device: device.clone(),
+                },
+            )??;
             eprintln!(
-                "{}: {} steps in {seconds:.0}s, R@1 t2i {:.3} i2t {:.3}",
-                spec.name, config.steps, retrieval.t2i.r1, retrieval.i2t.r1
+                "{}: {} steps in {:.0}s, {}",
+                result.name,
+                result.steps,
+                result.seconds,
+                match (&result.retrieval, &result.captioning) {
+                    (Some(r), _) => format!(
+                        "R@1 t2i {:.3} i2t {:.3} ({})",
+                        r.t2i.r1, r.i2t.r1, r.ranked_by
+                    ),
+                    (None, Some([_, trained])) => format!("BLEU-4 {:.3}", trained.bleu4),
+                    (None, None) => "no retrieval measure".into(),
+                }
             );
-            results.push(RunResult {
-                name: spec.name.clone(),
-                steps: config.steps,
-                seconds,
-                init,
-                trained,
-                retrieval,
-            });
+            results.push(result);
         }
         Ok(results)
+    }
+}
+
+/// One run: held-out objectives at initialisation, training, held-out
+/// objectives and retrieval (or captioning) after training.
+struct AblationRun<'a, B: AutodiffBackend> {
+    name: &'a str,
+    config: &'a PretrainConfig,
+    tokenizer: &'a TextTokenizer,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
+    type Output = anyhow::Result<RunResult>;
+
+    fn run<M>(self, mut model: M) -> Self::Output
+    where
+        M: AutodiffModule<B> + Pretrainer<B> + 'static,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
+    {
+        let (config, device) = (self.config, &self.device);
+        let batcher = batcher(config, self.tokenizer.clone());
+        let mix = config.objectives.sampled_mix();
+        let world = world(config);
+        let held_out = |model: &M::InnerModule| {
+            heldout_objectives(
+                model,
+                &batcher,
+                HELD_OUT_BATCHES,
+                config.batch_size,
+                config.seed,
+                device,
+            )
+        };
+        let init = held_out(&model.valid())?;
+        let init_report = model
+            .valid()
+            .evaluate(&world, self.tokenizer, config, device)?;
+        let mut optimizer = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .init::<B, M>();
+        let started = Instant::now();
+        for step in 0..config.steps {
+            let mut rng = ChaCha8Rng::seed_from_u64(
+                config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let samples = batcher.draw(Split::Train, config.batch_size, false, &mut rng);
+            let batch = batcher.batch_of(samples, &mut rng)?.to_device(device);
+            let output = match &mix {
+                Some(mix) => {
+                    model.forward_step(&batch, &mix.step(&mut step_rng(config.seed, step)))?
+                }
+                None => model.forward(&batch),
+            };
+            let loss = output.loss.clone().into_scalar().elem::<f32>();
+            if !loss.is_finite() {
+                anyhow::bail!("run {}: loss became {loss} at step {step}", self.name);
+            }
+            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+            model = optimizer.step(learning_rate(config, step), model, grads);
+        }
+        let seconds = started.elapsed().as_secs_f32();
+        let trained_model = model.valid();
+        let trained = held_out(&trained_model)?;
+        let report = trained_model.evaluate(&world, self.tokenizer, config, device)?;
+        Ok(RunResult {
+            name: self.name.to_string(),
+            steps: config.steps,
+            seconds,
+            init,
+            trained,
+            retrieval: report.retrieval,
+            captioning: init_report
+                .captioning
+                .zip(report.captioning)
+                .map(|(a, b)| [a, b]),
+        })
     }
 }
 
@@ -219,22 +289,30 @@ impl BackendJob for AblationJob {
 /// loss and metric at initialisation and after training, and the run's R@1.
 pub fn markdown(results: &[RunResult]) -> String {
     let mut lines = vec![
-        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t |".to_string(),
-        "|---|---|---|---|---|---|---|---|---|".to_string(),
+        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t | ranked by |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|---|".to_string(),
     ];
     for result in results {
+        let recall = match &result.retrieval {
+            Some(r) => format!("{:.3} | {:.3} | {}", r.t2i.r1, r.i2t.r1, r.ranked_by),
+            None => "– | – | –".to_string(),
+        };
         for (name, trained) in &result.trained {
             let init = &result.init[name];
             lines.push(format!(
-                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {:.3} | {:.3} |",
+                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {recall} |",
                 result.name,
                 init.loss,
                 trained.loss,
                 trained.metric_name,
                 init.metric,
                 trained.metric,
-                result.retrieval.t2i.r1,
-                result.retrieval.i2t.r1
+            ));
+        }
+        if let Some([init, trained]) = &result.captioning {
+            lines.push(format!(
+                "| {} | caption | – | – | bleu4 (beam {}) | {:.4} | {:.4} | {recall} |",
+                result.name, trained.beam_size, init.bleu4, trained.bleu4,
             ));
         }
     }

@@ -5,9 +5,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::objectives_config::ObjectivesConfig;
 use crate::presets::Preset;
-use vlp_data::synthetic::DetectorConfig;
-use vlp_data::SpecialTokens;
+use vlp_data::synthetic::{DetectorConfig, NUM_DETECTOR_LABELS};
+use vlp_data::{AnswerVocabulary, SpecialTokens};
 use vlp_features::{
     BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
     RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
@@ -18,7 +19,7 @@ use vlp_models::{
 };
 use vlp_objectives::{
     AlbefPretrainerConfig, ClipPretrainerConfig, DualStreamPretrainerConfig, SimVlmArchitecture,
-    SimVlmPretrainerConfig, SingleStreamPretrainerConfig,
+    SimVlmPretrainerConfig, UniterPretrainerConfig,
 };
 
 /// Everything a pre-training run depends on. Every field has a default; a
@@ -46,6 +47,7 @@ pub struct PretrainConfig {
     pub caption_beam_size: usize,
     pub data: DataConfig,
     pub model: ModelConfig,
+    pub objectives: ObjectivesConfig,
 }
 
 /// Synthetic world, tokenizer and masking settings.
@@ -301,6 +303,7 @@ impl Default for PretrainConfig {
             caption_beam_size: 3,
             data: DataConfig::default(),
             model: ModelConfig::default(),
+            objectives: ObjectivesConfig::default(),
         }
     }
 }
@@ -466,7 +469,8 @@ impl PretrainConfig {
                 .validate()
                 .map_err(|err| format!("model.architecture.{err}"))?;
         }
-        Ok(())
+        self.objectives
+            .validate(&self.model.architecture, self.model.visual)
     }
 
     /// Takes the text tower's sizes from a Hugging Face BERT `config.json`
@@ -538,8 +542,9 @@ impl PretrainConfig {
             .unwrap_or(self.data.max_text_len)
     }
 
-    /// The single-stream model and heads, for a tokenizer of `vocab_size` ids.
-    pub fn pretrainer(&self, vocab_size: usize) -> SingleStreamPretrainerConfig {
+    /// The single-stream model and the heads of `[objectives]`, for a
+    /// tokenizer of `vocab_size` ids.
+    pub fn pretrainer(&self, vocab_size: usize) -> UniterPretrainerConfig {
         let m = &self.model;
         let model = SingleStreamConfig::new(vocab_size, self.visual())
             .with_hidden_size(m.hidden_size)
@@ -549,7 +554,9 @@ impl PretrainConfig {
             .with_max_text_len(self.text_positions())
             .with_dropout(m.dropout)
             .with_norm_first(m.norm_first);
-        SingleStreamPretrainerConfig::new(model)
+        UniterPretrainerConfig::new(model, self.objectives.uniter())
+            .with_num_region_classes(NUM_DETECTOR_LABELS)
+            .with_num_answers(AnswerVocabulary::synthetic().len())
             .with_itc_embed_dim(m.itc_embed_dim)
             .with_itc_temperature(m.itc_temperature)
     }
@@ -591,10 +598,14 @@ impl PretrainConfig {
             .with_num_cross_layers(cross_layers)
             .with_max_text_len(self.text_positions())
             .with_dropout(m.dropout);
+        let weights = self.objectives.fixed();
         Some(
             DualStreamPretrainerConfig::new(model)
                 .with_itc_embed_dim(m.itc_embed_dim)
-                .with_itc_temperature(m.itc_temperature),
+                .with_itc_temperature(m.itc_temperature)
+                .with_mlm_weight(weights.mlm)
+                .with_itm_weight(weights.itm)
+                .with_itc_weight(weights.itc),
         )
     }
 
@@ -628,10 +639,14 @@ impl PretrainConfig {
             .with_num_image_layers(image_layers)
             .with_max_text_len(self.text_positions())
             .with_dropout(m.dropout);
+        let weights = self.objectives.fixed();
         Some(
             AlbefPretrainerConfig::new(model)
                 .with_itc_embed_dim(m.itc_embed_dim)
                 .with_itc_temperature(m.itc_temperature)
+                .with_mlm_weight(weights.mlm)
+                .with_itm_weight(weights.itm)
+                .with_itc_weight(weights.itc)
                 .with_queue_size(queue_size)
                 .with_momentum(momentum)
                 .with_distill_alpha(distill_alpha),

@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
 use vlp_data::{tokens_to_tensors, HostVisual, RegionBatch, TextTokenizer};
 use vlp_objectives::{
-    bleu4, AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, RetrievalModel, SimVlmPretrainer,
-    SingleStreamPretrainer,
+    bleu4, AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, RankBy, RetrievalModel,
+    SimVlmPretrainer, UniterPretrainer,
 };
 
 use crate::config::PretrainConfig;
@@ -30,7 +30,19 @@ pub struct Retrieval {
     /// Image → text: each image ranks all candidate captions.
     pub i2t: Recall,
     pub candidates: usize,
+    /// What ranked the candidates: "embeddings" (contrastive similarity) or
+    /// "matching" (the ITM head's score of every pair).
+    #[serde(default = "ranked_by_embeddings")]
+    pub ranked_by: String,
 }
+
+fn ranked_by_embeddings() -> String {
+    "embeddings".into()
+}
+
+/// Candidates ranked by a matching head, whose cost grows as `N²` fused
+/// passes: the held-out set is capped at this many scenes.
+pub const MATCHING_CANDIDATES: usize = 100;
 
 /// The content of `eval.json`: what the model's architecture can be measured on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,7 +101,7 @@ macro_rules! evaluate_by_retrieval {
                 device: &B::Device,
             ) -> anyhow::Result<EvalReport> {
                 Ok(EvalReport {
-                    retrieval: Some(retrieval(self, world, tokenizer, config, device)?),
+                    retrieval: retrieval(self, world, tokenizer, config, device)?,
                     captioning: None,
                     objectives: None,
                 })
@@ -99,7 +111,7 @@ macro_rules! evaluate_by_retrieval {
 }
 
 evaluate_by_retrieval!(
-    SingleStreamPretrainer,
+    UniterPretrainer,
     DualStreamPretrainer,
     AlbefPretrainer,
     ClipPretrainer
@@ -259,8 +271,9 @@ impl Retrieval {
             )
         };
         format!(
-            "held-out retrieval over {} candidates\n{:<12} {:>6} {:>6} {:>6}\n{}\n{}",
+            "held-out retrieval over {} candidates (ranked by {})\n{:<12} {:>6} {:>6} {:>6}\n{}\n{}",
             r.candidates,
+            r.ranked_by,
             "",
             "R@1",
             "R@5",
@@ -314,18 +327,26 @@ pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
     recall_from_ranks(&ranks(similarity, n, by_rows))
 }
 
-/// Embeds the held-out test set and measures retrieval in both directions by
-/// contrastive similarity of the unimodal embeddings. (Re-ranking the top
-/// candidates with the ITM head, as ALBEF does, was measured and made R@1
-/// worse for these models: their ITM head is trained on random negatives.)
+/// Measures retrieval on the held-out test set in both directions: by the
+/// contrastive similarity of the unimodal embeddings, or, for a model
+/// without a shared space, by its matching head's score of every pair
+/// (UNITER; at most [`MATCHING_CANDIDATES`] scenes). `None` when the model
+/// has neither. (Re-ranking the top candidates with the ITM head, as ALBEF
+/// does, was measured and made R@1 worse for the contrastive models: their
+/// ITM head is trained on random negatives.)
 pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
     model: &M,
     world: &SyntheticWorld,
     tokenizer: &TextTokenizer,
     config: &PretrainConfig,
     device: &B::Device,
-) -> anyhow::Result<Retrieval> {
-    let n = config.eval_candidates;
+) -> anyhow::Result<Option<Retrieval>> {
+    let rank_by = model.rank_by();
+    let n = match rank_by {
+        RankBy::Embeddings => config.eval_candidates,
+        RankBy::Matching => config.eval_candidates.min(MATCHING_CANDIDATES),
+        RankBy::Nothing => return Ok(None),
+    };
     let indices = world.distinct_indices(Split::Test, n);
     let samples: Vec<_> = indices
         .iter()
@@ -340,29 +361,63 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         tokens_to_tensors::<B>(&tokenizer.encode(&texts, config.data.max_text_len)?, device);
     let visual = held_out_visual(samples, config)?.to_device::<B>(device);
 
-    const CHUNK: usize = 200;
-    let mut text_embeddings = Vec::new();
-    let mut image_embeddings = Vec::new();
-    for start in (0..n).step_by(CHUNK) {
-        let rows = start..(start + CHUNK).min(n);
-        text_embeddings.push(model.embed_text(
-            ids.clone().slice([rows.clone()]),
-            padding.clone().slice([rows.clone()]),
-        ));
-        image_embeddings.push(model.embed_image(&visual.slice_rows(rows.start, rows.end)));
-    }
-    let similarity: Vec<f32> = Tensor::cat(text_embeddings, 0)
-        .matmul(Tensor::cat(image_embeddings, 0).transpose())
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .map_err(|err| anyhow::anyhow!("{err:?}"))?;
+    let similarity: Vec<f32> = match rank_by {
+        RankBy::Embeddings => {
+            const CHUNK: usize = 200;
+            let mut text_embeddings = Vec::new();
+            let mut image_embeddings = Vec::new();
+            for start in (0..n).step_by(CHUNK) {
+                let rows = start..(start + CHUNK).min(n);
+                text_embeddings.push(model.embed_text(
+                    ids.clone().slice([rows.clone()]),
+                    padding.clone().slice([rows.clone()]),
+                ));
+                image_embeddings.push(model.embed_image(&visual.slice_rows(rows.start, rows.end)));
+            }
+            floats(
+                Tensor::cat(text_embeddings, 0)
+                    .matmul(Tensor::cat(image_embeddings, 0).transpose()),
+            )?
+        }
+        _ => {
+            // Row i of the matrix: text i against every image, one fused batch.
+            let mut rows = Vec::with_capacity(n * n);
+            for text in 0..n {
+                let text_rows = Tensor::<B, 1, Int>::from_data(
+                    TensorData::new(vec![text as i64; n], [n]),
+                    device,
+                );
+                let scores = model
+                    .match_scores(
+                        ids.clone().select(0, text_rows.clone()),
+                        padding.clone().select(0, text_rows),
+                        &visual,
+                    )
+                    .expect("a model ranking by matching scores pairs");
+                rows.extend(floats(scores)?);
+            }
+            rows
+        }
+    };
 
-    Ok(Retrieval {
+    Ok(Some(Retrieval {
         t2i: recall(&similarity, n, true),
         i2t: recall(&similarity, n, false),
         candidates: n,
-    })
+        ranked_by: match rank_by {
+            RankBy::Matching => "matching",
+            _ => "embeddings",
+        }
+        .into(),
+    }))
+}
+
+fn floats<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> anyhow::Result<Vec<f32>> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .map_err(|err| anyhow::anyhow!("{err:?}"))
 }
 
 #[cfg(test)]

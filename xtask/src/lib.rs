@@ -13,6 +13,7 @@ pub mod device;
 pub mod eval;
 pub mod heldout;
 pub mod model;
+pub mod objectives_config;
 pub mod plot;
 pub mod presets;
 pub mod presets_command;
@@ -104,7 +105,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<B> {
     fn run<M>(self, model: M) -> Self::Output
     where
         M: AutodiffModule<B> + Pretrainer<B> + 'static,
-        M::InnerModule: Evaluate<B::InnerBackend>,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let model = run_dir::load_checkpoint(model.valid(), &self.run, &self.device)?;
         eprintln!(
@@ -113,12 +114,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<B> {
             model::millions(&model),
             self.device
         );
-        let report = model.evaluate(
-            &train::world(&self.config),
-            &self.tokenizer,
-            &self.config,
-            &self.device,
-        )?;
+        let report = train::evaluate(&model, &self.config, &self.tokenizer, &self.device)?;
         report.write(&self.run.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

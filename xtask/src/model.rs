@@ -11,7 +11,7 @@ use vlp_features::set_trainable;
 use vlp_models::{BertModel, SingleStreamModel};
 use vlp_objectives::{
     AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
-    SingleStreamPretrainer,
+    UniterPretrainer,
 };
 
 use crate::config::{Architecture, Component, PretrainConfig};
@@ -25,7 +25,7 @@ pub trait ModelTask<B: AutodiffBackend> {
     fn run<M>(self, model: M) -> Self::Output
     where
         M: AutodiffModule<B> + Pretrainer<B> + 'static,
-        M::InnerModule: Evaluate<B::InnerBackend>;
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>;
 }
 
 /// Builds the model `config` describes for a tokenizer of `vocab_size` ids
@@ -58,7 +58,7 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
     }
     Ok(match &config.model.architecture {
         Architecture::SingleStream {} => {
-            let mut model: SingleStreamPretrainer<B> = config.pretrainer(vocab_size).init(device);
+            let mut model: UniterPretrainer<B> = config.pretrainer(vocab_size).init(device);
             if let Some(dir) = init_text {
                 model.backbone =
                     init_text_from_bert(model.backbone, &dir.join("model.safetensors"))?;
@@ -119,10 +119,7 @@ fn init_text_from_bert<B: Backend>(
 }
 
 /// Stops the gradient of every parameter of the `frozen` components.
-fn freeze<B: Backend>(
-    mut model: SingleStreamPretrainer<B>,
-    frozen: &[Component],
-) -> SingleStreamPretrainer<B> {
+fn freeze<B: Backend>(mut model: UniterPretrainer<B>, frozen: &[Component]) -> UniterPretrainer<B> {
     if !frozen.is_empty() {
         eprintln!("frozen (no gradient): {frozen:?}");
     }

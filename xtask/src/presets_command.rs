@@ -69,7 +69,7 @@ impl<B: AutodiffBackend> ModelTask<B> for CountParameters {
     fn run<M>(self, model: M) -> Self::Output
     where
         M: AutodiffModule<B> + Pretrainer<B> + 'static,
-        M::InnerModule: Evaluate<B::InnerBackend>,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let mut counter = LazyCounter::default();
         model.visit(&mut counter);

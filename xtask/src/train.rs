@@ -1,5 +1,6 @@
-//! `cargo xtask pretrain`: synthetic world → tokenizer → single-stream model
-//! trained with MLM + ITM + ITC → checkpoint, curves and held-out retrieval.
+//! `cargo xtask pretrain`: synthetic world → tokenizer → the configured
+//! architecture trained with the `[objectives]` (summed, or one sampled per
+//! step) → checkpoint, curves, held-out objectives and retrieval or captioning.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -17,12 +18,15 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
+use vlp_data::{AnswerVocabulary, RegionMasking};
 use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_objectives::Pretrainer;
 
+use crate::config::Architecture;
 use crate::config::PretrainConfig;
 use crate::device::BackendJob;
 use crate::eval::{EvalReport, Evaluate};
+use crate::heldout::heldout_objectives;
 use crate::model::{millions, with_model, ModelTask};
 use crate::run_dir::{self, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
 use crate::{plot, UsageError};
@@ -104,6 +108,56 @@ pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> anyhow::Result
     }
 }
 
+/// The batcher of a run: MLM masking and ITM pairs always; masked regions
+/// and VQA questions when the single-stream objectives need them.
+pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> PretrainBatcher {
+    let objectives = config.objectives.uniter();
+    let single_stream = matches!(config.model.architecture, Architecture::SingleStream {});
+    PretrainBatcher {
+        world: world(config),
+        tokenizer,
+        max_text_len: config.data.max_text_len,
+        masking: MlmMasking {
+            probability: config.data.mlm_probability,
+            ..MlmMasking::default()
+        },
+        itm_negative_probability: config.data.itm_negative_probability,
+        fused_pairs: Some(config.data.fused_pairs),
+        detector: detector(config),
+        region_masking: (single_stream && objectives.masks_regions()).then(RegionMasking::uniter),
+        vqa_answers: (single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic),
+    }
+}
+
+/// Held-out test batches scored at the end of a run.
+const HELD_OUT_BATCHES: usize = 4;
+
+/// What `eval.json` holds for a trained model: retrieval or captioning, and
+/// every objective's loss and metric on held-out batches.
+pub fn evaluate<B: Backend, M: Evaluate<B> + Pretrainer<B>>(
+    model: &M,
+    config: &PretrainConfig,
+    tokenizer: &TextTokenizer,
+    device: &B::Device,
+) -> anyhow::Result<EvalReport> {
+    let mut report = model.evaluate(&world(config), tokenizer, config, device)?;
+    report.objectives = Some(heldout_objectives(
+        model,
+        &batcher(config, tokenizer.clone()),
+        HELD_OUT_BATCHES,
+        config.batch_size,
+        config.seed,
+        device,
+    )?);
+    Ok(report)
+}
+
+/// The objectives of step `step` under per-step task sampling: a draw that
+/// depends only on the seed and the step, like the step's batch.
+pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(!seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+}
+
 /// Batches for steps `first_step..steps`, built on a background thread.
 /// Each step's batch depends only on the seed and the step number.
 fn spawn_loader(
@@ -131,29 +185,28 @@ fn spawn_loader(
     receiver
 }
 
-/// Running sums of named values between two metrics lines.
+/// Running sums of named values between two metrics lines. Each value is
+/// averaged over the steps that had it: with task sampling, an objective
+/// appears only in the steps that drew it.
 #[derive(Default)]
 struct Accumulator {
-    steps: usize,
-    sums: BTreeMap<String, f32>,
+    sums: BTreeMap<String, (f32, usize)>,
 }
 
 impl Accumulator {
     fn add(&mut self, values: impl IntoIterator<Item = (String, f32)>) {
-        self.steps += 1;
         for (name, value) in values {
-            *self.sums.entry(name).or_default() += value;
+            let entry = self.sums.entry(name).or_default();
+            entry.0 += value;
+            entry.1 += 1;
         }
     }
 
     fn take(&mut self) -> BTreeMap<String, f32> {
-        let n = self.steps.max(1) as f32;
-        let means = std::mem::take(&mut self.sums)
+        std::mem::take(&mut self.sums)
             .into_iter()
-            .map(|(name, sum)| (name, sum / n))
-            .collect();
-        self.steps = 0;
-        means
+            .map(|(name, (sum, count))| (name, sum / count.max(1) as f32))
+            .collect()
     }
 }
 
@@ -209,7 +262,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
     fn run<M>(self, mut model: M) -> Self::Output
     where
         M: AutodiffModule<B> + Pretrainer<B> + 'static,
-        M::InnerModule: Evaluate<B::InnerBackend>,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let Training {
             job,
@@ -226,21 +279,23 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             .with_weight_decay(config.weight_decay as f32)
             .init::<B, M>();
 
-        let batcher = PretrainBatcher {
-            world: world(config),
-            tokenizer: tokenizer.clone(),
-            max_text_len: config.data.max_text_len,
-            masking: MlmMasking {
-                probability: config.data.mlm_probability,
-                ..MlmMasking::default()
-            },
-            itm_negative_probability: config.data.itm_negative_probability,
-            fused_pairs: Some(config.data.fused_pairs),
-            detector: detector(config),
-            region_masking: None,
-            vqa_answers: None,
-        };
-        let batches = spawn_loader(batcher, config, 0);
+        let batcher = batcher(config, tokenizer.clone());
+        let mix = config.objectives.sampled_mix();
+        if let Some(mix) = &mix {
+            eprintln!(
+                "task sampling: one objective per step, {}",
+                mix.objectives
+                    .iter()
+                    .map(|entry| format!(
+                        "{:?} {:.0}%",
+                        entry.objective,
+                        100.0 * mix.probability(entry.objective)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let batches = spawn_loader(batcher.clone(), config, 0);
         let metrics_path = out.join(METRICS_FILE);
         let mut metrics_file = std::fs::File::create(&metrics_path)
             .with_context(|| format!("cannot create {}", metrics_path.display()))?;
@@ -261,7 +316,12 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
         for step in 0..config.steps {
             let host = batches.recv().context("batch loader stopped")??;
             let batch = host.to_device::<B>(&device);
-            let output = model.forward(&batch);
+            let output = match &mix {
+                Some(mix) => {
+                    model.forward_step(&batch, &mix.step(&mut step_rng(config.seed, step)))?
+                }
+                None => model.forward(&batch),
+            };
             let loss = output.loss.clone().into_scalar().elem::<f32>();
             if !loss.is_finite() {
                 anyhow::bail!("loss became {loss} at step {step}; lower learning_rate");
@@ -335,9 +395,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
         run_dir::save_checkpoint(model.clone(), out)?;
         plot::loss_curves(&records, &out.join(run_dir::CURVES_FILE))?;
 
-        let report = model
-            .valid()
-            .evaluate(&world(config), &tokenizer, config, &device)?;
+        let report = evaluate(&model.valid(), config, &tokenizer, &device)?;
         report.write(&out.join(run_dir::EVAL_FILE))?;
         Ok(report)
     }

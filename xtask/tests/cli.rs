@@ -212,6 +212,11 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
     }
     let trained = read_json(&run.join("eval.json"));
     assert_eq!(trained["retrieval"]["candidates"], 40);
+    assert_eq!(trained["retrieval"]["ranked_by"], "embeddings");
+    for name in ["mlm", "itm", "itc"] {
+        let loss = trained["objectives"][name]["loss"].as_f64().unwrap();
+        assert!(loss.is_finite() && loss > 0.0, "held-out {name}: {loss}");
+    }
     for direction in ["t2i", "i2t"] {
         let r = &trained["retrieval"][direction];
         let (r1, r5, r10) = (
@@ -244,5 +249,56 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
             );
         }
     }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn task_sampling_trains_one_objective_per_step_and_ranks_by_matching() {
+    let dir = temp_dir("sampling");
+    let config = dir.join("sampled.toml");
+    std::fs::write(
+        &config,
+        format!("{TINY}[objectives]\nstrategy = \"sample\"\nmlm = 1\nitm = 3\nitc = 0\n"),
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let output = xtask(&[
+        "pretrain",
+        "--config",
+        config.to_str().unwrap(),
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--device",
+        "ndarray",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("task sampling: one objective per step, Mlm 25%, Itm 75%"),
+        "{stderr}"
+    );
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    for line in metrics.lines() {
+        let record: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert!(record.get("itc_loss").is_none(), "{line}");
+        let drawn = ["mlm_loss", "itm_loss"]
+            .iter()
+            .filter(|key| record.get(**key).is_some())
+            .count();
+        assert!(drawn >= 1, "{line}");
+    }
+    let eval = read_json(&run.join("eval.json"));
+    // No ITC: the ITM head ranks every (caption, image) pair.
+    assert_eq!(eval["retrieval"]["ranked_by"], "matching");
+    assert_eq!(eval["retrieval"]["candidates"], 40);
+    assert!(eval["objectives"]["itc"].is_null());
+    assert!(eval["objectives"]["mlm"]["loss"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
     std::fs::remove_dir_all(dir).unwrap();
 }

@@ -16,9 +16,9 @@ use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
-use vlp_objectives::{Pretrainer, SingleStreamPretrainer, SingleStreamPretrainerConfig};
+use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
 
-fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
+fn config(vocab_size: usize) -> UniterPretrainerConfig {
     let visual =
         VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0));
     let model = SingleStreamConfig::new(vocab_size, visual)
@@ -27,7 +27,7 @@ fn config(vocab_size: usize) -> SingleStreamPretrainerConfig {
         .with_num_heads(4)
         .with_intermediate_size(64)
         .with_dropout(0.0);
-    SingleStreamPretrainerConfig::new(model).with_itc_embed_dim(16)
+    UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 
 /// The step's total loss and the gradient of the patch projection.
@@ -39,7 +39,7 @@ fn loss_and_gradient<B: AutodiffBackend>(
     let record = BinBytesRecorder::<FullPrecisionSettings>::default()
         .load(weights.to_vec(), &device)
         .expect("weights load");
-    let model: SingleStreamPretrainer<B> = config(batcher.tokenizer.vocab_size())
+    let model: UniterPretrainer<B> = config(batcher.tokenizer.vocab_size())
         .init(&device)
         .load_record(record);
     let host = batcher
@@ -81,7 +81,7 @@ fn wgpu_forward_and_backward_match_ndarray() {
         region_masking: None,
         vqa_answers: None,
     };
-    let model: SingleStreamPretrainer<NdArray> =
+    let model: UniterPretrainer<NdArray> =
         config(batcher.tokenizer.vocab_size()).init(&Default::default());
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
@@ -106,4 +106,12 @@ fn wgpu_forward_and_backward_match_ndarray() {
         worst <= 1e-3 * scale,
         "gradient differs by {worst} (scale {scale})"
     );
+}
+
+/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
+fn mlm_itm_itc() -> UniterObjectives {
+    UniterObjectives::new()
+        .with_mlm(1.0)
+        .with_itm(1.0)
+        .with_itc(1.0)
 }

@@ -19,6 +19,9 @@ pub enum ObjectiveError {
     /// The momentum copy and the online model do not share parameters.
     #[error("momentum update: parameter {param} of the momentum model is not in the online model (build the momentum model as a clone of the online one)")]
     UnknownParam { param: String },
+    /// The model cannot do what was asked (an objective it lacks).
+    #[error("{0}")]
+    Unsupported(String),
     /// Word-region alignment failed inside the OT solver.
     #[error("word-region alignment: {0}")]
     Ot(#[from] vlp_ot::OtError),

@@ -19,14 +19,15 @@
 //! - [`loss`]: shared primitives (cross-entropy with ignore and smoothing).
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
-//! - [`pretrain`]: a single-stream model with the MLM/ITM/ITC heads, one step's losses.
+//! - [`pooling`]: mean pooling of the non-padding tokens.
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
-//!   same for ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM, ITC with an
-//!   optional momentum model and queue) and CLIP (ITC only).
+//!   pre-training models of ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM,
+//!   ITC with an optional momentum model and queue) and CLIP (ITC only).
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
-//! - [`uniter`]: a single-stream model whose objectives (MLM, ITM with random
-//!   or hard negatives, ITC, MRFR, MRC, MRC-kl, WRA, VQA) are chosen in its config.
+//! - [`uniter`]: the single-stream pre-training model, whose objectives (MLM,
+//!   ITM with random or hard negatives, ITC, MRFR, MRC, MRC-kl, WRA, VQA) are
+//!   chosen in its config, summed with weights or sampled one per step.
 //!
 //! Every loss of an empty selection (nothing masked, all labels ignored) is
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
@@ -40,7 +41,7 @@ pub mod loss;
 pub mod mixing;
 pub mod mlm;
 pub mod mvm;
-pub mod pretrain;
+pub mod pooling;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
@@ -69,11 +70,11 @@ pub use mvm::{
     masked_patch_loss, patch_rgb_targets, MppHead, MppHeadConfig, MvmClassificationHead,
     MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
-pub use pretrain::{SingleStreamPretrainer, SingleStreamPretrainerConfig};
+pub use pooling::mean_pool;
 pub use pretrain_albef::{AlbefMomentum, AlbefPretrainer, AlbefPretrainerConfig, AlbefUnimodal};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
-pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
 pub use uniter::{
     distance_gap, word_positions, UniterConfigError, UniterObjectives, UniterPretrainer,

@@ -33,7 +33,7 @@ pub enum Objective {
 
 /// How the objectives of a mix share a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(rename_all = "snake_case")]
 pub enum MixStrategy {
     /// One objective per step, drawn with probability ∝ its weight.
     Sample,

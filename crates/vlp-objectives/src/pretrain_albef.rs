@@ -23,7 +23,7 @@ use crate::itc::{
 use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
 use crate::loss::{accuracy, l2_normalize};
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
-use crate::pretrain::mean_pool;
+use crate::pooling::mean_pool;
 use crate::pretrain_dual_stream::{itc_objective, select_images};
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 

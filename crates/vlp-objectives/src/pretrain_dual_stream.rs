@@ -10,7 +10,7 @@ use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
 use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
 use crate::loss::accuracy;
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
-use crate::pretrain::mean_pool;
+use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 
 /// Configuration of [`DualStreamPretrainer`].
@@ -96,7 +96,7 @@ impl<B: Backend> Pretrainer<B> for DualStreamPretrainer<B> {
     /// ITC on each stream alone (mean-pooled, no cross-modal layer); ITM and
     /// MLM on one pass of both streams with their cross-modal layers over the
     /// batch's matching pairs with masked text (MLM scored on the matched
-    /// pairs, as in [`SingleStreamPretrainer`](crate::SingleStreamPretrainer)).
+    /// pairs, as in [`UniterPretrainer`](crate::UniterPretrainer)).
     fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
         let backbone = &self.backbone;
         let image = backbone.embed_image(&batch.visual);

@@ -5,6 +5,9 @@
 use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 
+use crate::error::ObjectiveError;
+use crate::mixing::WeightedObjective;
+
 /// One objective's loss (still attached to the graph) and its metric.
 #[derive(Debug, Clone)]
 pub struct ObjectiveOutput<B: Backend> {
@@ -46,6 +49,20 @@ pub trait Pretrainer<B: Backend> {
     /// One step's losses on `batch`.
     fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B>;
 
+    /// One step's losses with only the objectives of `step`, at its weights:
+    /// a step of per-step task sampling ([`crate::ObjectiveMix::step`]).
+    /// Pre-trainers that train a fixed set of objectives refuse.
+    fn forward_step(
+        &self,
+        _batch: &PretrainBatch<B>,
+        _step: &[WeightedObjective],
+    ) -> crate::Result<PretrainOutput<B>> {
+        Err(ObjectiveError::Unsupported(
+            "this pre-trainer trains a fixed set of objectives every step (no task sampling)"
+                .into(),
+        ))
+    }
+
     /// The contrastive temperature in use, for logging; `None` without ITC.
     fn temperature(&self) -> Option<f32> {
         None
@@ -62,6 +79,18 @@ pub trait Pretrainer<B: Backend> {
     }
 }
 
+/// How a model ranks retrieval candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RankBy {
+    /// Similarity of the unimodal embeddings (a contrastive space).
+    Embeddings,
+    /// The matching head's score of every (text, image) pair (UNITER):
+    /// `N²` fused passes.
+    Matching,
+    /// Neither was trained: retrieval would measure chance.
+    Nothing,
+}
+
 /// A model that embeds text and images into one space (retrieval).
 pub trait RetrievalModel<B: Backend> {
     /// `[N, T]` ids with `[N, T]` padding → unit embeddings `[N, D]`.
@@ -69,4 +98,20 @@ pub trait RetrievalModel<B: Backend> {
 
     /// Pixels or regions of `N` images → unit embeddings `[N, D]`.
     fn embed_image(&self, visual: &VisualBatch<B>) -> Tensor<B, 2>;
+
+    /// Which scores rank candidates; models with a shared space use the embeddings.
+    fn rank_by(&self) -> RankBy {
+        RankBy::Embeddings
+    }
+
+    /// Matching scores `[N]` of the row-aligned pairs (text `i`, image `i`),
+    /// for [`RankBy::Matching`].
+    fn match_scores(
+        &self,
+        _ids: Tensor<B, 2, Int>,
+        _padding: Tensor<B, 2, Bool>,
+        _visual: &VisualBatch<B>,
+    ) -> Option<Tensor<B, 1>> {
+        None
+    }
 }

@@ -1,10 +1,10 @@
-//! A single-stream (UNITER-style) pre-training model whose objectives are
+//! The single-stream (UNITER-style) pre-training model, whose objectives are
 //! chosen in its configuration: MLM, ITM (random or ALBEF hard negatives),
 //! ITC, the three masked region objectives (MRFR, MRC, MRC-kl), WRA and VQA,
-//! summed with weights. Heads of objectives that are off are not built.
+//! summed with weights, or one drawn per step (`Pretrainer::forward_step`,
+//! UNITER's task sampling). Heads of objectives that are off are not built.
 //!
-//! One fused pass over the ITM pairs serves MLM, ITM, MVM and WRA (as the
-//! single-stream pre-trainer does for MLM and ITM); VQA has its own fused
+//! One fused pass over the ITM pairs serves MLM, ITM, MVM and WRA; VQA has its own fused
 //! pass over (question, image) pairs; ITC and the hard-negative sampling read
 //! the unimodal passes.
 
@@ -14,16 +14,18 @@ use vlp_features::{VisualEmbeddings, VisualTokens};
 use vlp_models::{FusedOutput, SingleStreamConfig, SingleStreamModel};
 use vlp_ot::{wra_distance, Padding};
 
+use crate::error::ObjectiveError;
 use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
 use crate::itm::{hard_negative_indices, itm_loss, ItmHead, ItmHeadConfig};
 use crate::loss::{accuracy, l2_normalize};
+use crate::mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
 use crate::mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
     MvmClassificationHead, MvmClassificationHeadConfig, MvmRegressionHead, MvmRegressionHeadConfig,
 };
-use crate::pretrain::mean_pool;
-use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+use crate::pooling::mean_pool;
+use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 use crate::vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 use crate::wra::uniter_wra_config;
 
@@ -71,6 +73,57 @@ impl UniterObjectives {
 
     fn scores_itc(&self) -> bool {
         self.itc > 0.0 || self.itm_hard
+    }
+
+    /// The weighted objectives (weight > 0) as a task mix with `strategy`:
+    /// UNITER samples one per step by these ratios; the weighted sum runs all.
+    pub fn mix(&self, strategy: MixStrategy) -> crate::Result<ObjectiveMix> {
+        let entries = [
+            (Objective::Mlm, self.mlm),
+            (Objective::Itm, self.itm),
+            (Objective::Itc, self.itc),
+            (Objective::Mrfr, self.mrfr),
+            (Objective::Mrc, self.mrc),
+            (Objective::MrcKl, self.mrc_kl),
+            (Objective::Wra, self.wra),
+            (Objective::Vqa, self.vqa),
+        ];
+        ObjectiveMix::new(
+            strategy,
+            entries
+                .into_iter()
+                .filter(|&(_, weight)| weight > 0.0)
+                .map(|(objective, weight)| WeightedObjective { objective, weight })
+                .collect(),
+        )
+    }
+
+    /// The objectives of one step of a mix ([`ObjectiveMix::step`]) at their
+    /// weights; hard negatives stay on when ITM is drawn and `itm_hard` is set.
+    pub fn of_step(step: &[WeightedObjective], itm_hard: bool) -> crate::Result<Self> {
+        let mut objectives = Self::new();
+        for entry in step {
+            let weight = entry.weight;
+            match entry.objective {
+                Objective::Mlm => objectives.mlm = weight,
+                Objective::Itm => {
+                    objectives.itm = weight;
+                    objectives.itm_hard = itm_hard;
+                }
+                Objective::Itc => objectives.itc = weight,
+                Objective::Mrfr => objectives.mrfr = weight,
+                Objective::Mrc => objectives.mrc = weight,
+                Objective::MrcKl => objectives.mrc_kl = weight,
+                Objective::Wra => objectives.wra = weight,
+                Objective::Vqa => objectives.vqa = weight,
+                other => {
+                    return Err(ObjectiveError::Unsupported(format!(
+                        "the UNITER pre-trainer has no {other:?} objective"
+                    )))
+                }
+            }
+        }
+        Ok(objectives)
     }
 }
 
@@ -293,6 +346,7 @@ impl<B: Backend> UniterPretrainer<B> {
     /// MRFR, MRC and MRC-kl on the masked regions of the matched pairs.
     fn masked_regions(
         &self,
+        o: &UniterObjectives,
         batch: &PretrainBatch<B>,
         fused: &FusedOutput<B>,
         out: &mut Vec<(f64, ObjectiveOutput<B>)>,
@@ -303,8 +357,7 @@ impl<B: Backend> UniterPretrainer<B> {
             .expect("masked region objectives need a batcher with region_masking");
         let hidden = gather_positions(fused.image.clone(), mvm.positions.clone());
         let [m, _] = hidden.dims();
-        let o = &self.objectives;
-        if let Some(head) = &self.mrfr_head {
+        if let (Some(head), true) = (&self.mrfr_head, o.mrfr > 0.0) {
             let loss = feature_regression_loss(
                 head.forward(hidden.clone(), self.region_projection()),
                 mvm.feature_targets.clone(),
@@ -336,7 +389,7 @@ impl<B: Backend> UniterPretrainer<B> {
             Some(argmax) => accuracy(logits.detach(), argmax.clone()),
             None => 0.0,
         };
-        if let Some(head) = &self.mrc_head {
+        if let (Some(head), true) = (&self.mrc_head, o.mrc > 0.0) {
             let logits = head.forward(hidden.clone());
             out.push((
                 o.mrc,
@@ -349,7 +402,7 @@ impl<B: Backend> UniterPretrainer<B> {
                 },
             ));
         }
-        if let Some(head) = &self.mrc_kl_head {
+        if let (Some(head), true) = (&self.mrc_kl_head, o.mrc_kl > 0.0) {
             let logits = head.forward(hidden);
             out.push((
                 o.mrc_kl,
@@ -367,6 +420,7 @@ impl<B: Backend> UniterPretrainer<B> {
     /// WRA on the fused pass's contextual words and regions of the ITM pairs.
     fn wra(
         &self,
+        weight: f64,
         fused: &FusedOutput<B>,
         text_padding: Tensor<B, 2, Bool>,
         image_padding: Option<Tensor<B, 2, Bool>>,
@@ -378,7 +432,7 @@ impl<B: Backend> UniterPretrainer<B> {
         });
         let padding = Padding::new(word_positions(text_padding).bool_not(), image_padding);
         let config = vlp_ot::WraConfig {
-            weight: uniter_wra_config().weight * self.objectives.wra,
+            weight: uniter_wra_config().weight * weight,
             ..uniter_wra_config()
         };
         let positive = labels.equal_elem(1);
@@ -430,23 +484,39 @@ impl<B: Backend> UniterPretrainer<B> {
     }
 }
 
-impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
-    fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
+impl<B: Backend> UniterPretrainer<B> {
+    /// One step's losses with `objectives` (weights as in the summed loss)
+    /// instead of the configured ones: a step of per-step task sampling
+    /// ([`UniterObjectives::of_step`]). Errors if an objective's head was
+    /// not built (its configured weight is 0).
+    pub fn forward_with(
+        &self,
+        batch: &PretrainBatch<B>,
+        o: &UniterObjectives,
+    ) -> crate::Result<PretrainOutput<B>> {
+        if let Some(name) = self.missing_head(o) {
+            return Err(ObjectiveError::Unsupported(format!(
+                "objective {name} was not configured, so its head was not built"
+            )));
+        }
         let backbone = &self.backbone;
-        let o = &self.objectives;
         let image = backbone.embed_image(&batch.visual);
         let mut out: Vec<(f64, ObjectiveOutput<B>)> = Vec::new();
 
-        let itc_logits = self.itc_head.as_ref().map(|head| {
-            let text = backbone.encode_text(
-                backbone.embed_text(batch.text_ids.clone()),
-                batch.text_padding.clone(),
-            );
-            let text = mean_pool(text, Some(batch.text_padding.clone()));
-            let image_pooled =
-                mean_pool(backbone.encode_image(image.clone()), image.padding.clone());
-            head.logits(head.embed_text(text), head.embed_image(image_pooled))
-        });
+        let itc_logits = self
+            .itc_head
+            .as_ref()
+            .filter(|_| o.scores_itc())
+            .map(|head| {
+                let text = backbone.encode_text(
+                    backbone.embed_text(batch.text_ids.clone()),
+                    batch.text_padding.clone(),
+                );
+                let text = mean_pool(text, Some(batch.text_padding.clone()));
+                let image_pooled =
+                    mean_pool(backbone.encode_image(image.clone()), image.padding.clone());
+                head.logits(head.embed_text(text), head.embed_image(image_pooled))
+            });
         if let (Some(logits), true) = (&itc_logits, o.itc > 0.0) {
             let [rows, _] = logits.dims();
             let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &logits.device());
@@ -491,7 +561,7 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
             );
             // Matched pairs come first in both pairings (row i = text i with
             // image i), so the batch's MLM and MVM positions address them.
-            if let Some(head) = &self.mlm_head {
+            if let (Some(head), true) = (&self.mlm_head, o.mlm > 0.0) {
                 let hidden = gather_positions(fused.text.clone(), batch.mlm_positions.clone());
                 let logits = head.forward(hidden, backbone.embeddings.word_embedding_weight());
                 out.push((
@@ -504,7 +574,7 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
                     },
                 ));
             }
-            if let Some(head) = &self.itm_head {
+            if let (Some(head), true) = (&self.itm_head, o.itm > 0.0) {
                 let logits = head.forward(fused.pooled.clone());
                 out.push((
                     o.itm,
@@ -517,10 +587,10 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
                 ));
             }
             if o.masks_regions() {
-                self.masked_regions(batch, &fused, &mut out);
+                self.masked_regions(o, batch, &fused, &mut out);
             }
             if o.wra > 0.0 {
-                let wra = self.wra(&fused, text_padding, image_padding, pairs.labels);
+                let wra = self.wra(o.wra, &fused, text_padding, image_padding, pairs.labels);
                 out.push((o.wra, wra));
             }
         }
@@ -532,12 +602,67 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
             .iter()
             .map(|(weight, objective)| objective.loss.clone().mul_scalar(*weight))
             .reduce(|a, b| a + b)
-            .expect("validated: at least one objective");
-        PretrainOutput {
+            .ok_or_else(|| ObjectiveError::Unsupported("a step with no objective".into()))?;
+        Ok(PretrainOutput {
             loss,
             objectives: out.into_iter().map(|(_, objective)| objective).collect(),
             momentum_embeddings: None,
-        }
+        })
+    }
+
+    /// An objective of `o` whose head this model lacks.
+    fn missing_head(&self, o: &UniterObjectives) -> Option<&'static str> {
+        [
+            ("mlm", o.mlm > 0.0, self.mlm_head.is_some()),
+            ("itm", o.itm > 0.0, self.itm_head.is_some()),
+            ("itc", o.scores_itc(), self.itc_head.is_some()),
+            ("mrfr", o.mrfr > 0.0, self.mrfr_head.is_some()),
+            ("mrc", o.mrc > 0.0, self.mrc_head.is_some()),
+            ("mrc_kl", o.mrc_kl > 0.0, self.mrc_kl_head.is_some()),
+            ("vqa", o.vqa > 0.0, self.vqa_head.is_some()),
+        ]
+        .into_iter()
+        .find(|&(_, wanted, built)| wanted && !built)
+        .map(|(name, _, _)| name)
+    }
+
+    /// Probability that text row `i` matches image row `i`, `[N]`, from the
+    /// ITM head on one fused pass (UNITER ranks retrieval candidates by it);
+    /// `None` without an ITM head.
+    pub fn match_probability(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+        visual: &VisualBatch<B>,
+    ) -> Option<Tensor<B, 1>> {
+        let head = self.itm_head.as_ref()?;
+        let backbone = &self.backbone;
+        let fused = backbone.fuse(
+            backbone.embed_text(ids),
+            padding,
+            backbone.embed_image(visual),
+        );
+        let probabilities = burn::tensor::activation::softmax(head.forward(fused.pooled), 1);
+        let [rows, _] = probabilities.dims();
+        Some(probabilities.slice([0..rows, 1..2]).reshape([rows]))
+    }
+}
+
+impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
+    fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
+        self.forward_with(batch, &self.objectives)
+            .expect("the configured objectives have their heads")
+    }
+
+    fn forward_step(
+        &self,
+        batch: &PretrainBatch<B>,
+        step: &[WeightedObjective],
+    ) -> crate::Result<PretrainOutput<B>> {
+        self.forward_with(
+            batch,
+            &UniterObjectives::of_step(step, self.objectives.itm_hard)?,
+        )
     }
 
     fn temperature(&self) -> Option<f32> {
@@ -549,7 +674,8 @@ impl<B: Backend> Pretrainer<B> for UniterPretrainer<B> {
 
 impl<B: Backend> RetrievalModel<B> for UniterPretrainer<B> {
     /// The ITC embedding of the mean-pooled text pass; without an ITC head,
-    /// the unit mean-pooled text output itself (the unimodal cosine).
+    /// the unit mean-pooled text output itself (the unimodal cosine, which
+    /// nothing trains: [`Self::rank_by`] then ranks by the ITM head).
     fn embed_text(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
         let hidden = self
             .backbone
@@ -570,6 +696,27 @@ impl<B: Backend> RetrievalModel<B> for UniterPretrainer<B> {
             Some(head) => head.embed_image(pooled),
             None => l2_normalize(pooled),
         }
+    }
+
+    /// ITC's embeddings when ITC trains (an ITC head that only samples hard
+    /// negatives is never aligned), else the ITM head.
+    fn rank_by(&self) -> RankBy {
+        if self.objectives.itc > 0.0 {
+            RankBy::Embeddings
+        } else if self.itm_head.is_some() {
+            RankBy::Matching
+        } else {
+            RankBy::Nothing
+        }
+    }
+
+    fn match_scores(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+        visual: &VisualBatch<B>,
+    ) -> Option<Tensor<B, 1>> {
+        self.match_probability(ids, padding, visual)
     }
 }
 

@@ -14,7 +14,10 @@ use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWor
 use vlp_data::{AnswerVocabulary, MlmMasking, PretrainBatcher, RegionMasking, TextTokenizer};
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
-use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
+use vlp_objectives::{
+    Objective, Pretrainer, RankBy, RetrievalModel, UniterObjectives, UniterPretrainer,
+    UniterPretrainerConfig, WeightedObjective,
+};
 
 type B = Autodiff<NdArray>;
 
@@ -101,4 +104,102 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
         failures.extend((!better).then(|| format!("{name} metric {m0} -> {m1}")));
     }
     assert!(failures.is_empty(), "{failures:?}");
+}
+
+/// Per-step task sampling: a step of one objective computes that objective
+/// alone, at weight 1, and (for MLM and ITC, whose inputs do not depend on
+/// the other objectives) the same loss as the summed step on the same batch;
+/// an objective whose head was not configured is an error naming it.
+#[test]
+fn a_sampled_step_computes_only_the_drawn_objective() {
+    type I = NdArray;
+    let world = SyntheticWorld::new(1, 32);
+    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
+    let batcher = PretrainBatcher {
+        world,
+        tokenizer,
+        max_text_len: 40,
+        masking: MlmMasking::default(),
+        itm_negative_probability: 0.5,
+        fused_pairs: None,
+        detector: Some(SyntheticDetector::new(1, DetectorConfig::default())),
+        region_masking: None,
+        vqa_answers: None,
+    };
+    let device = Default::default();
+    I::seed(&device, 0);
+    let model_config = SingleStreamConfig::new(
+        batcher.tokenizer.vocab_size(),
+        VisualEmbeddingsConfig::Regions(
+            RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, 32)
+                .with_dropout(0.0),
+        ),
+    )
+    .with_hidden_size(32)
+    .with_num_layers(1)
+    .with_num_heads(4)
+    .with_intermediate_size(64)
+    .with_dropout(0.0);
+    let objectives = UniterObjectives::new()
+        .with_mlm(2.0)
+        .with_itm(2.0)
+        .with_itc(1.0);
+    let model: UniterPretrainer<I> = UniterPretrainerConfig::new(model_config, objectives)
+        .with_itc_embed_dim(32)
+        .init(&device);
+    let batch = batcher
+        .batch(
+            Split::Train,
+            &(0..8).collect::<Vec<_>>(),
+            &mut ChaCha8Rng::seed_from_u64(3),
+        )
+        .unwrap()
+        .to_device::<I>(&device);
+    let scalar = |t: &Tensor<I, 1>| t.clone().into_scalar().elem::<f32>();
+    let summed = model.forward(&batch);
+    let one = |objective| {
+        [WeightedObjective {
+            objective,
+            weight: 1.0,
+        }]
+    };
+    for (objective, name) in [
+        (Objective::Mlm, "mlm"),
+        (Objective::Itm, "itm"),
+        (Objective::Itc, "itc"),
+    ] {
+        let step = model.forward_step(&batch, &one(objective)).unwrap();
+        let names: Vec<&str> = step.objectives.iter().map(|o| o.name).collect();
+        assert_eq!(names, [name]);
+        assert_eq!(scalar(&step.loss), scalar(&step.objectives[0].loss));
+        if name != "itm" {
+            // ITM alone sees clean text; summed with MLM it sees the masked copy.
+            let reference = scalar(&summed.objective(name).unwrap().loss);
+            assert!((scalar(&step.loss) - reference).abs() < 1e-6, "{name}");
+        }
+    }
+    let err = model
+        .forward_step(&batch, &one(Objective::Mrfr))
+        .unwrap_err();
+    assert!(err.to_string().contains("mrfr was not configured"), "{err}");
+    let err = model
+        .forward_step(&batch, &one(Objective::Fom))
+        .unwrap_err();
+    assert!(err.to_string().contains("no Fom objective"), "{err}");
+
+    // Retrieval: ITC's embeddings when there is an ITC head, else the ITM
+    // head's match probability of each (text, image) pair.
+    assert_eq!(model.rank_by(), RankBy::Embeddings);
+    let scores = model
+        .match_scores(
+            batch.text_ids.clone(),
+            batch.text_padding.clone(),
+            &batch.visual,
+        )
+        .unwrap()
+        .into_data()
+        .to_vec::<f32>()
+        .unwrap();
+    assert_eq!(scores.len(), 8);
+    assert!(scores.iter().all(|p| (0.0..=1.0).contains(p)));
 }

@@ -125,7 +125,7 @@ impl Fixture {
 #[test]
 fn cross_modality_layer_matches_hugging_face() {
     let fixture =
-        Fixture(serde_json::from_str(include_str!("fixtures/lxmert_x_layer.json")).unwrap());
+        Fixture(serde_json::from_str(include_str!("../fixtures/lxmert_x_layer.json")).unwrap());
     let mut layer = CrossModalityLayerConfig::new(8, 2, 16)
         .with_dropout(0.0)
         .init::<B>(&Default::default());
@@ -162,8 +162,9 @@ fn cross_modality_layer_matches_hugging_face() {
 
 #[test]
 fn co_attention_block_matches_vilbert() {
-    let fixture =
-        Fixture(serde_json::from_str(include_str!("fixtures/vilbert_co_attention.json")).unwrap());
+    let fixture = Fixture(
+        serde_json::from_str(include_str!("../fixtures/vilbert_co_attention.json")).unwrap(),
+    );
     let mut block = CoAttentionLayerConfig::new(8, 12, 6, 2, 16, 10)
         .with_dropout(0.0)
         .init::<B>(&Default::default());

@@ -12,7 +12,7 @@ use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWor
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp_models::SingleStreamConfig;
-use vlp_objectives::{Pretrainer, SingleStreamPretrainer, SingleStreamPretrainerConfig};
+use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
 
 type B = Autodiff<NdArray>;
 
@@ -54,10 +54,10 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
         .with_num_heads(4)
         .with_intermediate_size(64)
         .with_dropout(0.0);
-    let mut model: SingleStreamPretrainer<B> = SingleStreamPretrainerConfig::new(model_config)
+    let mut model: UniterPretrainer<B> = UniterPretrainerConfig::new(model_config, mlm_itm_itc())
         .with_itc_embed_dim(32)
         .init(&device);
-    let mut optimizer = AdamWConfig::new().init::<B, SingleStreamPretrainer<B>>();
+    let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
     let indices: Vec<usize> = (0..16).collect();
     let mut history = Vec::new();
     for step in 0..120 {
@@ -97,4 +97,12 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
         mean(start, 1),
         mean(end, 1)
     );
+}
+
+/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
+fn mlm_itm_itc() -> UniterObjectives {
+    UniterObjectives::new()
+        .with_mlm(1.0)
+        .with_itm(1.0)
+        .with_itc(1.0)
 }

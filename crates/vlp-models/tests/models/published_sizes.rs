@@ -47,7 +47,7 @@ fn count<M: Module<B>>(model: &M) -> usize {
 }
 
 fn references() -> BTreeMap<String, usize> {
-    serde_json::from_str(include_str!("fixtures/param_counts.json")).unwrap()
+    serde_json::from_str(include_str!("../fixtures/param_counts.json")).unwrap()
 }
 
 /// UNITER-base: the single-stream model with BERT-base (bert-base-cased
