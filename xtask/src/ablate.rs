@@ -307,6 +307,7 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
             }
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(learning_rate(config, step), model, grads);
+            model = model.after_step(&output)?;
         }
         let seconds = started.elapsed().as_secs_f32();
         let trained_model = model.valid();

@@ -161,6 +161,17 @@ pub enum Architecture {
         image_num_heads: Option<usize>,
         #[serde(default)]
         image_intermediate_size: Option<usize>,
+        /// ALBEF's momentum distillation: ITC also contrasts against the
+        /// last `queue_size` pairs embedded by an EMA copy of the unimodal
+        /// encoders (ALBEF: 65536); 0 (default) turns it off.
+        #[serde(default)]
+        queue_size: usize,
+        /// EMA coefficient of the momentum copy (default 0.995).
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        /// Weight of the momentum copy's soft ITC targets (default 0.4).
+        #[serde(default = "default_distill_alpha")]
+        distill_alpha: f64,
     },
     /// CLIP: a causal text transformer and an image transformer, no fusion,
     /// projections into a shared space; the image tower uses the `[model]` widths.
@@ -189,6 +200,14 @@ pub enum Architecture {
     /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
     /// and text prefix, causal over the rest; evaluated by captioning.
     PrefixLm {},
+}
+
+fn default_momentum() -> f64 {
+    0.995
+}
+
+fn default_distill_alpha() -> f64 {
+    0.4
 }
 
 /// The cross-modal layers of a dual-stream model.
@@ -445,6 +464,11 @@ impl PretrainConfig {
         if self.learning_rate <= 0.0 || self.model.itc_temperature <= 0.0 {
             return Err("learning_rate and model.itc_temperature must be positive".into());
         }
+        if let Some(albef) = self.fusion(self.data.tokenizer_vocab_size) {
+            albef
+                .validate()
+                .map_err(|err| format!("model.architecture.{err}"))?;
+        }
         self.objectives
             .validate(&self.model.architecture, self.model.visual)
     }
@@ -595,6 +619,9 @@ impl PretrainConfig {
             image_hidden_size,
             image_num_heads,
             image_intermediate_size,
+            queue_size,
+            momentum,
+            distill_alpha,
         } = m.architecture
         else {
             return None;
@@ -619,7 +646,10 @@ impl PretrainConfig {
                 .with_itc_temperature(m.itc_temperature)
                 .with_mlm_weight(weights.mlm)
                 .with_itm_weight(weights.itm)
-                .with_itc_weight(weights.itc),
+                .with_itc_weight(weights.itc)
+                .with_queue_size(queue_size)
+                .with_momentum(momentum)
+                .with_distill_alpha(distill_alpha),
         )
     }
 
@@ -742,6 +772,39 @@ mod tests {
     }
 
     #[test]
+    fn fusion_momentum_settings_default_off_and_map_to_the_pretrainer() {
+        let fusion = "[model.architecture]\nkind = \"fusion\"\ntext_layers = 1\n\
+                      fusion_layers = 1\nimage_layers = 1\n";
+        let off: PretrainConfig = toml::from_str(fusion).unwrap();
+        let albef = off.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (0, 0.995, 0.4)
+        );
+        let on: PretrainConfig = toml::from_str(&format!(
+            "{fusion}queue_size = 64\nmomentum = 0.99\ndistill_alpha = 0.3\n"
+        ))
+        .unwrap();
+        assert_eq!(toml::from_str::<PretrainConfig>(&on.to_toml()).unwrap(), on);
+        let albef = on.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (64, 0.99, 0.3)
+        );
+        let bad: PretrainConfig =
+            toml::from_str(&format!("{fusion}queue_size = 64\nmomentum = 1.5\n")).unwrap();
+        let err = bad.validate().unwrap_err();
+        assert!(err.contains("model.architecture.momentum"), "{err}");
+        let base =
+            PretrainConfig::from_layers(crate::presets::find("albef-base").ok(), None).unwrap();
+        let albef = base.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (65536, 0.995, 0.4)
+        );
+    }
+
+    #[test]
     fn architecture_settings_are_typed_and_round_trip() {
         let dual = "[model.architecture]\nkind = \"dual_stream\"\nco_attention = \"vilbert\"\n\
                     text_layers = 2\nvisual_layers = 1\ncross_layers = 1\n";
@@ -757,6 +820,12 @@ mod tests {
                 "triple_stream",
             ),
             (dual.replace("cross_layers = 1\n", ""), "cross_layers"),
+            (
+                "[model.architecture]\nkind = \"fusion\"\ntext_layers = 1\n\
+                 fusion_layers = 1\nimage_layers = 1\nqueue = 8\n"
+                    .into(),
+                "queue",
+            ),
         ] {
             let err = toml::from_str::<PretrainConfig>(&text)
                 .unwrap_err()

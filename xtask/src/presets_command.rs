@@ -28,7 +28,8 @@ pub struct PresetRow {
     /// `data.tokenizer_vocab_size` ids.
     pub parameters: usize,
     /// Parameters outside the pre-training heads (the top-level `*_head`
-    /// modules): what published model sizes count.
+    /// modules) and ALBEF's momentum copy and queue (`momentum`): what
+    /// published model sizes count.
     pub backbone_parameters: usize,
     /// Elements of every parameter tensor by module path (`backbone.encoder.layer.0…`).
     pub by_module: Vec<(String, usize)>,
@@ -111,7 +112,7 @@ pub fn row<B: AutodiffBackend>(preset: &Preset, device: &B::Device) -> anyhow::R
     let is_head = |path: &str| {
         path.split('.')
             .next()
-            .is_some_and(|top| top.ends_with("_head"))
+            .is_some_and(|top| top.ends_with("_head") || top == "momentum")
     };
     Ok(PresetRow {
         name: preset.name,

@@ -343,6 +343,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             let lr = learning_rate(config, step);
             let grads = GradientsParams::from_grads(output.loss.backward(), &model);
             model = optimizer.step(lr, model, grads);
+            model = model.after_step(&output)?;
             window.1 += host.len();
             bar.inc(1);
 

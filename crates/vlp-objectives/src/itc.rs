@@ -6,11 +6,12 @@
 //! `[0.001, 0.5]`) or as CLIP's logit scale (`s = ln(1/τ)`, initialised to
 //! `ln(1/0.07)`, clamped to `[0, ln 100]`); see [`TemperatureParameterization`].
 //!
-//! ALBEF's momentum distillation is here too: [`momentum_update`] moves an
-//! exponential-moving-average copy of any module towards the online one,
-//! [`ItcQueue`] keeps the last `K` momentum embeddings as extra negatives,
-//! and [`itc_loss_with_queue`] is the contrastive loss against batch + queue
-//! with ALBEF's soft targets.
+//! ALBEF's momentum distillation is here too: [`momentum_copy`] makes an
+//! exponential-moving-average copy of any module and [`momentum_update`]
+//! moves it towards the online one, [`ItcQueue`] keeps the last `K`
+//! momentum embeddings as extra negatives ([`ItcQueueBuffers`] stores it in
+//! a module, so checkpoints carry it), and [`itc_loss_with_queue`] is the
+//! contrastive loss against batch + queue with ALBEF's soft targets.
 //!
 //! # Multi-device training
 //!
@@ -27,6 +28,7 @@
 //! in this crate yet.
 
 use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{Initializer, Linear, LinearConfig};
@@ -170,13 +172,55 @@ pub fn itc_loss<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
         / 2.0
 }
 
+/// A momentum copy of `online` for [`momentum_update`], returned with
+/// `online` as `(online, momentum)`: the same [`ParamId`]s and, once
+/// initialised, the same values, without gradient.
+///
+/// Burn initialises parameters lazily and a clone of a lazy parameter draws
+/// its own values, so each parameter pair is rewired to take whichever value
+/// is drawn first; nothing is allocated here (a `-base` model can be built
+/// just to count its parameters).
+pub fn momentum_copy<B: Backend, M: Module<B>>(online: M) -> (M, M) {
+    let online = online.map(&mut ShareFirstValue);
+    let momentum = online.clone().map(&mut LazyNoGrad);
+    (online, momentum)
+}
+
+/// Makes a parameter and its later clones initialise to one value.
+struct ShareFirstValue;
+
+impl<B: Backend> ModuleMapper<B> for ShareFirstValue {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let first = Arc::new(OnceLock::<Tensor<B, D>>::new());
+        param.init_mapper(move |drawn| {
+            let require_grad = drawn.is_require_grad();
+            first
+                .get_or_init(|| drawn.detach())
+                .clone()
+                .set_require_grad(require_grad)
+        })
+    }
+}
+
+/// [`Module::no_grad`] without initialising lazy parameters.
+struct LazyNoGrad;
+
+impl<B: Backend> ModuleMapper<B> for LazyNoGrad {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        param.set_require_grad(false)
+    }
+}
+
 /// One step of the momentum (EMA) encoder: every parameter of `momentum`
 /// becomes `m · momentum + (1 − m) · online` (ALBEF: `m = 0.995`), detached.
 ///
 /// Parameters are matched by [`ParamId`], so `momentum` must start as a
 /// clone of `online` (a clone keeps the ids; ALBEF copies the weights once at
-/// start). Build it with `online.clone().no_grad()` so the optimiser and the
-/// backward pass never touch it. Works for any [`Module`].
+/// start). Build it with [`momentum_copy`] (or `online.clone().no_grad()`
+/// for an initialised module) so the backward pass never touches it; the
+/// optimiser leaves it alone as long as it is visited after `online` (a
+/// parameter id's gradient goes to the first parameter that has the id).
+/// Works for any [`Module`].
 pub fn momentum_update<B: Backend, M: Module<B>>(
     momentum: M,
     online: &M,
@@ -356,6 +400,90 @@ impl<B: Backend> ItcQueue<B> {
             ));
         }
         Some((text.narrow(0, 0, count), image.narrow(0, 0, count)))
+    }
+}
+
+/// An [`ItcQueue`] kept as module parameters, so that checkpoints carry it
+/// and a resumed run sees the same negatives: fixed `[K, D]` buffers and the
+/// number of filled rows. No gradient; the buffers are allocated lazily.
+#[derive(Module, Debug)]
+pub struct ItcQueueBuffers<B: Backend> {
+    /// `[K, D]` queued text embeddings, oldest first; rows from `len` on are 0.
+    pub text: Param<Tensor<B, 2>>,
+    /// `[K, D]` queued image embeddings, as `text`.
+    pub image: Param<Tensor<B, 2>>,
+    /// `[1]` filled rows.
+    pub len: Param<Tensor<B, 1, Int>>,
+}
+
+impl<B: Backend> ItcQueueBuffers<B> {
+    /// An empty queue of `capacity` pairs of `dim`-wide embeddings.
+    pub fn new(capacity: usize, dim: usize, device: &B::Device) -> Self {
+        let buffer = || {
+            Param::uninitialized(
+                ParamId::new(),
+                move |device, _| Tensor::zeros([capacity, dim], device),
+                device.clone(),
+                false,
+                burn::tensor::Shape::new([capacity, dim]),
+            )
+        };
+        Self {
+            text: buffer(),
+            image: buffer(),
+            len: Param::initialized(ParamId::new(), Tensor::zeros([1], device)),
+        }
+    }
+
+    /// Pairs the queue holds at most.
+    pub fn capacity(&self) -> usize {
+        let [capacity, _] = self.text.lazy_shape().dims();
+        capacity
+    }
+
+    /// The queue (reads the filled length back from the device).
+    pub fn queue(&self) -> ItcQueue<B> {
+        let len = self.len.val().into_scalar().elem::<i64>().max(0) as usize;
+        let len = len.min(self.capacity());
+        ItcQueue {
+            capacity: self.capacity(),
+            entries: (len > 0).then(|| {
+                (
+                    self.text.val().narrow(0, 0, len),
+                    self.image.val().narrow(0, 0, len),
+                )
+            }),
+        }
+    }
+
+    /// [`ItcQueue::enqueue`] on the stored queue: appends `text`, `image`
+    /// `[b, D]` (detached), dropping the oldest pairs beyond the capacity.
+    pub fn enqueue(self, text: Tensor<B, 2>, image: Tensor<B, 2>) -> crate::Result<Self> {
+        let [capacity, dim] = self.text.lazy_shape().dims();
+        if text.dims()[1] != dim {
+            return Err(shape_error(
+                "queued text embeddings",
+                format!("[b, {dim}] (the queue's width)"),
+                &text.dims(),
+            ));
+        }
+        let mut queue = self.queue();
+        queue.enqueue(text, image)?;
+        let len = queue.len();
+        let device = self.len.val().device();
+        let fill = |entries: Option<Tensor<B, 2>>| match entries {
+            Some(entries) if len < capacity => Tensor::cat(
+                vec![entries, Tensor::zeros([capacity - len, dim], &device)],
+                0,
+            ),
+            Some(entries) => entries,
+            None => Tensor::zeros([capacity, dim], &device),
+        };
+        Ok(Self {
+            text: Param::initialized(self.text.id, fill(queue.text())),
+            image: Param::initialized(self.image.id, fill(queue.image())),
+            len: Param::initialized(self.len.id, Tensor::full([1], len as i64, &device)),
+        })
     }
 }
 

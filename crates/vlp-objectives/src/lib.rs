@@ -22,7 +22,7 @@
 //! - [`pooling`]: mean pooling of the non-padding tokens.
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
 //!   pre-training models of ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM,
-//!   ITC) and CLIP (ITC only).
+//!   ITC with an optional momentum model and queue) and CLIP (ITC only).
 //! - [`pretrain_video`]: frame embeddings, HERO's temporal transformer and
 //!   the FOM head; FOM loss and accuracy on a batch of shuffled clips.
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
@@ -58,8 +58,8 @@ pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{
-    itc_loss, itc_loss_with_queue, momentum_update, ItcHead, ItcHeadConfig, ItcQueue,
-    TemperatureParameterization,
+    itc_loss, itc_loss_with_queue, momentum_copy, momentum_update, ItcHead, ItcHeadConfig,
+    ItcQueue, ItcQueueBuffers, TemperatureParameterization,
 };
 pub use itm::{
     hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,
@@ -74,7 +74,7 @@ pub use mvm::{
     MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
 pub use pooling::mean_pool;
-pub use pretrain_albef::{AlbefPretrainer, AlbefPretrainerConfig};
+pub use pretrain_albef::{AlbefMomentum, AlbefPretrainer, AlbefPretrainerConfig, AlbefUnimodal};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
 pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
@@ -86,3 +86,15 @@ pub use uniter::{
 };
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};
+
+/// Tests that initialise models draw from the backend's global generator:
+/// those whose result depends on the draws (seeded learning tests, and the
+/// tests that draw beside them) hold this lock, so that tests running in
+/// parallel do not interleave their draws.
+#[cfg(test)]
+pub(crate) fn test_serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

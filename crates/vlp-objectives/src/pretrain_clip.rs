@@ -40,6 +40,7 @@ impl<B: Backend> Pretrainer<B> for ClipPretrainer<B> {
         PretrainOutput {
             loss: itc.loss.clone(),
             objectives: vec![itc],
+            momentum_embeddings: None,
         }
     }
 

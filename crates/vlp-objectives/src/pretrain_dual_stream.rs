@@ -145,6 +145,7 @@ impl<B: Backend> Pretrainer<B> for DualStreamPretrainer<B> {
         PretrainOutput {
             loss,
             objectives: vec![mlm, itm, itc],
+            momentum_embeddings: None,
         }
     }
 

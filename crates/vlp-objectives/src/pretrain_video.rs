@@ -209,6 +209,7 @@ mod tests {
 
     #[test]
     fn shuffling_on_the_device_matches_the_host_reorder_and_nothing_shuffled_costs_nothing() {
+        let _serial = crate::test_serial();
         let device = Default::default();
         let model = config().init::<NdArray>(&device);
         let world = SyntheticWorld::new(0, SIDE);
@@ -305,6 +306,7 @@ mod tests {
 
     #[test]
     fn learns_the_order_of_held_out_clips() {
+        let _serial = crate::test_serial();
         type Ad = Autodiff<NdArray>;
         let device = Default::default();
         Ad::seed(&device, 0);

@@ -31,6 +31,10 @@ pub struct PretrainOutput<B: Backend> {
     pub loss: Tensor<B, 1>,
     /// Every objective of the step, in a fixed order.
     pub objectives: Vec<ObjectiveOutput<B>>,
+    /// Unit text and image embeddings `[B, D]` of the step's pairs by a
+    /// momentum model (ALBEF), detached: what [`Pretrainer::after_step`]
+    /// enqueues. `None` without one.
+    pub momentum_embeddings: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
 }
 
 impl<B: Backend> PretrainOutput<B> {
@@ -62,6 +66,16 @@ pub trait Pretrainer<B: Backend> {
     /// The contrastive temperature in use, for logging; `None` without ITC.
     fn temperature(&self) -> Option<f32> {
         None
+    }
+
+    /// Updates after the optimiser step that followed `output`: ALBEF moves
+    /// its momentum model towards the new weights and enqueues the step's
+    /// momentum embeddings. Nothing by default.
+    fn after_step(self, _output: &PretrainOutput<B>) -> crate::Result<Self>
+    where
+        Self: Sized,
+    {
+        Ok(self)
     }
 }
 

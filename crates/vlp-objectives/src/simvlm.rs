@@ -229,6 +229,7 @@ impl<B: Backend> Pretrainer<B> for SimVlmPretrainer<B> {
         PretrainOutput {
             loss: prefix_lm.loss.clone(),
             objectives: vec![prefix_lm],
+            momentum_embeddings: None,
         }
     }
 }

@@ -673,6 +673,7 @@ impl<B: Backend> UniterPretrainer<B> {
         Ok(PretrainOutput {
             loss,
             objectives: out.into_iter().map(|(_, objective)| objective).collect(),
+            momentum_embeddings: None,
         })
     }
 
