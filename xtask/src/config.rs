@@ -33,6 +33,16 @@ pub struct PretrainConfig {
     pub steps: usize,
     /// Image-text pairs per step.
     pub batch_size: usize,
+    /// Micro-batches per step (1: the whole batch in one pass). Their forward
+    /// and backward passes run at the same time on the CPU threads, which
+    /// Burn's CPU backends leave half idle outside matmuls (see
+    /// docs/benchmarks.md); on a GPU keep 1. Each is drawn as a batch of
+    /// `batch_size / micro_batches` pairs with its share of
+    /// `data.fused_pairs`; the step's loss is the mean of theirs, so
+    /// contrastive and matching negatives come from within a micro-batch.
+    /// With dropout the masks' draws interleave across threads, so runs are
+    /// not bit-for-bit reproducible.
+    pub micro_batches: usize,
     /// Peak AdamW learning rate (after linear warm-up; linear decay to 0).
     pub learning_rate: f64,
     /// Warm-up steps.
@@ -295,6 +305,7 @@ impl Default for PretrainConfig {
             seed: 42,
             steps: 850,
             batch_size: 96,
+            micro_batches: 1,
             learning_rate: 2e-3,
             warmup_steps: 50,
             weight_decay: 0.01,
@@ -420,6 +431,15 @@ impl PretrainConfig {
         if self.batch_size < 2 {
             return Err("batch_size must be at least 2 (contrastive and matching objectives need negatives)".into());
         }
+        if self.micro_batches == 0
+            || !self.batch_size.is_multiple_of(self.micro_batches)
+            || self.batch_size / self.micro_batches < 2
+        {
+            return Err(format!(
+                "micro_batches ({}) must divide batch_size ({}) into micro-batches of at least 2 pairs",
+                self.micro_batches, self.batch_size
+            ));
+        }
         if !self.model.hidden_size.is_multiple_of(self.model.num_heads) {
             return Err(format!(
                 "model.hidden_size ({}) must be a multiple of model.num_heads ({})",
@@ -468,6 +488,13 @@ impl PretrainConfig {
             albef
                 .validate()
                 .map_err(|err| format!("model.architecture.{err}"))?;
+            if albef.queue_size > 0 && self.micro_batches > 1 {
+                return Err(format!(
+                    "micro_batches ({}) needs model.architecture.queue_size = 0: the momentum \
+                     model and queue are updated from one whole batch per step",
+                    self.micro_batches
+                ));
+            }
         }
         self.objectives
             .validate(&self.model.architecture, self.model.visual)
@@ -769,6 +796,18 @@ mod tests {
             .validate()
             .unwrap_err()
             .contains("data.mlm_probability"));
+        for (batch_size, micro_batches) in [(96, 0), (96, 5), (4, 4)] {
+            let config = PretrainConfig {
+                batch_size,
+                micro_batches,
+                ..PretrainConfig::default()
+            };
+            let err = config.validate().unwrap_err();
+            assert!(
+                err.starts_with(&format!("micro_batches ({micro_batches})")),
+                "{err}"
+            );
+        }
     }
 
     #[test]
@@ -795,6 +834,12 @@ mod tests {
             toml::from_str(&format!("{fusion}queue_size = 64\nmomentum = 1.5\n")).unwrap();
         let err = bad.validate().unwrap_err();
         assert!(err.contains("model.architecture.momentum"), "{err}");
+        let mut split = on.clone();
+        split.micro_batches = 2;
+        let err = split.validate().unwrap_err();
+        assert!(err.contains("queue_size = 0"), "{err}");
+        split.micro_batches = 1;
+        assert_eq!(split.validate(), Ok(()));
         let base =
             PretrainConfig::from_layers(crate::presets::find("albef-base").ok(), None).unwrap();
         let albef = base.fusion(100).unwrap();

@@ -13,6 +13,7 @@ pub mod config;
 pub mod device;
 pub mod eval;
 pub mod heldout;
+pub mod micro_batch;
 pub mod model;
 pub mod objectives_config;
 pub mod plot;

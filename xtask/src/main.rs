@@ -82,6 +82,9 @@ struct PretrainArgs {
     /// Image-text pairs per step [config: batch_size].
     #[arg(long)]
     batch_size: Option<usize>,
+    /// Micro-batches per step, run at the same time on the CPU threads [config: micro_batches].
+    #[arg(long)]
+    micro_batches: Option<usize>,
     /// Backend and device: ndarray, flex, wgpu[:N], cuda[:N] (default: flex if compiled in).
     #[arg(long, value_parser = parse_device)]
     device: Option<DeviceSpec>,
@@ -165,6 +168,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     }
     config.steps = args.steps.unwrap_or(config.steps);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
     config.seed = args.seed.unwrap_or(config.seed);
     config.validate().map_err(UsageError)?;
     let out = args

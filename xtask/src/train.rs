@@ -19,14 +19,17 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{AnswerVocabulary, PatchMasking, RegionMasking};
-use vlp_data::{DataError, HostPretrainBatch, MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp_objectives::Pretrainer;
+use vlp_data::{
+    DataError, HostPretrainBatch, MlmMasking, PretrainBatch, PretrainBatcher, TextTokenizer,
+};
+use vlp_objectives::{PretrainOutput, Pretrainer};
 
 use crate::config::Architecture;
 use crate::config::PretrainConfig;
 use crate::device::BackendJob;
 use crate::eval::{EvalReport, Evaluate};
 use crate::heldout::heldout_objectives;
+use crate::micro_batch::MicroBatchPools;
 use crate::model::{millions, with_model, ModelTask};
 use crate::run_dir::{self, CONFIG_FILE, METRICS_FILE, TOKENIZER_FILE};
 use crate::{plot, UsageError};
@@ -160,31 +163,64 @@ pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(!seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
-/// Batches for steps `first_step..steps`, built on a background thread.
-/// Each step's batch depends only on the seed and the step number.
+/// The micro-batches of steps `first_step..steps`, built on a background
+/// thread: `micro_batches` batches of `batch_size / micro_batches` pairs
+/// each, drawn one after the other, with `data.fused_pairs` shared among
+/// them. Each step's batches depend only on the seed and the step number.
 fn spawn_loader(
-    batcher: PretrainBatcher,
+    mut batcher: PretrainBatcher,
     config: &PretrainConfig,
     first_step: usize,
-) -> Receiver<Result<HostPretrainBatch, DataError>> {
+) -> Receiver<Result<Vec<HostPretrainBatch>, DataError>> {
     let (sender, receiver) = sync_channel(4);
-    let (seed, steps, batch_size, twins) = (
+    let (seed, steps, parts, twins) = (
         config.seed,
         config.steps,
-        config.batch_size,
+        config.micro_batches,
         config.data.hard_negative_twins,
     );
+    let size = config.batch_size / parts;
+    batcher.fused_pairs = Some(config.data.fused_pairs.div_ceil(parts));
     std::thread::spawn(move || {
         for step in first_step..steps {
             let mut rng =
                 ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            let samples = batcher.draw(Split::Train, batch_size, twins, &mut rng);
-            if sender.send(batcher.batch_of(samples, &mut rng)).is_err() {
+            let batches = (0..parts)
+                .map(|_| {
+                    let samples = batcher.draw(Split::Train, size, twins, &mut rng);
+                    batcher.batch_of(samples, &mut rng)
+                })
+                .collect();
+            if sender.send(batches).is_err() {
                 break;
             }
         }
     });
     receiver
+}
+
+/// The named values a metrics line averages: the loss, and each objective's
+/// loss and metric. Errors on a loss that is not finite.
+fn step_values<B: Backend>(
+    output: &PretrainOutput<B>,
+    step: usize,
+) -> anyhow::Result<Vec<(String, f32)>> {
+    let loss = output.loss.clone().into_scalar().elem::<f32>();
+    if !loss.is_finite() {
+        anyhow::bail!("loss became {loss} at step {step}; lower learning_rate");
+    }
+    let mut values = vec![("loss".to_string(), loss)];
+    for objective in &output.objectives {
+        values.push((
+            format!("{}_loss", objective.name),
+            objective.loss.clone().into_scalar().elem::<f32>(),
+        ));
+        values.push((
+            format!("{}_{}", objective.name, objective.metric_name),
+            objective.metric,
+        ));
+    }
+    Ok(values)
 }
 
 /// Running sums of named values between two metrics lines. Each value is
@@ -298,6 +334,10 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             );
         }
         let batches = spawn_loader(batcher.clone(), config, 0);
+        let pools = match config.micro_batches {
+            1 => None,
+            count => Some(MicroBatchPools::new(count)?),
+        };
         let metrics_path = out.join(METRICS_FILE);
         let mut metrics_file = std::fs::File::create(&metrics_path)
             .with_context(|| format!("cannot create {}", metrics_path.display()))?;
@@ -308,43 +348,53 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
         let mut window = (Instant::now(), 0usize);
         let mut accumulator = Accumulator::default();
 
+        let micro_batches = match config.micro_batches {
+            1 => String::new(),
+            parts => format!(
+                " ({parts} micro-batches of {} at once)",
+                config.batch_size / parts
+            ),
+        };
         eprintln!(
-            "pre-training {} steps of {} pairs on {:?} (run folder {})",
+            "pre-training {} steps of {} pairs{micro_batches} on {:?} (run folder {})",
             config.steps,
             config.batch_size,
             device,
             out.display()
         );
         for step in 0..config.steps {
-            let host = batches.recv().context("batch loader stopped")??;
-            let batch = host.to_device::<B>(&device);
-            let output = match &mix {
-                Some(mix) => {
-                    model.forward_step(&batch, &mix.step(&mut step_rng(config.seed, step)))?
-                }
-                None => model.forward(&batch),
+            let mut hosts = batches.recv().context("batch loader stopped")??;
+            window.1 += hosts.iter().map(HostPretrainBatch::len).sum::<usize>();
+            let objectives = mix
+                .as_ref()
+                .map(|mix| mix.step(&mut step_rng(config.seed, step)));
+            let losses = |model: &M, batch: &PretrainBatch<B>| match &objectives {
+                Some(objectives) => model.forward_step(batch, objectives),
+                None => Ok(model.forward(batch)),
             };
-            let loss = output.loss.clone().into_scalar().elem::<f32>();
-            if !loss.is_finite() {
-                anyhow::bail!("loss became {loss} at step {step}; lower learning_rate");
-            }
-            let mut values = vec![("loss".to_string(), loss)];
-            for objective in &output.objectives {
-                values.push((
-                    format!("{}_loss", objective.name),
-                    objective.loss.clone().into_scalar().elem::<f32>(),
-                ));
-                values.push((
-                    format!("{}_{}", objective.name, objective.metric_name),
-                    objective.metric,
-                ));
-            }
-            accumulator.add(values);
             let lr = learning_rate(config, step);
-            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            model = optimizer.step(lr, model, grads);
-            model = model.after_step(&output)?;
-            window.1 += host.len();
+            if let Some(pools) = &pools {
+                // Config validation rules out models with work in
+                // `after_step` (ALBEF's queue), which needs one whole output.
+                let share = 1.0 / hosts.len() as f32;
+                let (grads, values) =
+                    pools.accumulate_gradients(&model, &device, hosts, |copy: &M, host| {
+                        let output = losses(copy, &host.to_device::<B>(&device))?;
+                        let values = step_values(&output, step)?;
+                        anyhow::Ok((output.loss * share, values))
+                    })?;
+                values
+                    .into_iter()
+                    .for_each(|values| accumulator.add(values));
+                model = optimizer.step(lr, model, grads);
+            } else {
+                let batch = hosts.remove(0).to_device::<B>(&device);
+                let output = losses(&model, &batch)?;
+                accumulator.add(step_values(&output, step)?);
+                let grads = GradientsParams::from_grads(output.loss.backward(), &model);
+                model = optimizer.step(lr, model, grads);
+                model = model.after_step(&output)?;
+            }
             bar.inc(1);
 
             let done = step + 1;

@@ -253,7 +253,7 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
 }
 
 #[test]
-fn task_sampling_trains_one_objective_per_step_and_ranks_by_matching() {
+fn task_sampling_trains_one_objective_per_step_in_micro_batches_and_ranks_by_matching() {
     let dir = temp_dir("sampling");
     let config = dir.join("sampled.toml");
     std::fs::write(
@@ -270,6 +270,8 @@ fn task_sampling_trains_one_objective_per_step_and_ranks_by_matching() {
         "6",
         "--batch-size",
         "8",
+        "--micro-batches",
+        "2",
         "--device",
         "ndarray",
         "--out",
@@ -279,6 +281,11 @@ fn task_sampling_trains_one_objective_per_step_and_ranks_by_matching() {
     assert!(output.status.success(), "{stderr}");
     assert!(
         stderr.contains("task sampling: one objective per step, Mlm 25%, Itm 75%"),
+        "{stderr}"
+    );
+    // Both micro-batches of a step train the objective drawn for the step.
+    assert!(
+        stderr.contains("6 steps of 8 pairs (2 micro-batches of 4 at once)"),
         "{stderr}"
     );
     let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();

@@ -1,0 +1,187 @@
+//! One optimiser step's batch split into micro-batches whose forward and
+//! backward passes run at the same time, each in a rayon pool of its own.
+//!
+//! Why: on CPU, Burn 0.21's Flex backend runs its matmuls on every thread but
+//! its element-wise ops, softmax, dropout masks and GELU on one, so a training
+//! step keeps ~1.2 of 2 cores busy (`perf stat`, docs/benchmarks.md).
+//! Micro-batches that run side by side keep all cores busy. Each micro-batch
+//! runs on its own copy of the model ([`burn::module::Module::fork`], as
+//! Burn's multi-device training does), so each has its own autodiff graph;
+//! the gradients are summed with Burn's [`GradientsAccumulator`].
+//! [`MicroBatchPools`] runs them.
+//!
+//! The caller scales each micro-batch's loss so that the sum is the loss it
+//! wants: `1 / k` each gives the mean of the micro-batch means (gradient
+//! accumulation), and weighting each by its share of the examples gives the
+//! full batch's gradient exactly for losses that are means over examples.
+
+use anyhow::Context;
+use burn::module::AutodiffModule;
+use burn::optim::{GradientsAccumulator, GradientsParams};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+
+/// Thread pools that run a step's micro-batches side by side, one pool per
+/// micro-batch, sharing the global rayon pool's thread count (at least one
+/// thread each). The pools live as long as the training run, so their
+/// threads keep their allocator caches from step to step.
+///
+/// A pool per micro-batch is also what keeps this free of deadlocks: Burn's
+/// autodiff holds a graph's lock through its whole backward pass, whose
+/// matmuls wait on rayon jobs, so a rayon thread that picked up another
+/// micro-batch's backward while waiting could block on that lock for good.
+pub struct MicroBatchPools {
+    pools: Vec<rayon::ThreadPool>,
+}
+
+impl MicroBatchPools {
+    /// Pools for `count` micro-batches.
+    pub fn new(count: usize) -> anyhow::Result<Self> {
+        let threads = (rayon::current_num_threads() / count.max(1)).max(1);
+        let pools = (0..count)
+            .map(|index| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .thread_name(move |thread| format!("micro-batch-{index}-{thread}"))
+                    .build()
+                    .context("building a micro-batch thread pool")
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self { pools })
+    }
+
+    /// Runs `step` on every micro-batch at the same time, each on a fork of
+    /// `model` in its pool, and returns the summed gradients of the losses it
+    /// returns (`[1]` each) with each micro-batch's other output, in the
+    /// order of `micro_batches`. The first error of any micro-batch is
+    /// returned; there must be one micro-batch per pool.
+    pub fn accumulate_gradients<B, M, T, V, F>(
+        &self,
+        model: &M,
+        device: &B::Device,
+        micro_batches: Vec<T>,
+        step: F,
+    ) -> anyhow::Result<(GradientsParams, Vec<V>)>
+    where
+        B: AutodiffBackend,
+        M: AutodiffModule<B>,
+        T: Send,
+        V: Send,
+        F: Fn(&M, T) -> anyhow::Result<(Tensor<B, 1>, V)> + Sync,
+    {
+        if micro_batches.len() != self.pools.len() {
+            anyhow::bail!(
+                "{} micro-batches for {} micro-batch pools",
+                micro_batches.len(),
+                self.pools.len()
+            );
+        }
+        let step = &step;
+        let results: Vec<anyhow::Result<(GradientsParams, V)>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = micro_batches
+                .into_iter()
+                .zip(&self.pools)
+                .map(|(batch, pool)| {
+                    let copy = model.clone();
+                    scope.spawn(move || {
+                        pool.install(|| {
+                            // Fresh leaves: this micro-batch's graph shares no
+                            // node with the others'.
+                            let copy = copy.fork(device);
+                            let (loss, value) = step(&copy, batch)?;
+                            Ok((GradientsParams::from_grads(loss.backward(), &copy), value))
+                        })
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .map(|worker| match worker.join() {
+                    Ok(result) => result,
+                    Err(panic) => std::panic::resume_unwind(panic),
+                })
+                .collect()
+        });
+        let mut accumulator = GradientsAccumulator::new();
+        let mut values = Vec::with_capacity(results.len());
+        for result in results {
+            let (grads, value) = result?;
+            accumulator.accumulate(model, grads);
+            values.push(value);
+        }
+        Ok((accumulator.grads(), values))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::{Distribution, TensorData, Tolerance};
+
+    type B = Autodiff<Flex>;
+
+    fn squared_error(model: &Linear<B>, x: Tensor<B, 2>, y: Tensor<B, 2>) -> Tensor<B, 1> {
+        (model.forward(x) - y).powi_scalar(2).mean().reshape([1])
+    }
+
+    fn weight_grad(model: &Linear<B>, grads: &mut GradientsParams) -> TensorData {
+        grads
+            .remove::<Flex, 2>(model.weight.id)
+            .expect("the weight has a gradient")
+            .into_data()
+    }
+
+    #[test]
+    fn summed_micro_batch_gradients_equal_the_full_batch_gradient() {
+        let device = Default::default();
+        let model = LinearConfig::new(5, 3).init::<B>(&device);
+        let x = Tensor::<B, 2>::random([8, 5], Distribution::Normal(0.0, 1.0), &device);
+        let y = Tensor::<B, 2>::random([8, 3], Distribution::Normal(0.0, 1.0), &device);
+        let full_loss = squared_error(&model, x.clone(), y.clone());
+        let mut full = GradientsParams::from_grads(full_loss.backward(), &model);
+        let expected = weight_grad(&model, &mut full);
+
+        // Uneven micro-batches (2, 6): each mean weighted by its share.
+        let halves = vec![(0..2, 0.25f32), (2..8, 0.75)];
+        let pools = MicroBatchPools::new(2).unwrap();
+        let (mut grads, shares) = pools
+            .accumulate_gradients(&model, &device, halves, |copy, (rows, share)| {
+                let loss =
+                    squared_error(copy, x.clone().slice(rows.clone()), y.clone().slice(rows));
+                Ok((loss * share, share))
+            })
+            .unwrap();
+        assert_eq!(shares, vec![0.25, 0.75]);
+        let summed = weight_grad(&model, &mut grads);
+        summed.assert_approx_eq::<f32>(&expected, Tolerance::absolute(1e-6));
+    }
+
+    #[test]
+    fn an_error_in_one_micro_batch_or_a_count_mismatch_is_returned() {
+        let device = Default::default();
+        let model = LinearConfig::new(2, 1).init::<B>(&device);
+        let pools = MicroBatchPools::new(2).unwrap();
+        let wrong = pools.accumulate_gradients(&model, &device, vec![0], |copy, _| {
+            Ok((
+                copy.forward(Tensor::<B, 2>::ones([1, 2], &device))
+                    .sum()
+                    .reshape([1]),
+                (),
+            ))
+        });
+        assert!(wrong
+            .unwrap_err()
+            .to_string()
+            .contains("1 micro-batches for 2"));
+        let result = pools.accumulate_gradients(&model, &device, vec![0, 1], |copy, index| {
+            if index == 1 {
+                anyhow::bail!("micro-batch {index} failed");
+            }
+            let x = Tensor::<B, 2>::ones([1, 2], &device);
+            Ok((copy.forward(x).sum().reshape([1]), ()))
+        });
+        assert_eq!(result.unwrap_err().to_string(), "micro-batch 1 failed");
+    }
+}
