@@ -22,6 +22,12 @@
 //! Weights are each framework's own seeded initialisation: the compute is
 //! compared, not the loss values (both start near ln 30522 and ln 2).
 //!
+//! vlp trains the batch as `--micro-batches` (default 2) micro-batches run
+//! side by side ([`crate::micro_batch`]), each loss weighted by its share of
+//! the masked tokens and pairs so that the summed gradient is the whole
+//! batch's; PyTorch trains the whole batch with intra-op threads.
+//! `--micro-batches 1` measures vlp's single-pass step.
+//!
 //! vlp runs on a rayon pool of `--threads` threads, PyTorch with
 //! `torch.set_num_threads(--threads)`, the BLAS/OpenMP variables set to the
 //! same number and `OMP_WAIT_POLICY=PASSIVE`. Each figure is the median over `--reps` repetitions of
