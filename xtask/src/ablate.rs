@@ -18,8 +18,6 @@ use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use vlp_data::synthetic::Split;
 use vlp_data::TextTokenizer;
@@ -31,7 +29,7 @@ use crate::eval::{Captioning, Evaluate, Retrieval};
 use crate::heldout::{heldout_objectives, HeldOutObjectives};
 use crate::model::{with_model, ModelTask};
 use crate::objectives_config::ObjectivesConfig;
-use crate::train::{batcher, learning_rate, step_rng, tokenizer, world};
+use crate::train::{batcher, learning_rate, step_rng, tokenizer, world, StepDraw};
 use crate::UsageError;
 
 #[derive(Debug, clap::Args)]
@@ -290,15 +288,14 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
             .init::<B, M>();
         let started = Instant::now();
         for step in 0..config.steps {
-            let mut rng = ChaCha8Rng::seed_from_u64(
-                config.seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-            );
+            let mut rng = step_rng(config.seed, step, StepDraw::Batch);
             let samples = batcher.draw(Split::Train, config.batch_size, false, &mut rng);
             let batch = batcher.batch_of(samples, &mut rng)?.to_device(device);
             let output = match &mix {
-                Some(mix) => {
-                    model.forward_step(&batch, &mix.step(&mut step_rng(config.seed, step)))?
-                }
+                Some(mix) => model.forward_step(
+                    &batch,
+                    &mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)),
+                )?,
                 None => model.forward(&batch),
             };
             let loss = output.loss.clone().into_scalar().elem::<f32>();

@@ -21,7 +21,7 @@ use vlp_objectives::{VideoPretrainer, VideoPretrainerConfig};
 use crate::ablate::RunResult;
 use crate::config::PretrainConfig;
 use crate::heldout::{HeldOutObjectives, ObjectiveScore};
-use crate::train::learning_rate;
+use crate::train::{learning_rate, step_rng, StepDraw};
 
 /// Frames of a clip.
 pub const FRAMES: usize = 6;
@@ -133,8 +133,7 @@ pub fn fom_run<B: AutodiffBackend>(
         .init::<B, VideoPretrainer<B>>();
     let started = Instant::now();
     for step in 0..steps {
-        let mut rng =
-            ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut rng = step_rng(seed, step, StepDraw::Batch);
         let (clips, shuffled) = clip_batch(
             &world,
             Split::Train,

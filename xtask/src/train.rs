@@ -157,10 +157,23 @@ pub fn evaluate<B: Backend, M: Evaluate<B> + Pretrainer<B>>(
     Ok(report)
 }
 
-/// The objectives of step `step` under per-step task sampling: a draw that
-/// depends only on the seed and the step, like the step's batch.
-pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
-    ChaCha8Rng::seed_from_u64(!seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
+/// What a training step draws at random, each from a generator of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepDraw {
+    /// The step's examples, masks and negatives.
+    Batch,
+    /// The step's objectives under per-step task sampling.
+    Objectives,
+}
+
+/// The generator of one of step `step`'s draws: it depends only on the seed,
+/// the step and the draw, so a run draws the same whatever came before.
+pub fn step_rng(seed: u64, step: usize, draw: StepDraw) -> ChaCha8Rng {
+    let seed = match draw {
+        StepDraw::Batch => seed,
+        StepDraw::Objectives => !seed,
+    };
+    ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15))
 }
 
 /// The micro-batches of steps `first_step..steps`, built on a background
@@ -183,8 +196,7 @@ fn spawn_loader(
     batcher.fused_pairs = Some(config.data.fused_pairs.div_ceil(parts));
     std::thread::spawn(move || {
         for step in first_step..steps {
-            let mut rng =
-                ChaCha8Rng::seed_from_u64(seed ^ (step as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            let mut rng = step_rng(seed, step, StepDraw::Batch);
             let batches = (0..parts)
                 .map(|_| {
                     let samples = batcher.draw(Split::Train, size, twins, &mut rng);
@@ -367,7 +379,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<B> {
             window.1 += hosts.iter().map(HostPretrainBatch::len).sum::<usize>();
             let objectives = mix
                 .as_ref()
-                .map(|mix| mix.step(&mut step_rng(config.seed, step)));
+                .map(|mix| mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)));
             let losses = |model: &M, batch: &PretrainBatch<B>| match &objectives {
                 Some(objectives) => model.forward_step(batch, objectives),
                 None => Ok(model.forward(batch)),
