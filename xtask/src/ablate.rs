@@ -15,22 +15,17 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::Serialize;
-use vlp_data::synthetic::Split;
 use vlp_data::TextTokenizer;
 use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
+use vlp_train::config::{Architecture, ObjectivesConfig, VisualKind};
+use vlp_train::data::{batcher, detector, tokenizer, world};
+use vlp_train::eval::{heldout_objectives, Captioning, HeldOutObjectives, Retrieval};
+use vlp_train::{with_model, EvalSettings, Evaluate, HeldOutData, ModelTask, PretrainConfig, Trainer};
 
-use crate::config::{Architecture, PretrainConfig, VisualKind};
 use crate::device::{self, BackendJob, DeviceSpec};
-use crate::eval::{Captioning, Evaluate, Retrieval};
-use crate::heldout::{heldout_objectives, HeldOutObjectives};
-use crate::model::{with_model, ModelTask};
-use crate::objectives_config::ObjectivesConfig;
-use crate::train::{batcher, learning_rate, step_rng, tokenizer, world, StepDraw};
-use crate::UsageError;
+use crate::{report, UsageError};
 
 #[derive(Debug, clap::Args)]
 pub struct AblateArgs {
@@ -46,8 +41,10 @@ pub struct AblateArgs {
     /// Writes the results as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// Backend and device (default: flex if compiled in).
     #[arg(long, value_parser = DeviceSpec::parse)]
     pub device: Option<DeviceSpec>,
+    /// Seed of every run's data, initialisation and sampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 }
@@ -56,8 +53,11 @@ pub struct AblateArgs {
 /// objectives.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
+    /// The run's name (`--runs`).
     pub name: String,
+    /// What it trains.
     pub model: RunModel,
+    /// Its objectives.
     pub objectives: ObjectivesConfig,
     /// The visual features, when not the shared setting's regions.
     pub visual: Option<VisualKind>,
@@ -143,10 +143,15 @@ pub fn runs() -> Vec<RunSpec> {
 /// What one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {
+    /// The run's name.
     pub name: String,
+    /// Training steps.
     pub steps: usize,
+    /// Training time.
     pub seconds: f32,
+    /// Held-out objectives at initialisation.
     pub init: HeldOutObjectives,
+    /// Held-out objectives after training.
     pub trained: HeldOutObjectives,
     /// `None` for runs with neither ITC nor ITM, and for captioning runs.
     pub retrieval: Option<Retrieval>,
@@ -177,8 +182,6 @@ pub fn base_config(args: &AblateArgs) -> PretrainConfig {
     config
 }
 
-const HELD_OUT_BATCHES: usize = 4;
-
 struct AblationJob {
     config: PretrainConfig,
     runs: Vec<RunSpec>,
@@ -188,7 +191,7 @@ impl BackendJob for AblationJob {
     type Output = anyhow::Result<Vec<RunResult>>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let tokenizer = tokenizer(&self.config, None)?;
+        let tokenizer = tokenizer(&self.config, None).map_err(report)?;
         let mut results = Vec::new();
         for spec in &self.runs {
             let architecture = match &spec.model {
@@ -227,7 +230,8 @@ impl BackendJob for AblationJob {
                     tokenizer: &tokenizer,
                     device: device.clone(),
                 },
-            )??;
+            )
+            .map_err(report)??;
             eprintln!(
                 "{}: {} steps in {:.0}s, {}",
                 result.name,
@@ -267,49 +271,25 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
     {
         let (config, device) = (self.config, &self.device);
         let batcher = batcher(config, self.tokenizer.clone());
-        let mix = config.objectives.sampled_mix();
-        let world = world(config);
-        let held_out = |model: &M::InnerModule| {
-            heldout_objectives(
-                model,
-                &batcher,
-                HELD_OUT_BATCHES,
-                config.batch_size,
-                config.seed,
-                device,
-            )
+        let (world, detector) = (world(config), detector(config));
+        let data = HeldOutData {
+            world: &world,
+            detector: detector.as_ref(),
+            tokenizer: self.tokenizer,
         };
-        let init = held_out(&model.valid())?;
-        let init_report = model
-            .valid()
-            .evaluate(&world, self.tokenizer, config, device)?;
-        let mut optimizer = AdamWConfig::new()
-            .with_weight_decay(config.weight_decay as f32)
-            .init::<B, M>();
+        let settings = EvalSettings::of(config);
+        let held_out = |model: &M::InnerModule| -> vlp_train::Result<_> {
+            let objectives = heldout_objectives(model, &batcher, &settings, device)?;
+            Ok((objectives, model.evaluate(&data, &settings, device)?))
+        };
+        let (init, init_report) = held_out(&model.valid())?;
+        let mut trainer = Trainer::new(config, device)?;
         let started = Instant::now();
-        for step in 0..config.steps {
-            let mut rng = step_rng(config.seed, step, StepDraw::Batch);
-            let samples = batcher.draw(Split::Train, config.batch_size, false, &mut rng);
-            let batch = batcher.batch_of(samples, &mut rng)?.to_device(device);
-            let output = match &mix {
-                Some(mix) => model.forward_step(
-                    &batch,
-                    &mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)),
-                )?,
-                None => model.forward(&batch),
-            };
-            let loss = output.loss.clone().into_scalar().elem::<f32>();
-            if !loss.is_finite() {
-                anyhow::bail!("run {}: loss became {loss} at step {step}", self.name);
-            }
-            let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-            model = optimizer.step(learning_rate(config, step), model, grads);
-            model = model.after_step(&output)?;
-        }
+        model = trainer
+            .fit(model, &batcher, &mut ())
+            .map_err(|err| anyhow::anyhow!("run {}: {err}", self.name))?;
         let seconds = started.elapsed().as_secs_f32();
-        let trained_model = model.valid();
-        let trained = held_out(&trained_model)?;
-        let report = trained_model.evaluate(&world, self.tokenizer, config, device)?;
+        let (trained, report) = held_out(&model.valid())?;
         Ok(RunResult {
             name: self.name.to_string(),
             steps: config.steps,
@@ -359,6 +339,7 @@ pub fn markdown(results: &[RunResult]) -> String {
     lines.join("\n")
 }
 
+/// Runs the chosen ablation runs, prints the table and writes the JSON.
 pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
     let all = runs();
     let chosen: Vec<RunSpec> = if args.runs.is_empty() {

@@ -7,7 +7,6 @@
 use std::time::Instant;
 
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
@@ -16,12 +15,11 @@ use vlp_data::clips_to_tensor;
 use vlp_data::synthetic::{Clip, Split, SyntheticWorld};
 use vlp_data::{FrameOrderShuffle, ShuffledFrameBatch};
 use vlp_features::{FrameBackboneConfig, PatchEmbeddingsConfig, VideoEmbeddingsConfig};
-use vlp_objectives::{VideoPretrainer, VideoPretrainerConfig};
+use vlp_objectives::{ObjectiveOutput, PretrainOutput, VideoPretrainer, VideoPretrainerConfig};
+use vlp_train::eval::{HeldOutObjectives, ObjectiveScore};
+use vlp_train::{step_rng, PretrainConfig, StepDraw, Trainer};
 
 use crate::ablate::RunResult;
-use crate::config::PretrainConfig;
-use crate::heldout::{HeldOutObjectives, ObjectiveScore};
-use crate::train::{learning_rate, step_rng, StepDraw};
 
 /// Frames of a clip.
 pub const FRAMES: usize = 6;
@@ -128,13 +126,11 @@ pub fn fom_run<B: AutodiffBackend>(
         held_out(model, &world, &shuffle, batch_size, seed, device)
     };
     let init = score(&model.valid())?;
-    let mut optimizer = AdamWConfig::new()
-        .with_weight_decay(schedule.weight_decay as f32)
-        .init::<B, VideoPretrainer<B>>();
+    let mut trainer = Trainer::<B, VideoPretrainer<B>>::new(&schedule, device)?;
     let started = Instant::now();
     for step in 0..steps {
         let mut rng = step_rng(seed, step, StepDraw::Batch);
-        let (clips, shuffled) = clip_batch(
+        let batch = clip_batch(
             &world,
             Split::Train,
             step * batch_size,
@@ -143,13 +139,23 @@ pub fn fom_run<B: AutodiffBackend>(
             &mut rng,
             device,
         );
-        let output = model.forward(clips, &shuffled)?;
-        let loss = output.loss.clone().into_scalar().elem::<f32>();
-        if !loss.is_finite() {
-            anyhow::bail!("run fom: loss became {loss} at step {step}");
-        }
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(learning_rate(&schedule, step), model, grads);
+        let forward = |model: &VideoPretrainer<B>, (clips, shuffled): (Tensor<B, 5>, ShuffledFrameBatch)| {
+            let output = model.forward(clips, &shuffled)?;
+            Ok(PretrainOutput {
+                loss: output.loss.clone(),
+                objectives: vec![ObjectiveOutput {
+                    name: "fom",
+                    loss: output.loss,
+                    metric: output.metric,
+                    metric_name: output.metric_name,
+                }],
+                momentum_embeddings: None,
+            })
+        };
+        model = trainer
+            .step(model, step, vec![batch], forward, |model, _| Ok(model))
+            .map_err(|err| anyhow::anyhow!("run fom: {err}"))?
+            .0;
     }
     let seconds = started.elapsed().as_secs_f32();
     let trained = score(&model.valid())?;

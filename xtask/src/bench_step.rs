@@ -56,7 +56,7 @@ use vlp_objectives::{
 
 use crate::bench_ot::{cpu_snapshot, normals, others_share, python, repo_root, write_npy};
 use crate::device::{self, BackendJob, DeviceSpec};
-use crate::micro_batch::MicroBatchPools;
+use vlp_train::MicroBatchPools;
 
 /// BERT's uncased vocabulary size.
 const VOCAB_SIZE: usize = 30_522;

@@ -2,13 +2,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+use burn::tensor::backend::AutodiffBackend;
 use vlp_models::BertConfig;
-use xtask::config::PretrainConfig;
-use xtask::device::{self, DeviceSpec};
-use xtask::{
-    assets, bench_ot, bench_step, presets, presets_command, test_command, train, EvalJob,
-    UsageError,
-};
+use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
+use xtask::device::{self, BackendJob, DeviceSpec};
+use xtask::progress::Progress;
+use xtask::{assets, bench_ot, bench_step, presets_command, report, test_command, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -156,11 +155,11 @@ fn utc_stamp() -> String {
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     let preset = match &args.preset {
-        Some(name) => Some(presets::find(name).map_err(UsageError)?),
+        Some(name) => Some(presets::find(name).map_err(|err| UsageError(err.to_string()))?),
         None => None,
     };
-    let mut config =
-        PretrainConfig::from_layers(preset, args.config.as_deref()).map_err(UsageError)?;
+    let mut config = PretrainConfig::from_layers(preset, args.config.as_deref())
+        .map_err(|err| UsageError(err.to_string()))?;
     if let Some(dir) = &args.init_text {
         let bert = BertConfig::from_hf_json(&dir.join("config.json"))
             .map_err(|err| UsageError(err.to_string()))?;
@@ -170,20 +169,26 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
     config.seed = args.seed.unwrap_or(config.seed);
-    config.validate().map_err(UsageError)?;
+    config.validate().map_err(|err| UsageError(err.to_string()))?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
     let device = chosen_device(args.device)?;
-    let job = train::PretrainJob {
-        config,
-        out: out.clone(),
-        tokenizer: args.tokenizer.or_else(|| {
-            args.init_text
-                .as_ref()
-                .map(|dir| dir.join("tokenizer.json"))
-        }),
-        init_text: args.init_text,
+    if !config.model.frozen.is_empty() {
+        eprintln!("frozen (no gradient): {:?}", config.model.frozen);
+    }
+    let job = PretrainJob {
+        run: PretrainRun {
+            config,
+            out: out.clone(),
+            tokenizer: args.tokenizer.or_else(|| {
+                args.init_text
+                    .as_ref()
+                    .map(|dir| dir.join("tokenizer.json"))
+            }),
+            init_text: args.init_text,
+        },
+        device: device.to_string(),
     };
     let report = device::dispatch(device, job).map_err(UsageError)??;
     println!("{}", report.table());
@@ -191,10 +196,41 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A pre-training run on the chosen backend, with progress on stderr.
+struct PretrainJob {
+    run: PretrainRun,
+    device: String,
+}
+
+impl BackendJob for PretrainJob {
+    type Output = anyhow::Result<EvalReport>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let mut progress = Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
+        self.run
+            .run::<B>(&device, &mut progress)
+            .map_err(report)
+    }
+}
+
+/// Re-evaluates a saved run folder.
+struct EvalJob {
+    run: PathBuf,
+}
+
+impl BackendJob for EvalJob {
+    type Output = anyhow::Result<EvalReport>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        eprintln!("evaluating {} on {device:?}", self.run.display());
+        vlp_train::reevaluate::<B>(&self.run, &device).map_err(report)
+    }
+}
+
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let device = chosen_device(args.device)?;
+    vlp_train::run_config(&args.run).map_err(report)?;
     let job = EvalJob { run: args.run };
-    job.config()?;
     let report = device::dispatch(device, job).map_err(UsageError)??;
     println!("{}", report.table());
     Ok(())

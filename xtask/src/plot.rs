@@ -6,7 +6,7 @@ use anyhow::anyhow;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use crate::train::MetricsRecord;
+use vlp_train::MetricsRecord;
 
 /// Fonts tried for labels, in order; `VLP_PLOT_FONT` names another TTF file.
 const FONT_CANDIDATES: [&str; 4] = [

@@ -1,5 +1,7 @@
 //! One optimiser step's batch split into micro-batches whose forward and
-//! backward passes run at the same time, each in a rayon pool of its own.
+//! backward passes run at the same time, each in a rayon pool of its own
+//! (gradient accumulation, survey §5's large-batch training on one device).
+//! A step of one micro-batch is the one-pool case: the trainer has one path.
 //!
 //! Why: on CPU, Burn 0.21's Flex backend runs its matmuls on every thread but
 //! its element-wise ops, softmax, dropout masks and GELU on one, so a training
@@ -15,11 +17,12 @@
 //! accumulation), and weighting each by its share of the examples gives the
 //! full batch's gradient exactly for losses that are means over examples.
 
-use anyhow::Context;
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+
+use crate::error::{Result, TrainError};
 
 /// Thread pools that run a step's micro-batches side by side, one pool per
 /// micro-batch, sharing the global rayon pool's thread count (at least one
@@ -35,8 +38,18 @@ pub struct MicroBatchPools {
 }
 
 impl MicroBatchPools {
+    /// How many micro-batches a step runs.
+    pub fn len(&self) -> usize {
+        self.pools.len()
+    }
+
+    /// Whether there are no pools (never, for pools from [`Self::new`] with `count ≥ 1`).
+    pub fn is_empty(&self) -> bool {
+        self.pools.is_empty()
+    }
+
     /// Pools for `count` micro-batches.
-    pub fn new(count: usize) -> anyhow::Result<Self> {
+    pub fn new(count: usize) -> Result<Self> {
         let threads = (rayon::current_num_threads() / count.max(1)).max(1);
         let pools = (0..count)
             .map(|index| {
@@ -44,9 +57,9 @@ impl MicroBatchPools {
                     .num_threads(threads)
                     .thread_name(move |thread| format!("micro-batch-{index}-{thread}"))
                     .build()
-                    .context("building a micro-batch thread pool")
+                    .map_err(TrainError::from)
             })
-            .collect::<anyhow::Result<_>>()?;
+            .collect::<Result<_>>()?;
         Ok(Self { pools })
     }
 
@@ -61,23 +74,22 @@ impl MicroBatchPools {
         device: &B::Device,
         micro_batches: Vec<T>,
         step: F,
-    ) -> anyhow::Result<(GradientsParams, Vec<V>)>
+    ) -> Result<(GradientsParams, Vec<V>)>
     where
         B: AutodiffBackend,
         M: AutodiffModule<B>,
         T: Send,
         V: Send,
-        F: Fn(&M, T) -> anyhow::Result<(Tensor<B, 1>, V)> + Sync,
+        F: Fn(&M, T) -> Result<(Tensor<B, 1>, V)> + Sync,
     {
         if micro_batches.len() != self.pools.len() {
-            anyhow::bail!(
-                "{} micro-batches for {} micro-batch pools",
-                micro_batches.len(),
-                self.pools.len()
-            );
+            return Err(TrainError::MicroBatchCount {
+                given: micro_batches.len(),
+                pools: self.pools.len(),
+            });
         }
         let step = &step;
-        let results: Vec<anyhow::Result<(GradientsParams, V)>> = std::thread::scope(|scope| {
+        let results: Vec<Result<(GradientsParams, V)>> = std::thread::scope(|scope| {
             let workers: Vec<_> = micro_batches
                 .into_iter()
                 .zip(&self.pools)
@@ -177,11 +189,11 @@ mod tests {
             .contains("1 micro-batches for 2"));
         let result = pools.accumulate_gradients(&model, &device, vec![0, 1], |copy, index| {
             if index == 1 {
-                anyhow::bail!("micro-batch {index} failed");
+                return Err(TrainError::LoaderStopped);
             }
             let x = Tensor::<B, 2>::ones([1, 2], &device);
             Ok((copy.forward(x).sum().reshape([1]), ()))
         });
-        assert_eq!(result.unwrap_err().to_string(), "micro-batch 1 failed");
+        assert!(matches!(result.unwrap_err(), TrainError::LoaderStopped));
     }
 }

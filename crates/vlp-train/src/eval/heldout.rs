@@ -13,10 +13,15 @@ use vlp_data::synthetic::Split;
 use vlp_data::PretrainBatcher;
 use vlp_objectives::Pretrainer;
 
+use super::EvalSettings;
+use crate::error::Result;
+
 /// One objective's means over the held-out batches.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveScore {
+    /// Mean loss.
     pub loss: f32,
+    /// Mean metric.
     pub metric: f32,
     /// What `metric` measures ("accuracy", "mse", "gap", "vqa_score").
     pub metric_name: String,
@@ -25,18 +30,21 @@ pub struct ObjectiveScore {
 /// Scores by objective name.
 pub type HeldOutObjectives = BTreeMap<String, ObjectiveScore>;
 
-/// Means of every objective's loss and metric over `batches` test-split
-/// batches of `batch_size` scenes. The batches depend only on `seed`, so two
+/// Means of every objective's loss and metric over `settings.objective_batches`
+/// test-split batches of `settings.batch_size` scenes. The batches depend only on `settings.seed`, so two
 /// calls (before and after training) score the same examples. Run it on a
 /// model without autodiff (`model.valid()`): no graph is kept and dropout is off.
 pub fn heldout_objectives<B: Backend, M: Pretrainer<B>>(
     model: &M,
     batcher: &PretrainBatcher,
-    batches: usize,
-    batch_size: usize,
-    seed: u64,
+    settings: &EvalSettings,
     device: &B::Device,
-) -> anyhow::Result<HeldOutObjectives> {
+) -> Result<HeldOutObjectives> {
+    let (batches, batch_size, seed) = (
+        settings.objective_batches,
+        settings.batch_size,
+        settings.seed,
+    );
     let mut sums: BTreeMap<String, (f32, f32, &'static str)> = BTreeMap::new();
     for batch in 0..batches {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (batch as u64 + 1) << 32);

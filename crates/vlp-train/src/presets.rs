@@ -1,11 +1,14 @@
-//! Named configurations shipped with the runner (`presets/*.toml`, compiled
-//! in): `cargo xtask pretrain --preset NAME`. A preset is a partial
+//! Named configurations (`presets/*.toml`, compiled in): `cargo xtask
+//! pretrain --preset NAME`, or [`find`] from code. A preset is a partial
 //! [`PretrainConfig`](crate::config::PretrainConfig); a `--config` file and
 //! flags apply on top of it.
+
+use crate::error::ConfigError;
 
 /// A shipped preset.
 #[derive(Debug, Clone, Copy)]
 pub struct Preset {
+    /// The name `--preset` takes.
     pub name: &'static str,
     /// The preset's TOML text.
     pub toml: &'static str,
@@ -16,55 +19,55 @@ pub struct Preset {
 pub const PRESETS: &[Preset] = &[
     Preset {
         name: "uniter-tiny",
-        toml: include_str!("../../presets/uniter-tiny.toml"),
+        toml: include_str!("../../../presets/uniter-tiny.toml"),
     },
     Preset {
         name: "uniter-base",
-        toml: include_str!("../../presets/uniter-base.toml"),
+        toml: include_str!("../../../presets/uniter-base.toml"),
     },
     Preset {
         name: "vilbert-tiny",
-        toml: include_str!("../../presets/vilbert-tiny.toml"),
+        toml: include_str!("../../../presets/vilbert-tiny.toml"),
     },
     Preset {
         name: "vilbert-base",
-        toml: include_str!("../../presets/vilbert-base.toml"),
+        toml: include_str!("../../../presets/vilbert-base.toml"),
     },
     Preset {
         name: "lxmert-tiny",
-        toml: include_str!("../../presets/lxmert-tiny.toml"),
+        toml: include_str!("../../../presets/lxmert-tiny.toml"),
     },
     Preset {
         name: "lxmert-base",
-        toml: include_str!("../../presets/lxmert-base.toml"),
+        toml: include_str!("../../../presets/lxmert-base.toml"),
     },
     Preset {
         name: "clip-tiny",
-        toml: include_str!("../../presets/clip-tiny.toml"),
+        toml: include_str!("../../../presets/clip-tiny.toml"),
     },
     Preset {
         name: "clip-base",
-        toml: include_str!("../../presets/clip-base.toml"),
+        toml: include_str!("../../../presets/clip-base.toml"),
     },
     Preset {
         name: "albef-tiny",
-        toml: include_str!("../../presets/albef-tiny.toml"),
+        toml: include_str!("../../../presets/albef-tiny.toml"),
     },
     Preset {
         name: "albef-base",
-        toml: include_str!("../../presets/albef-base.toml"),
+        toml: include_str!("../../../presets/albef-base.toml"),
     },
     Preset {
         name: "simvlm-tiny",
-        toml: include_str!("../../presets/simvlm-tiny.toml"),
+        toml: include_str!("../../../presets/simvlm-tiny.toml"),
     },
     Preset {
         name: "simvlm-base",
-        toml: include_str!("../../presets/simvlm-base.toml"),
+        toml: include_str!("../../../presets/simvlm-base.toml"),
     },
     Preset {
         name: "grid-tiny",
-        toml: include_str!("../../presets/grid-tiny.toml"),
+        toml: include_str!("../../../presets/grid-tiny.toml"),
     },
 ];
 
@@ -80,13 +83,13 @@ impl Preset {
 }
 
 /// The preset called `name`; the error lists the known names.
-pub fn find(name: &str) -> Result<&'static Preset, String> {
+pub fn find(name: &str) -> Result<&'static Preset, ConfigError> {
     PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
         let names: Vec<&str> = PRESETS.iter().map(|p| p.name).collect();
-        format!(
-            "unknown preset {name:?}; known presets: {}",
-            names.join(", ")
-        )
+        ConfigError::UnknownPreset {
+            name: name.to_string(),
+            known: names.join(", "),
+        }
     })
 }
 
@@ -107,6 +110,9 @@ mod tests {
                 preset.name
             );
         }
-        assert!(find("no-such-preset").unwrap_err().contains("uniter-tiny"));
+        assert!(find("no-such-preset")
+            .unwrap_err()
+            .to_string()
+            .contains("uniter-tiny"));
     }
 }

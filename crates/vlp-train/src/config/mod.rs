@@ -1,0 +1,452 @@
+//! The pre-training run's configuration: a TOML file (`--config FILE`) over
+//! a preset, overridden by flags, written back to `runs/<name>/config.toml`.
+//! Every key has a default; unknown keys and invalid values are errors that
+//! name the key ([`ConfigError`]).
+
+mod model;
+mod objectives;
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use vlp_data::synthetic::DetectorConfig;
+use vlp_models::BertConfig;
+
+pub use model::{
+    Architecture, CnnLayout, CoAttentionKind, Component, GeometryKind, ModelConfig, PoolingKind,
+    VisualKind,
+};
+pub use objectives::{FixedWeights, ObjectiveSpec, ObjectivesConfig, Requirement, OBJECTIVES};
+
+use crate::error::ConfigError;
+use crate::presets::Preset;
+
+/// Everything a pre-training run depends on. Every field has a default; a
+/// config file need only name what it changes. Unknown keys are errors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PretrainConfig {
+    /// Seed of the synthetic world, the initialisation, masking and sampling.
+    pub seed: u64,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Image-text pairs per step.
+    pub batch_size: usize,
+    /// Micro-batches per step (1: the whole batch in one pass). Their forward
+    /// and backward passes run at the same time on the CPU threads, which
+    /// Burn's CPU backends leave half idle outside matmuls (see
+    /// docs/benchmarks.md); on a GPU keep 1. Each is drawn as a batch of
+    /// `batch_size / micro_batches` pairs with its share of
+    /// `data.fused_pairs`; the step's loss is the mean of theirs, so
+    /// contrastive and matching negatives come from within a micro-batch.
+    /// With dropout the masks' draws interleave across threads, so runs are
+    /// not bit-for-bit reproducible.
+    pub micro_batches: usize,
+    /// Peak AdamW learning rate (after linear warm-up; linear decay to 0).
+    pub learning_rate: f64,
+    /// Warm-up steps.
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// Log a metrics line every this many steps.
+    pub log_every: usize,
+    /// Number of held-out test pairs in the retrieval evaluation, and of
+    /// held-out images captioned by captioning models.
+    pub eval_candidates: usize,
+    /// Beam size of held-out captioning (1: greedy).
+    pub caption_beam_size: usize,
+    pub data: DataConfig,
+    pub model: ModelConfig,
+    pub objectives: ObjectivesConfig,
+}
+
+/// Synthetic world, tokenizer and masking settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Side of the square images in pixels.
+    pub image_size: usize,
+    /// Longest caption in tokens, `[CLS]`/`[SEP]` included.
+    pub max_text_len: usize,
+    /// Vocabulary size of the WordPiece tokenizer trained on the world's corpus.
+    pub tokenizer_vocab_size: usize,
+    /// Scenes whose captions and questions train the tokenizer.
+    pub tokenizer_corpus_scenes: usize,
+    /// Fraction of text tokens MLM predicts.
+    pub mlm_probability: f64,
+    /// Probability that an ITM example is turned into a negative pair.
+    pub itm_negative_probability: f64,
+    /// Examples of each batch that also go through the fused pass (ITM, and
+    /// MLM on the matched ones); ITC always uses the whole batch.
+    pub fused_pairs: usize,
+    /// Fill half of each batch with hard-negative twins (same layout, one
+    /// attribute changed) of the other half.
+    pub hard_negative_twins: bool,
+    /// Length of the synthetic detector's region features (`model.visual = "regions"`).
+    pub region_feature_size: usize,
+    /// Noise standard deviation of the synthetic detector's features.
+    pub region_feature_noise: f32,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            steps: 850,
+            batch_size: 96,
+            micro_batches: 1,
+            learning_rate: 2e-3,
+            warmup_steps: 50,
+            weight_decay: 0.01,
+            log_every: 10,
+            eval_candidates: 1000,
+            caption_beam_size: 3,
+            data: DataConfig::default(),
+            model: ModelConfig::default(),
+            objectives: ObjectivesConfig::default(),
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            image_size: 64,
+            max_text_len: 40,
+            tokenizer_vocab_size: 200,
+            tokenizer_corpus_scenes: 2000,
+            mlm_probability: 0.15,
+            itm_negative_probability: 0.5,
+            fused_pairs: 32,
+            hard_negative_twins: false,
+            region_feature_size: DetectorConfig::default().feature_size,
+            region_feature_noise: DetectorConfig::default().feature_noise,
+        }
+    }
+}
+
+impl PretrainConfig {
+    /// A preset, then a TOML file on top of it (each optional), validated;
+    /// errors name the preset or file and the offending key.
+    pub fn from_layers(preset: Option<&Preset>, file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut merged = toml::Table::new();
+        if let Some(preset) = preset {
+            let table: toml::Table =
+                toml::from_str(preset.toml).map_err(|err| ConfigError::Parse {
+                    origin: format!("preset {}", preset.name),
+                    message: one_line(&err.to_string()),
+                })?;
+            merge(&mut merged, table);
+        }
+        let mut origin = preset.map(|p| format!("preset {}", p.name));
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Read {
+                path: path.to_path_buf(),
+                message: err.to_string(),
+            })?;
+            let table: toml::Table = toml::from_str(&text).map_err(|err| ConfigError::Parse {
+                origin: format!("config file {}", path.display()),
+                message: one_line(&err.to_string()),
+            })?;
+            merge(&mut merged, table);
+            origin = Some(format!("config file {}", path.display()));
+        }
+        let origin = origin.unwrap_or_else(|| "defaults".into());
+        let config =
+            PretrainConfig::deserialize(merged).map_err(|err| ConfigError::Parse {
+                origin: origin.clone(),
+                message: one_line(&err.to_string()),
+            })?;
+        config.validate().map_err(|err| ConfigError::Parse {
+            origin,
+            message: err.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Reads a TOML file; errors name the file and the offending key.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        Self::from_layers(None, Some(path))
+    }
+
+    /// The configuration as TOML, every key written out.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("a configuration of plain values serialises")
+    }
+
+    /// Checks values that would otherwise fail deep inside a run.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let positive = [
+            ("steps", self.steps),
+            ("batch_size", self.batch_size),
+            ("log_every", self.log_every),
+            ("eval_candidates", self.eval_candidates),
+            ("caption_beam_size", self.caption_beam_size),
+            ("data.fused_pairs", self.data.fused_pairs),
+            ("model.hidden_size", self.model.hidden_size),
+            ("model.num_layers", self.model.num_layers),
+            ("model.num_heads", self.model.num_heads),
+            ("model.patch_size", self.model.patch_size),
+            ("data.region_feature_size", self.data.region_feature_size),
+            ("model.cnn_base_width", self.model.cnn_base_width),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::invalid(*key, format!("{key} must be positive")));
+        }
+        if self.batch_size < 2 {
+            return Err(ConfigError::invalid(
+                "batch_size",
+                "batch_size must be at least 2 (contrastive and matching objectives need negatives)",
+            ));
+        }
+        if self.micro_batches == 0
+            || !self.batch_size.is_multiple_of(self.micro_batches)
+            || self.batch_size / self.micro_batches < 2
+        {
+            return Err(ConfigError::invalid(
+                "micro_batches",
+                format!(
+                    "micro_batches ({}) must divide batch_size ({}) into micro-batches of at least 2 pairs",
+                    self.micro_batches, self.batch_size
+                ),
+            ));
+        }
+        if !self.model.hidden_size.is_multiple_of(self.model.num_heads) {
+            return Err(ConfigError::invalid(
+                "model.num_heads",
+                format!(
+                    "model.hidden_size ({}) must be a multiple of model.num_heads ({})",
+                    self.model.hidden_size, self.model.num_heads
+                ),
+            ));
+        }
+        if !self.data.image_size.is_multiple_of(self.model.patch_size) {
+            return Err(ConfigError::invalid(
+                "model.patch_size",
+                format!(
+                    "model.patch_size ({}) must divide data.image_size ({})",
+                    self.model.patch_size, self.data.image_size
+                ),
+            ));
+        }
+        if self.model.visual == VisualKind::Grid && !self.data.image_size.is_multiple_of(32) {
+            return Err(ConfigError::invalid(
+                "data.image_size",
+                format!(
+                    "data.image_size ({}) must be a multiple of 32 for grid features (ResNet stride)",
+                    self.data.image_size
+                ),
+            ));
+        }
+        if let Some(rows) = self.model.max_position_embeddings {
+            if rows < self.data.max_text_len {
+                return Err(ConfigError::invalid(
+                    "model.max_position_embeddings",
+                    format!(
+                        "model.max_position_embeddings ({rows}) must cover data.max_text_len ({})",
+                        self.data.max_text_len
+                    ),
+                ));
+            }
+        }
+        if self.data.max_text_len < 3 {
+            return Err(ConfigError::invalid(
+                "data.max_text_len",
+                "data.max_text_len must be at least 3",
+            ));
+        }
+        for (key, value) in [
+            ("data.mlm_probability", self.data.mlm_probability),
+            (
+                "data.itm_negative_probability",
+                self.data.itm_negative_probability,
+            ),
+            ("model.dropout", self.model.dropout),
+        ] {
+            if !(0.0..=1.0).contains(&value) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("{key} must be within [0, 1], got {value}"),
+                ));
+            }
+        }
+        for (key, value) in [
+            ("learning_rate", self.learning_rate),
+            ("model.itc_temperature", self.model.itc_temperature),
+        ] {
+            if value.is_nan() || value <= 0.0 {
+                return Err(ConfigError::invalid(key, format!("{key} must be positive")));
+            }
+        }
+        if let Some(albef) = self.fusion(self.data.tokenizer_vocab_size) {
+            albef.validate().map_err(|err| {
+                ConfigError::invalid("model.architecture", format!("model.architecture.{err}"))
+            })?;
+            if albef.queue_size > 0 && self.micro_batches > 1 {
+                return Err(ConfigError::invalid(
+                    "micro_batches",
+                    format!(
+                        "micro_batches ({}) needs model.architecture.queue_size = 0: the momentum \
+                         model and queue are updated from one whole batch per step",
+                        self.micro_batches
+                    ),
+                ));
+            }
+        }
+        self.objectives
+            .validate(&self.model.architecture, self.model.visual)
+    }
+
+    /// Takes the text tower's sizes from a Hugging Face BERT `config.json`
+    /// (post-norm layers, its position table), so that the checkpoint loads.
+    pub fn adopt_bert(&mut self, bert: &BertConfig) {
+        let m = &mut self.model;
+        m.hidden_size = bert.hidden_size;
+        m.num_layers = bert.num_layers;
+        m.num_heads = bert.num_heads;
+        m.intermediate_size = bert.intermediate_size;
+        m.norm_first = false;
+        m.max_position_embeddings = Some(bert.max_position_embeddings);
+    }
+
+    /// The synthetic detector region-based models read, if the model uses regions.
+    pub fn detector(&self) -> Option<DetectorConfig> {
+        (self.model.visual == VisualKind::Regions).then(|| DetectorConfig {
+            feature_size: self.data.region_feature_size,
+            feature_noise: self.data.region_feature_noise,
+            ..DetectorConfig::default()
+        })
+    }
+}
+
+/// Overlays `top` on `base`, table by table.
+fn merge(base: &mut toml::Table, top: toml::Table) {
+    for (key, value) in top {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(top)) => merge(base, top),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_and_rejects_unknown_keys() {
+        let config = PretrainConfig::default();
+        let parsed: PretrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+        let partial: PretrainConfig =
+            toml::from_str("steps = 5\n[model]\nhidden_size = 64\n").unwrap();
+        assert_eq!(
+            (partial.steps, partial.model.hidden_size, partial.batch_size),
+            (5, 64, config.batch_size)
+        );
+        let err = toml::from_str::<PretrainConfig>("[model]\nhiden_size = 64\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hiden_size"), "{err}");
+    }
+
+    #[test]
+    fn validation_names_the_key() {
+        let mut config = PretrainConfig::default();
+        config.model.num_heads = 3;
+        assert!(config.validate().unwrap_err().to_string().contains("model.num_heads"));
+        let mut config = PretrainConfig::default();
+        config.data.mlm_probability = 1.5;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("data.mlm_probability"));
+        for (batch_size, micro_batches) in [(96, 0), (96, 5), (4, 4)] {
+            let config = PretrainConfig {
+                batch_size,
+                micro_batches,
+                ..PretrainConfig::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.starts_with(&format!("micro_batches ({micro_batches})")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn fusion_momentum_settings_default_off_and_map_to_the_pretrainer() {
+        let fusion = "[model.architecture]\nkind = \"fusion\"\ntext_layers = 1\n\
+                      fusion_layers = 1\nimage_layers = 1\n";
+        let off: PretrainConfig = toml::from_str(fusion).unwrap();
+        let albef = off.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (0, 0.995, 0.4)
+        );
+        let on: PretrainConfig = toml::from_str(&format!(
+            "{fusion}queue_size = 64\nmomentum = 0.99\ndistill_alpha = 0.3\n"
+        ))
+        .unwrap();
+        assert_eq!(toml::from_str::<PretrainConfig>(&on.to_toml()).unwrap(), on);
+        let albef = on.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (64, 0.99, 0.3)
+        );
+        let bad: PretrainConfig =
+            toml::from_str(&format!("{fusion}queue_size = 64\nmomentum = 1.5\n")).unwrap();
+        let err = bad.validate().unwrap_err().to_string();
+        assert!(err.contains("model.architecture.momentum"), "{err}");
+        let mut split = on.clone();
+        split.micro_batches = 2;
+        let err = split.validate().unwrap_err().to_string();
+        assert!(err.contains("queue_size = 0"), "{err}");
+        split.micro_batches = 1;
+        assert_eq!(split.validate(), Ok(()));
+        let base =
+            PretrainConfig::from_layers(crate::presets::find("albef-base").ok(), None).unwrap();
+        let albef = base.fusion(100).unwrap();
+        assert_eq!(
+            (albef.queue_size, albef.momentum, albef.distill_alpha),
+            (65536, 0.995, 0.4)
+        );
+    }
+
+    #[test]
+    fn architecture_settings_are_typed_and_round_trip() {
+        let dual = "[model.architecture]\nkind = \"dual_stream\"\nco_attention = \"vilbert\"\n\
+                    text_layers = 2\nvisual_layers = 1\ncross_layers = 1\n";
+        let config: PretrainConfig = toml::from_str(dual).unwrap();
+        assert_eq!(config.model.architecture.name(), "dual_stream");
+        let parsed: PretrainConfig = toml::from_str(&config.to_toml()).unwrap();
+        assert_eq!(parsed, config);
+        for (text, needle) in [
+            (format!("{dual}visual_layer = 3\n"), "visual_layer"),
+            (dual.replace("vilbert", "visualbert"), "visualbert"),
+            (
+                dual.replace("dual_stream", "triple_stream"),
+                "triple_stream",
+            ),
+            (dual.replace("cross_layers = 1\n", ""), "cross_layers"),
+            (
+                "[model.architecture]\nkind = \"fusion\"\ntext_layers = 1\n\
+                 fusion_layers = 1\nimage_layers = 1\nqueue = 8\n"
+                    .into(),
+                "queue",
+            ),
+        ] {
+            let err = toml::from_str::<PretrainConfig>(&text)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(needle), "{needle} not in {err}");
+        }
+    }
+}

@@ -1,0 +1,268 @@
+//! `[model]`: the architecture family (survey §3: single-stream, dual-stream,
+//! fusion, dual encoder, encoder-decoder, PrefixLM) with its own keys, the
+//! visual features (survey §2.1: regions, grids, patches) and the shared
+//! transformer widths.
+
+use serde::{Deserialize, Serialize};
+
+/// What the model sees of an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VisualKind {
+    /// ViT patches of the rendered pixels, trained end to end.
+    Patches,
+    /// CNN grid cells of the rendered pixels (ResNet, end to end by default).
+    Grid,
+    /// The synthetic world's frozen-detector regions.
+    Regions,
+}
+
+/// ResNet layout of grid features.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CnnLayout {
+    Resnet18,
+    Resnet50,
+}
+
+/// A part of the model that can be frozen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Component {
+    TextEmbeddings,
+    Visual,
+    Encoder,
+}
+
+/// Geometry vector of a region box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GeometryKind {
+    /// LXMERT: x1, y1, x2, y2.
+    Lxmert4,
+    /// ViLBERT: x1, y1, x2, y2, area.
+    Vilbert5,
+    /// UNITER: x1, y1, x2, y2, w, h, w·h.
+    Uniter7,
+}
+
+/// How text and image meet (survey §3), with the settings only that
+/// family has: `[model.architecture]` with `kind = "…"`. The shared keys of
+/// `[model]` (widths, heads, visual features) apply to every kind.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Architecture {
+    /// One transformer over `[text; image]` (UNITER, ViLT): `model.num_layers`.
+    SingleStream {},
+    /// Separate text and vision stacks joined by cross-modal layers
+    /// (ViLBERT co-attention, LXMERT cross-modality layers); the text stack
+    /// uses the `[model]` widths.
+    DualStream {
+        co_attention: CoAttentionKind,
+        text_layers: usize,
+        visual_layers: usize,
+        cross_layers: usize,
+        /// Width of the vision stack (default: `model.hidden_size`).
+        #[serde(default)]
+        visual_hidden_size: Option<usize>,
+        #[serde(default)]
+        visual_num_heads: Option<usize>,
+        #[serde(default)]
+        visual_intermediate_size: Option<usize>,
+        /// Width of ViLBERT's co-attention (default: the vision width).
+        #[serde(default)]
+        bi_hidden_size: Option<usize>,
+        #[serde(default)]
+        bi_num_heads: Option<usize>,
+    },
+    /// ALBEF: a text encoder and an image encoder, then fusion layers whose
+    /// cross-attention reads the image; text and fusion use the `[model]` widths.
+    Fusion {
+        text_layers: usize,
+        fusion_layers: usize,
+        image_layers: usize,
+        /// Width of the image encoder (default: `model.hidden_size`).
+        #[serde(default)]
+        image_hidden_size: Option<usize>,
+        #[serde(default)]
+        image_num_heads: Option<usize>,
+        #[serde(default)]
+        image_intermediate_size: Option<usize>,
+        /// ALBEF's momentum distillation: ITC also contrasts against the
+        /// last `queue_size` pairs embedded by an EMA copy of the unimodal
+        /// encoders (ALBEF: 65536); 0 (default) turns it off.
+        #[serde(default)]
+        queue_size: usize,
+        /// EMA coefficient of the momentum copy (default 0.995).
+        #[serde(default = "default_momentum")]
+        momentum: f64,
+        /// Weight of the momentum copy's soft ITC targets (default 0.4).
+        #[serde(default = "default_distill_alpha")]
+        distill_alpha: f64,
+    },
+    /// CLIP: a causal text transformer and an image transformer, no fusion,
+    /// projections into a shared space; the image tower uses the `[model]` widths.
+    DualEncoder {
+        text_layers: usize,
+        image_layers: usize,
+        /// Width of the text tower (default: `model.hidden_size`).
+        #[serde(default)]
+        text_hidden_size: Option<usize>,
+        #[serde(default)]
+        text_num_heads: Option<usize>,
+        #[serde(default)]
+        text_intermediate_size: Option<usize>,
+        projection_dim: usize,
+        /// "clip" (last text token, image class token) or "mean".
+        #[serde(default)]
+        pooling: PoolingKind,
+    },
+    /// SimVLM's encoder-decoder: an encoder over `[image; text prefix]`, a
+    /// decoder (causal self-attention, cross-attention to the encoder) over
+    /// the rest of the text; trained with PrefixLM, evaluated by captioning.
+    EncoderDecoder {
+        encoder_layers: usize,
+        decoder_layers: usize,
+    },
+    /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
+    /// and text prefix, causal over the rest; evaluated by captioning.
+    PrefixLm {},
+}
+
+fn default_momentum() -> f64 {
+    0.995
+}
+
+fn default_distill_alpha() -> f64 {
+    0.4
+}
+
+/// The cross-modal layers of a dual-stream model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoAttentionKind {
+    /// ViLBERT: co-attentional blocks, each stream's queries over the other's keys.
+    Vilbert,
+    /// LXMERT: cross-modality layers (shared cross-attention both ways, then
+    /// self-attention and feed-forward per stream).
+    Lxmert,
+}
+
+/// How a dual encoder pools each modality.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolingKind {
+    /// CLIP's: the last text token, the image class token.
+    #[default]
+    Clip,
+    /// The mean of the non-padding tokens.
+    Mean,
+}
+
+impl Default for Architecture {
+    fn default() -> Self {
+        Architecture::SingleStream {}
+    }
+}
+
+impl VisualKind {
+    /// The name in `model.visual`.
+    pub fn name(self) -> &'static str {
+        match self {
+            VisualKind::Patches => "patches",
+            VisualKind::Grid => "grid",
+            VisualKind::Regions => "regions",
+        }
+    }
+}
+
+impl Architecture {
+    /// The objective keys of an architecture with a fixed objective set
+    /// (their weights can be changed); `None` for the single stream, which
+    /// offers every objective of [`super::OBJECTIVES`].
+    pub fn offered_objectives(&self) -> Option<&'static [&'static str]> {
+        match self {
+            Architecture::SingleStream {} => None,
+            Architecture::DualStream { .. } | Architecture::Fusion { .. } => {
+                Some(&["mlm", "itm", "itc"])
+            }
+            Architecture::DualEncoder { .. } => Some(&["itc"]),
+            Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => Some(&[]),
+        }
+    }
+
+    /// The `kind` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Architecture::SingleStream {} => "single_stream",
+            Architecture::DualStream { .. } => "dual_stream",
+            Architecture::Fusion { .. } => "fusion",
+            Architecture::DualEncoder { .. } => "dual_encoder",
+            Architecture::EncoderDecoder { .. } => "encoder_decoder",
+            Architecture::PrefixLm {} => "prefix_lm",
+        }
+    }
+}
+
+/// Model settings (see `vlp_models::SingleStreamConfig`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// The architecture family and its own settings.
+    pub architecture: Architecture,
+    /// Visual features: "patches", "grid" or "regions".
+    pub visual: VisualKind,
+    /// Grid features: ResNet layout, "resnet18" or "resnet50".
+    pub cnn_layout: CnnLayout,
+    /// Grid features: width of the ResNet's first stage (64 = torchvision).
+    pub cnn_base_width: usize,
+    /// Grid features: BatchNorm with running statistics and fixed affine
+    /// parameters (as detectors and ResNets fine-tuned at small batch do).
+    pub cnn_frozen_batch_norm: bool,
+    /// Components whose parameters are not trained: "text_embeddings",
+    /// "visual", "encoder".
+    pub frozen: Vec<Component>,
+    /// Rows of the text position table (default: `data.max_text_len`);
+    /// a checkpoint to start from fixes it (BERT: 512).
+    pub max_position_embeddings: Option<usize>,
+    pub patch_size: usize,
+    /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
+    pub box_geometry: GeometryKind,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub num_heads: usize,
+    pub intermediate_size: usize,
+    pub dropout: f64,
+    /// Pre-norm layers when true, post-norm when false.
+    pub norm_first: bool,
+    /// Width of the contrastive embedding space.
+    pub itc_embed_dim: usize,
+    /// Initial contrastive temperature.
+    pub itc_temperature: f64,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            architecture: Architecture::default(),
+            visual: VisualKind::Patches,
+            cnn_layout: CnnLayout::Resnet18,
+            cnn_base_width: 64,
+            cnn_frozen_batch_norm: false,
+            frozen: Vec::new(),
+            max_position_embeddings: None,
+            patch_size: 16,
+            box_geometry: GeometryKind::Uniter7,
+            hidden_size: 128,
+            num_layers: 3,
+            num_heads: 4,
+            intermediate_size: 256,
+            // The synthetic world never repeats an epoch, so there is nothing
+            // to regularise; dropout would cost ~15% of the step time.
+            dropout: 0.0,
+            norm_first: true,
+            itc_embed_dim: 128,
+            itc_temperature: 0.07,
+        }
+    }
+}

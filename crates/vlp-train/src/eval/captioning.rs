@@ -1,0 +1,123 @@
+//! Held-out captioning (survey §4.8: image captioning as an evaluation of
+//! generative pre-training, SimVLM): captions generated from the image
+//! alone, scored by corpus BLEU-4 against every phrasing of the scene.
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use vlp_data::synthetic::{caption, Split, NUM_PHRASINGS};
+use vlp_data::TextTokenizer;
+use vlp_objectives::{bleu4, SimVlmPretrainer};
+
+use super::{held_out_visual, EvalSettings, HeldOutData};
+use crate::error::Result;
+
+/// Captions generated for held-out images, scored against every phrasing
+/// of each image's scene.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Captioning {
+    /// Corpus BLEU-4 (NLTK's `corpus_bleu`, no smoothing) over WordPiece
+    /// words (pieces merged), all phrasings as references.
+    pub bleu4: f64,
+    /// Captions whose words equal one of their references exactly.
+    pub exact_match: f64,
+    /// Held-out images captioned.
+    pub images: usize,
+    /// Beam size of the search (1: greedy).
+    pub beam_size: usize,
+    /// The first few generated captions with one reference each.
+    pub examples: Vec<CaptionExample>,
+}
+
+/// A generated caption beside one of its references.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptionExample {
+    /// What the model wrote.
+    pub generated: String,
+    /// The scene's first phrasing.
+    pub reference: String,
+}
+
+/// Whole words of WordPiece `ids` (continuation pieces `##…` joined to the
+/// word before them), special tokens dropped.
+fn words(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
+    let special = tokenizer.special();
+    let mut words: Vec<String> = Vec::new();
+    for piece in tokenizer.tokens(
+        &ids.iter()
+            .copied()
+            .filter(|&id| !special.contains(id))
+            .collect::<Vec<_>>(),
+    ) {
+        match (piece.strip_prefix("##"), words.last_mut()) {
+            (Some(rest), Some(last)) => last.push_str(rest),
+            _ => words.push(piece),
+        }
+    }
+    words
+}
+
+/// Captions the first `settings.candidates` held-out scenes from the image alone
+/// and scores them with corpus BLEU-4 against all phrasings of each scene.
+pub fn captioning<B: Backend>(
+    model: &SimVlmPretrainer<B>,
+    data: &HeldOutData,
+    settings: &EvalSettings,
+    device: &B::Device,
+) -> Result<Captioning> {
+    let (world, tokenizer) = (data.world, data.tokenizer);
+    let n = settings.candidates;
+    let indices = world.distinct_indices(Split::Test, n);
+    let samples: Vec<_> = indices
+        .iter()
+        .map(|&i| world.sample(Split::Test, i))
+        .collect();
+    let mut references = Vec::with_capacity(n);
+    for sample in &samples {
+        let texts: Vec<String> = (0..NUM_PHRASINGS)
+            .map(|p| caption(&sample.scene, p))
+            .collect();
+        let encoded = tokenizer.encode(&texts, 512)?;
+        references.push(
+            encoded
+                .ids
+                .iter()
+                .map(|ids| words(tokenizer, ids))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let visual = held_out_visual(samples, data.detector)?.to_device::<B>(device);
+    const CHUNK: usize = 100;
+    let mut candidates = Vec::with_capacity(n);
+    for start in (0..n).step_by(CHUNK) {
+        let end = (start + CHUNK).min(n);
+        for ids in model.caption(
+            &visual.slice_rows(start, end),
+            settings.max_text_len,
+            settings.caption_beam_size,
+        ) {
+            candidates.push(words(tokenizer, &ids));
+        }
+    }
+    let bleu4 = bleu4(&candidates, &references)?;
+    let exact = candidates
+        .iter()
+        .zip(&references)
+        .filter(|(candidate, refs)| refs.contains(candidate))
+        .count();
+    Ok(Captioning {
+        bleu4,
+        exact_match: exact as f64 / n.max(1) as f64,
+        images: n,
+        beam_size: settings.caption_beam_size,
+        examples: candidates
+            .iter()
+            .zip(&references)
+            .take(5)
+            .map(|(candidate, refs)| CaptionExample {
+                generated: candidate.join(" "),
+                reference: refs[0].join(" "),
+            })
+            .collect(),
+    })
+}
+

@@ -1,0 +1,189 @@
+//! Held-out evaluation of a pre-trained model (survey §6): retrieval for
+//! models with a shared space or a matching head, captioning for generative
+//! ones, and every objective's loss and metric on held-out batches. Runs on
+//! a model without autodiff (`model.valid()`): no graph, no dropout.
+
+mod captioning;
+mod heldout;
+mod retrieval;
+
+use std::path::Path;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use vlp_data::synthetic::{Sample, SyntheticDetector, SyntheticWorld};
+use vlp_data::{HostVisual, PretrainBatcher, RegionBatch, TextTokenizer};
+use vlp_objectives::{
+    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
+    UniterPretrainer,
+};
+
+pub use captioning::{captioning, CaptionExample, Captioning};
+pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
+pub use retrieval::{ranks, recall, retrieval, Recall, Retrieval, MATCHING_CANDIDATES};
+
+use crate::checkpoint::write_atomic;
+use crate::config::PretrainConfig;
+use crate::error::Result;
+
+/// How much held-out data to score, and how: the evaluation's own
+/// settings, which [`EvalSettings::of`] reads off a run's configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalSettings {
+    /// Held-out scenes retrieved among (or captioned).
+    pub candidates: usize,
+    /// Beam size of held-out captioning (1: greedy).
+    pub caption_beam_size: usize,
+    /// Longest caption in tokens.
+    pub max_text_len: usize,
+    /// Held-out batches each objective is scored on.
+    pub objective_batches: usize,
+    /// Pairs per held-out objective batch.
+    pub batch_size: usize,
+    /// Seed of the held-out batches' draws (the same batches before and after training).
+    pub seed: u64,
+}
+
+impl EvalSettings {
+    /// Held-out objective batches scored at the end of a run.
+    pub const OBJECTIVE_BATCHES: usize = 4;
+
+    /// The settings of a run's configuration.
+    pub fn of(config: &PretrainConfig) -> Self {
+        Self {
+            candidates: config.eval_candidates,
+            caption_beam_size: config.caption_beam_size,
+            max_text_len: config.data.max_text_len,
+            objective_batches: Self::OBJECTIVE_BATCHES,
+            batch_size: config.batch_size,
+            seed: config.seed,
+        }
+    }
+}
+
+/// What held-out evaluation reads: the world's test split, the frozen
+/// detector of region models, the tokenizer.
+#[derive(Clone, Copy)]
+pub struct HeldOutData<'a> {
+    /// The world whose test split is scored.
+    pub world: &'a SyntheticWorld,
+    /// The detector, for models that read regions.
+    pub detector: Option<&'a SyntheticDetector>,
+    /// The run's tokenizer.
+    pub tokenizer: &'a TextTokenizer,
+}
+
+/// The content of `eval.json`: what the model's architecture can be measured on.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Image-text retrieval, for models with a shared space or a matching head.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retrieval: Option<Retrieval>,
+    /// Each objective's mean loss and metric on held-out batches
+    /// ([`heldout_objectives`]), where measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub objectives: Option<HeldOutObjectives>,
+    /// Held-out captioning, for generative models.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub captioning: Option<Captioning>,
+}
+
+/// A trained model measured on the held-out split of the synthetic world.
+pub trait Evaluate<B: Backend> {
+    /// Retrieval or captioning, as the model's architecture allows.
+    fn evaluate(
+        &self,
+        data: &HeldOutData,
+        settings: &EvalSettings,
+        device: &B::Device,
+    ) -> Result<EvalReport>;
+}
+
+/// Models with a shared text-image space (or a matching head) are measured
+/// by retrieval.
+macro_rules! evaluate_by_retrieval {
+    ($($model:ident),*) => {$(
+        impl<B: Backend> Evaluate<B> for $model<B> {
+            fn evaluate(&self, data: &HeldOutData, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
+                let retrieval = retrieval(self, data, settings, device)?;
+                Ok(EvalReport { retrieval, ..EvalReport::default() })
+            }
+        }
+    )*};
+}
+
+evaluate_by_retrieval!(
+    UniterPretrainer,
+    DualStreamPretrainer,
+    AlbefPretrainer,
+    ClipPretrainer
+);
+
+/// Generative models are measured by captioning.
+impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
+    fn evaluate(&self, data: &HeldOutData, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
+        let captioning = Some(captioning(self, data, settings, device)?);
+        Ok(EvalReport { captioning, ..EvalReport::default() })
+    }
+}
+
+/// What `eval.json` holds for a trained model: retrieval or captioning, and
+/// every objective's loss and metric on held-out batches of `batcher`.
+pub fn evaluate<B: Backend, M: Evaluate<B> + Pretrainer<B>>(
+    model: &M,
+    data: &HeldOutData,
+    batcher: &PretrainBatcher,
+    settings: &EvalSettings,
+    device: &B::Device,
+) -> Result<EvalReport> {
+    let mut report = model.evaluate(data, settings, device)?;
+    report.objectives = Some(heldout_objectives(model, batcher, settings, device)?);
+    Ok(report)
+}
+
+/// Pixels or detector regions of held-out samples, as the model reads them.
+fn held_out_visual(
+    samples: Vec<Sample>,
+    detector: Option<&SyntheticDetector>,
+) -> Result<HostVisual> {
+    Ok(match detector {
+        Some(detector) => {
+            let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
+            HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
+        }
+        None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+    })
+}
+
+impl EvalReport {
+    /// Writes the report as pretty JSON, atomically.
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("a report of plain values serialises");
+        write_atomic(path, json.as_bytes())
+    }
+
+    /// A small table for the terminal.
+    pub fn table(&self) -> String {
+        let mut sections = Vec::new();
+        if let Some(retrieval) = &self.retrieval {
+            sections.push(retrieval.table());
+        }
+        if let Some(c) = &self.captioning {
+            sections.push(format!(
+                "held-out captioning of {} images (beam {}): BLEU-4 {:.3}, exact match {:.3}",
+                c.images, c.beam_size, c.bleu4, c.exact_match
+            ));
+            for example in &c.examples {
+                sections.push(format!(
+                    "  {:?}  (reference: {:?})",
+                    example.generated, example.reference
+                ));
+            }
+        }
+        if let Some(objectives) = &self.objectives {
+            sections.push(heldout::table(objectives));
+        }
+        sections.join("\n")
+    }
+}
+

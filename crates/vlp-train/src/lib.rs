@@ -1,0 +1,54 @@
+//! Pre-training as a library (survey §5): the configuration schema with its
+//! presets and validation ([`config`], [`presets`]), model building from a
+//! configuration for every architecture family ([`build`]), the [`Trainer`]
+//! with one step function for every model ([`trainer`], [`micro_batch`]),
+//! the learning-rate schedule and per-step generators ([`schedule`]), the
+//! run's data ([`data`]), held-out evaluation ([`eval`]), run folders and
+//! checkpoints ([`checkpoint`]) and whole runs ([`run`]).
+//!
+//! Generic over the Burn backend: nothing here names one. Progress and
+//! metrics leave the trainer through a [`TrainObserver`]; the runner
+//! (`cargo xtask`) draws progress bars and curves from it.
+//!
+//! ```
+//! use burn::backend::{Autodiff, NdArray};
+//! use vlp_train::{presets, PretrainConfig, PretrainRun};
+//!
+//! // The tiny UNITER preset, shortened to a smoke run.
+//! let mut config = PretrainConfig::from_layers(Some(presets::find("uniter-tiny")?), None)?;
+//! config.steps = 2;
+//! config.batch_size = 8;
+//! config.data.fused_pairs = 4;
+//! config.eval_candidates = 8;
+//! let out = std::env::temp_dir().join(format!("vlp-train-doc-{}", std::process::id()));
+//! let run = PretrainRun { config, out: out.clone(), tokenizer: None, init_text: None };
+//! let report = run.run::<Autodiff<NdArray>>(&Default::default(), &mut ())?;
+//! let t2i = report.retrieval.expect("uniter-tiny ranks candidates").t2i;
+//! assert!((0.0..=1.0).contains(&t2i.r1));
+//! assert!(out.join("model.mpk").is_file());
+//! # std::fs::remove_dir_all(&out).ok();
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod build;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod eval;
+pub mod metrics;
+pub mod micro_batch;
+pub mod presets;
+pub mod run;
+pub mod schedule;
+pub mod trainer;
+
+pub use build::{millions, with_model, ModelTask};
+pub use config::PretrainConfig;
+pub use error::{ConfigError, Result, TrainError};
+pub use eval::{EvalReport, EvalSettings, Evaluate, HeldOutData};
+pub use metrics::MetricsRecord;
+pub use micro_batch::MicroBatchPools;
+pub use run::{reevaluate, run_config, PretrainRun};
+pub use schedule::{step_rng, LinearSchedule, StepDraw};
+pub use trainer::{TrainObserver, TrainStart, Trainer};

@@ -1,0 +1,171 @@
+//! A whole pre-training run as a library call (survey §5): tokenizer,
+//! model, training, checkpoint and held-out evaluation, in a run folder;
+//! and the re-evaluation of a saved run.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use vlp_data::TextTokenizer;
+use vlp_objectives::Pretrainer;
+
+use crate::build::{with_model, ModelTask};
+use crate::checkpoint::{
+    load_checkpoint, save_checkpoint, write_atomic, MetricsFile, CONFIG_FILE, EVAL_FILE,
+    TOKENIZER_FILE,
+};
+use crate::config::PretrainConfig;
+use crate::data::{batcher, detector, tokenizer, world};
+use crate::error::{ConfigError, Result, TrainError};
+use crate::eval::{evaluate, EvalReport, EvalSettings, Evaluate, HeldOutData};
+use crate::trainer::{TrainObserver, Trainer};
+
+/// A pre-training run: what to train, where to write it.
+#[derive(Debug, Clone)]
+pub struct PretrainRun {
+    /// The validated configuration.
+    pub config: PretrainConfig,
+    /// The run folder (created if missing).
+    pub out: PathBuf,
+    /// A `tokenizer.json` to use instead of training one on the world's corpus.
+    pub tokenizer: Option<PathBuf>,
+    /// A Hugging Face BERT folder whose `model.safetensors` initialises the
+    /// text embeddings, the transformer and the pooler.
+    pub init_text: Option<PathBuf>,
+}
+
+impl PretrainRun {
+    /// Trains on `device` and evaluates on held-out data, writing the run
+    /// folder: `config.toml`, `tokenizer.json`, `metrics.jsonl`,
+    /// `model.mpk`, `eval.json`. Progress and metrics go to `observer` too.
+    pub fn run<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EvalReport> {
+        let config = &self.config;
+        let tokenizer = tokenizer(config, self.tokenizer.as_deref())?;
+        let out = &self.out;
+        std::fs::create_dir_all(out)
+            .map_err(|err| TrainError::file(out, format!("cannot create the run folder: {err}")))?;
+        tokenizer.save(out.join(TOKENIZER_FILE))?;
+        write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
+        with_model::<B, _>(
+            config,
+            tokenizer.vocab_size(),
+            tokenizer.special(),
+            self.init_text.as_deref(),
+            device,
+            Training {
+                run: self,
+                tokenizer: &tokenizer,
+                device,
+                observer,
+            },
+        )?
+    }
+}
+
+/// Trains the freshly built model, saves it and evaluates it.
+struct Training<'a, B: AutodiffBackend> {
+    run: &'a PretrainRun,
+    tokenizer: &'a TextTokenizer,
+    device: &'a B::Device,
+    observer: &'a mut dyn TrainObserver,
+}
+
+impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
+    type Output = Result<EvalReport>;
+
+    fn run<M>(self, model: M) -> Self::Output
+    where
+        M: AutodiffModule<B> + Pretrainer<B> + 'static,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
+    {
+        let (config, out) = (&self.run.config, &self.run.out);
+        let batcher = batcher(config, self.tokenizer.clone());
+        let mut metrics = MetricsFile::create(out)?;
+        let mut trainer = Trainer::new(config, self.device)?;
+        let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;
+        save_checkpoint(model.clone(), out)?;
+        evaluate_into(&model.valid(), config, self.tokenizer, out, self.device)
+    }
+}
+
+/// Evaluates `model` on held-out data and writes `run/eval.json`.
+fn evaluate_into<B, M>(
+    model: &M,
+    config: &PretrainConfig,
+    tokenizer: &TextTokenizer,
+    run: &Path,
+    device: &B::Device,
+) -> Result<EvalReport>
+where
+    B: burn::tensor::backend::Backend,
+    M: Evaluate<B> + Pretrainer<B>,
+{
+    let (world, detector) = (world(config), detector(config));
+    let data = HeldOutData {
+        world: &world,
+        detector: detector.as_ref(),
+        tokenizer,
+    };
+    let batcher = batcher(config, tokenizer.clone());
+    let report = evaluate(model, &data, &batcher, &EvalSettings::of(config), device)?;
+    report.write(&run.join(EVAL_FILE))?;
+    Ok(report)
+}
+
+/// The configuration of a saved run; errors name the missing or invalid file.
+pub fn run_config(run: &Path) -> Result<PretrainConfig> {
+    let path = run.join(CONFIG_FILE);
+    if !path.is_file() {
+        return Err(ConfigError::Read {
+            path,
+            message: format!("{} is not a run folder", run.display()),
+        }
+        .into());
+    }
+    Ok(PretrainConfig::from_file(&path)?)
+}
+
+/// Loads a saved run's checkpoint into a freshly built model, evaluates it
+/// on held-out data on `device` and rewrites its `eval.json`.
+pub fn reevaluate<B: AutodiffBackend>(run: &Path, device: &B::Device) -> Result<EvalReport> {
+    let config = run_config(run)?;
+    let tokenizer = tokenizer(&config, Some(&run.join(TOKENIZER_FILE)))?;
+    with_model::<B, _>(
+        &config,
+        tokenizer.vocab_size(),
+        tokenizer.special(),
+        None,
+        device,
+        Reevaluation {
+            run,
+            config: &config,
+            tokenizer: &tokenizer,
+            device,
+        },
+    )?
+}
+
+/// Loads a run's checkpoint into a freshly built model and evaluates it.
+struct Reevaluation<'a, B: AutodiffBackend> {
+    run: &'a Path,
+    config: &'a PretrainConfig,
+    tokenizer: &'a TextTokenizer,
+    device: &'a B::Device,
+}
+
+impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<'_, B> {
+    type Output = Result<EvalReport>;
+
+    fn run<M>(self, model: M) -> Self::Output
+    where
+        M: AutodiffModule<B> + Pretrainer<B> + 'static,
+        M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
+    {
+        let model = load_checkpoint(model.valid(), self.run, self.device)?;
+        evaluate_into(&model, self.config, self.tokenizer, self.run, self.device)
+    }
+}

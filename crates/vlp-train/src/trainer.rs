@@ -1,0 +1,362 @@
+//! The training loop (survey §5: pre-training with a mix of objectives):
+//! one optimiser step function for every model, whatever its architecture
+//! or batch, and [`Trainer::fit`], which feeds it the synthetic world's
+//! batches and reports through a [`TrainObserver`].
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::adaptor::OptimizerAdaptor;
+use burn::optim::{AdamW, AdamWConfig, Optimizer};
+use burn::tensor::backend::AutodiffBackend;
+use vlp_data::synthetic::Split;
+use vlp_data::{DataError, HostPretrainBatch, PretrainBatcher};
+use vlp_objectives::{ObjectiveMix, PretrainOutput, Pretrainer};
+
+use crate::config::PretrainConfig;
+use crate::error::{Result, TrainError};
+use crate::metrics::{step_values, Accumulator, MetricsRecord};
+use crate::micro_batch::MicroBatchPools;
+use crate::schedule::{step_rng, LinearSchedule, StepDraw};
+
+/// What leaves the trainer while it runs: progress, metrics, the end.
+/// Every method does nothing by default; `()` observes nothing.
+pub trait TrainObserver {
+    /// Training is about to start.
+    fn started(&mut self, _start: &TrainStart) {}
+
+    /// Step `step` (0-based) is done.
+    fn stepped(&mut self, _step: usize) {}
+
+    /// A metrics record: every `log_every` steps and after the last step.
+    fn logged(&mut self, _record: &MetricsRecord) -> Result<()> {
+        Ok(())
+    }
+
+    /// Training is over after `seconds`.
+    fn finished(&mut self, _seconds: f32) {}
+}
+
+impl TrainObserver for () {}
+
+/// Two observers, each told everything, the first first.
+impl<X: TrainObserver + ?Sized, Y: TrainObserver + ?Sized> TrainObserver for (&mut X, &mut Y) {
+    fn started(&mut self, start: &TrainStart) {
+        self.0.started(start);
+        self.1.started(start);
+    }
+
+    fn stepped(&mut self, step: usize) {
+        self.0.stepped(step);
+        self.1.stepped(step);
+    }
+
+    fn logged(&mut self, record: &MetricsRecord) -> Result<()> {
+        self.0.logged(record)?;
+        self.1.logged(record)
+    }
+
+    fn finished(&mut self, seconds: f32) {
+        self.0.finished(seconds);
+        self.1.finished(seconds);
+    }
+}
+
+/// What a training run is about to do.
+#[derive(Debug, Clone)]
+pub struct TrainStart {
+    /// Parameters of the model (trainable or not).
+    pub parameters: usize,
+    /// Optimiser steps.
+    pub steps: usize,
+    /// Image-text pairs per step.
+    pub batch_size: usize,
+    /// Micro-batches per step, run side by side.
+    pub micro_batches: usize,
+    /// The per-step task sampling, when `strategy = "sample"`.
+    pub task_mix: Option<ObjectiveMix>,
+}
+
+/// One step's named values (loss, each objective's loss and metric), one
+/// list per micro-batch.
+pub type StepValues = Vec<Vec<(String, f32)>>;
+
+/// AdamW with the run's learning-rate schedule, and the thread pools its
+/// micro-batches run in (one pool: the whole batch in one pass).
+pub struct Trainer<B: AutodiffBackend, M: AutodiffModule<B>> {
+    config: PretrainConfig,
+    schedule: LinearSchedule,
+    optimizer: OptimizerAdaptor<AdamW, M, B>,
+    pools: MicroBatchPools,
+    device: B::Device,
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
+    /// A trainer for `config`'s schedule, weight decay and micro-batches.
+    pub fn new(config: &PretrainConfig, device: &B::Device) -> Result<Self> {
+        Ok(Self {
+            config: config.clone(),
+            schedule: LinearSchedule {
+                peak: config.learning_rate,
+                warmup_steps: config.warmup_steps,
+                steps: config.steps,
+            },
+            optimizer: AdamWConfig::new()
+                .with_weight_decay(config.weight_decay as f32)
+                .init::<B, M>(),
+            pools: MicroBatchPools::new(config.micro_batches)?,
+            device: device.clone(),
+        })
+    }
+
+    /// The learning rate of step `step`.
+    pub fn learning_rate(&self, step: usize) -> f64 {
+        self.schedule.learning_rate(step)
+    }
+
+    /// The one optimiser step: `forward` on each of `micro_batches` (as many
+    /// as the configuration's `micro_batches`), each on a copy of `model` in
+    /// its own thread pool; the gradients of the losses summed (each
+    /// micro-batch's weighted `1 / k`, so the step minimises the mean of
+    /// the micro-batch losses); one AdamW update at step `step`'s learning
+    /// rate; then `after` with each micro-batch's output, in order (ALBEF's
+    /// momentum update and queue: [`Pretrainer::after_step`]). Errors on a
+    /// loss that is not finite.
+    pub fn step<T, F, A>(
+        &mut self,
+        model: M,
+        step: usize,
+        micro_batches: Vec<T>,
+        forward: F,
+        mut after: A,
+    ) -> Result<(M, StepValues)>
+    where
+        T: Send,
+        F: Fn(&M, T) -> Result<PretrainOutput<B>> + Sync,
+        A: FnMut(M, &PretrainOutput<B>) -> Result<M>,
+    {
+        let parts = micro_batches.len();
+        let (grads, outputs) = self.pools.accumulate_gradients(
+            &model,
+            &self.device,
+            micro_batches,
+            |copy: &M, batch| {
+                let output = forward(copy, batch)?;
+                let values = step_values(&output, step)?;
+                let loss = match parts {
+                    1 => output.loss.clone(),
+                    _ => output.loss.clone() * (1.0 / parts as f32),
+                };
+                Ok((loss, (output, values)))
+            },
+        )?;
+        let mut model = self
+            .optimizer
+            .step(self.schedule.learning_rate(step), model, grads);
+        let mut values = Vec::with_capacity(outputs.len());
+        for (output, output_values) in outputs {
+            model = after(model, &output)?;
+            values.push(output_values);
+        }
+        Ok((model, values))
+    }
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
+    /// Trains `model` for the configuration's steps on batches of `batcher`
+    /// (built on a background thread; each step's draws depend only on the
+    /// seed and the step), with the configured objectives summed or one
+    /// sampled per step, reporting to `observer`.
+    pub fn fit(
+        &mut self,
+        mut model: M,
+        batcher: &PretrainBatcher,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<M> {
+        let config = self.config.clone();
+        let mix = config.objectives.sampled_mix();
+        observer.started(&TrainStart {
+            parameters: model.num_params(),
+            steps: config.steps,
+            batch_size: config.batch_size,
+            micro_batches: config.micro_batches,
+            task_mix: mix.clone(),
+        });
+        let batches = spawn_loader(batcher.clone(), &config, 0);
+        let mut accumulator = Accumulator::default();
+        let started = Instant::now();
+        let mut window = (Instant::now(), 0usize);
+        for step in 0..config.steps {
+            let hosts = batches.recv().map_err(|_| TrainError::LoaderStopped)??;
+            window.1 += hosts.iter().map(HostPretrainBatch::len).sum::<usize>();
+            let objectives = mix
+                .as_ref()
+                .map(|mix| mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)));
+            let device = self.device.clone();
+            let (trained, values) = self.step(
+                model,
+                step,
+                hosts,
+                |model: &M, host: HostPretrainBatch| {
+                    let batch = host.to_device::<B>(&device);
+                    Ok(match &objectives {
+                        Some(objectives) => model.forward_step(&batch, objectives)?,
+                        None => model.forward(&batch),
+                    })
+                },
+                |model, output| Ok(model.after_step(output)?),
+            )?;
+            model = trained;
+            values
+                .into_iter()
+                .for_each(|values| accumulator.add(values));
+            observer.stepped(step);
+
+            let done = step + 1;
+            if done % config.log_every == 0 || done == config.steps {
+                let mut objectives = accumulator.take();
+                let record = MetricsRecord {
+                    step: done,
+                    loss: objectives.remove("loss").unwrap_or(f32::NAN),
+                    objectives,
+                    temperature: model.temperature(),
+                    learning_rate: self.learning_rate(step),
+                    samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
+                    elapsed_seconds: started.elapsed().as_secs_f32(),
+                };
+                window = (Instant::now(), 0);
+                observer.logged(&record)?;
+            }
+        }
+        observer.finished(started.elapsed().as_secs_f32());
+        Ok(model)
+    }
+}
+
+/// The micro-batches of steps `first_step..steps`, built on a background
+/// thread: `micro_batches` batches of `batch_size / micro_batches` pairs
+/// each, drawn one after the other, with `data.fused_pairs` shared among
+/// them. Each step's batches depend only on the seed and the step number.
+fn spawn_loader(
+    mut batcher: PretrainBatcher,
+    config: &PretrainConfig,
+    first_step: usize,
+) -> Receiver<Result<Vec<HostPretrainBatch>, DataError>> {
+    let (sender, receiver) = sync_channel(4);
+    let (seed, steps, parts, twins) = (
+        config.seed,
+        config.steps,
+        config.micro_batches,
+        config.data.hard_negative_twins,
+    );
+    let size = config.batch_size / parts;
+    batcher.fused_pairs = Some(config.data.fused_pairs.div_ceil(parts));
+    std::thread::spawn(move || {
+        for step in first_step..steps {
+            let mut rng = step_rng(seed, step, StepDraw::Batch);
+            let batches = (0..parts)
+                .map(|_| {
+                    let samples = batcher.draw(Split::Train, size, twins, &mut rng);
+                    batcher.batch_of(samples, &mut rng)
+                })
+                .collect();
+            if sender.send(batches).is_err() {
+                break;
+            }
+        }
+    });
+    receiver
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use vlp_objectives::ObjectiveOutput;
+
+    type B = Autodiff<Flex>;
+
+    fn output(model: &Linear<B>, x: Tensor<B, 2>, scale: f32) -> PretrainOutput<B> {
+        let loss = (model.forward(x).powi_scalar(2).mean() * scale).reshape([1]);
+        PretrainOutput {
+            loss: loss.clone(),
+            objectives: vec![ObjectiveOutput {
+                name: "square",
+                loss,
+                metric: 0.5,
+                metric_name: "half",
+            }],
+            momentum_embeddings: None,
+        }
+    }
+
+    fn weights(model: &Linear<B>) -> Vec<f32> {
+        model.weight.val().into_data().to_vec().unwrap()
+    }
+
+    /// The one-pool path (a fork of the model in a pool of its own) makes
+    /// exactly the update of a plain AdamW step on the model itself, and
+    /// calls `after` once with the step's output.
+    #[test]
+    fn one_micro_batch_is_a_plain_adamw_step_then_after() {
+        let device = Default::default();
+        B::seed(&device, 7);
+        let model = LinearConfig::new(4, 3).init::<B>(&device);
+        let x = Tensor::<B, 2>::random([6, 4], Distribution::Normal(0.0, 1.0), &device);
+        let config = PretrainConfig {
+            steps: 10,
+            warmup_steps: 2,
+            learning_rate: 0.1,
+            ..PretrainConfig::default()
+        };
+        let mut trainer = Trainer::<B, Linear<B>>::new(&config, &device).unwrap();
+        let mut after_calls = 0;
+        let (stepped, values) = trainer
+            .step(
+                model.clone(),
+                0,
+                vec![x.clone()],
+                |model, x| Ok(output(model, x, 1.0)),
+                |model, output| {
+                    after_calls += 1;
+                    assert_eq!(output.objectives[0].name, "square");
+                    Ok(model)
+                },
+            )
+            .unwrap();
+        assert_eq!(after_calls, 1);
+        let names: Vec<&str> = values[0].iter().map(|(name, _)| name.as_str()).collect();
+        assert_eq!(names, ["loss", "square_loss", "square_half"]);
+
+        let mut optimizer = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay as f32)
+            .init::<B, Linear<B>>();
+        let loss = output(&model, x, 1.0).loss;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Step 0 of a 2-step warm-up: half the peak rate.
+        let expected = optimizer.step(0.05, model, grads);
+        assert_eq!(weights(&stepped), weights(&expected));
+    }
+
+    #[test]
+    fn a_loss_that_is_not_finite_stops_the_step_and_names_it() {
+        let device = Default::default();
+        B::seed(&device, 8);
+        let model = LinearConfig::new(2, 1).init::<B>(&device);
+        let mut trainer = Trainer::<B, Linear<B>>::new(&PretrainConfig::default(), &device).unwrap();
+        let x = Tensor::<B, 2>::ones([2, 2], &device);
+        let err = trainer
+            .step(model, 3, vec![x], |m, x| Ok(output(m, x, f32::NAN)), |m, _| Ok(m))
+            .err()
+            .expect("a NaN loss is an error");
+        assert!(
+            matches!(err, TrainError::NonFiniteLoss { step: 3, .. }),
+            "{err}"
+        );
+    }
+}

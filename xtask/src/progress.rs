@@ -1,0 +1,118 @@
+//! What a user sees of a training run: a progress bar on a terminal, a
+//! line every few metrics records otherwise, and the loss curves at the end.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use vlp_train::checkpoint::CURVES_FILE;
+use vlp_train::{MetricsRecord, PretrainConfig, TrainObserver, TrainStart};
+
+/// Progress of one run: bar or lines on stderr, curves into the run folder.
+pub struct Progress {
+    bar: ProgressBar,
+    steps: usize,
+    log_every: usize,
+    /// Where the run's curves go (`None`: no curves).
+    out: Option<PathBuf>,
+    records: Vec<MetricsRecord>,
+    /// The architecture, device and folder named in the start lines.
+    architecture: &'static str,
+    context: String,
+}
+
+impl Progress {
+    /// Progress of a run of `config` on `device`, drawing its curves into
+    /// `out` when given.
+    pub fn new(config: &PretrainConfig, device: &str, out: Option<PathBuf>) -> Self {
+        let context = match &out {
+            Some(out) => format!("on {device} (run folder {})", out.display()),
+            None => format!("on {device}"),
+        };
+        Self {
+            bar: progress_bar(config.steps),
+            steps: config.steps,
+            log_every: config.log_every,
+            out,
+            records: Vec::new(),
+            architecture: config.model.architecture.name(),
+            context,
+        }
+    }
+}
+
+fn progress_bar(steps: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:25}] {pos}/{len} {msg} ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar
+}
+
+impl TrainObserver for Progress {
+    fn started(&mut self, start: &TrainStart) {
+        eprintln!(
+            "model: {} architecture, {:.2} M parameters",
+            self.architecture,
+            start.parameters as f64 / 1e6
+        );
+        if let Some(mix) = &start.task_mix {
+            eprintln!(
+                "task sampling: one objective per step, {}",
+                mix.objectives
+                    .iter()
+                    .map(|entry| format!(
+                        "{:?} {:.0}%",
+                        entry.objective,
+                        100.0 * mix.probability(entry.objective)
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let micro_batches = match start.micro_batches {
+            1 => String::new(),
+            parts => format!(
+                " ({parts} micro-batches of {} at once)",
+                start.batch_size / parts
+            ),
+        };
+        eprintln!(
+            "pre-training {} steps of {} pairs{micro_batches} {}",
+            start.steps, start.batch_size, self.context
+        );
+    }
+
+    fn stepped(&mut self, _step: usize) {
+        self.bar.inc(1);
+    }
+
+    fn logged(&mut self, record: &MetricsRecord) -> vlp_train::Result<()> {
+        let message = record.summary();
+        if !self.bar.is_hidden() {
+            self.bar.set_message(message);
+        } else if record.step % (self.log_every * 5) == 0 || record.step == self.steps {
+            eprintln!(
+                "step {}/{} {message} elapsed {:.0}s",
+                record.step, self.steps, record.elapsed_seconds
+            );
+        }
+        self.records.push(record.clone());
+        Ok(())
+    }
+
+    fn finished(&mut self, seconds: f32) {
+        self.bar.finish_and_clear();
+        eprintln!("trained {} steps in {seconds:.1}s", self.steps);
+        if let Some(out) = &self.out {
+            if let Err(err) = crate::plot::loss_curves(&self.records, &out.join(CURVES_FILE)) {
+                eprintln!("warning: no loss curves: {err:#}");
+            }
+        }
+    }
+}
