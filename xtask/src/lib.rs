@@ -7,8 +7,7 @@
 pub mod ablate;
 pub mod ablate_video;
 pub mod assets;
-pub mod bench_ot;
-pub mod bench_step;
+pub mod bench;
 pub mod config;
 pub mod device;
 pub mod eval;
