@@ -24,20 +24,21 @@
 //! the report checks, as it checks that the parameter counts differ only by
 //! the two embeddings vlp has and UNITER does not).
 //!
-//! vlp's model is the pre-trainer the runner trains, [`vlp_objectives::UniterPretrainer`]
-//! with MLM + ITM, stepped through [`vlp_objectives::Pretrainer::forward`]
-//! ([`worker`]); [`inputs`] generates the batch, [`report`] prints the tables.
+//! vlp's model is the pre-trainer the runner trains,
+//! [`vlp_objectives::UniterPretrainer`] with MLM + ITM, stepped through
+//! [`vlp_objectives::Pretrainer::forward`] (`worker.rs`); `inputs.rs`
+//! generates the batch, `report.rs` prints the tables.
 //!
 //! vlp trains the batch as `--micro-batches` (default 2) micro-batches run
-//! side by side ([`crate::micro_batch`]), each loss weighted by its share of
+//! side by side (`MicroBatchPools`), each loss weighted by its share of
 //! the masked tokens and pairs so that the summed gradient is the whole
 //! batch's; PyTorch trains the whole batch with intra-op threads.
 //! `--micro-batches 1` measures vlp's single-pass step.
 //!
 //! vlp runs on a rayon pool of `--threads` threads, PyTorch with
 //! `torch.set_num_threads(--threads)`, the BLAS/OpenMP variables set to the
-//! same number and `OMP_WAIT_POLICY=PASSIVE`. Each figure is the median over `--reps` repetitions of
-//! `--steps` steps after `--warmup` steps.
+//! same number and `OMP_WAIT_POLICY=PASSIVE`. Each figure is the median
+//! over `--reps` repetitions of `--steps` steps after `--warmup` steps.
 
 mod inputs;
 mod report;
