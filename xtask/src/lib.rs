@@ -10,8 +10,7 @@
 pub mod ablate;
 pub mod ablate_video;
 pub mod assets;
-pub mod bench_ot;
-pub mod bench_step;
+pub mod bench;
 pub mod device;
 pub mod plot;
 pub mod presets_command;

@@ -7,7 +7,7 @@ use vlp_models::BertConfig;
 use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
 use xtask::progress::Progress;
-use xtask::{assets, bench_ot, bench_step, presets_command, report, test_command, UsageError};
+use xtask::{assets, bench, presets_command, report, test_command, UsageError};
 
 // Training allocates and frees many large tensors per step; glibc's malloc
 // returns each to the kernel (mmap/munmap) and page-faults it back in, which
@@ -64,9 +64,9 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
     /// Optimal transport solvers vs PyTorch (UNITER's IPOT) and POT.
-    Ot(bench_ot::BenchOtArgs),
+    Ot(bench::ot::BenchOtArgs),
     /// One uniter-bench training step (and forward pass) vs PyTorch: samples/s and peak RSS.
-    Step(bench_step::BenchStepArgs),
+    Step(bench::step::BenchStepArgs),
 }
 
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
@@ -261,10 +261,10 @@ fn main() -> ExitCode {
         Command::Eval(args) => eval(args),
         Command::Presets(args) => presets_command::run(&args),
         Command::Test(args) => test_command::run(&args),
-        Command::Bench(BenchCommand::Ot(args)) => bench_ot::run(&args),
+        Command::Bench(BenchCommand::Ot(args)) => bench::ot::run(&args),
         Command::Assets(args) => assets::run(&args),
         Command::Ablate(args) => xtask::ablate::run(&args),
-        Command::Bench(BenchCommand::Step(args)) => bench_step::run(&args),
+        Command::Bench(BenchCommand::Step(args)) => bench::step::run(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,13 @@
+//! `cargo xtask bench ot | step`: vlp against reference implementations
+//! (PyTorch, POT) on the same seeded inputs, in one command each.
+//!
+//! Both benches write their inputs as `.npy` files ([`npy`]), run the Python
+//! reference of `benches/reference/` in the virtual environment `.venv/`
+//! (created on demand, [`common`]) with the same thread count as vlp, flag
+//! measurements that other processes disturbed, and print a Markdown report
+//! with optional JSON rows (docs/benchmarks.md).
+
+pub mod common;
+pub mod npy;
+pub mod ot;
+pub mod step;
