@@ -283,7 +283,7 @@ mod tests {
 
     #[test]
     fn learned_positions_draw_and_record_as_before() {
-        use burn::record::{BytesRecorder, FullPrecisionSettings, NamedMpkBytesRecorder};
+        use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
         let device = Default::default();
         let config = TextEmbeddingsConfig::new(10, 8).with_max_position_embeddings(6);
         NdArray::seed(&device, 3);
@@ -314,11 +314,11 @@ mod tests {
 
         // An old record (a learned checkpoint) loads into a fresh model.
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
-        let bytes = recorder.record(old.clone().into_record(), ()).unwrap();
+        let bytes = Recorder::<NdArray>::record(&recorder, old.clone().into_record(), ()).unwrap();
         NdArray::seed(&device, 4);
         let loaded = config
             .init::<NdArray>(&device)
-            .load_record(recorder.load(bytes, &device).unwrap());
+            .load_record(Recorder::<NdArray>::load(&recorder, bytes, &device).unwrap());
         let learned = loaded.position_embeddings.as_ref().unwrap();
         assert_eq!(weight(learned), weight(&old.position_embeddings));
         assert_eq!(
