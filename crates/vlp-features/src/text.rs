@@ -286,9 +286,9 @@ mod tests {
         use burn::record::{FullPrecisionSettings, NamedMpkBytesRecorder, Recorder};
         let device = Default::default();
         let config = TextEmbeddingsConfig::new(10, 8).with_max_position_embeddings(6);
-        NdArray::seed(&device, 3);
+        <NdArray as Backend>::seed(&device, 3);
         let embeddings = config.init::<NdArray>(&device);
-        NdArray::seed(&device, 3);
+        <NdArray as Backend>::seed(&device, 3);
         let table = |rows| {
             EmbeddingConfig::new(rows, 8)
                 .with_initializer(Initializer::Normal {
@@ -315,7 +315,7 @@ mod tests {
         // An old record (a learned checkpoint) loads into a fresh model.
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
         let bytes = Recorder::<NdArray>::record(&recorder, old.clone().into_record(), ()).unwrap();
-        NdArray::seed(&device, 4);
+        <NdArray as Backend>::seed(&device, 4);
         let loaded = config
             .init::<NdArray>(&device)
             .load_record(Recorder::<NdArray>::load(&recorder, bytes, &device).unwrap());
