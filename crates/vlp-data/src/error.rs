@@ -3,58 +3,131 @@ use std::path::PathBuf;
 /// Errors of the data layer. Each names the file or item at fault.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// No file at the tokenizer path.
     #[error("tokenizer file {path} not found")]
-    TokenizerNotFound { path: PathBuf },
+    TokenizerNotFound {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A file that the `tokenizers` crate cannot read.
     #[error("tokenizer file {path} is not a valid tokenizer.json: {reason}")]
-    TokenizerInvalid { path: PathBuf, reason: String },
+    TokenizerInvalid {
+        /// The file.
+        path: PathBuf,
+        /// The `tokenizers` crate's message.
+        reason: String,
+    },
+    /// A tokenizer without one of `[PAD] [UNK] [CLS] [SEP] [MASK]`.
     #[error("tokenizer {source_name} has no special token {token}")]
-    MissingSpecialToken { source_name: String, token: String },
+    MissingSpecialToken {
+        /// The file (or "trained tokenizer").
+        source_name: String,
+        /// The missing token.
+        token: String,
+    },
+    /// Saving a tokenizer failed.
     #[error("could not write tokenizer file {path}: {reason}")]
-    TokenizerWrite { path: PathBuf, reason: String },
+    TokenizerWrite {
+        /// The file.
+        path: PathBuf,
+        /// The `tokenizers` crate's message.
+        reason: String,
+    },
+    /// Training a WordPiece tokenizer failed (the `tokenizers` crate's message).
     #[error("tokenizer training failed: {0}")]
     TokenizerTraining(String),
+    /// Encoding texts failed, or `max_len` leaves no room for `[CLS]` and `[SEP]`.
     #[error("could not tokenize {text:?}: {reason}")]
-    Tokenize { text: String, reason: String },
+    Tokenize {
+        /// The (first) text.
+        text: String,
+        /// Why.
+        reason: String,
+    },
+    /// A region feature file could not be read.
     #[error("could not read {path}: {reason}")]
-    RegionIo { path: PathBuf, reason: String },
+    RegionIo {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A malformed line of a BUTD TSV file.
     #[error("{path} line {line}: {reason}")]
     TsvRecord {
+        /// The file.
         path: PathBuf,
+        /// 1-based line number.
         line: u64,
+        /// What is wrong with it.
         reason: String,
     },
+    /// A file that is not a readable `.npz` (zip) archive.
     #[error("{path}: not a readable npz archive: {reason}")]
-    NpzArchive { path: PathBuf, reason: String },
+    NpzArchive {
+        /// The file.
+        path: PathBuf,
+        /// The zip reader's message.
+        reason: String,
+    },
+    /// A missing or malformed array of an `.npz` file.
     #[error("{path}, array `{key}`: {reason}")]
     NpzArray {
+        /// The file.
         path: PathBuf,
+        /// The array's name.
         key: String,
+        /// What is wrong with it.
         reason: String,
     },
+    /// An image id the region source does not hold.
     #[error("no image {image_id:?} in {path}")]
-    UnknownImage { path: PathBuf, image_id: String },
+    UnknownImage {
+        /// The source (file or folder).
+        path: PathBuf,
+        /// The id asked for.
+        image_id: String,
+    },
+    /// More corrupt region records than allowed.
     #[error("{count} corrupt region records, more than the {max} allowed; last: {last}")]
     TooManyCorruptRecords {
+        /// Corrupt records met.
         count: usize,
+        /// The limit.
         max: usize,
+        /// The last record's error.
         last: Box<DataError>,
     },
+    /// Region records that cannot form one batch (e.g. different feature widths).
     #[error("cannot batch regions: {0}")]
     RegionBatch(String),
+    /// An image whose sides the patch size does not divide.
     #[error("cannot cut a {width}x{height} image into {patch_size}-pixel patches")]
     PatchSize {
+        /// Image width in pixels.
         width: usize,
+        /// Image height in pixels.
         height: usize,
+        /// Patch side in pixels.
         patch_size: usize,
     },
+    /// An empty answer vocabulary or one with a repeated answer.
     #[error("invalid answer vocabulary: {0}")]
     AnswerVocabulary(String),
+    /// Region masking asked of a batcher that has no detector.
     #[error("{0}")]
     RegionMaskingWithoutRegions(&'static str),
+    /// Patch masking asked of a batcher that yields regions.
     #[error("patch_masking needs pixel images; the batcher has a detector (regions)")]
     PatchMaskingWithoutImages,
+    /// A probability outside `[0, 1]`.
     #[error("{name} is {value}, not a probability in [0, 1]")]
-    Probability { name: &'static str, value: f64 },
+    Probability {
+        /// The setting.
+        name: &'static str,
+        /// Its value.
+        value: f64,
+    },
 }
 
 impl DataError {

@@ -18,16 +18,22 @@
 //! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
 //!   targets.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
-//! - [`batch`]: collation into padded tensors with masks, generic over the
-//!   Burn backend.
+//! - [`collate`]: tokens, images and clips into padded tensors with masks,
+//!   generic over the Burn backend ([`tokens_to_tensors`] is the glue between
+//!   [`TextTokenizer`] and a model).
+//! - [`pretrain_batch`]: what one pre-training step takes, on the host and
+//!   on a device; [`batch`]: [`PretrainBatcher`], which builds them from the
+//!   synthetic world.
 
 pub mod batch;
+pub mod collate;
 mod error;
 pub mod frame_order;
 pub mod masking;
 pub mod negatives;
 pub mod patch_masking;
 pub mod prefix;
+pub mod pretrain_batch;
 pub mod region_masking;
 pub mod regions;
 pub mod synthetic;
@@ -35,16 +41,17 @@ pub mod tokenizer;
 pub mod visual;
 pub mod vqa_targets;
 
-pub use batch::{
-    clips_to_tensor, images_to_tensor, tokens_to_tensors, HostPretrainBatch, HostVqaBatch,
-    MppBatch, MvmBatch, PretrainBatch, PretrainBatcher, VqaBatch,
-};
+pub use batch::PretrainBatcher;
+pub use collate::{clips_to_tensor, images_to_tensor, tokens_to_tensors};
 pub use error::DataError;
 pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
 pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, MaskedPatches, PatchMasking};
 pub use prefix::{sample_prefix_length, PrefixSplit, PrefixSplitTensors};
+pub use pretrain_batch::{
+    HostPretrainBatch, HostVqaBatch, MppBatch, MvmBatch, PretrainBatch, VqaBatch,
+};
 pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,

@@ -6,8 +6,11 @@ use rand_chacha::ChaCha8Rng;
 /// Which text and which image each matching example pairs, and whether they match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItmPairs {
+    /// Text row of each example.
     pub text_index: Vec<usize>,
+    /// Image row of each example.
     pub image_index: Vec<usize>,
+    /// Whether the text describes the image (`false`: a negative).
     pub is_match: Vec<bool>,
 }
 

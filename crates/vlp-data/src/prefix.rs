@@ -75,6 +75,7 @@ impl PrefixSplit {
             .collect()
     }
 
+    /// The split as tensors on `device`.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> PrefixSplitTensors<B> {
         let int = |values: Vec<i64>| {
             let n = values.len();

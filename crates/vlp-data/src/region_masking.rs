@@ -168,6 +168,7 @@ impl MaskedRegions {
         self.positions.len()
     }
 
+    /// The masked regions and their targets as tensors on `device`.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> MaskedRegionTensors<B> {
         let (b, r, m) = (self.batch.len(), self.batch.regions, self.num_masked());
         let int = |values: Vec<i64>| {

@@ -15,10 +15,15 @@ use crate::DataError;
 /// Ids of the special tokens vlp relies on (BERT's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecialTokens {
+    /// `[PAD]`.
     pub pad: u32,
+    /// `[UNK]`.
     pub unk: u32,
+    /// `[CLS]`, first token of every sequence.
     pub cls: u32,
+    /// `[SEP]`, last token of every sequence.
     pub sep: u32,
+    /// `[MASK]`, the MLM mask token.
     pub mask: u32,
 }
 
@@ -151,6 +156,7 @@ impl TextTokenizer {
             })
     }
 
+    /// The ids of the special tokens.
     pub fn special(&self) -> SpecialTokens {
         self.special
     }
@@ -162,8 +168,16 @@ impl TextTokenizer {
 
     /// Tokenizes `texts` as `[CLS] … [SEP]`, truncated to `max_len` tokens
     /// (keeping the final `[SEP]`) and padded with `[PAD]` to the longest.
+    /// A `max_len` below 2 is an error. To fit a model, take `max_len` at most
+    /// its `max_position_embeddings` (`vlp_features::TextEmbeddings::max_positions`);
+    /// [`tokens_to_tensors`](crate::tokens_to_tensors) makes the model's input.
     pub fn encode(&self, texts: &[String], max_len: usize) -> Result<TokenizedBatch, DataError> {
-        assert!(max_len >= 2, "max_len must leave room for [CLS] and [SEP]");
+        if max_len < 2 {
+            return Err(DataError::Tokenize {
+                text: texts.first().cloned().unwrap_or_default(),
+                reason: format!("max_len {max_len} leaves no room for [CLS] and [SEP]"),
+            });
+        }
         let encodings = self
             .inner
             .encode_batch(texts.to_vec(), true)
@@ -295,6 +309,11 @@ mod tests {
         assert_eq!(truncated.ids[1].len(), 4);
         assert_eq!(truncated.ids[1][0], special.cls);
         assert_eq!(truncated.ids[1][3], special.sep);
+        let err = tokenizer.encode(&texts, 1).unwrap_err();
+        assert!(
+            err.to_string().contains("max_len 1 leaves no room"),
+            "{err}"
+        );
     }
 
     #[test]

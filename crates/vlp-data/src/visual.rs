@@ -3,7 +3,7 @@
 
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::batch::images_to_tensor;
+use crate::collate::images_to_tensor;
 use crate::regions::{RegionBatch, RegionTensors};
 use crate::synthetic::RgbImage;
 
@@ -17,6 +17,7 @@ pub enum HostVisual {
 }
 
 impl HostVisual {
+    /// Number of examples.
     pub fn len(&self) -> usize {
         match self {
             HostVisual::Images(images) => images.len(),
@@ -24,10 +25,12 @@ impl HostVisual {
         }
     }
 
+    /// Whether there is no example.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
+    /// The inputs as tensors on `device`.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> VisualBatch<B> {
         match self {
             HostVisual::Images(images) => {
@@ -44,10 +47,12 @@ impl HostVisual {
 pub enum VisualBatch<B: Backend> {
     /// `[N, 3, H, W]` pixels in `[-1, 1]`.
     Images(Tensor<B, 4>),
+    /// Detector regions with boxes and padding.
     Regions(RegionTensors<B>),
 }
 
 impl<B: Backend> VisualBatch<B> {
+    /// Number of examples.
     pub fn len(&self) -> usize {
         match self {
             VisualBatch::Images(images) => images.dims()[0],
@@ -55,6 +60,7 @@ impl<B: Backend> VisualBatch<B> {
         }
     }
 
+    /// Whether there is no example.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

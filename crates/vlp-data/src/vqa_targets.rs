@@ -67,14 +67,17 @@ impl AnswerVocabulary {
         self.answers.len()
     }
 
+    /// Whether the vocabulary has no answer.
     pub fn is_empty(&self) -> bool {
         self.answers.is_empty()
     }
 
+    /// The answers, by index.
     pub fn answers(&self) -> &[String] {
         &self.answers
     }
 
+    /// Index of `answer`, if it is in the vocabulary.
     pub fn index_of(&self, answer: &str) -> Option<usize> {
         self.index.get(answer).copied()
     }

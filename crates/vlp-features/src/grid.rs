@@ -44,6 +44,7 @@ pub struct GridEmbeddingsConfig {
 /// `LN(projection(cell) + row[r] + column[c] + type) → dropout`.
 #[derive(Module, Debug)]
 pub struct GridEmbeddings<B: Backend> {
+    /// The CNN whose last feature map gives the cells.
     pub backbone: ResNet<B>,
     /// `C_backbone → H`.
     pub projection: Linear<B>,
@@ -53,13 +54,17 @@ pub struct GridEmbeddings<B: Backend> {
     pub column_embeddings: Param<Tensor<B, 2>>,
     /// `[1, 1, H]`: marks tokens as image tokens in a merged sequence.
     pub type_embedding: Param<Tensor<B, 3>>,
+    /// LayerNorm over the sum.
     pub layer_norm: LayerNorm<B>,
+    /// Dropout after the LayerNorm.
     pub dropout: Dropout,
+    /// Whether the backbone is trained with the model (else frozen).
     #[module(skip)]
     pub trainable_backbone: bool,
 }
 
 impl GridEmbeddingsConfig {
+    /// Builds the embeddings and their backbone.
     pub fn init<B: Backend>(&self, device: &B::Device) -> GridEmbeddings<B> {
         let hidden = self.hidden_size;
         let normal = Initializer::Normal {

@@ -83,6 +83,7 @@ pub struct InflatedStemConfig {
     /// Temporal stride of the convolution.
     #[config(default = 1)]
     pub time_stride: usize,
+    /// Batch-normalisation behaviour of the stem's BN.
     #[config(default = "BatchNormMode::Trainable")]
     pub batch_norm: BatchNormMode,
 }
@@ -93,15 +94,19 @@ pub struct InflatedStemConfig {
 /// ResNet stem's, so [`InflatedStem::from_resnet`] is a copy.
 #[derive(Module, Debug)]
 pub struct InflatedStem<B: Backend> {
+    /// `k×7×7` convolution, no bias.
     pub conv1: Conv3d<B>,
+    /// BN after the convolution.
     pub bn1: BatchNorm<B>,
     /// Spatial only, applied to each time step.
     pub maxpool: MaxPool2d,
+    /// Training BN or frozen running statistics.
     #[module(skip)]
     pub batch_norm: BatchNormMode,
 }
 
 impl InflatedStemConfig {
+    /// Builds the stem; an even `time_kernel` is an error.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<InflatedStem<B>, InflateError> {
         if self.time_kernel.is_multiple_of(2) {
             return Err(InflateError::EvenTimeKernel(self.time_kernel));

@@ -1,6 +1,8 @@
 //! vlp-features: turning inputs into token embeddings.
 //!
-//! - [`TextEmbeddings`]: word + position + token type (BERT's embedding block).
+//! - [`TextEmbeddings`]: word + position + token type (BERT's embedding block),
+//!   with learned or fixed sinusoidal positions ([`PositionEmbeddingKind`],
+//!   [`sinusoidal_positions`]).
 //! - [`PatchEmbeddings`]: ViT patches with `[CLS]`, positions and the image
 //!   modality's type embedding; the position table is resampled (bicubic)
 //!   for images of other sizes.
@@ -19,6 +21,28 @@
 //!
 //! Every module is generic over the Burn backend and built from a
 //! `#[derive(Config)]` whose `init::<B>(&device)` returns the module.
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::prelude::*;
+//! use burn::tensor::TensorData;
+//! use vlp_features::{PositionEmbeddingKind, TextEmbeddingsConfig};
+//!
+//! let device = Default::default();
+//! // Vocabulary 100, width 16, 8 fixed sinusoidal positions.
+//! let embeddings = TextEmbeddingsConfig::new(100, 16)
+//!     .with_max_position_embeddings(8)
+//!     .with_position_embedding(PositionEmbeddingKind::Sinusoidal)
+//!     .init::<NdArray>(&device);
+//! let ids = Tensor::<NdArray, 2, Int>::from_data(TensorData::new(vec![2i64, 7, 9, 3], [1, 4]), &device);
+//! assert_eq!(embeddings.try_forward(ids)?.dims(), [1, 4, 16]);
+//!
+//! // Nine tokens do not fit eight positions: an error that names the limit.
+//! let long = Tensor::<NdArray, 2, Int>::zeros([1, 9], &device);
+//! let err = embeddings.try_forward(long).unwrap_err();
+//! assert!(err.to_string().starts_with("sequence of 9 tokens exceeds max_position_embeddings 8"));
+//! # Ok::<(), vlp_features::PositionLimitError>(())
+//! ```
 
 mod batch_norm;
 mod freeze;
@@ -27,6 +51,7 @@ mod inflated;
 mod patch;
 mod region;
 mod resnet;
+mod sinusoid;
 mod text;
 mod video;
 mod visual;
@@ -38,7 +63,8 @@ pub use inflated::{inflate_conv2d, InflateError, InflatedStem, InflatedStemConfi
 pub use patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 pub use region::{BoxGeometry, RegionEmbeddings, RegionEmbeddingsConfig};
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};
-pub use text::{TextEmbeddings, TextEmbeddingsConfig};
+pub use sinusoid::sinusoidal_positions;
+pub use text::{PositionEmbeddingKind, PositionLimitError, TextEmbeddings, TextEmbeddingsConfig};
 pub use video::{
     FrameBackbone, FrameBackboneConfig, VideoEmbeddings, VideoEmbeddingsConfig,
     VideoEmbeddingsOutput,

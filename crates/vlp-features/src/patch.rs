@@ -68,6 +68,7 @@ pub struct PatchEmbeddings<B: Backend> {
     pub type_embedding: Param<Tensor<B, 3>>,
     /// `[1, 1, H]`: replaces masked patches (only with `mask_embedding`).
     pub mask_token: Option<Param<Tensor<B, 3>>>,
+    /// Dropout on the output.
     pub dropout: Dropout,
 }
 
@@ -77,6 +78,7 @@ impl PatchEmbeddingsConfig {
         (self.image_size / self.patch_size).pow(2)
     }
 
+    /// Builds the embeddings.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PatchEmbeddings<B> {
         assert!(
             self.image_size.is_multiple_of(self.patch_size),

@@ -62,6 +62,7 @@ pub struct RegionEmbeddingsConfig {
     /// Geometry vector layout.
     #[config(default = "BoxGeometry::CornersSizeArea7")]
     pub geometry: BoxGeometry,
+    /// LayerNorm epsilon (BERT's 1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
     /// Dropout on the output.
@@ -75,15 +76,19 @@ pub struct RegionEmbeddingsConfig {
 pub struct RegionEmbeddings<B: Backend> {
     /// `img_linear`: `[F, H]`.
     pub feature_projection: Linear<B>,
+    /// LayerNorm of the projected features.
     pub feature_norm: LayerNorm<B>,
     /// `pos_linear`: `[G, H]`.
     pub geometry_projection: Linear<B>,
+    /// LayerNorm of the projected geometry.
     pub geometry_norm: LayerNorm<B>,
     /// `[1, 1, F]`: replaces the feature of a masked region (masked region modelling).
     pub mask_embedding: Param<Tensor<B, 3>>,
     /// `[1, 1, H]`: marks tokens as image tokens in a merged sequence.
     pub type_embedding: Param<Tensor<B, 3>>,
+    /// LayerNorm over the sum.
     pub layer_norm: LayerNorm<B>,
+    /// Dropout after the LayerNorm.
     pub dropout: Dropout,
     /// Layout of the geometry vectors [`RegionEmbeddings::forward`] expects.
     #[module(skip)]
@@ -91,6 +96,7 @@ pub struct RegionEmbeddings<B: Backend> {
 }
 
 impl RegionEmbeddingsConfig {
+    /// Builds the embeddings.
     pub fn init<B: Backend>(&self, device: &B::Device) -> RegionEmbeddings<B> {
         let normal = Initializer::Normal {
             mean: 0.0,

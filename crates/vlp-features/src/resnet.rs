@@ -70,6 +70,7 @@ pub struct ResNetConfig {
 pub struct ResNet<B: Backend> {
     /// 7×7 stride-2 stem convolution, no bias.
     pub conv1: Conv2d<B>,
+    /// BN after the stem convolution.
     pub bn1: BatchNorm<B>,
     /// 3×3 stride-2 max pooling.
     pub maxpool: MaxPool2d,
@@ -81,6 +82,7 @@ pub struct ResNet<B: Backend> {
     pub layer3: Vec<Block<B>>,
     /// Stride 2.
     pub layer4: Vec<Block<B>>,
+    /// Training BN or frozen running statistics, for every BN layer.
     #[module(skip)]
     pub batch_norm: BatchNormMode,
 }
@@ -91,9 +93,13 @@ pub struct ResNet<B: Backend> {
 /// `relu(bn_last(conv_last(…relu(bn1(conv1(x)))…)) + shortcut(x))`.
 #[derive(Module, Debug)]
 pub struct Block<B: Backend> {
+    /// First convolution.
     pub conv1: Conv2d<B>,
+    /// BN after `conv1`.
     pub bn1: BatchNorm<B>,
+    /// Second convolution.
     pub conv2: Conv2d<B>,
+    /// BN after `conv2`.
     pub bn2: BatchNorm<B>,
     /// Bottlenecks only.
     pub conv3: Option<Conv2d<B>>,
@@ -107,7 +113,9 @@ pub struct Block<B: Backend> {
 /// `downsample.0` and `downsample.1`).
 #[derive(Module, Debug)]
 pub struct Downsample<B: Backend> {
+    /// 1×1 strided convolution.
     pub conv: Conv2d<B>,
+    /// BN after it.
     pub bn: BatchNorm<B>,
 }
 
@@ -142,6 +150,7 @@ impl ResNetConfig {
         self.base_width * 8 * self.layout.expansion()
     }
 
+    /// Builds the trunk with torchvision's initialisation.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ResNet<B> {
         let width = self.base_width;
         let [n1, n2, n3, n4] = self.layout.blocks_per_stage();

@@ -21,6 +21,7 @@ pub enum FrameBackboneConfig {
 }
 
 impl FrameBackboneConfig {
+    /// Builds the extractor.
     pub fn init<B: Backend>(&self, device: &B::Device) -> FrameBackbone<B> {
         match self {
             Self::Patch(config) => FrameBackbone::Patch(config.init(device)),
@@ -47,7 +48,9 @@ impl FrameBackboneConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum FrameBackbone<B: Backend> {
+    /// ViT patches; a frame is the mean of its patch tokens.
     Patch(PatchEmbeddings<B>),
+    /// ResNet grid cells; a frame is the mean of its cells.
     Grid(GridEmbeddings<B>),
 }
 
@@ -89,6 +92,7 @@ pub struct VideoEmbeddingsConfig {
 /// `LN(frame_projection(backbone(frame_t)) + temporal[t] + type) → dropout`.
 #[derive(Module, Debug)]
 pub struct VideoEmbeddings<B: Backend> {
+    /// The per-frame extractor.
     pub frame_backbone: FrameBackbone<B>,
     /// `D → H`.
     pub frame_projection: Linear<B>,
@@ -96,7 +100,9 @@ pub struct VideoEmbeddings<B: Backend> {
     pub temporal_position_embeddings: Param<Tensor<B, 3>>,
     /// `[1, 1, H]`: marks tokens as video tokens in a merged sequence.
     pub type_embedding: Param<Tensor<B, 3>>,
+    /// LayerNorm over the sum.
     pub layer_norm: LayerNorm<B>,
+    /// Dropout after the LayerNorm.
     pub dropout: Dropout,
 }
 
@@ -112,6 +118,7 @@ pub struct VideoEmbeddingsOutput<B: Backend> {
 }
 
 impl VideoEmbeddingsConfig {
+    /// Builds the embeddings and the frame extractor.
     pub fn init<B: Backend>(&self, device: &B::Device) -> VideoEmbeddings<B> {
         let hidden = self.hidden_size;
         let normal = Initializer::Normal {

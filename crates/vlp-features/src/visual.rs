@@ -27,8 +27,11 @@ pub enum VisualEmbeddingsConfig {
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum VisualEmbeddings<B: Backend> {
+    /// ViT patches of the pixels.
     Patches(PatchEmbeddings<B>),
+    /// CNN grid cells of the pixels.
     Grid(GridEmbeddings<B>),
+    /// Precomputed detector regions.
     Regions(RegionEmbeddings<B>),
 }
 
@@ -42,6 +45,7 @@ pub struct VisualTokens<B: Backend> {
 }
 
 impl VisualEmbeddingsConfig {
+    /// Builds the configured extractor.
     pub fn init<B: Backend>(&self, device: &B::Device) -> VisualEmbeddings<B> {
         match self {
             VisualEmbeddingsConfig::Patches(config) => {

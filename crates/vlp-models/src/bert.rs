@@ -7,7 +7,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use serde::Deserialize;
-use vlp_features::{TextEmbeddings, TextEmbeddingsConfig};
+use vlp_features::{PositionLimitError, TextEmbeddings, TextEmbeddingsConfig};
 
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::feed_forward::Activation;
@@ -125,6 +125,53 @@ impl BertConfig {
 /// The fields are vlp's own modules, so a [`SingleStreamModel`](crate::SingleStreamModel)'s
 /// `embeddings`, `encoder` and `pooler` can be moved in, loaded with
 /// [`BertModel::load_safetensors`] and moved back.
+///
+/// # Inference: `valid()` or an inference backend
+///
+/// Burn applies dropout only on an autodiff backend: on `Autodiff<Flex>` a
+/// Hugging Face model keeps its `hidden_dropout_prob` (0.1) and every
+/// forward pass drops activations (sentence embeddings then drift to a
+/// cosine of about 0.8 against transformers'). Run inference on an
+/// inference backend (`Flex`, `NdArray`, … without `Autodiff`), or take a
+/// trained model there with [`AutodiffModule::valid`](burn::module::AutodiffModule::valid):
+///
+/// ```
+/// use std::path::Path;
+/// use burn::backend::{Autodiff, NdArray};
+/// use burn::module::AutodiffModule;
+/// use burn::prelude::*;
+/// use vlp_models::BertModel;
+///
+/// type Train = Autodiff<NdArray>;
+/// let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny_bert");
+/// let device = Default::default();
+/// let (model, _) = BertModel::<Train>::from_pretrained(&dir, &device)?;
+/// let ids = || Tensor::<NdArray, 2, Int>::from_data([[2, 17, 40, 3]], &device);
+/// let padding = || Tensor::<NdArray, 2, Bool>::from_data([[false; 4]], &device);
+///
+/// // The same weights on the inference backend (`NdArray`): dropout is off,
+/// // so two passes agree exactly.
+/// let inference: BertModel<NdArray> = model.valid();
+/// let first = inference.forward(ids(), padding()).last_hidden_state;
+/// let second = inference.forward(ids(), padding()).last_hidden_state;
+/// first.into_data().assert_eq(&second.into_data(), true);
+///
+/// // On the autodiff backend (training), dropout changes every pass.
+/// Train::seed(&device, 0);
+/// let train = |m: &BertModel<Train>| {
+///     m.forward(Tensor::from_inner(ids()), Tensor::from_inner(padding()))
+///         .last_hidden_state
+///         .inner()
+/// };
+/// let (a, b) = (train(&model), train(&model));
+/// assert!((a - b).abs().max().into_scalar() > 0.0);
+/// # Ok::<(), vlp_models::ImportError>(())
+/// ```
+///
+/// `examples/embed_sentences.rs` embeds sentences with all-MiniLM-L6-v2
+/// this way. Text longer than the position table is an error from
+/// [`BertModel::try_forward`] ([`BertModel::forward`] panics on it); encode
+/// with `max_len = model.embeddings.max_positions()` to truncate it instead.
 #[derive(Module, Debug)]
 pub struct BertModel<B: Backend> {
     pub embeddings: TextEmbeddings<B>,
@@ -205,17 +252,32 @@ impl<B: Backend> BertModel<B> {
     }
 
     /// `ids` `[B, T]` (token type 0), `padding` `[B, T]` (`true` at padding).
+    ///
+    /// # Panics
+    /// If `T` exceeds `max_position_embeddings`; [`BertModel::try_forward`]
+    /// returns the error instead.
     pub fn forward(&self, ids: Tensor<B, 2, Int>, padding: Tensor<B, 2, Bool>) -> BertOutput<B> {
-        let embeddings = self.embeddings.forward(ids);
+        self.try_forward(ids, padding)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// [`BertModel::forward`], with a sequence longer than the position
+    /// table an error naming the limit.
+    pub fn try_forward(
+        &self,
+        ids: Tensor<B, 2, Int>,
+        padding: Tensor<B, 2, Bool>,
+    ) -> Result<BertOutput<B>, PositionLimitError> {
+        let embeddings = self.embeddings.try_forward(ids)?;
         let last_hidden_state = self.encoder.forward(embeddings, Some(padding));
         let pooled = self
             .pooler
             .as_ref()
             .map(|pooler| pooler.forward(last_hidden_state.clone()));
-        BertOutput {
+        Ok(BertOutput {
             last_hidden_state,
             pooled,
-        }
+        })
     }
 }
 

@@ -21,6 +21,18 @@
 //!   [`BertModel`] (the text tower, e.g. all-MiniLM-L6-v2), [`ViTModel`],
 //!   [`ClipModel`] (vision and causal text towers, projections); import
 //!   errors ([`ImportError`]) name every missing, unexpected or misshapen key.
+//!
+//! # Inference
+//!
+//! Burn's dropout is active only on an autodiff backend. Train on
+//! `Autodiff<Flex>` (or another autodiff backend); run inference on the
+//! inner backend, either by building or loading the model there
+//! (`BertModel::<Flex>::from_pretrained`) or with `model.valid()`, which
+//! returns the same weights on the inner backend. Otherwise a Hugging Face
+//! model keeps its 0.1 dropout at inference and its outputs are noisy (see
+//! [`BertModel`]). `cargo run --release -p vlp-models --example
+//! embed_sentences` embeds sentences with all-MiniLM-L6-v2 (from
+//! `cargo xtask assets`) this way.
 
 mod attention;
 mod bert;

@@ -50,6 +50,33 @@
 //! Invalid input (mismatched shapes, lengths outside `1..=M`, empty
 //! examples, non-finite costs, bad marginals or configuration) is reported
 //! as an [`OtError`], never by a panic inside tensor code.
+//!
+//! # Example
+//!
+//! Two words and two regions, where word 0 goes with region 1 and word 1
+//! with region 0 (zero cost across, cost 1 along the diagonal):
+//!
+//! ```
+//! use burn::backend::NdArray;
+//! use burn::tensor::{Tensor, TensorData};
+//! use vlp_ot::{emd, ipot_via_host, ExactConfig, IpotConfig};
+//!
+//! // Exact OT of one problem on the host, uniform marginals.
+//! let cost = [1.0, 0.0, 0.0, 1.0];
+//! let exact = emd(&[0.5, 0.5], &[0.5, 0.5], &cost, &ExactConfig::default())?;
+//! assert_eq!(exact.plan, [0.0, 0.5, 0.5, 0.0]);
+//! assert_eq!(exact.cost, 0.0);
+//!
+//! // UNITER's IPOT on a batch of one `[B, M, N]` cost tensor: the same plan.
+//! let costs = TensorData::new(vec![1.0f32, 0.0, 0.0, 1.0], [1, 2, 2]);
+//! let costs = Tensor::<NdArray, 3>::from_data(costs, &Default::default());
+//! let ipot = ipot_via_host(costs, None, &IpotConfig::default())?;
+//! let plan: Vec<f32> = ipot.plan.into_data().to_vec().unwrap();
+//! for (got, want) in plan.iter().zip([0.0, 0.5, 0.5, 0.0]) {
+//!     assert!((got - want).abs() < 1e-3, "{plan:?}");
+//! }
+//! # Ok::<(), vlp_ot::OtError>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -14,6 +14,7 @@ use crate::DataError;
 /// that batches of small images cost less.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegionBatch {
+    /// Image id of each row.
     pub image_ids: Vec<String>,
     /// `R`, the padded length.
     pub regions: usize,
@@ -102,14 +103,17 @@ impl RegionBatch {
         Ok(batch)
     }
 
+    /// Number of images.
     pub fn len(&self) -> usize {
         self.image_ids.len()
     }
 
+    /// Whether the batch has no image.
     pub fn is_empty(&self) -> bool {
         self.image_ids.is_empty()
     }
 
+    /// The batch as tensors on `device`.
     pub fn to_tensors<B: Backend>(&self, device: &B::Device) -> RegionTensors<B> {
         let (b, r) = (self.len(), self.regions);
         let float = |values: &[f32], last: usize| {

@@ -33,6 +33,7 @@ pub trait RegionFeatureSource: Sync {
     /// Number of records (indexed images).
     fn len(&self) -> usize;
 
+    /// Whether the source has no record.
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -81,6 +82,7 @@ pub struct RegionRecords<'a, S: RegionFeatureSource> {
 }
 
 impl<'a, S: RegionFeatureSource> RegionRecords<'a, S> {
+    /// Records of `source`, skipping at most `max_corrupt` unreadable ones.
     pub fn new(source: &'a S, max_corrupt: usize) -> Self {
         Self {
             source,

@@ -46,6 +46,7 @@ impl NpzRegionDir {
         Ok(Self { dir, ids })
     }
 
+    /// The folder of the `.npz` files.
     pub fn dir(&self) -> &Path {
         &self.dir
     }

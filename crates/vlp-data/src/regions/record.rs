@@ -4,6 +4,7 @@
 /// for bottom-up attention is confidence order).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegionRecord {
+    /// Id of the image (the TSV's `image_id`, the NPZ file's stem).
     pub image_id: String,
     /// `N`.
     pub num_boxes: usize,

@@ -98,6 +98,7 @@ impl ButdTsv {
         self.index_problems.push((span.line, problem));
     }
 
+    /// The TSV file.
     pub fn path(&self) -> &Path {
         &self.path
     }

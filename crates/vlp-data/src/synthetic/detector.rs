@@ -47,6 +47,7 @@ pub const NUM_DETECTOR_LABELS: usize = 1 + NUM_CLASSES;
 /// detections, as a frozen detector over a fixed image does.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyntheticDetector {
+    /// Feature width, noise and box settings.
     pub config: DetectorConfig,
     seed: u64,
     /// `[colours + shapes + sizes, F]` attribute prototypes.
@@ -54,6 +55,7 @@ pub struct SyntheticDetector {
 }
 
 impl SyntheticDetector {
+    /// The detector of the world seeded `world_seed`.
     pub fn new(world_seed: u64, config: DetectorConfig) -> Self {
         let mut rng = ChaCha8Rng::seed_from_u64(mix(world_seed ^ 0x6465_7465_6374_6f72));
         let count = COLOURS.len() + SHAPES.len() + SIZES.len();

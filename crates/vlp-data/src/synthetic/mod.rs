@@ -28,8 +28,11 @@ use std::collections::HashSet;
 /// A partition of the world; scene descriptions never cross splits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Split {
+    /// Training scenes (80 % of the descriptions).
     Train,
+    /// Validation scenes (10 %).
     Val,
+    /// Test scenes (10 %).
     Test,
 }
 
@@ -69,19 +72,23 @@ fn mix(mut x: u64) -> u64 {
 /// state that produced it (for further draws such as questions or clips).
 #[derive(Debug, Clone)]
 pub struct Sample {
+    /// What the image shows.
     pub scene: Scene,
+    /// The rendered scene.
     pub image: RgbImage,
 }
 
 /// The generator. Cheap to copy; all methods are deterministic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SyntheticWorld {
+    /// Seed of every draw (scenes, phrasings, questions, clips).
     pub seed: u64,
     /// Side of the square images in pixels (64–128 recommended).
     pub image_size: usize,
 }
 
 impl SyntheticWorld {
+    /// The world seeded `seed`, with `image_size`-pixel square images.
     pub fn new(seed: u64, image_size: usize) -> Self {
         Self { seed, image_size }
     }

@@ -8,7 +8,9 @@ use super::scene::{SceneObject, COLOURS};
 /// An 8-bit RGB image, rows top to bottom, pixels interleaved (`HWC`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RgbImage {
+    /// Width in pixels.
     pub width: usize,
+    /// Height in pixels.
     pub height: usize,
     /// `height * width * 3` bytes.
     pub pixels: Vec<u8>,

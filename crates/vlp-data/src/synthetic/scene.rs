@@ -70,9 +70,13 @@ impl SceneObject {
 /// How the first object of a pair lies relative to the second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Relation {
+    /// The first object's centre is left of the second's.
     LeftOf,
+    /// Right of it.
     RightOf,
+    /// Above it.
     Above,
+    /// Below it.
     Below,
 }
 

@@ -9,18 +9,26 @@ use super::scene::{Scene, SceneObject, COLOURS, SHAPES, SIZES};
 /// What a question asks about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum QuestionKind {
+    /// The colour of an object.
     Colour,
+    /// The shape of an object.
     Shape,
+    /// How many objects of a kind there are.
     Count,
+    /// Whether an object is there.
     Existence,
+    /// How two objects lie relative to each other.
     Relation,
 }
 
 /// A question and its single correct answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VqaItem {
+    /// What the question asks about.
     pub kind: QuestionKind,
+    /// The question text.
     pub question: String,
+    /// The answer (one word of the answer vocabulary).
     pub answer: String,
 }
 

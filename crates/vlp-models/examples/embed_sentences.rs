@@ -1,0 +1,146 @@
+//! Sentence embeddings with an imported Hugging Face BERT (by default
+//! all-MiniLM-L6-v2, which `cargo xtask assets` puts in
+//! `assets/all-minilm-l6-v2`), through vlp-models alone:
+//! sentence-transformers' recipe, the last hidden states averaged over the
+//! real (non-padding) tokens, then L2-normalised.
+//!
+//! ```sh
+//! cargo xtask assets
+//! cargo run --release -p vlp-models --example embed_sentences
+//! cargo run --release -p vlp-models --example embed_sentences -- \
+//!     --model path/to/bert --json "A man is eating food." "Two dogs play in the snow."
+//! ```
+//!
+//! The folder holds `config.json`, `model.safetensors` and `tokenizer.json`;
+//! `--model` (or the `VLP_BERT_DIR` environment variable) chooses it. The
+//! output is the cosine similarity of every pair of sentences, or with
+//! `--json` the sentences and their embeddings.
+//!
+//! Inference runs on an inference backend (`Flex`, without `Autodiff`):
+//! Burn applies dropout only on an autodiff backend, so the same model on
+//! `Autodiff<Flex>` would drop 10 % of its activations (BERT's
+//! `hidden_dropout_prob`) and its embeddings would drift from the
+//! reference's. A model trained on an autodiff backend gets there with
+//! `model.valid()`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use burn::backend::Flex;
+use burn::prelude::*;
+use vlp_data::{tokens_to_tensors, TextTokenizer};
+use vlp_models::BertModel;
+
+/// The inference backend: no autodiff, so no dropout.
+type B = Flex;
+
+const DEFAULT_SENTENCES: [&str; 4] = [
+    "A man is eating food.",
+    "A man is eating a piece of bread.",
+    "A man is riding a white horse on an enclosed ground.",
+    "Two dogs play in the snow.",
+];
+
+/// `--model DIR`, `--json` and the sentences, in any order.
+struct Args {
+    model: PathBuf,
+    json: bool,
+    sentences: Vec<String>,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut model = std::env::var_os("VLP_BERT_DIR").map(PathBuf::from);
+    let (mut json, mut sentences) = (false, Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--model" => model = Some(args.next().ok_or("--model needs a folder")?.into()),
+            "--json" => json = true,
+            _ => sentences.push(arg),
+        }
+    }
+    if sentences.is_empty() {
+        sentences = DEFAULT_SENTENCES.map(String::from).to_vec();
+    }
+    let model = model.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../assets/all-minilm-l6-v2")
+    });
+    Ok(Args {
+        model,
+        json,
+        sentences,
+    })
+}
+
+/// Mean of `hidden` `[N, T, H]` over the tokens where `padding` `[N, T]` is
+/// false, L2-normalised → `[N, H]`.
+// Written here until vlp-models offers mean pooling and L2 normalisation.
+fn mean_pool_normalized(hidden: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
+    let real = padding.bool_not().float().unsqueeze_dim::<3>(2);
+    let mean: Tensor<B, 2> = ((hidden * real.clone()).sum_dim(1) / real.sum_dim(1)).squeeze_dim(1);
+    let norm = mean
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(1)
+        .sqrt()
+        .clamp_min(1e-12);
+    mean / norm
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let device = Default::default();
+    let (model, _report) = BertModel::<B>::from_pretrained(&args.model, &device)?;
+    let tokenizer = TextTokenizer::from_file(args.model.join("tokenizer.json"))?;
+    // At most as many tokens as the model has positions: longer sentences
+    // are truncated (keeping the final [SEP]) instead of failing in the model.
+    let tokens = tokenizer.encode(&args.sentences, model.embeddings.max_positions())?;
+    let (ids, padding) = tokens_to_tensors::<B>(&tokens, &device);
+    let hidden = model.try_forward(ids, padding.clone())?.last_hidden_state;
+    let embeddings = mean_pool_normalized(hidden, padding);
+    let [count, width] = embeddings.dims();
+    let values: Vec<f32> = embeddings.into_data().to_vec()?;
+    let rows: Vec<&[f32]> = values.chunks(width).collect();
+    if args.json {
+        let out = serde_json::json!({ "sentences": args.sentences, "embeddings": rows });
+        println!("{out}");
+        return Ok(());
+    }
+    println!("{count} sentences, {width}-dimensional embeddings; cosine similarities:");
+    for (i, a) in rows.iter().enumerate() {
+        for (j, b) in rows.iter().enumerate().skip(i + 1) {
+            let cosine: f32 = a.iter().zip(*b).map(|(x, y)| x * y).sum();
+            println!(
+                "{cosine:7.4}  {:?} / {:?}",
+                args.sentences[i], args.sentences[j]
+            );
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(message) => {
+            eprintln!("embed_sentences: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let needed = ["config.json", "model.safetensors", "tokenizer.json"];
+    if let Some(file) = needed.iter().find(|f| !args.model.join(f).is_file()) {
+        eprintln!(
+            "embed_sentences: {} has no {file}: run `cargo xtask assets` for \
+             all-MiniLM-L6-v2, or pass a Hugging Face BERT folder with --model DIR \
+             (or VLP_BERT_DIR)",
+            args.model.display()
+        );
+        return ExitCode::from(2);
+    }
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("embed_sentences: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
