@@ -86,7 +86,7 @@ pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig}
 pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
-pub use text_matching::{FusePairs, ItmPairs, TextMatching, TextMatchingConfig};
+pub use text_matching::{FusePairs, ItmPairRows, TextMatching, TextMatchingConfig};
 pub use uniter::{UniterConfigError, UniterPretrainer, UniterPretrainerConfig};
 pub use uniter_objectives::UniterObjectives;
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};

@@ -99,7 +99,7 @@ fuse_pairs!(SingleStreamModel, DualStreamModel, FusionModel);
 /// The ITM pairs of one step: text rows `[P]`, image rows `[P]` of the batch
 /// and their labels `[P]` (1 = match). Matched pairs come first.
 #[derive(Debug, Clone)]
-pub struct ItmPairs<B: Backend> {
+pub struct ItmPairRows<B: Backend> {
     /// Batch row of each pair's text.
     pub text: Tensor<B, 1, Int>,
     /// Batch row of each pair's image.
@@ -108,7 +108,7 @@ pub struct ItmPairs<B: Backend> {
     pub labels: Tensor<B, 1, Int>,
 }
 
-impl<B: Backend> ItmPairs<B> {
+impl<B: Backend> ItmPairRows<B> {
     /// The batcher's pairs (random negatives).
     pub fn of_batch(batch: &PretrainBatch<B>) -> Self {
         Self {
@@ -181,7 +181,7 @@ impl<'a, B: Backend> TextMatching<'a, B> {
         image: VisualTokens<B>,
         backbone: &impl FusePairs<B>,
     ) -> Vec<(f64, ObjectiveOutput<B>)> {
-        let pairs = ItmPairs::of_batch(batch);
+        let pairs = ItmPairRows::of_batch(batch);
         let (text, padding) = pairs.select_text(masked_text, batch.text_padding.clone());
         let (text, pooled) = backbone.fuse_pairs(text, padding, pairs.select_image(image));
         self.objectives(text, pooled, backbone.word_embeddings(), batch, &pairs)
@@ -198,7 +198,7 @@ impl<'a, B: Backend> TextMatching<'a, B> {
         pooled: Tensor<B, 2>,
         word_embeddings: Tensor<B, 2>,
         batch: &PretrainBatch<B>,
-        pairs: &ItmPairs<B>,
+        pairs: &ItmPairRows<B>,
     ) -> Vec<(f64, ObjectiveOutput<B>)> {
         let mut out = Vec::with_capacity(2);
         if let Some((head, weight)) = self.mlm {

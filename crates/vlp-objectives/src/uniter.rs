@@ -26,7 +26,9 @@ use crate::mvm::{
 };
 use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
-use crate::text_matching::{select_images, FusePairs, ItmPairs, TextMatching, TextMatchingConfig};
+use crate::text_matching::{
+    select_images, FusePairs, ItmPairRows, TextMatching, TextMatchingConfig,
+};
 use crate::uniter_objectives::UniterObjectives;
 use crate::vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 use crate::wra::fused_wra_objective;
@@ -195,14 +197,14 @@ impl<B: Backend> UniterPretrainer<B> {
         &self,
         batch: &PretrainBatch<B>,
         itc_logits: Tensor<B, 2>,
-    ) -> crate::Result<ItmPairs<B>> {
+    ) -> crate::Result<ItmPairRows<B>> {
         let [fused] = batch.itm_text.dims();
         let device = itc_logits.device();
         let similarity = itc_logits.detach().slice([0..fused, 0..fused]);
         let uniform = batch.uniforms.clone().slice([0..2, 0..fused]);
         let (image_for_text, text_for_image) = hard_negative_indices(similarity, uniform, 0.0)?;
         let rows = Tensor::<B, 1, Int>::arange(0..fused as i64, &device);
-        Ok(ItmPairs {
+        Ok(ItmPairRows {
             text: Tensor::cat(vec![rows.clone(), rows.clone(), text_for_image], 0),
             image: Tensor::cat(vec![rows.clone(), image_for_text, rows], 0),
             labels: Tensor::cat(
@@ -285,7 +287,7 @@ impl<B: Backend> UniterPretrainer<B> {
         if o.fuses_pairs() {
             let pairs = match (&itc_logits, o.itm_hard) {
                 (Some(logits), true) => self.hard_pairs(batch, logits.clone())?,
-                _ => ItmPairs::of_batch(batch),
+                _ => ItmPairRows::of_batch(batch),
             };
             // Masked inputs only where an objective predicts them: ITM and
             // WRA alone see the clean text and regions.
