@@ -216,7 +216,7 @@ mod tests {
     fn shuffling_on_the_device_matches_the_host_reorder_and_nothing_shuffled_costs_nothing() {
         let _serial = crate::test_serial();
         let device = Default::default();
-        NdArray::seed(&device, 0);
+        <NdArray as Backend>::seed(&device, 0);
         let model = config().init::<NdArray>(&device);
         let world = SyntheticWorld::new(0, SIDE);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
