@@ -44,6 +44,7 @@ fn outputs<B: Backend>(weights: &[u8], batcher: &PretrainBatcher) -> Vec<f32> {
     let model: UniterPretrainer<B> =
         config(batcher.tokenizer.vocab_size(), batcher.detector.is_some())
             .init(&device)
+            .unwrap()
             .load_record(record);
     let host = batcher
         .batch(
@@ -99,8 +100,9 @@ fn backends_agree(regions: bool) {
     };
     let device = Default::default();
     <NdArray as Backend>::seed(&device, 11);
-    let model: UniterPretrainer<NdArray> =
-        config(batcher.tokenizer.vocab_size(), regions).init(&device);
+    let model: UniterPretrainer<NdArray> = config(batcher.tokenizer.vocab_size(), regions)
+        .init(&device)
+        .unwrap();
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
         .unwrap();

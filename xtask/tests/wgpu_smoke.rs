@@ -41,6 +41,7 @@ fn loss_and_gradient<B: AutodiffBackend>(
         .expect("weights load");
     let model: UniterPretrainer<B> = config(batcher.tokenizer.vocab_size())
         .init(&device)
+        .unwrap()
         .load_record(record);
     let host = batcher
         .batch(
@@ -82,8 +83,9 @@ fn wgpu_forward_and_backward_match_ndarray() {
         patch_masking: None,
         vqa_answers: None,
     };
-    let model: UniterPretrainer<NdArray> =
-        config(batcher.tokenizer.vocab_size()).init(&Default::default());
+    let model: UniterPretrainer<NdArray> = config(batcher.tokenizer.vocab_size())
+        .init(&Default::default())
+        .unwrap();
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
         .unwrap();

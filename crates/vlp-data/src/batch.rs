@@ -9,6 +9,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
 use crate::patch_masking::PatchMasking;
+use crate::prefix::draw_prefix_length;
 use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch};
 use crate::region_masking::RegionMasking;
 use crate::regions::RegionBatch;
@@ -22,21 +23,6 @@ use crate::DataError;
 use rand::Rng;
 use std::collections::HashSet;
 
-/// How often a PrefixLM split keeps only `[CLS]` with the image: the model
-/// then has to produce the whole caption from the image alone, which is how
-/// it captions (SimVLM fine-tunes captioning with a short prompt; without a
-/// fine-tuning stage here, pre-training carries that case itself).
-pub const IMAGE_ONLY_PREFIX_PROBABILITY: f64 = 0.25;
-
-/// A PrefixLM split of a `len`-token text: 1 with
-/// [`IMAGE_ONLY_PREFIX_PROBABILITY`], otherwise uniform in `1..len`.
-pub fn draw_prefix_length(len: usize, rng: &mut impl Rng) -> usize {
-    if len <= 2 || rng.random_bool(IMAGE_ONLY_PREFIX_PROBABILITY) {
-        1
-    } else {
-        rng.random_range(1..len)
-    }
-}
 /// Builds pre-training batches from the synthetic world.
 #[derive(Debug, Clone)]
 pub struct PretrainBatcher {
@@ -447,25 +433,6 @@ mod tests {
             error.to_string().contains("needs detector regions"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn prefix_splits_are_image_only_as_often_as_configured_and_uniform_otherwise() {
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let draws = 40_000;
-        let mut counts = [0usize; 10];
-        for _ in 0..draws {
-            counts[draw_prefix_length(10, &mut rng)] += 1;
-        }
-        // P(1) = q + (1 - q)/9, P(k) = (1 - q)/9 for k in 2..10; never 0.
-        let q = IMAGE_ONLY_PREFIX_PROBABILITY;
-        assert_eq!(counts[0], 0);
-        let expected_one = (q + (1.0 - q) / 9.0) * draws as f64;
-        assert!((counts[1] as f64 - expected_one).abs() < 4.0 * expected_one.sqrt());
-        for &count in &counts[2..] {
-            let expected = (1.0 - q) / 9.0 * draws as f64;
-            assert!((count as f64 - expected).abs() < 4.0 * expected.sqrt());
-        }
     }
 
     #[test]

@@ -13,8 +13,7 @@
 //!   bin targets).
 //! - [`frame_order`]: HERO's frame order modelling (shuffled clip positions
 //!   and their original indices).
-//! - [`prefix`]: PrefixLM split points (SimVLM) and the suffix tokens to
-//!   generate.
+//! - [`prefix`]: the PrefixLM split sampler (SimVLM).
 //! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
 //!   targets.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
@@ -48,7 +47,7 @@ pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};
 pub use negatives::{random_negatives, ItmPairs};
 pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, MaskedPatches, PatchMasking};
-pub use prefix::{sample_prefix_length, PrefixSplit, PrefixSplitTensors};
+pub use prefix::{draw_prefix_length, IMAGE_ONLY_PREFIX_PROBABILITY};
 pub use pretrain_batch::{
     HostPretrainBatch, HostVqaBatch, MppBatch, MvmBatch, PretrainBatch, VqaBatch,
 };

@@ -10,6 +10,7 @@ use crate::loss::cross_entropy_with_ignore;
 /// Configuration of [`FomHead`].
 #[derive(Config, Debug)]
 pub struct FomHeadConfig {
+    /// Width `H` of the frame outputs.
     pub hidden_size: usize,
     /// Longest clip, in frames: the number of positions to choose from.
     pub max_clip_len: usize,
@@ -20,10 +21,12 @@ pub struct FomHeadConfig {
 /// head minimal, the temporal encoder below it does the reasoning.)
 #[derive(Module, Debug)]
 pub struct FomHead<B: Backend> {
+    /// `H → T_max` position classifier.
     pub classifier: Linear<B>,
 }
 
 impl FomHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> FomHead<B> {
         FomHead {
             classifier: LinearConfig::new(self.hidden_size, self.max_clip_len).init(device),
@@ -32,6 +35,7 @@ impl FomHeadConfig {
 }
 
 impl<B: Backend> FomHead<B> {
+    /// `[N, H]` frame outputs → `[N, T_max]` position logits.
     pub fn forward(&self, frames: Tensor<B, 2>) -> Tensor<B, 2> {
         self.classifier.forward(frames)
     }

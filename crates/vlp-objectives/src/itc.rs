@@ -37,6 +37,7 @@ use burn::tensor::activation::{log_softmax, softmax};
 
 use crate::error::{shape_error, value_error, ObjectiveError};
 use crate::loss::{cross_entropy, l2_normalize};
+use crate::pretrainer::ObjectiveOutput;
 
 /// How [`ItcHead`]'s learnable scalar is read.
 #[derive(Config, Debug, Copy, PartialEq, Eq)]
@@ -52,6 +53,7 @@ pub enum TemperatureParameterization {
 /// Configuration of [`ItcHead`] (ALBEF's settings by default).
 #[derive(Config, Debug)]
 pub struct ItcHeadConfig {
+    /// Width `H` of the (pooled) text features.
     pub hidden_size: usize,
     /// Width of the image features when it differs from the text's
     /// (ViLBERT's 1024-wide visual stream).
@@ -66,6 +68,7 @@ pub struct ItcHeadConfig {
     /// τ is clamped to `[min_temperature, max_temperature]` when used.
     #[config(default = 0.001)]
     pub min_temperature: f64,
+    /// Upper bound of τ (see `min_temperature`).
     #[config(default = 0.5)]
     pub max_temperature: f64,
     /// What the learnable scalar is; `LogitScale` initialises it to
@@ -77,21 +80,30 @@ pub struct ItcHeadConfig {
     pub max_logit_scale: f64,
 }
 
+/// Projections into the shared space and the learnable temperature:
+/// `[B, H]` text and `[B, Hv]` image features → unit `[B, D]` embeddings → `[B, B]` logits.
 #[derive(Module, Debug)]
 pub struct ItcHead<B: Backend> {
+    /// `H → D` text projection.
     pub text_projection: Linear<B>,
+    /// `Hv → D` image projection.
     pub image_projection: Linear<B>,
     /// `[1]` learnable temperature `τ`, or logit scale `ln(1/τ)`
     /// (see `parameterization`).
     pub temperature: Param<Tensor<B, 1>>,
+    /// Lower bound of τ when used.
     pub min_temperature: f64,
+    /// Upper bound of τ when used.
     pub max_temperature: f64,
+    /// What [`Self::temperature`](ItcHead::temperature) holds.
     #[module(skip)]
     pub parameterization: TemperatureParameterization,
+    /// Upper bound of the logit scale `eˢ`.
     pub max_logit_scale: f64,
 }
 
 impl ItcHeadConfig {
+    /// The head: projections, then the temperature parameter.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ItcHead<B> {
         ItcHead {
             text_projection: LinearConfig::new(self.hidden_size, self.embed_dim).init(device),
@@ -165,11 +177,35 @@ impl<B: Backend> ItcHead<B> {
 
 /// Symmetric InfoNCE over `logits` `[B, B]` whose diagonal holds the matching
 /// pairs: the mean of the text→image and image→text cross-entropies.
+///
+/// ```
+/// use burn::backend::NdArray;
+/// use burn::tensor::Tensor;
+/// use vlp_objectives::itc_loss;
+///
+/// let device = Default::default();
+/// // Every pair equally similar: each direction's cross-entropy is ln B.
+/// let uniform = Tensor::<NdArray, 2>::zeros([3, 3], &device);
+/// let loss: f32 = itc_loss(uniform).into_scalar();
+/// assert!((loss - 3f32.ln()).abs() < 1e-6);
+/// // The pairs far apart from the rest: the loss is close to 0.
+/// let aligned = Tensor::<NdArray, 2>::eye(3, &device).mul_scalar(20.0);
+/// let loss: f32 = itc_loss(aligned).into_scalar();
+/// assert!(loss < 1e-6, "{loss}");
+/// ```
 pub fn itc_loss<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
     let [batch, _] = logits.dims();
     let targets = Tensor::<B, 1, Int>::arange(0..batch as i64, &logits.device());
     (cross_entropy(logits.clone(), targets.clone()) + cross_entropy(logits.transpose(), targets))
         / 2.0
+}
+
+/// ITC as a step's objective on text→image `logits` `[B, B]` whose diagonal
+/// holds the pairs: [`itc_loss`], measured by the text→image accuracy.
+pub fn itc_objective<B: Backend>(logits: Tensor<B, 2>) -> ObjectiveOutput<B> {
+    let [rows, _] = logits.dims();
+    let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &logits.device());
+    ObjectiveOutput::classification("itc", logits, diagonal, |logits, _| itc_loss(logits))
 }
 
 /// A momentum copy of `online` for [`momentum_update`], returned with
@@ -324,6 +360,7 @@ impl<B: Backend> ItcQueue<B> {
         queue
     }
 
+    /// Most pairs the queue holds.
     pub fn capacity(&self) -> usize {
         self.capacity
     }
@@ -333,6 +370,7 @@ impl<B: Backend> ItcQueue<B> {
         self.entries.as_ref().map_or(0, |(text, _)| text.dims()[0])
     }
 
+    /// Whether the queue holds no pair yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -598,7 +636,9 @@ mod tests {
 
     #[test]
     fn momentum_update_is_the_ema_of_every_parameter() {
+        let _serial = crate::test_serial();
         let device = Default::default();
+        B::seed(&device, 11);
         let online = LinearConfig::new(3, 2).init::<B>(&device);
         // A clone shares ParamIds; give it other values to see the mix.
         let mut momentum = online.clone().no_grad();
@@ -629,7 +669,9 @@ mod tests {
 
     #[test]
     fn momentum_update_needs_shared_params_and_stays_off_the_graph() {
+        let _serial = crate::test_serial();
         let device = Default::default();
+        B::seed(&device, 12);
         let online = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
         let stranger = LinearConfig::new(3, 2).init::<Autodiff<B>>(&device);
         assert!(matches!(
@@ -665,6 +707,8 @@ mod tests {
             .enqueue(rows(&[1., 1., 1.], 3), rows(&[1., 1., 1.], 3))
             .is_err());
         assert!(queue.dequeue(5).is_some() && queue.is_empty() && queue.dequeue(1).is_none());
+        let _serial = crate::test_serial();
+        B::seed(&Default::default(), 13);
         let random = ItcQueue::<B>::random(4, 3, &Default::default());
         assert_eq!(random.text().unwrap().dims(), [4, 3]);
         let norms = values(random.image().unwrap().powi_scalar(2).sum_dim(1));
@@ -695,6 +739,8 @@ mod tests {
 
     #[test]
     fn logit_scale_head_reports_its_temperature() {
+        let _serial = crate::test_serial();
+        B::seed(&Default::default(), 14);
         let head = ItcHeadConfig::new(4)
             .with_parameterization(TemperatureParameterization::LogitScale)
             .init::<B>(&Default::default());

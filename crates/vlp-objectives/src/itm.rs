@@ -13,18 +13,22 @@ use rand::Rng;
 use crate::error::{shape_error, value_error, ObjectiveError};
 use crate::loss::cross_entropy;
 
+/// Configuration of [`ItmHead`].
 #[derive(Config, Debug)]
 pub struct ItmHeadConfig {
+    /// Width of the pooled fused representation.
     pub hidden_size: usize,
 }
 
 /// `[B, H]` pooled → `[B, 2]` logits (class 1 = match).
 #[derive(Module, Debug)]
 pub struct ItmHead<B: Backend> {
+    /// `H → 2` classifier.
     pub classifier: Linear<B>,
 }
 
 impl ItmHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ItmHead<B> {
         ItmHead {
             classifier: LinearConfig::new(self.hidden_size, 2).init(device),
@@ -33,6 +37,7 @@ impl ItmHeadConfig {
 }
 
 impl<B: Backend> ItmHead<B> {
+    /// `[B, H]` pooled → `[B, 2]` logits.
     pub fn forward(&self, pooled: Tensor<B, 2>) -> Tensor<B, 2> {
         self.classifier.forward(pooled)
     }
@@ -55,7 +60,9 @@ pub enum DualStreamFusion {
 /// Configuration of [`DualStreamItmHead`].
 #[derive(Config, Debug)]
 pub struct DualStreamItmHeadConfig {
+    /// Width `H` of `[CLS_T]` and `[CLS_V]`.
     pub hidden_size: usize,
+    /// How the two pooled outputs are combined.
     #[config(default = "DualStreamFusion::Product")]
     pub fusion: DualStreamFusion,
 }
@@ -64,12 +71,15 @@ pub struct DualStreamItmHeadConfig {
 /// `[CLS_T]` and pooled image `[CLS_V]` outputs (class 1 = match).
 #[derive(Module, Debug)]
 pub struct DualStreamItmHead<B: Backend> {
+    /// `H → 2` (product) or `2H → 2` (concatenation) classifier.
     pub classifier: Linear<B>,
+    /// How the two pooled outputs are combined.
     #[module(skip)]
     pub fusion: DualStreamFusion,
 }
 
 impl DualStreamItmHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamItmHead<B> {
         let input = match self.fusion {
             DualStreamFusion::Product => self.hidden_size,

@@ -27,9 +27,12 @@
 //!   the FOM head; FOM loss and accuracy on a batch of shuffled clips.
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
+//! - [`text_matching`]: the masked-text → MLM → ITM block the single-stream,
+//!   dual-stream and fusion pre-trainers share.
 //! - [`uniter`]: the single-stream pre-training model, whose objectives (MLM,
-//!   ITM with random or hard negatives, ITC, MRFR, MRC, MRC-kl, WRA, VQA) are
-//!   chosen in its config, summed with weights or sampled one per step.
+//!   ITM with random or hard negatives, ITC, MRFR, MRC, MRC-kl, MPP, WRA,
+//!   VQA) are chosen in its config ([`uniter_objectives`]), summed with
+//!   weights or sampled one per step.
 //!
 //! Every loss of an empty selection (nothing masked, all labels ignored) is
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
@@ -50,7 +53,10 @@ pub mod pretrain_dual_stream;
 pub mod pretrain_video;
 pub mod pretrainer;
 pub mod simvlm;
+pub mod text_matching;
 pub mod uniter;
+pub mod uniter_objectives;
+mod uniter_vision;
 pub mod vqa;
 pub mod wra;
 
@@ -58,8 +64,8 @@ pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{
-    itc_loss, itc_loss_with_queue, momentum_copy, momentum_update, ItcHead, ItcHeadConfig,
-    ItcQueue, ItcQueueBuffers, TemperatureParameterization,
+    itc_loss, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead,
+    ItcHeadConfig, ItcQueue, ItcQueueBuffers, TemperatureParameterization,
 };
 pub use itm::{
     hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,
@@ -80,12 +86,14 @@ pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig}
 pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};
-pub use uniter::{
-    distance_gap, word_positions, UniterConfigError, UniterObjectives, UniterPretrainer,
-    UniterPretrainerConfig,
-};
+pub use text_matching::{FusePairs, ItmPairRows, TextMatching, TextMatchingConfig};
+pub use uniter::{UniterConfigError, UniterPretrainer, UniterPretrainerConfig};
+pub use uniter_objectives::UniterObjectives;
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
-pub use wra::{uniter_wra_config, word_alignment_mask, wra_loss};
+pub use wra::{
+    distance_gap, fused_wra_objective, uniter_wra_config, word_alignment_mask, word_positions,
+    wra_loss,
+};
 
 /// Tests that initialise models draw from the backend's global generator:
 /// those whose result depends on the draws (seeded learning tests, and the

@@ -13,7 +13,9 @@ use crate::error::{value_error, Result};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Objective {
+    /// Masked language modelling.
     Mlm,
+    /// PrefixLM (SimVLM).
     PrefixLm,
     /// Masked feature regression (UNITER MRFR).
     Mrfr,
@@ -23,11 +25,17 @@ pub enum Objective {
     MrcKl,
     /// Masked patch prediction (ViLT).
     Mpp,
+    /// Image-text matching.
     Itm,
+    /// Image-text contrastive.
     Itc,
+    /// Word-region alignment (UNITER).
     Wra,
+    /// Frame order modelling (HERO).
     Fom,
+    /// Visual question answering.
     Vqa,
+    /// Captioning.
     Caption,
 }
 
@@ -44,14 +52,18 @@ pub enum MixStrategy {
 /// One objective and its ratio (sampling) or loss weight (weighted sum).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct WeightedObjective {
+    /// The objective.
     pub objective: Objective,
+    /// Its sampling ratio or loss weight (> 0).
     pub weight: f64,
 }
 
 /// A task mix: a strategy and the objectives with their weights.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectiveMix {
+    /// Sampled one per step, or summed.
     pub strategy: MixStrategy,
+    /// The objectives with their weights.
     pub objectives: Vec<WeightedObjective>,
 }
 

@@ -12,8 +12,11 @@ use crate::loss::cross_entropy;
 /// Configuration of [`MlmHead`].
 #[derive(Config, Debug)]
 pub struct MlmHeadConfig {
+    /// Width `H` of the fused text tokens.
     pub hidden_size: usize,
+    /// Vocabulary size `V` (the tied decoder's rows).
     pub vocab_size: usize,
+    /// LayerNorm epsilon (BERT: 1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -22,13 +25,16 @@ pub struct MlmHeadConfig {
 /// (BERT's `cls.predictions`).
 #[derive(Module, Debug)]
 pub struct MlmHead<B: Backend> {
+    /// `H → H` transform.
     pub dense: Linear<B>,
+    /// LayerNorm after the GELU.
     pub layer_norm: LayerNorm<B>,
     /// `[V]` output bias (the decoder weight is the tied word embedding).
     pub bias: Param<Tensor<B, 1>>,
 }
 
 impl MlmHeadConfig {
+    /// The head: transform, LayerNorm, zero output bias.
     pub fn init<B: Backend>(&self, device: &B::Device) -> MlmHead<B> {
         MlmHead {
             dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),

@@ -32,9 +32,11 @@ pub const RGB_BINS: usize = 256;
 /// Configuration of [`MvmRegressionHead`].
 #[derive(Config, Debug)]
 pub struct MvmRegressionHeadConfig {
+    /// Width `H` of the fused image tokens.
     pub hidden_size: usize,
     /// Width `F` of the visual features being reconstructed.
     pub feature_size: usize,
+    /// LayerNorm epsilon (1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -44,13 +46,16 @@ pub struct MvmRegressionHeadConfig {
 /// regression decodes through the same map the encoder read the features with.
 #[derive(Module, Debug)]
 pub struct MvmRegressionHead<B: Backend> {
+    /// `H → H` transform.
     pub dense: Linear<B>,
+    /// LayerNorm after the GELU.
     pub layer_norm: LayerNorm<B>,
     /// `[F]` output bias.
     pub bias: Param<Tensor<B, 1>>,
 }
 
 impl MvmRegressionHeadConfig {
+    /// The head (its output weight is passed to `forward`).
     pub fn init<B: Backend>(&self, device: &B::Device) -> MvmRegressionHead<B> {
         MvmRegressionHead {
             dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
@@ -100,11 +105,13 @@ pub fn feature_regression_loss<B: Backend>(
 /// Configuration of [`MvmClassificationHead`].
 #[derive(Config, Debug)]
 pub struct MvmClassificationHeadConfig {
+    /// Width `H` of the fused image tokens.
     pub hidden_size: usize,
     /// Number of outputs: the detector's classes with background (UNITER:
     /// 1601 for the Visual Genome detector), so both the hard and the KL
     /// losses can use it.
     pub num_classes: usize,
+    /// LayerNorm epsilon (1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -112,12 +119,16 @@ pub struct MvmClassificationHeadConfig {
 /// UNITER's `RegionClassification`: `classifier(LN(GELU(dense(h))))`.
 #[derive(Module, Debug)]
 pub struct MvmClassificationHead<B: Backend> {
+    /// `H → H` transform.
     pub dense: Linear<B>,
+    /// LayerNorm after the GELU.
     pub layer_norm: LayerNorm<B>,
+    /// `H → C` class logits.
     pub classifier: Linear<B>,
 }
 
 impl MvmClassificationHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> MvmClassificationHead<B> {
         MvmClassificationHead {
             dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
@@ -207,7 +218,9 @@ pub fn feature_classification_kl_loss<B: Backend>(
 /// Configuration of [`MppHead`].
 #[derive(Config, Debug)]
 pub struct MppHeadConfig {
+    /// Width `H` of the fused patch tokens.
     pub hidden_size: usize,
+    /// LayerNorm epsilon (1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -216,12 +229,16 @@ pub struct MppHeadConfig {
 /// `3 × 256` outputs read channel-major (red bins, green bins, blue bins).
 #[derive(Module, Debug)]
 pub struct MppHead<B: Backend> {
+    /// `H → H` transform.
     pub dense: Linear<B>,
+    /// LayerNorm after the GELU.
     pub layer_norm: LayerNorm<B>,
+    /// `H → 3 × 256` bin logits.
     pub decoder: Linear<B>,
 }
 
 impl MppHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> MppHead<B> {
         MppHead {
             dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
@@ -292,7 +309,9 @@ mod tests {
 
     #[test]
     fn mpp_logits_are_channel_major() {
+        let _serial = crate::test_serial();
         let device = Default::default();
+        B::seed(&device, 0);
         let mut head = MppHeadConfig::new(4).init::<B>(&device);
         head.decoder.weight = Param::from_tensor(Tensor::zeros([4, 3 * RGB_BINS], &device));
         let bias: Vec<f32> = (0..3 * RGB_BINS).map(|k| k as f32).collect();

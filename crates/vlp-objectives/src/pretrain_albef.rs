@@ -18,27 +18,34 @@ use vlp_models::{FusionConfig, FusionModel, TransformerEncoder};
 
 use crate::error::value_error;
 use crate::itc::{
-    itc_loss_with_queue, momentum_copy, momentum_update, ItcHead, ItcHeadConfig, ItcQueueBuffers,
+    itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead, ItcHeadConfig,
+    ItcQueueBuffers,
 };
-use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
-use crate::loss::{accuracy, l2_normalize};
-use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+use crate::itm::ItmHead;
+use crate::loss::l2_normalize;
+use crate::mlm::MlmHead;
 use crate::pooling::mean_pool;
-use crate::pretrain_dual_stream::{itc_objective, select_images};
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+use crate::text_matching::{TextMatching, TextMatchingConfig};
 
 /// Configuration of [`AlbefPretrainer`] (ALBEF: 256-d contrastive space, τ 0.07).
 #[derive(Config, Debug)]
 pub struct AlbefPretrainerConfig {
+    /// The fusion backbone (ALBEF).
     pub model: FusionConfig,
+    /// Width of the contrastive embedding space.
     #[config(default = 256)]
     pub itc_embed_dim: usize,
+    /// Initial ITC temperature.
     #[config(default = 0.07)]
     pub itc_temperature: f64,
+    /// Weight of MLM in the total loss.
     #[config(default = 1.0)]
     pub mlm_weight: f64,
+    /// Weight of ITM in the total loss.
     #[config(default = 1.0)]
     pub itm_weight: f64,
+    /// Weight of ITC in the total loss.
     #[config(default = 1.0)]
     pub itc_weight: f64,
     /// Momentum embedding pairs the ITC queue holds (ALBEF: 65 536); 0
@@ -54,14 +61,23 @@ pub struct AlbefPretrainerConfig {
     pub distill_alpha: f64,
 }
 
+/// ALBEF: the fusion backbone with its MLM, ITM and ITC heads and, with a
+/// queue, its momentum model.
 #[derive(Module, Debug)]
 pub struct AlbefPretrainer<B: Backend> {
+    /// Unimodal encoders and fusion layers.
     pub backbone: FusionModel<B>,
+    /// MLM on the fused text (see [`crate::text_matching`]).
     pub mlm_head: MlmHead<B>,
+    /// ITM on the fused `[CLS]`.
     pub itm_head: ItmHead<B>,
+    /// ITC projections and temperature.
     pub itc_head: ItcHead<B>,
+    /// Weight of MLM in the total loss.
     pub mlm_weight: f64,
+    /// Weight of ITM in the total loss.
     pub itm_weight: f64,
+    /// Weight of ITC in the total loss.
     pub itc_weight: f64,
     /// ALBEF's momentum model and queue (`queue_size > 0`). Its parameters
     /// share the online ones' ids, so it must stay the last field: the
@@ -74,11 +90,17 @@ pub struct AlbefPretrainer<B: Backend> {
 /// `vision_proj_m` in ALBEF; unimodal layers only, as ITC reads no more).
 #[derive(Module, Debug)]
 pub struct AlbefUnimodal<B: Backend> {
+    /// Text embeddings.
     pub embeddings: TextEmbeddings<B>,
+    /// Unimodal text layers.
     pub text_encoder: TransformerEncoder<B>,
+    /// Patch or region embeddings.
     pub visual: VisualEmbeddings<B>,
+    /// Unimodal image layers.
     pub visual_encoder: TransformerEncoder<B>,
+    /// ITC text projection.
     pub text_projection: Linear<B>,
+    /// ITC image projection.
     pub image_projection: Linear<B>,
 }
 
@@ -113,7 +135,9 @@ impl<B: Backend> AlbefUnimodal<B> {
 /// resumes exactly.
 #[derive(Module, Debug)]
 pub struct AlbefMomentum<B: Backend> {
+    /// The EMA copy of the unimodal encoders and projections.
     pub encoders: AlbefUnimodal<B>,
+    /// The last momentum embeddings.
     pub queue: ItcQueueBuffers<B>,
     /// EMA coefficient `m`.
     pub momentum: f64,
@@ -172,18 +196,22 @@ impl AlbefPretrainerConfig {
         Ok(())
     }
 
-    /// The pre-trainer; with a queue, its momentum model starts as a copy of
-    /// the online encoders (ALBEF's `copy_params`) and its queue empty.
-    /// Check the settings with [`validate`](Self::validate) first: an `α`
-    /// outside `[0, 1]` panics in the first forward.
-    pub fn init<B: Backend>(&self, device: &B::Device) -> AlbefPretrainer<B> {
+    /// The pre-trainer (backbone, MLM and ITM heads, ITC head, in that
+    /// order); with a queue, its momentum model starts as a copy of the
+    /// online encoders (ALBEF's `copy_params`) and its queue empty. Errors
+    /// as [`validate`](Self::validate).
+    pub fn init<B: Backend>(&self, device: &B::Device) -> crate::Result<AlbefPretrainer<B>> {
+        self.validate()?;
         let model = &self.model;
-        let mut pretrainer = AlbefPretrainer {
-            backbone: model.init(device),
-            mlm_head: MlmHeadConfig::new(model.hidden_size, model.vocab_size)
+        let backbone = model.init(device);
+        let (mlm_head, itm_head) =
+            TextMatchingConfig::new(model.hidden_size, model.vocab_size, model.hidden_size)
                 .with_layer_norm_eps(model.layer_norm_eps)
-                .init(device),
-            itm_head: ItmHeadConfig::new(model.hidden_size).init(device),
+                .init(device);
+        let mut pretrainer = AlbefPretrainer {
+            backbone,
+            mlm_head,
+            itm_head,
             itc_head: ItcHeadConfig::new(model.hidden_size)
                 .with_image_hidden_size(Some(model.image_hidden_size))
                 .with_embed_dim(self.itc_embed_dim)
@@ -204,7 +232,7 @@ impl AlbefPretrainerConfig {
                 distill_alpha: self.distill_alpha,
             });
         }
-        pretrainer
+        Ok(pretrainer)
     }
 }
 
@@ -277,40 +305,14 @@ impl<B: Backend> Pretrainer<B> for AlbefPretrainer<B> {
             None => (itc_objective(logits), None),
         };
 
-        let masked_text =
-            backbone.encode_text(backbone.embed_text(batch.mlm_ids.clone()), padding.clone());
-        let fused = backbone.fuse(
-            masked_text.select(0, batch.itm_text.clone()),
-            padding.select(0, batch.itm_text.clone()),
-            select_images(image, batch.itm_image.clone()),
+        let masked_text = backbone.encode_text(backbone.embed_text(batch.mlm_ids.clone()), padding);
+        let heads = TextMatching::both(
+            (&self.mlm_head, self.mlm_weight),
+            (&self.itm_head, self.itm_weight),
         );
-        let masked_hidden = gather_positions(fused.text, batch.mlm_positions.clone());
-        let mlm_logits = self
-            .mlm_head
-            .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
-        let mlm = ObjectiveOutput {
-            name: "mlm",
-            metric: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
-            metric_name: "accuracy",
-            loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
-        };
-
-        let itm_logits = self.itm_head.forward(fused.pooled);
-        let itm = ObjectiveOutput {
-            name: "itm",
-            metric: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
-            metric_name: "accuracy",
-            loss: itm_loss(itm_logits, batch.itm_labels.clone()),
-        };
-
-        let loss = mlm.loss.clone().mul_scalar(self.mlm_weight)
-            + itm.loss.clone().mul_scalar(self.itm_weight)
-            + itc.loss.clone().mul_scalar(self.itc_weight);
-        PretrainOutput {
-            loss,
-            objectives: vec![mlm, itm, itc],
-            momentum_embeddings,
-        }
+        let mut objectives = heads.forward(batch, masked_text, image, backbone);
+        objectives.push((self.itc_weight, itc));
+        PretrainOutput::weighted(objectives, momentum_embeddings).expect("MLM, ITM and ITC")
     }
 
     fn temperature(&self) -> Option<f32> {
@@ -467,9 +469,11 @@ mod tests {
     fn a_step_moves_the_momentum_model_by_its_ema_and_no_gradient_reaches_it() {
         let _serial = crate::test_serial();
         let batcher = batcher();
+        B::seed(&Default::default(), 1);
         let model = config(&batcher, 6)
             .with_momentum(0.9)
-            .init::<B>(&Default::default());
+            .init::<B>(&Default::default())
+            .unwrap();
         let before_online = snapshot(&model.unimodal(), None).0;
         let before_momentum = snapshot(&momentum(&model).encoders, None).0;
         // The copy starts equal to the online encoders, parameter by parameter.
@@ -528,7 +532,8 @@ mod tests {
     fn the_queue_holds_the_last_momentum_embeddings_first_in_first_out() {
         let _serial = crate::test_serial();
         let batcher = batcher();
-        let mut model = config(&batcher, 6).init::<B>(&Default::default());
+        B::seed(&Default::default(), 2);
+        let mut model = config(&batcher, 6).init::<B>(&Default::default()).unwrap();
         let mut optimizer = AdamWConfig::new().init();
         assert_eq!(momentum(&model).queue.queue().len(), 0);
         let mut enqueued: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
@@ -559,7 +564,7 @@ mod tests {
             );
         }
         // The stored rows past the filled length stay zero until filled.
-        let fresh = config(&batcher, 6).init::<B>(&Default::default());
+        let fresh = config(&batcher, 6).init::<B>(&Default::default()).unwrap();
         let mut optimizer = AdamWConfig::new().init();
         let (fresh, _) = step(fresh, &mut optimizer, &batch(&batcher, &[0, 1, 2, 3], 0));
         let stored = values(momentum(&fresh).queue.text.val());
@@ -571,13 +576,15 @@ mod tests {
         let _serial = crate::test_serial();
         let batcher = batcher();
         let device = Default::default();
-        let model = config(&batcher, 6).init::<B>(&device);
+        B::seed(&device, 4);
+        let model = config(&batcher, 6).init::<B>(&device).unwrap();
         let mut optimizer = AdamWConfig::new().init();
         let (model, _) = step(model, &mut optimizer, &batch(&batcher, &[0, 1, 2, 3], 0));
         let recorder = NamedMpkBytesRecorder::<FullPrecisionSettings>::new();
         let bytes = recorder.record(model.clone().into_record(), ()).unwrap();
         let loaded = config(&batcher, 6)
             .init::<B>(&device)
+            .unwrap()
             .load_record(recorder.load(bytes, &device).unwrap());
         let (saved, restored) = (momentum(&model), momentum(&loaded));
         assert_eq!(restored.queue.queue().len(), 4);
@@ -611,9 +618,11 @@ mod tests {
         let _serial = crate::test_serial();
         let batcher = batcher();
         // A short run: a momentum model that follows within ~10 steps.
+        B::seed(&Default::default(), 5);
         let mut model = config(&batcher, 32)
             .with_momentum(0.9)
-            .init::<B>(&Default::default());
+            .init::<B>(&Default::default())
+            .unwrap();
         let mut optimizer = AdamWConfig::new().init();
         let pairs: Vec<usize> = (0..16).collect();
         let mut accuracy = Vec::new();

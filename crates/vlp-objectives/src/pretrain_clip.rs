@@ -6,23 +6,27 @@ use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 use vlp_models::{DualEncoderConfig, DualEncoderModel};
 
+use crate::itc::itc_objective;
 use crate::loss::l2_normalize;
-use crate::pretrain_dual_stream::itc_objective;
 use crate::pretrainer::{PretrainOutput, Pretrainer, RetrievalModel};
 
 /// Configuration of [`ClipPretrainer`]; the projections and the logit scale
 /// (`logit_scale_init`) belong to the [`DualEncoderConfig`].
 #[derive(Config, Debug)]
 pub struct ClipPretrainerConfig {
+    /// The two towers.
     pub model: DualEncoderConfig,
 }
 
+/// CLIP: a dual encoder trained by ITC alone.
 #[derive(Module, Debug)]
 pub struct ClipPretrainer<B: Backend> {
+    /// Text and image towers with their projections and logit scale.
     pub backbone: DualEncoderModel<B>,
 }
 
 impl ClipPretrainerConfig {
+    /// The pre-trainer, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClipPretrainer<B> {
         ClipPretrainer {
             backbone: self.model.init(device),

@@ -3,19 +3,19 @@
 
 use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
-use vlp_features::VisualTokens;
 use vlp_models::{DualStreamConfig, DualStreamModel};
 
-use crate::itc::{itc_loss, ItcHead, ItcHeadConfig};
-use crate::itm::{itm_loss, ItmHead, ItmHeadConfig};
-use crate::loss::accuracy;
-use crate::mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+use crate::itc::{itc_objective, ItcHead, ItcHeadConfig};
+use crate::itm::ItmHead;
+use crate::mlm::MlmHead;
 use crate::pooling::mean_pool;
-use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
+use crate::pretrainer::{PretrainOutput, Pretrainer, RetrievalModel};
+use crate::text_matching::{TextMatching, TextMatchingConfig};
 
 /// Configuration of [`DualStreamPretrainer`].
 #[derive(Config, Debug)]
 pub struct DualStreamPretrainerConfig {
+    /// The dual-stream backbone (ViLBERT or LXMERT).
     pub model: DualStreamConfig,
     /// Width of the contrastive embedding space.
     #[config(default = 128)]
@@ -26,35 +26,47 @@ pub struct DualStreamPretrainerConfig {
     /// Weights of the three losses in the total.
     #[config(default = 1.0)]
     pub mlm_weight: f64,
+    /// Weight of ITM in the total loss.
     #[config(default = 1.0)]
     pub itm_weight: f64,
+    /// Weight of ITC in the total loss.
     #[config(default = 1.0)]
     pub itc_weight: f64,
 }
 
+/// ViLBERT / LXMERT: the dual-stream backbone with MLM, ITM and ITC heads.
 #[derive(Module, Debug)]
 pub struct DualStreamPretrainer<B: Backend> {
+    /// Text and image streams with their cross-modal layers.
     pub backbone: DualStreamModel<B>,
+    /// MLM on the fused text stream (see [`crate::text_matching`]).
     pub mlm_head: MlmHead<B>,
     /// Reads the fused pair: `[CLS_T] ⊙ [CLS_V]` (ViLBERT) or their
     /// concatenation (LXMERT).
     pub itm_head: ItmHead<B>,
     /// Projects the text (`H`) and image (`Hv`) streams, widths may differ.
     pub itc_head: ItcHead<B>,
+    /// Weight of MLM in the total loss.
     pub mlm_weight: f64,
+    /// Weight of ITM in the total loss.
     pub itm_weight: f64,
+    /// Weight of ITC in the total loss.
     pub itc_weight: f64,
 }
 
 impl DualStreamPretrainerConfig {
+    /// The backbone, then the MLM and ITM heads, then the ITC head.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamPretrainer<B> {
         let model = &self.model;
-        DualStreamPretrainer {
-            backbone: model.init(device),
-            mlm_head: MlmHeadConfig::new(model.hidden_size, model.vocab_size)
+        let backbone = model.init(device);
+        let (mlm_head, itm_head) =
+            TextMatchingConfig::new(model.hidden_size, model.vocab_size, model.pooled_size())
                 .with_layer_norm_eps(model.layer_norm_eps)
-                .init(device),
-            itm_head: ItmHeadConfig::new(model.pooled_size()).init(device),
+                .init(device);
+        DualStreamPretrainer {
+            backbone,
+            mlm_head,
+            itm_head,
             itc_head: ItcHeadConfig::new(model.hidden_size)
                 .with_image_hidden_size(Some(model.v_hidden_size))
                 .with_embed_dim(self.itc_embed_dim)
@@ -64,31 +76,6 @@ impl DualStreamPretrainerConfig {
             itm_weight: self.itm_weight,
             itc_weight: self.itc_weight,
         }
-    }
-}
-
-/// The rows `indices` `[N]` of a batch of image tokens.
-pub(crate) fn select_images<B: Backend>(
-    image: VisualTokens<B>,
-    indices: Tensor<B, 1, Int>,
-) -> VisualTokens<B> {
-    VisualTokens {
-        tokens: image.tokens.select(0, indices.clone()),
-        padding: image
-            .padding
-            .map(|padding| padding.int().select(0, indices).bool()),
-    }
-}
-
-/// ITC on `[B, B]` text→image logits whose diagonal holds the pairs.
-pub(crate) fn itc_objective<B: Backend>(logits: Tensor<B, 2>) -> ObjectiveOutput<B> {
-    let [rows, _] = logits.dims();
-    let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &logits.device());
-    ObjectiveOutput {
-        name: "itc",
-        metric: accuracy(logits.clone().detach(), diagonal),
-        metric_name: "accuracy",
-        loss: itc_loss(logits),
     }
 }
 
@@ -115,38 +102,13 @@ impl<B: Backend> Pretrainer<B> for DualStreamPretrainer<B> {
         ));
 
         let masked_text = backbone.embed_text(batch.mlm_ids.clone());
-        let fused = backbone.fuse(
-            masked_text.select(0, batch.itm_text.clone()),
-            batch.text_padding.clone().select(0, batch.itm_text.clone()),
-            select_images(image, batch.itm_image.clone()),
+        let heads = TextMatching::both(
+            (&self.mlm_head, self.mlm_weight),
+            (&self.itm_head, self.itm_weight),
         );
-        let masked_hidden = gather_positions(fused.text, batch.mlm_positions.clone());
-        let mlm_logits = self
-            .mlm_head
-            .forward(masked_hidden, backbone.embeddings.word_embedding_weight());
-        let mlm = ObjectiveOutput {
-            name: "mlm",
-            metric: accuracy(mlm_logits.clone().detach(), batch.mlm_labels.clone()),
-            metric_name: "accuracy",
-            loss: mlm_loss(mlm_logits, batch.mlm_labels.clone()),
-        };
-
-        let itm_logits = self.itm_head.forward(fused.pooled);
-        let itm = ObjectiveOutput {
-            name: "itm",
-            metric: accuracy(itm_logits.clone().detach(), batch.itm_labels.clone()),
-            metric_name: "accuracy",
-            loss: itm_loss(itm_logits, batch.itm_labels.clone()),
-        };
-
-        let loss = mlm.loss.clone().mul_scalar(self.mlm_weight)
-            + itm.loss.clone().mul_scalar(self.itm_weight)
-            + itc.loss.clone().mul_scalar(self.itc_weight);
-        PretrainOutput {
-            loss,
-            objectives: vec![mlm, itm, itc],
-            momentum_embeddings: None,
-        }
+        let mut objectives = heads.forward(batch, masked_text, image, backbone);
+        objectives.push((self.itc_weight, itc));
+        PretrainOutput::weighted(objectives, None).expect("MLM, ITM and ITC")
     }
 
     fn temperature(&self) -> Option<f32> {

@@ -30,6 +30,7 @@ pub struct VideoPretrainerConfig {
     /// Temporal transformer layers.
     #[config(default = 3)]
     pub num_layers: usize,
+    /// Attention heads of each temporal layer.
     #[config(default = 12)]
     pub num_heads: usize,
     /// Feed-forward width of each layer.
@@ -51,12 +52,16 @@ pub struct VideoPretrainerConfig {
 /// original-position logits.
 #[derive(Module, Debug)]
 pub struct VideoPretrainer<B: Backend> {
+    /// Frame backbone, projection and temporal positions.
     pub embeddings: VideoEmbeddings<B>,
+    /// Temporal transformer over the frames.
     pub temporal: TransformerEncoder<B>,
+    /// Frame order head.
     pub fom: FomHead<B>,
 }
 
 impl VideoPretrainerConfig {
+    /// The pre-trainer: embeddings, temporal layers, FOM head.
     pub fn init<B: Backend>(&self, device: &B::Device) -> VideoPretrainer<B> {
         let hidden = self.video.hidden_size;
         let layer = TransformerLayerConfig::new(hidden, self.num_heads, self.intermediate_size)
@@ -211,6 +216,7 @@ mod tests {
     fn shuffling_on_the_device_matches_the_host_reorder_and_nothing_shuffled_costs_nothing() {
         let _serial = crate::test_serial();
         let device = Default::default();
+        <NdArray as Backend>::seed(&device, 0);
         let model = config().init::<NdArray>(&device);
         let world = SyntheticWorld::new(0, SIDE);
         let mut rng = ChaCha8Rng::seed_from_u64(0);

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 
 use crate::error::ObjectiveError;
+use crate::loss::accuracy;
 use crate::mixing::WeightedObjective;
 
 /// One objective's loss (still attached to the graph) and its metric.
@@ -13,6 +14,7 @@ use crate::mixing::WeightedObjective;
 pub struct ObjectiveOutput<B: Backend> {
     /// Short name used in logs and metrics files ("mlm", "itm", "itc", …).
     pub name: &'static str,
+    /// `[1]` loss, attached to the graph.
     pub loss: Tensor<B, 1>,
     /// The objective's own measure: masked-token accuracy for MLM, match
     /// accuracy for ITM, in-batch text→image accuracy for ITC, next-token
@@ -37,7 +39,46 @@ pub struct PretrainOutput<B: Backend> {
     pub momentum_embeddings: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
 }
 
+impl<B: Backend> ObjectiveOutput<B> {
+    /// A classification objective called `name`: `loss(logits, labels)` on
+    /// `logits` `[N, C]` and `labels` `[N]`, measured by accuracy.
+    pub fn classification(
+        name: &'static str,
+        logits: Tensor<B, 2>,
+        labels: Tensor<B, 1, Int>,
+        loss: impl FnOnce(Tensor<B, 2>, Tensor<B, 1, Int>) -> Tensor<B, 1>,
+    ) -> Self {
+        Self {
+            name,
+            metric: accuracy(logits.clone().detach(), labels.clone()),
+            metric_name: "accuracy",
+            loss: loss(logits, labels),
+        }
+    }
+}
+
 impl<B: Backend> PretrainOutput<B> {
+    /// The step of `objectives` with their weights: the loss is the sum of
+    /// `weight × loss`, in order. Errors on an empty step.
+    pub fn weighted(
+        objectives: Vec<(f64, ObjectiveOutput<B>)>,
+        momentum_embeddings: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+    ) -> crate::Result<Self> {
+        let loss = objectives
+            .iter()
+            .map(|(weight, objective)| objective.loss.clone().mul_scalar(*weight))
+            .reduce(|a, b| a + b)
+            .ok_or_else(|| ObjectiveError::Unsupported("a step with no objective".into()))?;
+        Ok(Self {
+            loss,
+            objectives: objectives
+                .into_iter()
+                .map(|(_, objective)| objective)
+                .collect(),
+            momentum_embeddings,
+        })
+    }
+
     /// The objective called `name`, if the step has it.
     pub fn objective(&self, name: &str) -> Option<&ObjectiveOutput<B>> {
         self.objectives.iter().find(|o| o.name == name)

@@ -11,9 +11,11 @@ use crate::error::shape_error;
 /// Configuration of [`VqaHead`].
 #[derive(Config, Debug)]
 pub struct VqaHeadConfig {
+    /// Width `H` of the fused `[CLS]`.
     pub hidden_size: usize,
     /// Size `A` of the answer vocabulary.
     pub num_answers: usize,
+    /// LayerNorm epsilon (1e-12).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -22,12 +24,16 @@ pub struct VqaHeadConfig {
 /// `Linear(H, 2H) → GELU → LayerNorm(2H) → Linear(2H, A)`.
 #[derive(Module, Debug)]
 pub struct VqaHead<B: Backend> {
+    /// `H → 2H`.
     pub dense: Linear<B>,
+    /// LayerNorm over `2H` after the GELU.
     pub layer_norm: LayerNorm<B>,
+    /// `2H → A` answer logits.
     pub classifier: Linear<B>,
 }
 
 impl VqaHeadConfig {
+    /// The head, initialised on `device`.
     pub fn init<B: Backend>(&self, device: &B::Device) -> VqaHead<B> {
         let wide = 2 * self.hidden_size;
         VqaHead {

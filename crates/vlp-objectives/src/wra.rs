@@ -10,9 +10,11 @@
 //! image (ViLT) through the validity masks.
 
 use burn::prelude::*;
-use vlp_ot::{wra_objective, Padding, WraConfig, WraReduction};
+use vlp_models::FusedOutput;
+use vlp_ot::{wra_distance, wra_objective, Padding, WraConfig, WraReduction};
 
 use crate::error::{shape_error, Result};
+use crate::pretrainer::ObjectiveOutput;
 
 /// UNITER's WRA setting: IPOT (β = 0.5, 50 iterations, k = 1) on cosine
 /// costs, weight 0.1, and the pooled reduction
@@ -84,4 +86,130 @@ pub fn wra_loss<B: Backend>(
         positive,
         config,
     )?)
+}
+
+/// Text positions WRA aligns, `[B, T]`: real tokens other than the first
+/// (`[CLS]`) and the last (`[SEP]`) of each row; `padding` `[B, T]`.
+pub fn word_positions<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 2, Bool> {
+    let [batch, len] = padding.dims();
+    let device = padding.device();
+    let lengths = padding.bool_not().int().sum_dim(1); // [B, 1]
+    let position = Tensor::<B, 1, Int>::arange(0..len as i64, &device)
+        .reshape([1, len])
+        .expand([batch, len]);
+    position
+        .clone()
+        .greater_equal_elem(1)
+        .bool_and(position.lower(lengths.sub_scalar(1).expand([batch, len])))
+}
+
+/// `mean(distance | negative) − mean(distance | positive)` of WRA distances
+/// `[B]` with labels `positive` `[B]`; a missing group counts as 0.
+pub fn distance_gap(distances: &[f32], positive: &[bool]) -> f32 {
+    let mean = |want: bool| {
+        let values: Vec<f32> = distances
+            .iter()
+            .zip(positive)
+            .filter(|(_, &p)| p == want)
+            .map(|(&d, _)| d)
+            .collect();
+        values.iter().sum::<f32>() / values.len().max(1) as f32
+    };
+    mean(false) - mean(true)
+}
+
+fn floats<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
+    tensor
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("converted to f32")
+}
+
+fn bools<B: Backend, const D: usize>(tensor: Tensor<B, D, Bool>) -> Vec<bool> {
+    // Through integers: backends store bools in different dtypes.
+    tensor
+        .int()
+        .into_data()
+        .convert::<i64>()
+        .to_vec::<i64>()
+        .expect("converted to i64")
+        .into_iter()
+        .map(|v| v != 0)
+        .collect()
+}
+
+/// WRA as a step's objective on a single-stream fused pass over the ITM
+/// pairs: the contextual words ([`word_positions`] of `text_padding`
+/// `[P, T]`) against the image tokens (`image_padding` `[P, V]`, none =
+/// all real) of `fused`, pairs labelled by `labels` `[P]` (1 = match).
+/// `weight` scales UNITER's 0.1 in the plan's configuration; the reported
+/// loss is UNITER's own (the step applies `weight` with the others'); the
+/// metric is the [`distance_gap`].
+pub fn fused_wra_objective<B: Backend>(
+    weight: f64,
+    fused: &FusedOutput<B>,
+    text_padding: Tensor<B, 2, Bool>,
+    image_padding: Option<Tensor<B, 2, Bool>>,
+    labels: Tensor<B, 1, Int>,
+) -> Result<ObjectiveOutput<B>> {
+    let [pairs, regions, _] = fused.image.dims();
+    let image_padding = image_padding.unwrap_or_else(|| {
+        Tensor::<B, 2, Int>::zeros([pairs, regions], &fused.image.device()).bool()
+    });
+    let padding = Padding::new(word_positions(text_padding).bool_not(), image_padding);
+    let config = WraConfig {
+        weight: uniter_wra_config().weight * weight,
+        ..uniter_wra_config()
+    };
+    let positive = labels.equal_elem(1);
+    let distances = wra_distance(
+        fused.text.clone(),
+        fused.image.clone(),
+        Some(&padding),
+        &config,
+    )?;
+    let gap = distance_gap(
+        &floats(distances.clone().detach()),
+        &bools(positive.clone()),
+    );
+    Ok(ObjectiveOutput {
+        name: "wra",
+        loss: vlp_ot::wra_loss(distances, positive, &uniter_wra_config())?,
+        metric: gap,
+        metric_name: "gap",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::NdArray;
+    use burn::tensor::TensorData;
+
+    #[test]
+    fn words_exclude_cls_sep_and_padding() {
+        let padding = Tensor::<NdArray, 2, Bool>::from_data(
+            TensorData::from([
+                [false, false, false, false, true],
+                [false, false, false, false, false],
+            ]),
+            &Default::default(),
+        );
+        let words = bools(word_positions(padding));
+        assert_eq!(
+            words,
+            [
+                false, true, true, false, false, //
+                false, true, true, true, false
+            ]
+        );
+    }
+
+    #[test]
+    fn gap_is_negative_mean_minus_positive_mean() {
+        let gap = distance_gap(&[0.2, 0.4, 1.0, 0.6], &[true, true, false, false]);
+        assert!((gap - (0.8 - 0.3)).abs() < 1e-6);
+        assert_eq!(distance_gap(&[0.5], &[true]), -0.5, "no negatives: 0 − 0.5");
+    }
 }

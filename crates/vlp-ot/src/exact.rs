@@ -24,6 +24,7 @@ use rayon::prelude::*;
 
 use crate::batch::{scatter_plan, CostBatch, HostPlans, Padding};
 use crate::error::{OtError, Result};
+use crate::ipot::{plan_via_host, PlanOutput};
 
 const NONE: usize = usize::MAX;
 
@@ -492,16 +493,14 @@ pub fn exact<B: Backend>(
     cost: Tensor<B, 3>,
     padding: Option<&Padding<B>>,
     config: &ExactConfig,
-) -> Result<crate::ipot::PlanOutput<B>> {
-    let batch = CostBatch::from_tensor(cost.clone().detach(), padding)?;
-    let plan = exact_host(&batch, config)?.plans_tensor::<B>(&cost.device());
-    let distance = (cost * plan.clone()).sum_dims_squeeze::<1, _>(&[1, 2]);
-    Ok(crate::ipot::PlanOutput { plan, distance })
+) -> Result<PlanOutput<B>> {
+    plan_via_host(cost, padding, |batch| exact_host(batch, config))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg_f64 as lcg;
 
     /// Exhaustive optimum over permutations for an `n × n` assignment with
     /// uniform weights (Birkhoff: a permutation matrix is optimal).
@@ -522,18 +521,6 @@ mod tests {
         let mut best = f64::INFINITY;
         rec(c, n, 0, &mut vec![false; n], 0.0, &mut best);
         best / n as f64
-    }
-
-    fn lcg(seed: u64, len: usize) -> Vec<f64> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 11) as f64 / (1u64 << 53) as f64
-            })
-            .collect()
     }
 
     fn check_certificate(a: &[f64], b: &[f64], c: &[f64], sol: &EmdSolution) {

@@ -90,6 +90,20 @@ pub struct PlanOutput<B: Backend> {
     pub distance: Tensor<B, 1>,
 }
 
+/// A host solver run on a cost tensor: reads `cost` `[B, M, N]` (and its
+/// padding) back, solves with `solve`, uploads the plan, and returns it with
+/// the distance `Σ C ⊙ T`, differentiable w.r.t. `cost` (plan detached).
+pub(crate) fn plan_via_host<B: Backend, T: Copy + Into<f64>>(
+    cost: Tensor<B, 3>,
+    padding: Option<&Padding<B>>,
+    solve: impl FnOnce(&CostBatch) -> Result<HostPlans<T>>,
+) -> Result<PlanOutput<B>> {
+    let batch = CostBatch::from_tensor(cost.clone().detach(), padding)?;
+    let plan = solve(&batch)?.plans_tensor::<B>(&cost.device());
+    let distance = (cost * plan.clone()).sum_dims_squeeze::<1, _>(&[1, 2]);
+    Ok(PlanOutput { plan, distance })
+}
+
 /// Float masks derived from optional padding: `(x_valid [B,M,1], y_valid [B,1,N],
 /// n_x [B,1,1], n_y [B,1,1])`.
 pub(crate) type ValidMasks<B> = (Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>, Tensor<B, 3>);
@@ -181,6 +195,32 @@ struct Workspace {
     mask: Vec<f32>,
 }
 
+impl Workspace {
+    /// Starts the iterations once `a` holds the kernel `A` (rows `width`
+    /// wide): `Q = A`, `σ = 1/m` over `m` rows, `δ` and the column sums zero.
+    fn start(&mut self, m: usize, width: usize) {
+        self.q.clear();
+        self.q.extend_from_slice(&self.a);
+        self.u.clear();
+        self.u.resize(m, 1.0 / m as f32);
+        self.v.clear();
+        self.v.resize(width, 0.0);
+        self.col.clear();
+        self.col.resize(width, 0.0);
+    }
+}
+
+/// The plan `T = diag(σ) Q diag(δ)` into `plan` `[m, n]`, from `Q` with rows
+/// `stride ≥ n` wide, `σ` = `u` `[m]` and `δ` = `v` (`n` or more).
+#[inline]
+fn write_plan(plan: &mut [f32], n: usize, q: &[f32], stride: usize, u: &[f32], v: &[f32]) {
+    for ((pi, qi), &ui) in plan.chunks_exact_mut(n).zip(q.chunks_exact(stride)).zip(u) {
+        for ((p, &qij), &vj) in pi.iter_mut().zip(qi).zip(v) {
+            *p = ui * qij * vj;
+        }
+    }
+}
+
 /// The fused single-problem kernel: dense `[m, n]` cost in, `[m, n]` plan out.
 ///
 /// On x86-64 CPUs with AVX2 and FMA an explicitly vectorised version
@@ -219,14 +259,7 @@ fn ipot_kernel_body(
     let scale = -1.0 / cfg.beta as f32;
     ws.a.clear();
     ws.a.extend(c.iter().map(|&x| exp_f32(x * scale)));
-    ws.q.clear();
-    ws.q.extend_from_slice(&ws.a);
-    ws.u.clear();
-    ws.u.resize(m, 1.0 / m as f32);
-    ws.v.clear();
-    ws.v.resize(n, 0.0);
-    ws.col.clear();
-    ws.col.resize(n, 0.0);
+    ws.start(m, n);
     let (fm, fn_) = (m as f32, n as f32);
     let Workspace {
         a, q, u, v, col, ..
@@ -265,15 +298,7 @@ fn ipot_kernel_body(
             }
         }
     }
-    for ((pi, qi), &ui) in plan
-        .chunks_exact_mut(n)
-        .zip(q.chunks_exact(n))
-        .zip(u.iter())
-    {
-        for ((p, &qij), &vj) in pi.iter_mut().zip(qi).zip(v.iter()) {
-            *p = ui * qij * vj;
-        }
-    }
+    write_plan(plan, n, q, n, u, v);
 }
 
 /// `Σ x_i y_i` with eight independent accumulators so that it vectorises.
@@ -302,7 +327,23 @@ fn transport_cost(c: &[f32], plan: &[f32]) -> f32 {
 }
 
 /// IPOT on one dense `[m, n]` problem (row-major, no padding) on the host.
-/// Returns the `[m, n]` plan.
+/// Returns the `[m, n]` plan, whose marginals are the uniform `1/m`, `1/n`.
+///
+/// ```
+/// use vlp_ot::ipot::{ipot_single, IpotConfig};
+///
+/// // Matching costs 0 on the diagonal, 1 across: the optimal plan moves
+/// // all mass along the diagonal, half per row.
+/// let cost = [0.0, 1.0, 1.0, 0.0];
+/// let plan = ipot_single(&cost, 2, 2, &IpotConfig::default()).unwrap();
+/// for i in 0..2 {
+///     let row: f32 = plan[2 * i] + plan[2 * i + 1];
+///     let column: f32 = plan[i] + plan[2 + i];
+///     assert!((row - 0.5).abs() < 1e-5, "row {i} sums to {row}");
+///     assert!((column - 0.5).abs() < 1e-5, "column {i} sums to {column}");
+///     assert!(plan[3 * i] > 0.49, "diagonal entry {i} is {}", plan[3 * i]);
+/// }
+/// ```
 pub fn ipot_single(cost: &[f32], m: usize, n: usize, config: &IpotConfig) -> Result<Vec<f32>> {
     let batch = CostBatch::new(cost.to_vec(), [1, m, n])?;
     Ok(ipot_host(&batch, config)?.plans)
@@ -357,10 +398,7 @@ pub fn ipot_via_host<B: Backend>(
     config: &IpotConfig,
 ) -> Result<PlanOutput<B>> {
     config.validate()?;
-    let batch = CostBatch::from_tensor(cost.clone().detach(), padding)?;
-    let plan = ipot_host(&batch, config)?.plans_tensor::<B>(&cost.device());
-    let distance = (cost * plan.clone()).sum_dims_squeeze::<1, _>(&[1, 2]);
-    Ok(PlanOutput { plan, distance })
+    plan_via_host(cost, padding, |batch| ipot_host(batch, config))
 }
 
 /// AVX2 + FMA version of the IPOT kernel. Rows are stored with a stride
@@ -368,7 +406,7 @@ pub fn ipot_via_host<B: Backend>(
 /// entries and a zero column scaling, so every loop is whole vectors.
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{IpotConfig, Workspace, TINY};
+    use super::{write_plan, IpotConfig, Workspace, TINY};
     use crate::fastmath::exp_f32;
     use std::arch::x86_64::*;
 
@@ -425,14 +463,7 @@ mod avx2 {
                 *x = exp_f32(cv * scale);
             }
         }
-        ws.q.clear();
-        ws.q.extend_from_slice(&ws.a);
-        ws.u.clear();
-        ws.u.resize(m, 1.0 / m as f32);
-        ws.v.clear();
-        ws.v.resize(np, 0.0);
-        ws.col.clear();
-        ws.col.resize(np, 0.0);
+        ws.start(m, np);
         ws.mask.clear();
         ws.mask
             .extend((0..np).map(|j| if j < n { 1.0 } else { 0.0 }));
@@ -530,35 +561,16 @@ mod avx2 {
                 }
             }
         }
-        for ((pi, qi), &ui) in plan
-            .chunks_exact_mut(n)
-            .zip(q.chunks_exact(np))
-            .zip(u.iter())
-        {
-            for ((p, &qij), &vj) in pi.iter_mut().zip(qi).zip(v.iter()) {
-                *p = ui * qij * vj;
-            }
-        }
+        write_plan(plan, n, q, np, u, v);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg_f32 as lcg;
     use burn::tensor::TensorData;
     type Nd = burn::backend::NdArray;
-
-    fn lcg(seed: u64, len: usize) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
-    }
 
     #[test]
     fn constant_cost_gives_the_uniform_plan() {

@@ -89,6 +89,35 @@ pub mod ipot;
 pub mod sinkhorn;
 pub mod wra;
 
+/// Deterministic pseudo-random inputs of the unit tests.
+#[cfg(test)]
+mod test_rng {
+    /// `len` states of a 64-bit linear congruential generator (Knuth's MMIX
+    /// constants) from `seed`.
+    fn states(seed: u64, len: usize) -> impl Iterator<Item = u64> {
+        (0..len).scan(seed, |s, _| {
+            *s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            Some(*s)
+        })
+    }
+
+    /// `len` values in `[0, 1)` with 24 random bits.
+    pub(crate) fn lcg_f32(seed: u64, len: usize) -> Vec<f32> {
+        states(seed, len)
+            .map(|s| (s >> 40) as f32 / (1u64 << 24) as f32)
+            .collect()
+    }
+
+    /// `len` values in `[0, 1)` with 53 random bits.
+    pub(crate) fn lcg_f64(seed: u64, len: usize) -> Vec<f64> {
+        states(seed, len)
+            .map(|s| (s >> 11) as f64 / (1u64 << 53) as f64)
+            .collect()
+    }
+}
+
 pub use batch::{CostBatch, HostPlans, Padding};
 pub use cost::{cosine_cost, squared_euclidean_cost, CostKind, COSINE_EPS};
 pub use error::{OtError, Result};

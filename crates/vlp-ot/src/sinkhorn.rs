@@ -583,20 +583,9 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_rng::lcg_f32 as lcg;
     use burn::tensor::TensorData;
     type Nd = burn::backend::NdArray;
-
-    fn lcg(seed: u64, len: usize) -> Vec<f32> {
-        let mut s = seed;
-        (0..len)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                (s >> 40) as f32 / (1u64 << 24) as f32
-            })
-            .collect()
-    }
 
     #[test]
     fn rank_one_closed_form_with_small_epsilon() {

@@ -309,7 +309,7 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
     }
     Ok(match &config.model.architecture {
         Architecture::SingleStream {} => {
-            let mut model: UniterPretrainer<B> = config.pretrainer(vocab_size).init(device);
+            let mut model: UniterPretrainer<B> = config.pretrainer(vocab_size).init(device)?;
             if let Some(dir) = init_text {
                 model.backbone =
                     init_text_from_bert(model.backbone, &dir.join("model.safetensors"))?;
@@ -322,7 +322,7 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
             task.run(model)
         }
         Architecture::Fusion { .. } => {
-            let model: AlbefPretrainer<B> = unwrap_family(config.fusion(vocab_size)).init(device);
+            let model: AlbefPretrainer<B> = unwrap_family(config.fusion(vocab_size)).init(device)?;
             task.run(model)
         }
         Architecture::DualEncoder { .. } => {

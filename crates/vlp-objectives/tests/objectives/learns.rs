@@ -60,7 +60,8 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
         .with_dropout(0.0);
     let mut model: UniterPretrainer<B> = UniterPretrainerConfig::new(model_config, mlm_itm_itc())
         .with_itc_embed_dim(32)
-        .init(&device);
+        .init(&device)
+        .unwrap();
     let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
     let indices: Vec<usize> = (0..16).collect();
     let mut history = Vec::new();

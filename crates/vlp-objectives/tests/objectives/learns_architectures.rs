@@ -185,7 +185,8 @@ fn albef_learns_on_patches() {
         .with_dropout(0.0);
     let model = AlbefPretrainerConfig::new(config)
         .with_itc_embed_dim(32)
-        .init::<B>(&device);
+        .init::<B>(&device)
+        .unwrap();
     let history = train(model, &batcher, &["mlm", "itm", "itc"]);
     assert_learns(&history, 2, true);
 }

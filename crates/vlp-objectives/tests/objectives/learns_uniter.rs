@@ -72,7 +72,8 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
         .with_num_region_classes(num_classes)
         .with_num_answers(answers.len())
         .with_itc_embed_dim(32)
-        .init(&device);
+        .init(&device)
+        .unwrap();
     let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
     let indices: Vec<usize> = (0..12).collect();
     let mut losses = Vec::new();
@@ -152,7 +153,8 @@ fn a_sampled_step_computes_only_the_drawn_objective() {
         .with_itc(1.0);
     let model: UniterPretrainer<I> = UniterPretrainerConfig::new(model_config, objectives)
         .with_itc_embed_dim(32)
-        .init(&device);
+        .init(&device)
+        .unwrap();
     let batch = batcher
         .batch(
             Split::Train,
@@ -250,7 +252,8 @@ fn masked_patch_prediction_learns_and_hides_the_masked_pixels() {
     .with_dropout(0.0);
     let mut model: UniterPretrainer<B> =
         UniterPretrainerConfig::new(model_config, UniterObjectives::new().with_mpp(1.0))
-            .init(&device);
+            .init(&device)
+            .unwrap();
     let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
     let indices: Vec<usize> = (0..12).collect();
     let (mut losses, mut accuracies) = (Vec::new(), Vec::new());
