@@ -22,7 +22,9 @@ use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
 use vlp_train::config::{Architecture, ObjectivesConfig, VisualKind};
 use vlp_train::data::{batcher, detector, tokenizer, world};
 use vlp_train::eval::{heldout_objectives, Captioning, HeldOutObjectives, Retrieval};
-use vlp_train::{with_model, EvalSettings, Evaluate, HeldOutData, ModelTask, PretrainConfig, Trainer};
+use vlp_train::{
+    with_model, EvalSettings, Evaluate, HeldOutData, ModelTask, PretrainConfig, Trainer,
+};
 
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::{report, UsageError};

@@ -1,8 +1,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
 use burn::tensor::backend::AutodiffBackend;
+use clap::{Args, Parser, Subcommand};
 use vlp_models::BertConfig;
 use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
@@ -169,7 +169,9 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
     config.seed = args.seed.unwrap_or(config.seed);
-    config.validate().map_err(|err| UsageError(err.to_string()))?;
+    config
+        .validate()
+        .map_err(|err| UsageError(err.to_string()))?;
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
@@ -206,10 +208,9 @@ impl BackendJob for PretrainJob {
     type Output = anyhow::Result<EvalReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let mut progress = Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
-        self.run
-            .run::<B>(&device, &mut progress)
-            .map_err(report)
+        let mut progress =
+            Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
+        self.run.run::<B>(&device, &mut progress).map_err(report)
     }
 }
 

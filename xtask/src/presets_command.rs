@@ -96,8 +96,8 @@ impl BackendJob for ListPresets {
 /// Builds `preset`'s model (parameters are initialised lazily, so even the
 /// `-base` sizes cost no memory) and counts its parameters.
 pub fn row<B: AutodiffBackend>(preset: &Preset, device: &B::Device) -> anyhow::Result<PresetRow> {
-    let config =
-        PretrainConfig::from_layers(Some(preset), None).map_err(|err| UsageError(err.to_string()))?;
+    let config = PretrainConfig::from_layers(Some(preset), None)
+        .map_err(|err| UsageError(err.to_string()))?;
     let by_module = with_model::<B, _>(
         &config,
         config.data.tokenizer_vocab_size,
@@ -222,7 +222,11 @@ mod tests {
                 _ => &[],
             };
             for head in expected {
-                assert!(heads.contains(head), "{}: no {head} in {heads:?}", preset.name);
+                assert!(
+                    heads.contains(head),
+                    "{}: no {head} in {heads:?}",
+                    preset.name
+                );
             }
             let head_parameters = row.parameters - row.backbone_parameters;
             assert_eq!(

@@ -2,8 +2,8 @@
 //!
 //! 1. `cargo xtask assets` (the pretrained checkpoint the import tests
 //!    compare against PyTorch; fetched once, then only verified);
-//! 2. `cargo test --release --workspace` (one CPU build of the Burn stack,
-//!    shared with `cargo xtask pretrain`);
+//! 2. `cargo fmt --all --check`, then `cargo test --release --workspace`
+//!    (one CPU build of the Burn stack, shared with `cargo xtask pretrain`);
 //! 3. `cargo check -p xtask --features cuda` and `--features wgpu` (the GPU
 //!    backends compile without a GPU; the WGPU check is left out when the
 //!    smoke test below builds that backend anyway);
@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+/// Options of `cargo xtask test`.
 #[derive(Debug, clap::Args)]
 pub struct TestArgs {
     /// Skip the `cargo check` of the GPU backends.
@@ -69,9 +70,11 @@ pub fn vulkan_available() -> bool {
     loader && drivers
 }
 
+/// Runs the whole suite as CI does.
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::assets::run(&crate::assets::AssetsArgs::default())?;
+    step("format check", &["fmt", "--all", "--check"])?;
     step("tests", &["test", "--release", "--workspace"])?;
     let wgpu_test = !args.no_wgpu_test && vulkan_available();
     if !args.no_gpu_checks {

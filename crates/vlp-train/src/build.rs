@@ -26,8 +26,8 @@ use vlp_objectives::{
 };
 
 use crate::config::{
-    Architecture, CnnLayout, CoAttentionKind, Component, GeometryKind, PoolingKind,
-    PretrainConfig, VisualKind,
+    Architecture, CnnLayout, CoAttentionKind, Component, GeometryKind, PoolingKind, PretrainConfig,
+    VisualKind,
 };
 use crate::error::{ConfigError, Result, TrainError};
 use crate::eval::Evaluate;
@@ -322,7 +322,8 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
             task.run(model)
         }
         Architecture::Fusion { .. } => {
-            let model: AlbefPretrainer<B> = unwrap_family(config.fusion(vocab_size)).init(device)?;
+            let model: AlbefPretrainer<B> =
+                unwrap_family(config.fusion(vocab_size)).init(device)?;
             task.run(model)
         }
         Architecture::DualEncoder { .. } => {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use thiserror::Error;
 use vlp_data::DataError;
-use vlp_objectives::ObjectiveError;
+use vlp_objectives::{ObjectiveError, UniterConfigError};
 
 /// A configuration that cannot be read or describes no valid run.
 #[derive(Debug, Clone, PartialEq, Error)]
@@ -67,6 +67,9 @@ pub enum TrainError {
     /// An objective refused its inputs.
     #[error(transparent)]
     Objective(#[from] ObjectiveError),
+    /// The single-stream pre-trainer's objectives do not fit its model.
+    #[error(transparent)]
+    UniterConfig(#[from] UniterConfigError),
     /// A file of the run folder or a checkpoint could not be read or written.
     #[error("{}: {message}", .path.display())]
     File {
@@ -122,6 +125,7 @@ impl TrainError {
         matches!(
             self,
             Self::Config(_)
+                | Self::UniterConfig(_)
                 | Self::Import { .. }
                 | Self::Data(
                     DataError::TokenizerNotFound { .. } | DataError::TokenizerInvalid { .. }

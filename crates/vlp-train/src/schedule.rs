@@ -76,6 +76,9 @@ mod tests {
         assert_eq!(draw(1, 5, StepDraw::Batch), draw(1, 5, StepDraw::Batch));
         assert_ne!(draw(1, 5, StepDraw::Batch), draw(1, 6, StepDraw::Batch));
         assert_ne!(draw(1, 5, StepDraw::Batch), draw(2, 5, StepDraw::Batch));
-        assert_ne!(draw(1, 5, StepDraw::Batch), draw(1, 5, StepDraw::Objectives));
+        assert_ne!(
+            draw(1, 5, StepDraw::Batch),
+            draw(1, 5, StepDraw::Objectives)
+        );
     }
 }

@@ -348,10 +348,17 @@ mod tests {
         let device = Default::default();
         B::seed(&device, 8);
         let model = LinearConfig::new(2, 1).init::<B>(&device);
-        let mut trainer = Trainer::<B, Linear<B>>::new(&PretrainConfig::default(), &device).unwrap();
+        let mut trainer =
+            Trainer::<B, Linear<B>>::new(&PretrainConfig::default(), &device).unwrap();
         let x = Tensor::<B, 2>::ones([2, 2], &device);
         let err = trainer
-            .step(model, 3, vec![x], |m, x| Ok(output(m, x, f32::NAN)), |m, _| Ok(m))
+            .step(
+                model,
+                3,
+                vec![x],
+                |m, x| Ok(output(m, x, f32::NAN)),
+                |m, _| Ok(m),
+            )
             .err()
             .expect("a NaN loss is an error");
         assert!(

@@ -151,11 +151,10 @@ impl PretrainConfig {
             origin = Some(format!("config file {}", path.display()));
         }
         let origin = origin.unwrap_or_else(|| "defaults".into());
-        let config =
-            PretrainConfig::deserialize(merged).map_err(|err| ConfigError::Parse {
-                origin: origin.clone(),
-                message: one_line(&err.to_string()),
-            })?;
+        let config = PretrainConfig::deserialize(merged).map_err(|err| ConfigError::Parse {
+            origin: origin.clone(),
+            message: one_line(&err.to_string()),
+        })?;
         config.validate().map_err(|err| ConfigError::Parse {
             origin,
             message: err.to_string(),
@@ -190,7 +189,10 @@ impl PretrainConfig {
             ("model.cnn_base_width", self.model.cnn_base_width),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, value)| *value == 0) {
-            return Err(ConfigError::invalid(*key, format!("{key} must be positive")));
+            return Err(ConfigError::invalid(
+                *key,
+                format!("{key} must be positive"),
+            ));
         }
         if self.batch_size < 2 {
             return Err(ConfigError::invalid(
@@ -359,7 +361,11 @@ mod tests {
     fn validation_names_the_key() {
         let mut config = PretrainConfig::default();
         config.model.num_heads = 3;
-        assert!(config.validate().unwrap_err().to_string().contains("model.num_heads"));
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("model.num_heads"));
         let mut config = PretrainConfig::default();
         config.data.mlm_probability = 1.5;
         assert!(config

@@ -216,7 +216,8 @@ impl ObjectivesConfig {
         visual: VisualKind,
     ) -> Result<(), ConfigError> {
         for (key, &weight) in &self.weights {
-            let invalid = |message: String| ConfigError::invalid(format!("objectives.{key}"), message);
+            let invalid =
+                |message: String| ConfigError::invalid(format!("objectives.{key}"), message);
             if !OBJECTIVES.iter().any(|spec| spec.key == key) {
                 let known: Vec<_> = OBJECTIVES.iter().map(|spec| spec.key).collect();
                 return Err(invalid(format!(
@@ -256,13 +257,19 @@ impl ObjectivesConfig {
             }
             let fixed = self.fixed();
             if offered.len() == 3 && fixed.mlm + fixed.itm + fixed.itc <= 0.0 {
-                return Err(ConfigError::invalid("objectives", "objectives: every weight is 0"));
+                return Err(ConfigError::invalid(
+                    "objectives",
+                    "objectives: every weight is 0",
+                ));
             }
             return Ok(());
         }
         let objectives = self.uniter();
         if objectives.mix(MixStrategy::WeightedSum).is_err() {
-            return Err(ConfigError::invalid("objectives", "objectives: every weight is 0"));
+            return Err(ConfigError::invalid(
+                "objectives",
+                "objectives: every weight is 0",
+            ));
         }
         if objectives.itm_hard && objectives.itm <= 0.0 {
             return Err(ConfigError::invalid(

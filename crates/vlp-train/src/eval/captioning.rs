@@ -120,4 +120,3 @@ pub fn captioning<B: Backend>(
             .collect(),
     })
 }
-

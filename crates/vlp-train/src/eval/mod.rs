@@ -121,9 +121,17 @@ evaluate_by_retrieval!(
 
 /// Generative models are measured by captioning.
 impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
-    fn evaluate(&self, data: &HeldOutData, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
+    fn evaluate(
+        &self,
+        data: &HeldOutData,
+        settings: &EvalSettings,
+        device: &B::Device,
+    ) -> Result<EvalReport> {
         let captioning = Some(captioning(self, data, settings, device)?);
-        Ok(EvalReport { captioning, ..EvalReport::default() })
+        Ok(EvalReport {
+            captioning,
+            ..EvalReport::default()
+        })
     }
 }
 
@@ -186,4 +194,3 @@ impl EvalReport {
         sections.join("\n")
     }
 }
-

@@ -56,9 +56,7 @@ pub(super) fn model_config(text_len: usize) -> UniterPretrainerConfig {
 }
 
 fn init_model<B: Backend>(text_len: usize, device: &B::Device) -> Result<UniterPretrainer<B>> {
-    let config = model_config(text_len);
-    config.validate()?;
-    Ok(config.init(device))
+    Ok(model_config(text_len).init(device)?)
 }
 
 /// The MLM and ITM losses of a step, each `[1]`.
