@@ -284,6 +284,8 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
             let objectives = heldout_objectives(model, &batcher, &settings, device)?;
             Ok((objectives, model.evaluate(&data, &settings, device)?))
         };
+        // The held-out scores at initialisation are of the weights training starts from.
+        vlp_train::materialize(&model);
         let (init, init_report) = held_out(&model.valid())?;
         let mut trainer = Trainer::new(config, device)?;
         let started = Instant::now();

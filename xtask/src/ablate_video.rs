@@ -125,6 +125,7 @@ pub fn fom_run<B: AutodiffBackend>(
     let score = |model: &VideoPretrainer<B::InnerBackend>| {
         held_out(model, &world, &shuffle, batch_size, seed, device)
     };
+    vlp_train::materialize(&model);
     let init = score(&model.valid())?;
     let mut trainer = Trainer::<B, VideoPretrainer<B>>::new(&schedule, device)?;
     let started = Instant::now();

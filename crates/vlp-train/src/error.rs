@@ -128,7 +128,9 @@ impl TrainError {
                 | Self::UniterConfig(_)
                 | Self::Import { .. }
                 | Self::Data(
-                    DataError::TokenizerNotFound { .. } | DataError::TokenizerInvalid { .. }
+                    DataError::TokenizerNotFound { .. }
+                        | DataError::TokenizerInvalid { .. }
+                        | DataError::MissingSpecialToken { .. }
                 )
         )
     }

@@ -51,4 +51,4 @@ pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{step_rng, LinearSchedule, StepDraw};
-pub use trainer::{TrainObserver, TrainStart, Trainer};
+pub use trainer::{materialize, TrainObserver, TrainStart, Trainer};

@@ -6,7 +6,7 @@
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
 
-use burn::module::AutodiffModule;
+use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
@@ -136,6 +136,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         F: Fn(&M, T) -> Result<PretrainOutput<B>> + Sync,
         A: FnMut(M, &PretrainOutput<B>) -> Result<M>,
     {
+        // Burn initialises parameters on first use, and a clone of an
+        // uninitialised parameter initialises on its own: without this the
+        // micro-batches' copies and the optimiser would each draw their own
+        // weights at the first step.
+        materialize(&model);
         let parts = micro_batches.len();
         let (grads, outputs) = self.pools.accumulate_gradients(
             &model,
@@ -234,6 +239,35 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
     }
 }
 
+/// Initialises every parameter of `model` that is still lazy, in the order
+/// the module visits them (the order `Module::num_params` initialises them
+/// in). Burn draws a parameter's initial value on first use, and a clone (or
+/// `valid()` copy) of a lazy parameter draws its own: materialise a model
+/// before copying it when the copies must share its weights.
+pub fn materialize<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) {
+    struct Materialize;
+    impl<B: burn::tensor::backend::Backend> ModuleVisitor<B> for Materialize {
+        fn visit_float<const D: usize>(&mut self, param: &Param<burn::Tensor<B, D>>) {
+            let _ = param.val();
+        }
+
+        fn visit_int<const D: usize>(
+            &mut self,
+            param: &Param<burn::Tensor<B, D, burn::tensor::Int>>,
+        ) {
+            let _ = param.val();
+        }
+
+        fn visit_bool<const D: usize>(
+            &mut self,
+            param: &Param<burn::Tensor<B, D, burn::tensor::Bool>>,
+        ) {
+            let _ = param.val();
+        }
+    }
+    model.visit(&mut Materialize);
+}
+
 /// The micro-batches of steps `first_step..steps`, built on a background
 /// thread: `micro_batches` batches of `batch_size / micro_batches` pairs
 /// each, drawn one after the other, with `data.fused_pairs` shared among
@@ -273,6 +307,7 @@ fn spawn_loader(
 mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
+    use burn::module::Module;
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::GradientsParams;
     use burn::prelude::*;
@@ -307,6 +342,9 @@ mod tests {
         let device = Default::default();
         B::seed(&device, 7);
         let model = LinearConfig::new(4, 3).init::<B>(&device);
+        // Draw the lazy weights once, so the clone below and the reference
+        // share them.
+        assert_eq!(model.num_params(), 15);
         let x = Tensor::<B, 2>::random([6, 4], Distribution::Normal(0.0, 1.0), &device);
         let config = PretrainConfig {
             steps: 10,
