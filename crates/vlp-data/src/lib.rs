@@ -39,6 +39,7 @@ pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
 pub mod vqa_targets;
+pub mod wordpiece_trainer;
 
 pub use batch::PretrainBatcher;
 pub use collate::{clips_to_tensor, images_to_tensor, tokens_to_tensors};

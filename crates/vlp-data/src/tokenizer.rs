@@ -4,12 +4,13 @@
 use std::path::Path;
 
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
-use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
+use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
 
+use crate::wordpiece_trainer::DeterministicWordPieceTrainer;
 use crate::DataError;
 
 /// Ids of the special tokens vlp relies on (BERT's names).
@@ -105,20 +106,19 @@ impl TextTokenizer {
     }
 
     /// Trains a lower-casing WordPiece tokenizer (BERT's normaliser,
-    /// pre-tokenizer and `[CLS] … [SEP]` template) on `corpus`.
+    /// pre-tokenizer and `[CLS] … [SEP]` template) on `corpus`; the same
+    /// corpus always gives the same vocabulary
+    /// ([`DeterministicWordPieceTrainer`]).
     pub fn train_wordpiece(corpus: &[String], vocab_size: usize) -> Result<Self, DataError> {
         let training = |err: tokenizers::Error| DataError::TokenizerTraining(err.to_string());
-        let mut trainer = WordPieceTrainer::builder()
-            .vocab_size(vocab_size)
-            .min_frequency(1)
-            .show_progress(false)
-            .special_tokens(
-                SPECIAL_NAMES
-                    .iter()
-                    .map(|t| AddedToken::from(*t, true))
-                    .collect(),
-            )
-            .build();
+        let mut trainer = DeterministicWordPieceTrainer::new(
+            vocab_size,
+            1,
+            SPECIAL_NAMES
+                .iter()
+                .map(|t| AddedToken::from(*t, true))
+                .collect(),
+        );
         let mut tokenizer: TokenizerImpl<
             WordPiece,
             BertNormalizer,
