@@ -388,8 +388,3 @@ fn freeze<B: Backend>(mut model: UniterPretrainer<B>, frozen: &[Component]) -> U
     }
     model
 }
-
-/// Parameter count of a built model, in millions, for logs and listings.
-pub fn millions<B: Backend, M: Module<B>>(model: &M) -> f64 {
-    model.num_params() as f64 / 1e6
-}

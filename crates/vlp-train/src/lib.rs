@@ -3,8 +3,9 @@
 //! configuration for every architecture family ([`build`]), the [`Trainer`]
 //! with one step function for every model ([`trainer`], [`micro_batch`]),
 //! the learning-rate schedule and per-step generators ([`schedule`]), the
-//! run's data ([`data`]), held-out evaluation ([`eval`]), run folders and
-//! checkpoints ([`checkpoint`]) and whole runs ([`run`]).
+//! run's data ([`data`]), held-out evaluation ([`eval`]), parameter counts
+//! ([`params`]), run folders and checkpoints ([`checkpoint`]) and whole runs
+//! ([`run`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -38,17 +39,19 @@ pub mod error;
 pub mod eval;
 pub mod metrics;
 pub mod micro_batch;
+pub mod params;
 pub mod presets;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
 
-pub use build::{millions, with_model, ModelTask};
+pub use build::{with_model, ModelTask};
 pub use config::PretrainConfig;
 pub use error::{ConfigError, Result, TrainError};
 pub use eval::{EvalReport, EvalSettings, Evaluate, HeldOutData};
 pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
+pub use params::ParameterCount;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{step_rng, LinearSchedule, StepDraw};
 pub use trainer::{materialize, TrainObserver, TrainStart, Trainer};
