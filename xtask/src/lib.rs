@@ -8,7 +8,6 @@
 //! [`device::dispatch`].
 
 pub mod ablate;
-pub mod ablate_video;
 pub mod assets;
 pub mod bench;
 pub mod device;

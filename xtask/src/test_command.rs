@@ -2,13 +2,18 @@
 //!
 //! 1. `cargo xtask assets` (the pretrained checkpoint the import tests
 //!    compare against PyTorch; fetched once, then only verified);
-//! 2. `cargo fmt --all --check`, then `cargo test --release --workspace`
-//!    (one CPU build of the Burn stack, shared with `cargo xtask pretrain`);
+//! 2. `cargo fmt --all --check`, `cargo clippy --all-targets` and
+//!    `cargo doc --no-deps` with warnings denied (the workspace's lints:
+//!    clippy's default set, `missing_docs`), then `cargo test --release
+//!    --workspace` (one CPU build of the Burn stack, shared with
+//!    `cargo xtask pretrain`);
 //! 3. `cargo check -p xtask --features cuda` and `--features wgpu` (the GPU
 //!    backends compile without a GPU; the WGPU check is left out when the
 //!    smoke test below builds that backend anyway);
 //! 4. a forward + backward smoke test on Burn's WGPU backend when a Vulkan
-//!    driver is installed (e.g. Debian's lavapipe, `mesa-vulkan-drivers`).
+//!    driver is installed (e.g. Debian's lavapipe, `mesa-vulkan-drivers`),
+//!    built in the unoptimised `smoke` profile (it rebuilds the Burn stack
+//!    with the wgpu feature, and only has to show that backend agrees).
 
 use std::path::Path;
 use std::process::Command;
@@ -32,10 +37,16 @@ fn cargo() -> String {
 }
 
 fn step(title: &str, args: &[&str]) -> anyhow::Result<()> {
+    step_with(title, args, &[])
+}
+
+/// Runs `cargo ARGS` with the environment variables `env` set.
+fn step_with(title: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
     eprintln!("==> {title}: cargo {}", args.join(" "));
     let started = Instant::now();
     let status = Command::new(cargo())
         .args(args)
+        .envs(env.iter().copied())
         .status()
         .with_context(|| format!("cannot run cargo for {title}"))?;
     eprintln!(
@@ -75,6 +86,23 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::assets::run(&crate::assets::AssetsArgs::default())?;
     step("format check", &["fmt", "--all", "--check"])?;
+    step(
+        "lints",
+        &[
+            "clippy",
+            "--release",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    step_with(
+        "docs",
+        &["doc", "--release", "--workspace", "--no-deps"],
+        &[("RUSTDOCFLAGS", "-D warnings")],
+    )?;
     step("tests", &["test", "--release", "--workspace"])?;
     let wgpu_test = !args.no_wgpu_test && vulkan_available();
     if !args.no_gpu_checks {
@@ -95,7 +123,8 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
             "WGPU smoke test",
             &[
                 "test",
-                "--release",
+                "--profile",
+                "smoke",
                 "-p",
                 "xtask",
                 "--features",

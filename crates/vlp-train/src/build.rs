@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use vlp_data::synthetic::NUM_DETECTOR_LABELS;

@@ -4,8 +4,8 @@
 //! with one step function for every model ([`trainer`], [`micro_batch`]),
 //! the learning-rate schedule and per-step generators ([`schedule`]), the
 //! run's data ([`data`]), held-out evaluation ([`eval`]), parameter counts
-//! ([`params`]), run folders and checkpoints ([`checkpoint`]) and whole runs
-//! ([`run`]).
+//! ([`params`]), run folders and checkpoints ([`checkpoint`]), whole runs
+//! ([`run`]) and the objective ablation ([`ablation`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -31,6 +31,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod ablation;
 pub mod build;
 pub mod checkpoint;
 pub mod config;

@@ -6,6 +6,9 @@
 
 use std::time::Instant;
 
+use super::{AblationSettings, RunResult};
+use crate::eval::{HeldOutObjectives, ObjectiveScore};
+use crate::{step_rng, PretrainConfig, Result, StepDraw, Trainer};
 use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
@@ -16,10 +19,6 @@ use vlp_data::synthetic::{Clip, Split, SyntheticWorld};
 use vlp_data::{FrameOrderShuffle, ShuffledFrameBatch};
 use vlp_features::{FrameBackboneConfig, PatchEmbeddingsConfig, VideoEmbeddingsConfig};
 use vlp_objectives::{ObjectiveOutput, PretrainOutput, VideoPretrainer, VideoPretrainerConfig};
-use vlp_train::eval::{HeldOutObjectives, ObjectiveScore};
-use vlp_train::{step_rng, PretrainConfig, StepDraw, Trainer};
-
-use crate::ablate::RunResult;
 
 /// Frames of a clip.
 pub const FRAMES: usize = 6;
@@ -73,7 +72,7 @@ fn held_out<B: Backend>(
     batch_size: usize,
     seed: u64,
     device: &B::Device,
-) -> anyhow::Result<HeldOutObjectives> {
+) -> Result<HeldOutObjectives> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (mut loss, mut metric) = (0.0, 0.0);
     let mut metric_name = "";
@@ -106,11 +105,14 @@ fn held_out<B: Backend>(
 /// over the first tenth, then linear decay, as the other runs) and scores
 /// it on held-out clips before and after (no text: no retrieval).
 pub fn fom_run<B: AutodiffBackend>(
-    steps: usize,
-    batch_size: usize,
-    seed: u64,
+    settings: &AblationSettings,
     device: &B::Device,
-) -> anyhow::Result<RunResult> {
+) -> Result<RunResult> {
+    let AblationSettings {
+        steps,
+        batch_size,
+        seed,
+    } = *settings;
     let schedule = PretrainConfig {
         steps,
         learning_rate: 2e-3,
@@ -125,7 +127,7 @@ pub fn fom_run<B: AutodiffBackend>(
     let score = |model: &VideoPretrainer<B::InnerBackend>| {
         held_out(model, &world, &shuffle, batch_size, seed, device)
     };
-    vlp_train::materialize(&model);
+    crate::materialize(&model);
     let init = score(&model.valid())?;
     let mut trainer = Trainer::<B, VideoPretrainer<B>>::new(&schedule, device)?;
     let started = Instant::now();
@@ -155,16 +157,11 @@ pub fn fom_run<B: AutodiffBackend>(
                 })
             };
         model = trainer
-            .step(model, step, vec![batch], forward, |model, _| Ok(model))
-            .map_err(|err| anyhow::anyhow!("run fom: {err}"))?
+            .step(model, step, vec![batch], forward, |model, _| Ok(model))?
             .0;
     }
     let seconds = started.elapsed().as_secs_f32();
     let trained = score(&model.valid())?;
-    eprintln!(
-        "fom: {steps} steps in {seconds:.0}s, held-out accuracy {:.3} -> {:.3}",
-        init["fom"].metric, trained["fom"].metric
-    );
     Ok(RunResult {
         name: "fom".to_string(),
         steps,
