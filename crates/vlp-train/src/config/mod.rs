@@ -46,6 +46,7 @@ pub struct PretrainConfig {
     pub learning_rate: f64,
     /// Warm-up steps.
     pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
     /// Log a metrics line every this many steps.
     pub log_every: usize,
@@ -54,8 +55,11 @@ pub struct PretrainConfig {
     pub eval_candidates: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
+    /// `[data]`: the synthetic world, tokenizer and masking.
     pub data: DataConfig,
+    /// `[model]`: the architecture and its sizes.
     pub model: ModelConfig,
+    /// `[objectives]`: the objective weights and how they are mixed.
     pub objectives: ObjectivesConfig,
 }
 
