@@ -6,22 +6,22 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::synthetic::{Split, SyntheticWorld};
-use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
+use vlp_data::synthetic::Split;
+use vlp_features::VisualEmbeddingsConfig;
 use vlp_models::{EncoderDecoderConfig, PrefixLmConfig};
-use vlp_objectives::{Pretrainer, SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
+use vlp_objectives::{SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
+use vlp_test_support::tiny_world_batcher;
+use vlp_test_support::training::{tiny_patches, train, Scenes};
 
-use super::serial;
+use super::{learning_seed, serial};
 
 type B = Autodiff<NdArray>;
 
 fn visual() -> VisualEmbeddingsConfig {
-    VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0))
+    tiny_patches(32)
 }
 
 #[test]
@@ -52,44 +52,22 @@ fn prefix_lm_stack_loss_falls() {
 }
 
 fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
-    let world = SyntheticWorld::new(1, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
-    let special = tokenizer.special();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: None,
-        region_masking: None,
-        patch_masking: None,
-        vqa_answers: None,
-    };
+    let batcher = tiny_world_batcher(1);
+    let special = batcher.tokenizer.special();
     let device = Default::default();
     let _serial = serial();
-    B::seed(&device, 0);
+    B::seed(&device, learning_seed());
     let config = SimVlmPretrainerConfig::new(
         architecture(batcher.tokenizer.vocab_size()),
         special.cls,
         special.sep,
     );
-    let mut model: SimVlmPretrainer<B> = config.init(&device);
-    let mut optimizer = AdamWConfig::new().init::<B, SimVlmPretrainer<B>>();
-    let indices: Vec<usize> = (0..16).collect();
-    let mut history = Vec::new();
-    for step in 0..100 {
-        let host = batcher
-            .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(step))
-            .unwrap();
-        let output = model.forward(&host.to_device(&device));
-        history.push(output.loss.clone().into_scalar().elem::<f32>());
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(2e-3, model, grads);
-    }
-    let mean = |steps: &[f32]| steps.iter().sum::<f32>() / steps.len() as f32;
-    let (start, end) = (mean(&history[..5]), mean(&history[history.len() - 10..]));
+    let model: SimVlmPretrainer<B> = config.init(&device);
+    let (model, history) = train(model, &batcher, Scenes::Fixed(16), 100, 2e-3, &device);
+    let (start, end) = (
+        history.start_loss("prefix_lm", 5),
+        history.end_loss("prefix_lm", 10),
+    );
     let vocab = batcher.tokenizer.vocab_size() as f32;
     assert!(start > 0.8 * vocab.ln(), "starts near chance: {start}");
     assert!(end < 0.4 * start, "PrefixLM loss: {start} -> {end}");
@@ -98,7 +76,7 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
     let host = batcher
         .batch(
             Split::Train,
-            &indices[..4],
+            &[0, 1, 2, 3],
             &mut ChaCha8Rng::seed_from_u64(0),
         )
         .unwrap();

@@ -11,38 +11,26 @@ use vlp_objectives::{
     cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig,
     MlmHeadConfig,
 };
+use vlp_test_support::fixtures::float_tensor;
+use vlp_test_support::Tol;
 
 type B = NdArray;
 
+/// `fixtures/losses.json`; seeds the backend, whose draws the heads'
+/// `init` makes before the fixture's weights replace them.
 fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/losses.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    B::seed(&Default::default(), 0);
+    vlp_test_support::fixture!("losses.json")
 }
 
 fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
-    let shape: Vec<usize> = value["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f32> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape), &Default::default())
+    float_tensor(value, &Default::default())
 }
 
 fn int(value: &Value) -> Tensor<B, 1, Int> {
-    let data: Vec<i64> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
+    let data = vlp_test_support::fixtures::f64s(value);
     let len = data.len();
+    let data: Vec<i64> = data.into_iter().map(|x| x as i64).collect();
     Tensor::from_data(TensorData::new(data, [len]), &Default::default())
 }
 
@@ -51,12 +39,10 @@ fn set_linear(linear: &mut Linear<B>, weight: &Value, bias: &Value) {
     linear.bias = Some(Param::from_tensor(float(bias)));
 }
 
+/// A loss to 1e-5 relative to `max(1, |expected|)` (the panic names the caller's line).
+#[track_caller]
 fn assert_close(got: f32, expected: &Value) {
-    let expected = expected.as_f64().unwrap() as f32;
-    assert!(
-        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
-        "got {got}, expected {expected}"
-    );
+    vlp_test_support::assert_close("loss", got, expected, Tol::scaled(1e-5));
 }
 
 #[test]
