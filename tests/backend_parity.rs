@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp::data::synthetic::Split;
 use vlp::data::PretrainBatcher;
 use vlp::objectives::{Pretrainer, RetrievalModel, UniterPretrainer, UniterPretrainerConfig};
-use vlp_test_support::training::{mlm_itm_itc, tiny_patches, tiny_regions, tiny_single_stream};
+use vlp_test_support::models::{mlm_itm_itc, tiny_patches, tiny_regions, tiny_single_stream};
 use vlp_test_support::{assert_close, tiny_region_batcher, tiny_world_batcher, Tol};
 
 fn config(vocab_size: usize, regions: bool) -> UniterPretrainerConfig {

@@ -16,8 +16,8 @@ use vlp_data::synthetic::Split;
 use vlp_data::PretrainBatcher;
 use vlp_features::VisualEmbeddings;
 use vlp_objectives::{Pretrainer, UniterPretrainer, UniterPretrainerConfig};
+use vlp_test_support::models::{mlm_itm_itc, tiny_patches, tiny_single_stream};
 use vlp_test_support::tiny_world_batcher;
-use vlp_test_support::training::{mlm_itm_itc, tiny_patches, tiny_single_stream};
 
 fn config(vocab_size: usize) -> UniterPretrainerConfig {
     let model = tiny_single_stream(vocab_size, tiny_patches(32), 1);
@@ -65,8 +65,9 @@ fn loss_and_gradient<B: AutodiffBackend>(
 fn wgpu_forward_and_backward_match_ndarray() {
     let batcher = tiny_world_batcher(3);
     <NdArray as burn::prelude::Backend>::seed(&Default::default(), 3);
-    let model: UniterPretrainer<NdArray> =
-        config(batcher.tokenizer.vocab_size()).init(&Default::default());
+    let model: UniterPretrainer<NdArray> = config(batcher.tokenizer.vocab_size())
+        .init(&Default::default())
+        .unwrap();
     let weights = BinBytesRecorder::<FullPrecisionSettings>::default()
         .record(model.into_record(), ())
         .unwrap();

@@ -1,7 +1,8 @@
-//! Tiny models and the loop of the learning tests: a few hundred AdamW
-//! steps on a fixed set of synthetic scenes or on fresh ones (masks and
-//! negatives drawn anew every step, from a generator seeded with the
-//! step), then held-out evaluation on scenes of another split.
+//! The loop of the learning tests and the baselines they beat: a few
+//! hundred AdamW steps on a fixed set of synthetic scenes or on fresh ones
+//! (masks and negatives drawn anew every step, from a generator seeded
+//! with the step), and what a model that ignores its input would score on
+//! the same batches.
 
 use burn::module::AutodiffModule;
 use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
@@ -9,51 +10,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::synthetic::{DetectorConfig, Split};
+use vlp_data::synthetic::Split;
 use vlp_data::{HostPretrainBatch, PretrainBatcher};
-use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
-use vlp_objectives::{PretrainOutput, Pretrainer, UniterObjectives};
-
-use crate::batchers::IMAGE_SIZE;
-
-/// ViT patches of 8 pixels of the tiny worlds' images, `width` wide, no dropout.
-pub fn tiny_patches(width: usize) -> VisualEmbeddingsConfig {
-    VisualEmbeddingsConfig::Patches(
-        PatchEmbeddingsConfig::new(IMAGE_SIZE, 8, width).with_dropout(0.0),
-    )
-}
-
-/// The default detector's regions, `width` wide, no dropout.
-pub fn tiny_regions(width: usize) -> VisualEmbeddingsConfig {
-    VisualEmbeddingsConfig::Regions(
-        RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, width)
-            .with_dropout(0.0),
-    )
-}
-
-/// A single-stream transformer of `num_layers` layers, 32 wide, 4 heads,
-/// no dropout.
-pub fn tiny_single_stream(
-    vocab_size: usize,
-    visual: VisualEmbeddingsConfig,
-    num_layers: usize,
-) -> SingleStreamConfig {
-    SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(32)
-        .with_num_layers(num_layers)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0)
-}
-
-/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
-pub fn mlm_itm_itc() -> UniterObjectives {
-    UniterObjectives::new()
-        .with_mlm(1.0)
-        .with_itm(1.0)
-        .with_itc(1.0)
-}
+use vlp_objectives::{PretrainOutput, Pretrainer};
 
 /// Every objective's loss and metric, step by step.
 #[derive(Debug, Clone, Default)]
@@ -196,6 +155,22 @@ where
     (model, history)
 }
 
+/// How often each token is a masked MLM target in the batches of steps
+/// `steps` (what a model that ignores its input can learn at best).
+fn mlm_target_counts(
+    batcher: &PretrainBatcher,
+    scenes: Scenes,
+    steps: std::ops::Range<u64>,
+) -> Vec<usize> {
+    let mut counts = std::collections::HashMap::new();
+    for step in steps {
+        for &(_, _, id) in &step_batch(batcher, scenes, step).mlm_targets {
+            *counts.entry(id).or_insert(0usize) += 1;
+        }
+    }
+    counts.into_values().collect()
+}
+
 /// The MLM accuracy of always predicting the most frequent target: the
 /// share of the most common token among the masked targets of the
 /// batches of steps `steps` (what a model that ignores its input scores).
@@ -204,37 +179,45 @@ pub fn mlm_majority_baseline(
     scenes: Scenes,
     steps: std::ops::Range<u64>,
 ) -> f32 {
-    let mut counts = std::collections::HashMap::new();
-    let mut total = 0usize;
-    for step in steps {
-        for &(_, _, id) in &step_batch(batcher, scenes, step).mlm_targets {
-            *counts.entry(id).or_insert(0usize) += 1;
-            total += 1;
-        }
-    }
-    counts.values().copied().max().unwrap_or(0) as f32 / total.max(1) as f32
+    let counts = mlm_target_counts(batcher, scenes, steps);
+    let total: usize = counts.iter().sum();
+    counts.iter().copied().max().unwrap_or(0) as f32 / total.max(1) as f32
 }
 
-/// `batches` forward passes of `model` (in inference mode: pass
-/// `model.valid()`) on `size` scenes of `split` with distinct descriptions
-/// each, drawn from `ChaCha8Rng::seed_from_u64(seed)`: the held-out history.
-pub fn evaluate<B: Backend, M: Pretrainer<B>>(
-    model: &M,
+/// The entropy (nats) of the masked targets' token distribution in the
+/// batches of steps `steps`: the MLM loss of the best model that ignores
+/// its input (predicting every target with its frequency). Measured on the
+/// very batches it is compared with, so it is, if anything, low.
+pub fn mlm_unigram_entropy(
     batcher: &PretrainBatcher,
-    split: Split,
-    size: usize,
-    batches: usize,
-    seed: u64,
-    device: &B::Device,
-) -> History {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut history = History::default();
-    for _ in 0..batches {
-        let samples = batcher.draw(split, size, false, &mut rng);
-        let host = batcher
-            .batch_of(samples, &mut rng)
-            .expect("the tiny batcher makes batches");
-        history.push(&model.forward(&host.to_device(device)));
+    scenes: Scenes,
+    steps: std::ops::Range<u64>,
+) -> f32 {
+    let counts = mlm_target_counts(batcher, scenes, steps);
+    let total = counts.iter().sum::<usize>() as f64;
+    let entropy: f64 = counts
+        .iter()
+        .map(|&n| {
+            let p = n as f64 / total;
+            -p * p.ln()
+        })
+        .sum();
+    entropy as f32
+}
+
+/// The ITM accuracy of always answering the commoner label: the share of
+/// the majority label among the matching examples of the batches of steps
+/// `steps` (chance, with the label prior of those very batches).
+pub fn itm_majority_baseline(
+    batcher: &PretrainBatcher,
+    scenes: Scenes,
+    steps: std::ops::Range<u64>,
+) -> f32 {
+    let (mut matches, mut total) = (0usize, 0usize);
+    for step in steps {
+        let labels = step_batch(batcher, scenes, step).itm_labels;
+        matches += labels.iter().filter(|&&matched| matched).count();
+        total += labels.len();
     }
-    history
+    matches.max(total - matches) as f32 / total.max(1) as f32
 }

@@ -9,12 +9,15 @@ use burn::prelude::*;
 use vlp_data::synthetic::DetectorConfig;
 use vlp_data::PretrainBatcher;
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{DualEncoderConfig, DualStreamConfig, DualStreamKind, FusionConfig};
+use vlp_models::DualStreamKind;
 use vlp_objectives::{
     AlbefPretrainerConfig, ClipPretrainerConfig, DualStreamPretrainerConfig, Pretrainer,
     RetrievalModel,
 };
-use vlp_test_support::training::{step_batch, tiny_patches as patches, History, Scenes};
+use vlp_test_support::models::{
+    tiny_dual_encoder, tiny_dual_stream, tiny_fusion, tiny_patches as patches,
+};
+use vlp_test_support::training::{step_batch, History, Scenes};
 use vlp_test_support::{tiny_region_batcher, tiny_world_batcher};
 
 use super::{learning_seed, serial};
@@ -52,8 +55,10 @@ where
     history
 }
 
-/// ITC starts near chance and falls below 40% of its first steps' mean;
-/// MLM (when present) below 75%.
+/// ITC starts near chance and falls by 38% of its first steps' mean, MLM
+/// (when present) by 17%: about half of the smallest falls measured over
+/// model seeds 0, 1, 2 (ITC: ALBEF 78-97%, CLIP 76-96%, LXMERT 87-95%,
+/// ViLBERT 96-97%; MLM 33.8-35.7% for every model).
 fn assert_learns(history: &History, mlm: bool) {
     for &name in &history.names {
         println!(
@@ -68,10 +73,10 @@ fn assert_learns(history: &History, mlm: bool) {
         "ITC starts near chance: {itc_first}"
     );
     let (itc0, itc1) = (history.start_loss("itc", 5), history.end_loss("itc", 20));
-    assert!(itc1 < 0.4 * itc0, "ITC: {itc0} -> {itc1}");
+    assert!(itc1 < (1.0 - 0.38) * itc0, "ITC: {itc0} -> {itc1}");
     if mlm {
         let (mlm0, mlm1) = (history.start_loss("mlm", 5), history.end_loss("mlm", 20));
-        assert!(mlm1 < 0.75 * mlm0, "MLM: {mlm0} -> {mlm1}");
+        assert!(mlm1 < (1.0 - 0.17) * mlm0, "MLM: {mlm0} -> {mlm1}");
     }
 }
 
@@ -80,21 +85,7 @@ fn dual_stream(kind: DualStreamKind, visual: VisualEmbeddingsConfig, regions: bo
     let batcher = batcher(regions);
     let device = Default::default();
     B::seed(&device, learning_seed());
-    let v_hidden = visual.hidden_size();
-    let config = DualStreamConfig::new(batcher.tokenizer.vocab_size(), visual)
-        .with_kind(kind)
-        .with_hidden_size(32)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_num_text_layers(2)
-        .with_v_hidden_size(v_hidden)
-        .with_v_num_heads(4)
-        .with_v_intermediate_size(64)
-        .with_num_visual_layers(2)
-        .with_bi_hidden_size(32)
-        .with_bi_num_heads(4)
-        .with_num_cross_layers(1)
-        .with_dropout(0.0);
+    let config = tiny_dual_stream(batcher.tokenizer.vocab_size(), kind, visual);
     let model = DualStreamPretrainerConfig::new(config)
         .with_itc_embed_dim(32)
         .init::<B>(&device);
@@ -125,20 +116,11 @@ fn albef_learns_on_patches() {
     let batcher = batcher(false);
     let device = Default::default();
     B::seed(&device, learning_seed());
-    let config = FusionConfig::new(batcher.tokenizer.vocab_size(), patches(32))
-        .with_hidden_size(32)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_num_text_layers(1)
-        .with_num_fusion_layers(1)
-        .with_image_hidden_size(32)
-        .with_image_num_heads(4)
-        .with_image_intermediate_size(64)
-        .with_num_image_layers(2)
-        .with_dropout(0.0);
+    let config = tiny_fusion(batcher.tokenizer.vocab_size(), patches(32));
     let model = AlbefPretrainerConfig::new(config)
         .with_itc_embed_dim(32)
-        .init::<B>(&device);
+        .init::<B>(&device)
+        .unwrap();
     let history = train(model, &batcher);
     assert_learns(&history, true);
 }
@@ -149,14 +131,7 @@ fn clip_learns_on_patches() {
     let batcher = batcher(false);
     let device = Default::default();
     B::seed(&device, learning_seed());
-    let config = DualEncoderConfig::new(batcher.tokenizer.vocab_size(), patches(32))
-        .with_text_hidden_size(32)
-        .with_text_num_heads(4)
-        .with_text_intermediate_size(64)
-        .with_vision_hidden_size(32)
-        .with_vision_num_heads(4)
-        .with_vision_intermediate_size(64)
-        .with_projection_dim(32);
+    let config = tiny_dual_encoder(batcher.tokenizer.vocab_size(), patches(32));
     let model = ClipPretrainerConfig::new(config).init::<B>(&device);
     let history = train(model, &batcher);
     assert_learns(&history, false);

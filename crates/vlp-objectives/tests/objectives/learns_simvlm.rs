@@ -10,45 +10,25 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::Split;
-use vlp_features::VisualEmbeddingsConfig;
-use vlp_models::{EncoderDecoderConfig, PrefixLmConfig};
 use vlp_objectives::{SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
+use vlp_test_support::models::{tiny_encoder_decoder, tiny_patches, tiny_prefix_lm};
 use vlp_test_support::tiny_world_batcher;
-use vlp_test_support::training::{tiny_patches, train, Scenes};
+use vlp_test_support::training::{train, Scenes};
 
 use super::{learning_seed, serial};
 
 type B = Autodiff<NdArray>;
 
-fn visual() -> VisualEmbeddingsConfig {
-    tiny_patches(32)
-}
-
 #[test]
 fn encoder_decoder_prefix_lm_loss_falls() {
     loss_falls(|vocab| {
-        SimVlmArchitecture::EncoderDecoder(
-            EncoderDecoderConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
-        )
+        SimVlmArchitecture::EncoderDecoder(tiny_encoder_decoder(vocab, tiny_patches(32)))
     });
 }
 
 #[test]
 fn prefix_lm_stack_loss_falls() {
-    loss_falls(|vocab| {
-        SimVlmArchitecture::PrefixLm(
-            PrefixLmConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_layers(2)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
-        )
-    });
+    loss_falls(|vocab| SimVlmArchitecture::PrefixLm(tiny_prefix_lm(vocab, tiny_patches(32))));
 }
 
 fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
@@ -70,7 +50,12 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
     );
     let vocab = batcher.tokenizer.vocab_size() as f32;
     assert!(start > 0.8 * vocab.ln(), "starts near chance: {start}");
-    assert!(end < 0.4 * start, "PrefixLM loss: {start} -> {end}");
+    // Measured (model seeds 0, 1, 2, both layouts): falls of 72.0-75.0%;
+    // the margin is half of the smallest.
+    assert!(
+        end < (1.0 - 0.36) * start,
+        "PrefixLM loss: {start} -> {end}"
+    );
 
     // Trained, it captions from [CLS] alone: words, no special tokens.
     let host = batcher

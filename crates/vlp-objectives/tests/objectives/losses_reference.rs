@@ -7,20 +7,22 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::{TensorData, Tolerance};
 use serde_json::Value;
+use std::sync::MutexGuard;
 use vlp_objectives::{
     cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig,
     MlmHeadConfig,
 };
 use vlp_test_support::fixtures::float_tensor;
-use vlp_test_support::Tol;
+use vlp_test_support::{seeded, Tol};
 
 type B = NdArray;
 
-/// `fixtures/losses.json`; seeds the backend, whose draws the heads'
-/// `init` makes before the fixture's weights replace them.
-fn fixture() -> Value {
-    B::seed(&Default::default(), 0);
-    vlp_test_support::fixture!("losses.json")
+/// `fixtures/losses.json`, and the backend seeded (the guard holds the
+/// generator while the heads' `init` draws, before the fixture's weights
+/// replace them).
+fn fixture() -> (MutexGuard<'static, ()>, Value) {
+    let seeded = seeded::<B>(&Default::default(), 0);
+    (seeded, vlp_test_support::fixture!("losses.json"))
 }
 
 fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
@@ -47,7 +49,8 @@ fn assert_close(got: f32, expected: &Value) {
 
 #[test]
 fn mlm_head_and_loss_match_numpy() {
-    let f = &fixture()["mlm"];
+    let (_seeded, f) = fixture();
+    let f = &f["mlm"];
     let device = Default::default();
     let mut head = MlmHeadConfig::new(6, 7).init::<B>(&device);
     set_linear(&mut head.dense, &f["dense_w"], &f["dense_b"]);
@@ -76,7 +79,8 @@ fn nothing_masked_gives_zero_loss() {
 
 #[test]
 fn itm_loss_matches_numpy() {
-    let f = &fixture()["itm"];
+    let (_seeded, f) = fixture();
+    let f = &f["itm"];
     let mut head = ItmHeadConfig::new(6).init::<B>(&Default::default());
     set_linear(&mut head.classifier, &f["w"], &f["b"]);
     let logits = head.forward(float(&f["pooled"]));
@@ -106,10 +110,12 @@ fn check_itc(f: &Value) {
 
 #[test]
 fn itc_loss_matches_numpy() {
-    check_itc(&fixture()["itc"]);
+    let (_seeded, f) = fixture();
+    check_itc(&f["itc"]);
 }
 
 #[test]
 fn itc_temperature_is_clamped() {
-    check_itc(&fixture()["itc_clamped"]);
+    let (_seeded, f) = fixture();
+    check_itc(&f["itc_clamped"]);
 }

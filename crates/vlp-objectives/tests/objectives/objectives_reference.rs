@@ -13,7 +13,7 @@ use serde_json::Value;
 use vlp_objectives::*;
 use vlp_ot::{WraConfig, WraReduction};
 use vlp_test_support::fixtures::{bool_tensor, float_tensor, int_tensor, shape};
-use vlp_test_support::Tol;
+use vlp_test_support::{seeded, Tol};
 
 type B = NdArray;
 
@@ -72,7 +72,7 @@ fn feature_regression_head_and_loss_match_uniter() {
     let f = fixture("mvm");
     let r = &f["reg"];
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = MvmRegressionHeadConfig::new(4, 6).init::<B>(&device);
     set_linear(&mut head.dense, &r["dense_w"], &r["dense_b"]);
     set_layer_norm(&mut head.layer_norm, &r["gamma"], &r["beta"]);
@@ -99,7 +99,7 @@ fn feature_classification_losses_match_uniter() {
     let f = fixture("mvm");
     let c = &f["cls"];
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = MvmClassificationHeadConfig::new(4, 5).init::<B>(&device);
     set_linear(&mut head.dense, &c["dense_w"], &c["dense_b"]);
     set_layer_norm(&mut head.layer_norm, &c["gamma"], &c["beta"]);
@@ -165,7 +165,7 @@ fn masked_patch_prediction_matches_vilt() {
     let loss = masked_patch_loss(float(&p["logits"]), int(&p["targets"])).unwrap();
     assert_close(scalar(loss), &p["loss"]);
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let none = masked_patch_loss(
         Tensor::<B, 3>::zeros([0, 3, 256], &device),
         Tensor::zeros([0, 3], &device),
@@ -182,7 +182,7 @@ fn masked_patch_prediction_matches_vilt() {
 fn dual_stream_itm_heads_match_reference() {
     let f = fixture("itm");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     for (fusion, key) in [
         (DualStreamFusion::Product, "product"),
         (DualStreamFusion::Concat, "concat"),
@@ -257,7 +257,7 @@ fn hard_negative_frequencies_follow_the_softmax_weights() {
 #[test]
 fn a_batch_of_one_has_no_hard_negative() {
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let result = hard_negative_indices(
         Tensor::<B, 2>::zeros([1, 1], &device),
         Tensor::<B, 2>::zeros([2, 1], &device),
@@ -281,7 +281,7 @@ fn a_batch_of_one_has_no_hard_negative() {
 fn clip_logit_scale_is_clamped_as_open_clip() {
     let f = fixture("itc");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let config =
         ItcHeadConfig::new(4).with_parameterization(TemperatureParameterization::LogitScale);
     let mut head = config.init::<B>(&device);
@@ -299,7 +299,7 @@ fn clip_logit_scale_is_clamped_as_open_clip() {
 fn queue_loss_with_distillation_matches_albef() {
     let f = fixture("itc");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let mut queue = ItcQueue::<B>::new(5);
     queue
         .enqueue(float(&f["queue_text"]), float(&f["queue_image"]))
@@ -400,7 +400,7 @@ fn wra_distances_match_uniter_ipot() {
 fn wra_with_an_all_padding_row_is_an_error() {
     let f = fixture("wra");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let none = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; 18], [3, 6]), &device);
     let result = wra_loss(
         float(&f["text_hidden"]),
@@ -419,7 +419,7 @@ fn wra_with_an_all_padding_row_is_an_error() {
 fn fom_head_and_loss_match_hero() {
     let f = fixture("fom");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = FomHeadConfig::new(4, 5).init::<B>(&device);
     set_linear(&mut head.classifier, &f["w"], &f["b"]);
     let logits = head.forward(float(&f["hidden"]));
@@ -441,7 +441,7 @@ fn fom_head_and_loss_match_hero() {
 fn vqa_head_loss_and_score_match_uniter() {
     let f = fixture("vqa");
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = VqaHeadConfig::new(4, 6).init::<B>(&device);
     set_linear(&mut head.dense, &f["w1"], &f["b1"]);
     set_layer_norm(&mut head.layer_norm, &f["gamma"], &f["beta"]);
@@ -491,7 +491,7 @@ fn lm_and_prefix_lm_losses_match_torch() {
     );
     // All labels ignored (PyTorch gives NaN): 0. A split past the end: same.
     let device = Default::default();
-    B::seed(&device, 0);
+    let _seeded = seeded::<B>(&device, 0);
     let ignored = Tensor::<B, 2, Int>::full([2, 5], IGNORE_LABEL, &device);
     assert_eq!(scalar(lm_loss(logits.clone(), ignored, 0.1).unwrap()), 0.0);
     let late = Tensor::<B, 1, Int>::full([2], 5, &device);
