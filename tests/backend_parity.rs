@@ -8,29 +8,19 @@ use burn::prelude::*;
 use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp::data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
-use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp::features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp::models::SingleStreamConfig;
-use vlp::objectives::{
-    Pretrainer, RetrievalModel, UniterObjectives, UniterPretrainer, UniterPretrainerConfig,
-};
+use vlp::data::synthetic::Split;
+use vlp::data::PretrainBatcher;
+use vlp::objectives::{Pretrainer, RetrievalModel, UniterPretrainer, UniterPretrainerConfig};
+use vlp_test_support::models::{mlm_itm_itc, tiny_patches, tiny_regions, tiny_single_stream};
+use vlp_test_support::{assert_close, tiny_region_batcher, tiny_world_batcher, Tol};
 
 fn config(vocab_size: usize, regions: bool) -> UniterPretrainerConfig {
     let visual = if regions {
-        VisualEmbeddingsConfig::Regions(
-            RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, 32)
-                .with_dropout(0.0),
-        )
+        tiny_regions(32)
     } else {
-        VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0))
+        tiny_patches(32)
     };
-    let model = SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(32)
-        .with_num_layers(2)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0);
+    let model = tiny_single_stream(vocab_size, visual, 2);
     UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 
@@ -84,21 +74,14 @@ fn flex_and_ndarray_agree_on_one_seeded_region_model() {
 }
 
 fn backends_agree(regions: bool) {
-    let world = SyntheticWorld::new(7, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: regions.then(|| SyntheticDetector::new(7, DetectorConfig::default())),
-        region_masking: None,
-        patch_masking: None,
-        vqa_answers: None,
+    let batcher = if regions {
+        tiny_region_batcher(7)
+    } else {
+        tiny_world_batcher(7)
     };
     let device = Default::default();
+    // The generator is global: the other test must not draw in between.
+    let _serial = vlp_test_support::serial();
     <NdArray as Backend>::seed(&device, 11);
     let model: UniterPretrainer<NdArray> = config(batcher.tokenizer.vocab_size(), regions)
         .init(&device)
@@ -109,23 +92,6 @@ fn backends_agree(regions: bool) {
 
     let on_ndarray = outputs::<NdArray>(&weights, &batcher);
     let on_flex = outputs::<Flex>(&weights, &batcher);
-    assert_eq!(on_ndarray.len(), on_flex.len());
-    let worst = on_ndarray
-        .iter()
-        .zip(&on_flex)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4,
-        "largest difference between backends: {worst}"
-    );
     assert!(on_ndarray.iter().all(|v| v.is_finite()));
-}
-
-/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
-fn mlm_itm_itc() -> UniterObjectives {
-    UniterObjectives::new()
-        .with_mlm(1.0)
-        .with_itm(1.0)
-        .with_itc(1.0)
+    assert_close("flex vs ndarray", on_flex, on_ndarray, Tol::abs(1e-4));
 }

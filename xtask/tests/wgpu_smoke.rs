@@ -12,21 +12,15 @@ use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::synthetic::{Split, SyntheticWorld};
-use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
-use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
+use vlp_data::synthetic::Split;
+use vlp_data::PretrainBatcher;
+use vlp_features::VisualEmbeddings;
+use vlp_objectives::{Pretrainer, UniterPretrainer, UniterPretrainerConfig};
+use vlp_test_support::models::{mlm_itm_itc, tiny_patches, tiny_single_stream};
+use vlp_test_support::tiny_world_batcher;
 
 fn config(vocab_size: usize) -> UniterPretrainerConfig {
-    let visual =
-        VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0));
-    let model = SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(32)
-        .with_num_layers(1)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0);
+    let model = tiny_single_stream(vocab_size, tiny_patches(32), 1);
     UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 
@@ -69,20 +63,8 @@ fn loss_and_gradient<B: AutodiffBackend>(
 
 #[test]
 fn wgpu_forward_and_backward_match_ndarray() {
-    let world = SyntheticWorld::new(3, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: None,
-        region_masking: None,
-        patch_masking: None,
-        vqa_answers: None,
-    };
+    let batcher = tiny_world_batcher(3);
+    <NdArray as burn::prelude::Backend>::seed(&Default::default(), 3);
     let model: UniterPretrainer<NdArray> = config(batcher.tokenizer.vocab_size())
         .init(&Default::default())
         .unwrap();
@@ -109,12 +91,4 @@ fn wgpu_forward_and_backward_match_ndarray() {
         worst <= 1e-3 * scale,
         "gradient differs by {worst} (scale {scale})"
     );
-}
-
-/// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
-fn mlm_itm_itc() -> UniterObjectives {
-    UniterObjectives::new()
-        .with_mlm(1.0)
-        .with_itm(1.0)
-        .with_itc(1.0)
 }

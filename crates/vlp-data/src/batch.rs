@@ -24,6 +24,23 @@ use rand::Rng;
 use std::collections::HashSet;
 
 /// Builds pre-training batches from the synthetic world.
+///
+/// [`PretrainBatcher::new`] gives the plain pixel batcher (default MLM
+/// masking, half of the matching pairs turned into ITM negatives, nothing
+/// optional); the `with_*` methods turn on the rest:
+///
+/// ```
+/// use vlp_data::synthetic::{DetectorConfig, SyntheticDetector, SyntheticWorld};
+/// use vlp_data::{PretrainBatcher, RegionMasking, TextTokenizer};
+///
+/// let world = SyntheticWorld::new(0, 32);
+/// let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
+/// let batcher = PretrainBatcher::new(world, tokenizer, 40)
+///     .with_detector(Some(SyntheticDetector::new(0, DetectorConfig::default())))
+///     .with_region_masking(Some(RegionMasking::uniter()));
+/// assert_eq!(batcher.itm_negative_probability, 0.5);
+/// assert!(batcher.fused_pairs.is_none() && batcher.patch_masking.is_none());
+/// ```
 #[derive(Debug, Clone)]
 pub struct PretrainBatcher {
     /// The world the scenes, captions and images come from.
@@ -57,6 +74,67 @@ pub struct PretrainBatcher {
 }
 
 impl PretrainBatcher {
+    /// The pixel batcher of `world`: captions tokenized by `tokenizer` to at
+    /// most `max_text_len` tokens, [`MlmMasking::default`], ITM negatives
+    /// with probability 0.5, every example in the fused pass, and no
+    /// detector, region or patch masking or VQA questions.
+    pub fn new(world: SyntheticWorld, tokenizer: TextTokenizer, max_text_len: usize) -> Self {
+        Self {
+            world,
+            tokenizer,
+            max_text_len,
+            masking: MlmMasking::default(),
+            itm_negative_probability: 0.5,
+            fused_pairs: None,
+            detector: None,
+            region_masking: None,
+            patch_masking: None,
+            vqa_answers: None,
+        }
+    }
+
+    /// Sets [`Self::masking`].
+    pub fn with_masking(mut self, masking: MlmMasking) -> Self {
+        self.masking = masking;
+        self
+    }
+
+    /// Sets [`Self::itm_negative_probability`].
+    pub fn with_itm_negative_probability(mut self, probability: f64) -> Self {
+        self.itm_negative_probability = probability;
+        self
+    }
+
+    /// Sets [`Self::fused_pairs`].
+    pub fn with_fused_pairs(mut self, fused_pairs: Option<usize>) -> Self {
+        self.fused_pairs = fused_pairs;
+        self
+    }
+
+    /// Sets [`Self::detector`] (regions instead of pixels when `Some`).
+    pub fn with_detector(mut self, detector: Option<SyntheticDetector>) -> Self {
+        self.detector = detector;
+        self
+    }
+
+    /// Sets [`Self::region_masking`].
+    pub fn with_region_masking(mut self, masking: Option<RegionMasking>) -> Self {
+        self.region_masking = masking;
+        self
+    }
+
+    /// Sets [`Self::patch_masking`].
+    pub fn with_patch_masking(mut self, masking: Option<PatchMasking>) -> Self {
+        self.patch_masking = masking;
+        self
+    }
+
+    /// Sets [`Self::vqa_answers`].
+    pub fn with_vqa_answers(mut self, answers: Option<AnswerVocabulary>) -> Self {
+        self.vqa_answers = answers;
+        self
+    }
+
     /// The batch made of scenes `indices` of `split`, each with a random
     /// phrasing, random MLM masks and random ITM negatives drawn from `rng`.
     pub fn batch(
@@ -230,21 +308,12 @@ mod tests {
         let world = SyntheticWorld::new(0, 32);
         // A small vocabulary splits the world's words into several pieces.
         let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 60).unwrap();
-        let batcher = PretrainBatcher {
-            world,
-            tokenizer,
-            max_text_len: 64,
-            masking: MlmMasking {
+        let batcher = PretrainBatcher::new(world, tokenizer, 64)
+            .with_masking(MlmMasking {
                 whole_word: true,
                 ..MlmMasking::default()
-            },
-            itm_negative_probability: 0.0,
-            fused_pairs: None,
-            detector: None,
-            region_masking: None,
-            patch_masking: None,
-            vqa_answers: None,
-        };
+            })
+            .with_itm_negative_probability(0.0);
         let mut rng = ChaCha8Rng::seed_from_u64(3);
         let host = batcher
             .batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut rng)
@@ -278,18 +347,12 @@ mod tests {
 
     fn region_batcher() -> PretrainBatcher {
         let world = SyntheticWorld::new(0, 32);
-        PretrainBatcher {
-            tokenizer: TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap(),
-            world,
-            max_text_len: 32,
-            masking: MlmMasking::default(),
-            itm_negative_probability: 0.5,
-            fused_pairs: Some(5),
-            detector: Some(SyntheticDetector::new(0, Default::default())),
-            region_masking: Some(RegionMasking::uniter()),
-            patch_masking: None,
-            vqa_answers: Some(AnswerVocabulary::synthetic()),
-        }
+        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
+        PretrainBatcher::new(world, tokenizer, 32)
+            .with_fused_pairs(Some(5))
+            .with_detector(Some(SyntheticDetector::new(0, Default::default())))
+            .with_region_masking(Some(RegionMasking::uniter()))
+            .with_vqa_answers(Some(AnswerVocabulary::synthetic()))
     }
 
     #[test]
@@ -345,13 +408,11 @@ mod tests {
 
     #[test]
     fn masked_patch_targets_are_the_original_colours_at_fused_positions() {
-        let batcher = PretrainBatcher {
-            detector: None,
-            region_masking: None,
-            vqa_answers: None,
-            patch_masking: Some(PatchMasking::vilt(8)),
-            ..region_batcher()
-        };
+        let batcher = region_batcher()
+            .with_detector(None)
+            .with_region_masking(None)
+            .with_vqa_answers(None)
+            .with_patch_masking(Some(PatchMasking::vilt(8)));
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let host = batcher
             .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
@@ -393,16 +454,12 @@ mod tests {
         // The targets are not one colour: the scenes' patches differ.
         assert!(targets.chunks(3).any(|rgb| rgb != &targets[..3]));
 
-        let regions = PretrainBatcher {
-            detector: Some(SyntheticDetector::new(0, Default::default())),
-            ..batcher.clone()
-        };
+        let regions = batcher
+            .clone()
+            .with_detector(Some(SyntheticDetector::new(0, Default::default())));
         let error = regions.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
         assert!(error.to_string().contains("patch_masking"), "{error}");
-        let uneven = PretrainBatcher {
-            patch_masking: Some(PatchMasking::vilt(5)),
-            ..batcher
-        };
+        let uneven = batcher.with_patch_masking(Some(PatchMasking::vilt(5)));
         let error = uneven.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
         assert!(error.to_string().contains("5-pixel patches"), "{error}");
     }
@@ -424,10 +481,7 @@ mod tests {
         let batch = host.to_device::<NdArray>(&Default::default());
         assert_eq!(batch.vqa.unwrap().soft_targets.dims(), [5, answers.len()]);
 
-        let pixels = PretrainBatcher {
-            detector: None,
-            ..region_batcher()
-        };
+        let pixels = region_batcher().with_detector(None);
         let error = pixels.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
         assert!(
             error.to_string().contains("needs detector regions"),
@@ -439,18 +493,7 @@ mod tests {
     fn collates_consistent_tensors() {
         let world = SyntheticWorld::new(0, 32);
         let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
-        let batcher = PretrainBatcher {
-            world,
-            tokenizer,
-            max_text_len: 32,
-            masking: MlmMasking::default(),
-            itm_negative_probability: 0.5,
-            fused_pairs: None,
-            detector: None,
-            region_masking: None,
-            patch_masking: None,
-            vqa_answers: None,
-        };
+        let batcher = PretrainBatcher::new(world, tokenizer, 32);
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let host = batcher
             .batch(Split::Train, &[0, 1, 2, 3], &mut rng)
@@ -472,10 +515,7 @@ mod tests {
                 assert_eq!(padding[row * t + col], col >= len);
             }
         }
-        let subset = PretrainBatcher {
-            fused_pairs: Some(2),
-            ..batcher.clone()
-        };
+        let subset = batcher.clone().with_fused_pairs(Some(2));
         let partial = subset.batch(Split::Train, &[0, 1, 2, 3], &mut rng).unwrap();
         assert_eq!(
             (

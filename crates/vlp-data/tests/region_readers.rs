@@ -1,36 +1,14 @@
 //! Region-feature readers against NumPy's own files and values
 //! (`tests/fixtures/gen_regions.py` writes the fixtures and `expected.json`).
 
-use std::path::PathBuf;
-
 use burn::backend::NdArray;
 use serde_json::Value;
 use vlp_data::{ButdTsv, DataError, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/regions")
-}
+use vlp_test_support::fixtures::f32s as floats;
+use vlp_test_support::{assert_close, fixture, fixture_path, Tol};
 
 fn expected() -> Value {
-    let text = std::fs::read_to_string(fixtures().join("expected.json")).unwrap();
-    serde_json::from_str(&text).unwrap()
-}
-
-fn floats(value: &Value) -> Vec<f32> {
-    value
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_f64().unwrap() as f32)
-        .collect()
-}
-
-fn assert_close(actual: f64, expected: &Value, what: &str) {
-    let expected = expected.as_f64().unwrap();
-    assert!(
-        (actual - expected).abs() <= 1e-5 * expected.abs().max(1.0),
-        "{what}: {actual} vs {expected}"
-    );
+    fixture!("regions/expected.json")
 }
 
 /// Compares a decoded record with the generator's values.
@@ -48,8 +26,18 @@ fn check_record(record: &RegionRecord, expected: &Value) {
     assert_eq!(record.features.len(), record.num_boxes * record.feature_dim);
     let sum: f64 = record.features.iter().map(|&v| f64::from(v)).sum();
     let abs_sum: f64 = record.features.iter().map(|&v| f64::from(v).abs()).sum();
-    assert_close(sum, &expected["feature_sum"], id);
-    assert_close(abs_sum, &expected["feature_abs_sum"], id);
+    assert_close(
+        format!("{id} feature sum"),
+        sum,
+        &expected["feature_sum"],
+        Tol::scaled(1e-5),
+    );
+    assert_close(
+        format!("{id} feature |sum|"),
+        abs_sum,
+        &expected["feature_abs_sum"],
+        Tol::scaled(1e-5),
+    );
     // First and last values are exact: float16 widens to float32 exactly.
     assert_eq!(
         record.features[..4],
@@ -62,10 +50,8 @@ fn check_record(record: &RegionRecord, expected: &Value) {
     let boxes = expected["boxes"].as_array().unwrap();
     assert_eq!(record.boxes.len(), boxes.len());
     for (actual, expected) in record.boxes.iter().zip(boxes) {
-        for (a, e) in actual.iter().zip(floats(expected)) {
-            assert!((a - e).abs() < 1e-6, "{id} box {actual:?} vs {e}");
-            assert!((0.0..=1.0).contains(a));
-        }
+        assert_close(format!("{id} box"), actual, expected, Tol::abs(1e-6));
+        assert!(actual.iter().all(|a| (0.0..=1.0).contains(a)));
     }
     match &expected["image_size"] {
         Value::Null => assert_eq!(record.image_size, None),
@@ -87,7 +73,8 @@ fn check_record(record: &RegionRecord, expected: &Value) {
         total => {
             let soft = record.soft_labels.as_ref().unwrap();
             assert_eq!(soft.len(), record.num_boxes * record.num_classes);
-            assert_close(soft.iter().map(|&v| f64::from(v)).sum(), total, id);
+            let sum: f64 = soft.iter().map(|&v| f64::from(v)).sum();
+            assert_close(format!("{id} soft labels"), sum, total, Tol::scaled(1e-5));
             assert_eq!(
                 soft[..record.num_classes],
                 floats(&expected["first_soft_labels"])[..]
@@ -97,11 +84,11 @@ fn check_record(record: &RegionRecord, expected: &Value) {
 }
 
 fn npz_dir() -> NpzRegionDir {
-    NpzRegionDir::open(fixtures().join("npz")).unwrap()
+    NpzRegionDir::open(fixture_path!("regions/npz")).unwrap()
 }
 
 fn tsv() -> ButdTsv {
-    ButdTsv::open(fixtures().join("butd.tsv")).unwrap()
+    ButdTsv::open(fixture_path!("regions/butd.tsv")).unwrap()
 }
 
 #[test]

@@ -2,22 +2,19 @@
 //! `interpolate_pos_encoding` (PyTorch bicubic, `align_corners=False`).
 //! Fixture: `tests/fixtures/gen_positions.py`.
 
-use std::path::Path;
-
 use burn::backend::NdArray;
 use burn::module::Param;
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use vlp_features::PatchEmbeddingsConfig;
-
-mod common;
-use common::read_safetensors;
+use vlp_test_support::fixtures::read_safetensors;
+use vlp_test_support::{assert_close, fixture_path, Tol};
 
 #[test]
 fn positions_match_hugging_face_vit() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/positions.safetensors");
-    let state = read_safetensors(&path);
+    let state = read_safetensors(fixture_path!("positions.safetensors"));
     let device = Default::default();
+    <NdArray as Backend>::seed(&device, 0);
     let tensor = |name: &str| {
         let (shape, values) = &state[name];
         Tensor::<NdArray, 3>::from_data(TensorData::new(values.clone(), shape.clone()), &device)
@@ -27,8 +24,11 @@ fn positions_match_hugging_face_vit() {
     for [rows, cols] in [[6, 6], [7, 5], [3, 3], [2, 8]] {
         let expected = tensor(&format!("grid_{rows}x{cols}"));
         let positions = embeddings.positions(rows, cols);
-        assert_eq!(positions.dims(), expected.dims());
-        let gap = (positions - expected).abs().max().into_scalar();
-        assert!(gap < 1e-5, "{rows}×{cols}: {gap}");
+        assert_close(
+            format!("{rows}×{cols}"),
+            positions,
+            expected,
+            Tol::abs(1e-5),
+        );
     }
 }

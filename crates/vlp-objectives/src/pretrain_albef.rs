@@ -364,7 +364,7 @@ mod tests {
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
     use vlp_data::synthetic::{Split, SyntheticWorld};
-    use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
+    use vlp_data::{PretrainBatcher, TextTokenizer};
     use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
 
     use super::*;
@@ -374,18 +374,7 @@ mod tests {
     fn batcher() -> PretrainBatcher {
         let world = SyntheticWorld::new(3, 32);
         let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 120).unwrap();
-        PretrainBatcher {
-            world,
-            tokenizer,
-            max_text_len: 24,
-            masking: MlmMasking::default(),
-            itm_negative_probability: 0.5,
-            fused_pairs: None,
-            detector: None,
-            region_masking: None,
-            patch_masking: None,
-            vqa_answers: None,
-        }
+        PretrainBatcher::new(world, tokenizer, 24)
     }
 
     fn config(batcher: &PretrainBatcher, queue_size: usize) -> AlbefPretrainerConfig {

@@ -11,6 +11,7 @@ use vlp_ot::{
     exact_host, ipot, ipot_host, sinkhorn, sinkhorn_host, CostBatch, ExactConfig, IpotConfig,
     Padding, SinkhornConfig,
 };
+use vlp_test_support::{assert_close, Tol};
 
 type B = NdArray;
 
@@ -89,13 +90,6 @@ fn block(case: &Case, plan: &[f64], e: usize) -> (Vec<f64>, bool) {
     (out, zeros)
 }
 
-fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
-    assert_eq!(a.len(), b.len(), "{what}");
-    for (k, (x, y)) in a.iter().zip(b).enumerate() {
-        assert!((x - y).abs() <= tol, "{what}: entry {k}: {x} vs {y}");
-    }
-}
-
 fn padded_tensors(case: &Case) -> (Tensor<B, 3>, Padding<B>) {
     let dev = Default::default();
     let [bsz, m, n] = case.shape;
@@ -172,26 +166,35 @@ fn tensor_solvers_ignore_padding() {
     for (e, (me, ne, c)) in case.small.iter().enumerate() {
         let w_ip = ipot(small_tensor(*me, *ne, c), None, &ipot_cfg).unwrap();
         let w_sk = sinkhorn(small_tensor(*me, *ne, c), None, None, &sk_cfg).unwrap();
-        assert!(
-            (ip_d[e] - host1(w_ip.distance)[0]).abs() < 1e-6,
-            "ipot distance {e}"
+        assert_close(
+            format!("ipot distance {e}"),
+            ip_d[e],
+            host1(w_ip.distance)[0],
+            Tol::abs(1e-6),
         );
-        assert!(
-            (sk_d[e] - host1(w_sk.distance)[0]).abs() < 1e-5,
-            "sinkhorn distance {e}"
+        assert_close(
+            format!("sinkhorn distance {e}"),
+            sk_d[e],
+            host1(w_sk.distance)[0],
+            Tol::abs(1e-5),
         );
         let (got, zeros) = block(&case, &ip, e);
         assert!(zeros, "ipot example {e}: mass on padding");
-        assert_close(&got, &host3(w_ip.plan), 1e-6, &format!("ipot example {e}"));
+        assert_close(
+            format!("ipot example {e}"),
+            got,
+            host3(w_ip.plan),
+            Tol::abs(1e-6),
+        );
         let (got, zeros) = block(&case, &sk, e);
         assert!(zeros, "sinkhorn example {e}: mass on padding");
         // The batch stops when its worst example converges, the lone
         // problem may stop earlier: compare to the tolerance's order.
         assert_close(
-            &got,
-            &host3(w_sk.plan),
-            1e-5,
-            &format!("sinkhorn example {e}"),
+            format!("sinkhorn example {e}"),
+            got,
+            host3(w_sk.plan),
+            Tol::abs(1e-5),
         );
     }
 }

@@ -42,20 +42,20 @@ pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> Result<TextTok
 pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> PretrainBatcher {
     let objectives = config.objectives.uniter();
     let single_stream = matches!(config.model.architecture, Architecture::SingleStream {});
-    PretrainBatcher {
-        world: world(config),
-        tokenizer,
-        max_text_len: config.data.max_text_len,
-        masking: MlmMasking {
+    PretrainBatcher::new(world(config), tokenizer, config.data.max_text_len)
+        .with_masking(MlmMasking {
             probability: config.data.mlm_probability,
             ..MlmMasking::default()
-        },
-        itm_negative_probability: config.data.itm_negative_probability,
-        fused_pairs: Some(config.data.fused_pairs),
-        detector: detector(config),
-        region_masking: (single_stream && objectives.masks_regions()).then(RegionMasking::uniter),
-        patch_masking: (single_stream && objectives.mpp > 0.0)
-            .then(|| PatchMasking::vilt(config.model.patch_size)),
-        vqa_answers: (single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic),
-    }
+        })
+        .with_itm_negative_probability(config.data.itm_negative_probability)
+        .with_fused_pairs(Some(config.data.fused_pairs))
+        .with_detector(detector(config))
+        .with_region_masking(
+            (single_stream && objectives.masks_regions()).then(RegionMasking::uniter),
+        )
+        .with_patch_masking(
+            (single_stream && objectives.mpp > 0.0)
+                .then(|| PatchMasking::vilt(config.model.patch_size)),
+        )
+        .with_vqa_answers((single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic))
 }

@@ -3,55 +3,29 @@
 //! inputs and PyTorch's outputs are in `tests/fixtures/` (generator:
 //! `tests/fixtures/gen_hf_reference.py`).
 
-use std::path::{Path, PathBuf};
-
 use burn::backend::NdArray;
 use burn::prelude::*;
-use burn::tensor::TensorData;
 use serde_json::Value;
 use vlp_models::{BertModel, ClipModel, ImportError, ShapeMismatch, ViTModel};
+use vlp_test_support::fixtures::{float_tensor, int_tensor};
+use vlp_test_support::{fixture, fixture_path, Tol};
 
 type B = NdArray;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
+/// PyTorch's inputs and outputs for the checkpoint in `tests/fixtures/<name>`.
+/// Also seeds the backend: the models are initialised before the
+/// checkpoint overwrites their parameters.
 fn reference(name: &str) -> Value {
-    let path = fixture(name).join("reference.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap()
-}
-
-fn shape(value: &Value) -> Vec<usize> {
-    value["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
+    B::seed(&Default::default(), 0);
+    fixture!(format!("{name}/reference.json"))
 }
 
 fn floats<const D: usize>(value: &Value) -> Tensor<B, D> {
-    let data: Vec<f32> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape(value)), &Default::default())
+    float_tensor(value, &Default::default())
 }
 
 fn ints(value: &Value) -> Tensor<B, 2, Int> {
-    let data: Vec<i64> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape(value)), &Default::default())
+    int_tensor(value, &Default::default())
 }
 
 /// `true` where the attention mask is 0.
@@ -62,20 +36,14 @@ fn padding(mask: &Value) -> Tensor<B, 2, Bool> {
 /// Asserts `got` equals PyTorch's `expected` to 1e-4 (absolute, or
 /// relative for entries larger than 1).
 fn assert_close<const D: usize>(what: &str, got: Tensor<B, D>, expected: &Value) {
-    let expected = floats::<D>(expected);
-    assert_eq!(got.dims(), expected.dims(), "{what}: shape");
-    let error = ((got - expected.clone()).abs() / (expected.abs() + 1.0))
-        .max()
-        .into_scalar();
-    eprintln!("{what}: largest error {error:.2e}");
-    assert!(error < 1e-4, "{what}: error {error} vs PyTorch");
+    vlp_test_support::assert_close(what, got, expected, Tol::scaled(1e-4));
 }
 
 #[test]
 fn bert_matches_pytorch() {
     let reference = reference("tiny_bert");
     let (model, report) =
-        BertModel::<B>::from_pretrained(&fixture("tiny_bert"), &Default::default())
+        BertModel::<B>::from_pretrained(&fixture_path!("tiny_bert"), &Default::default())
             .unwrap_or_else(|e| panic!("{e}"));
     // 5 embedding tensors, 16 per layer, 2 in the pooler.
     assert_eq!(report.loaded, 5 + 2 * 16 + 2, "{report}");
@@ -116,7 +84,7 @@ fn a_single_stream_model_starts_from_bert() {
         encoder: model.encoder,
         pooler: Some(model.pooler),
     };
-    bert.load_safetensors(&fixture("tiny_bert/model.safetensors"))
+    bert.load_safetensors(&fixture_path!("tiny_bert/model.safetensors"))
         .unwrap_or_else(|e| panic!("{e}"));
     (model.embeddings, model.encoder) = (bert.embeddings, bert.encoder);
     model.pooler = bert.pooler.unwrap();
@@ -128,8 +96,9 @@ fn a_single_stream_model_starts_from_bert() {
 #[test]
 fn vit_matches_pytorch() {
     let reference = reference("tiny_vit");
-    let (model, _) = ViTModel::<B>::from_pretrained(&fixture("tiny_vit"), &Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (model, _) =
+        ViTModel::<B>::from_pretrained(&fixture_path!("tiny_vit"), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
     let out = model.forward(floats(&reference["pixel_values"]));
     assert_close(
         "last_hidden_state",
@@ -146,8 +115,9 @@ fn vit_matches_pytorch() {
 #[test]
 fn clip_matches_pytorch() {
     let reference = reference("tiny_clip");
-    let (model, _) = ClipModel::<B>::from_pretrained(&fixture("tiny_clip"), &Default::default())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (model, _) =
+        ClipModel::<B>::from_pretrained(&fixture_path!("tiny_clip"), &Default::default())
+            .unwrap_or_else(|e| panic!("{e}"));
     // The fixture's end-of-text id (3) is not the largest id: pooling must
     // follow the config, not argmax(ids).
     assert_eq!(model.text_model.eos_token_id, Some(3));
@@ -195,7 +165,8 @@ fn clip_matches_pytorch() {
 
 #[test]
 fn a_checkpoint_that_does_not_fit_names_every_bad_key() {
-    let dir = fixture("tiny_bert_broken");
+    let dir = fixture_path!("tiny_bert_broken");
+    B::seed(&Default::default(), 0);
     let err = BertModel::<B>::from_pretrained(&dir, &Default::default()).unwrap_err();
     let message = err.to_string();
     let ImportError::Mismatch { path, mismatch } = err else {
@@ -236,11 +207,12 @@ fn a_checkpoint_that_does_not_fit_names_every_bad_key() {
 fn a_model_of_another_size_is_told_which_shapes_differ() {
     // The tiny BERT's weights into a model with 4 heads of width 12.
     let mut config =
-        vlp_models::BertConfig::from_hf_json(&fixture("tiny_bert/config.json")).unwrap();
+        vlp_models::BertConfig::from_hf_json(&fixture_path!("tiny_bert/config.json")).unwrap();
     config.hidden_size = 48;
+    B::seed(&Default::default(), 0);
     let mut model = config.init::<B>(&Default::default());
     let err = model
-        .load_safetensors(&fixture("tiny_bert/model.safetensors"))
+        .load_safetensors(&fixture_path!("tiny_bert/model.safetensors"))
         .unwrap_err();
     let ImportError::Mismatch { mismatch, .. } = err else {
         panic!("expected a key mismatch, got {err}");
@@ -257,7 +229,8 @@ fn a_model_of_another_size_is_told_which_shapes_differ() {
 
 #[test]
 fn missing_files_and_bad_configs_are_named() {
-    let missing = fixture("no_such_model");
+    let missing = fixture_path!("no_such_model");
+    B::seed(&Default::default(), 0);
     let err = BertModel::<B>::from_pretrained(&missing, &Default::default()).unwrap_err();
     assert!(matches!(err, ImportError::Io { .. }), "{err}");
     assert!(
@@ -266,7 +239,8 @@ fn missing_files_and_bad_configs_are_named() {
     );
 
     // A ViT config is not a BERT config.
-    let err = vlp_models::BertConfig::from_hf_json(&fixture("tiny_vit/config.json")).unwrap_err();
+    let err =
+        vlp_models::BertConfig::from_hf_json(&fixture_path!("tiny_vit/config.json")).unwrap_err();
     assert!(
         err.to_string()
             .contains("model_type is \"vit\", expected \"bert\""),
@@ -274,9 +248,10 @@ fn missing_files_and_bad_configs_are_named() {
     );
 
     // A config is not a checkpoint.
+    B::seed(&Default::default(), 0);
     let mut model = vlp_models::BertConfig::new(10, 8, 1, 2, 16).init::<B>(&Default::default());
     let err = model
-        .load_safetensors(&fixture("tiny_bert/config.json"))
+        .load_safetensors(&fixture_path!("tiny_bert/config.json"))
         .unwrap_err();
     assert!(matches!(err, ImportError::Checkpoint { .. }), "{err}");
     assert!(err.to_string().contains("tiny_bert/config.json"), "{err}");

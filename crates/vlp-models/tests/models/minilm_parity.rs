@@ -10,6 +10,7 @@ use burn::tensor::TensorData;
 use serde_json::Value;
 use tokenizers::Tokenizer;
 use vlp_models::{BertConfig, BertModel};
+use vlp_test_support::fixture;
 
 type B = NdArray;
 
@@ -26,13 +27,7 @@ fn assets() -> PathBuf {
 #[test]
 fn minilm_sentence_embeddings_match_pytorch() {
     let dir = assets();
-    let reference: Value = serde_json::from_str(
-        &std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/minilm_reference.json"),
-        )
-        .unwrap(),
-    )
-    .unwrap();
+    let reference: Value = fixture!("minilm_reference.json");
 
     let config = BertConfig::from_hf_json(&dir.join("config.json")).unwrap();
     assert_eq!(
@@ -48,6 +43,7 @@ fn minilm_sentence_embeddings_match_pytorch() {
         (30522, 384, 6, 12, 1536, 512, 2)
     );
     let device = Default::default();
+    B::seed(&device, 0);
     let (model, report) =
         BertModel::<B>::from_pretrained(&dir, &device).unwrap_or_else(|e| panic!("{e}"));
     // 5 embedding tensors, 16 per layer, the pooler's 2; the position ids buffer is skipped.

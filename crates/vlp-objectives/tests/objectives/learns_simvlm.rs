@@ -6,99 +6,62 @@
 
 use burn::backend::{Autodiff, NdArray};
 use burn::module::AutodiffModule;
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::synthetic::{Split, SyntheticWorld};
-use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
-use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{EncoderDecoderConfig, PrefixLmConfig};
-use vlp_objectives::{Pretrainer, SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
+use vlp_data::synthetic::Split;
+use vlp_objectives::{SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
+use vlp_test_support::models::{tiny_encoder_decoder, tiny_patches, tiny_prefix_lm};
+use vlp_test_support::tiny_world_batcher;
+use vlp_test_support::training::{train, Scenes};
 
-use super::serial;
+use super::{learning_seed, serial};
 
 type B = Autodiff<NdArray>;
-
-fn visual() -> VisualEmbeddingsConfig {
-    VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0))
-}
 
 #[test]
 fn encoder_decoder_prefix_lm_loss_falls() {
     loss_falls(|vocab| {
-        SimVlmArchitecture::EncoderDecoder(
-            EncoderDecoderConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
-        )
+        SimVlmArchitecture::EncoderDecoder(tiny_encoder_decoder(vocab, tiny_patches(32)))
     });
 }
 
 #[test]
 fn prefix_lm_stack_loss_falls() {
-    loss_falls(|vocab| {
-        SimVlmArchitecture::PrefixLm(
-            PrefixLmConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_layers(2)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
-        )
-    });
+    loss_falls(|vocab| SimVlmArchitecture::PrefixLm(tiny_prefix_lm(vocab, tiny_patches(32))));
 }
 
 fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
-    let world = SyntheticWorld::new(1, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
-    let special = tokenizer.special();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: None,
-        region_masking: None,
-        patch_masking: None,
-        vqa_answers: None,
-    };
+    let batcher = tiny_world_batcher(1);
+    let special = batcher.tokenizer.special();
     let device = Default::default();
     let _serial = serial();
-    B::seed(&device, 0);
+    B::seed(&device, learning_seed());
     let config = SimVlmPretrainerConfig::new(
         architecture(batcher.tokenizer.vocab_size()),
         special.cls,
         special.sep,
     );
-    let mut model: SimVlmPretrainer<B> = config.init(&device);
-    let mut optimizer = AdamWConfig::new().init::<B, SimVlmPretrainer<B>>();
-    let indices: Vec<usize> = (0..16).collect();
-    let mut history = Vec::new();
-    for step in 0..100 {
-        let host = batcher
-            .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(step))
-            .unwrap();
-        let output = model.forward(&host.to_device(&device));
-        history.push(output.loss.clone().into_scalar().elem::<f32>());
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(2e-3, model, grads);
-    }
-    let mean = |steps: &[f32]| steps.iter().sum::<f32>() / steps.len() as f32;
-    let (start, end) = (mean(&history[..5]), mean(&history[history.len() - 10..]));
+    let model: SimVlmPretrainer<B> = config.init(&device);
+    let (model, history) = train(model, &batcher, Scenes::Fixed(16), 100, 2e-3, &device);
+    let (start, end) = (
+        history.start_loss("prefix_lm", 5),
+        history.end_loss("prefix_lm", 10),
+    );
     let vocab = batcher.tokenizer.vocab_size() as f32;
     assert!(start > 0.8 * vocab.ln(), "starts near chance: {start}");
-    assert!(end < 0.4 * start, "PrefixLM loss: {start} -> {end}");
+    // Measured (model seeds 0, 1, 2, both layouts): falls of 72.0-75.0%;
+    // the margin is half of the smallest.
+    assert!(
+        end < (1.0 - 0.36) * start,
+        "PrefixLM loss: {start} -> {end}"
+    );
 
     // Trained, it captions from [CLS] alone: words, no special tokens.
     let host = batcher
         .batch(
             Split::Train,
-            &indices[..4],
+            &[0, 1, 2, 3],
             &mut ChaCha8Rng::seed_from_u64(0),
         )
         .unwrap();

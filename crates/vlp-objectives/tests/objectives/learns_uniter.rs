@@ -1,63 +1,67 @@
 //! Every objective of the configurable single-stream pre-trainer learns: a
 //! tiny region model trained on all of them at once (weighted sum) for 150
 //! steps on a fixed set of synthetic scenes drives each objective's loss
-//! below its start and moves its own metric the right way. ITM with random
-//! negatives is computed but not asserted: it stays at chance this short
-//! (as in `learns.rs`); the ablation measures it over a longer run.
+//! below its start by a margin and moves its own metric the right way by a
+//! margin (see `MARGINS`; ITM, which this short mixed run leaves near
+//! chance, has its own test in `learns.rs`).
 
 use burn::backend::{Autodiff, NdArray};
-use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
-use vlp_data::{AnswerVocabulary, MlmMasking, PretrainBatcher, RegionMasking, TextTokenizer};
-use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
+use vlp_data::synthetic::Split;
+use vlp_data::{AnswerVocabulary, RegionMasking};
 use vlp_objectives::{
     Objective, Pretrainer, RankBy, RetrievalModel, UniterObjectives, UniterPretrainer,
     UniterPretrainerConfig, WeightedObjective,
 };
+use vlp_test_support::models::{tiny_patches, tiny_regions, tiny_single_stream};
+use vlp_test_support::training::{mlm_unigram_entropy, train, Scenes};
+use vlp_test_support::{tiny_region_batcher, tiny_world_batcher};
 
-use super::serial;
+use super::{learning_seed, serial};
 
 type B = Autodiff<NdArray>;
 
 const STEPS: u64 = 150;
+const SCENES: Scenes = Scenes::Fixed(12);
 const NAMES: [&str; 8] = ["itc", "mlm", "itm", "mrfr", "mrc", "mrc_kl", "wra", "vqa"];
+
+/// Per objective (ITM aside): the least fall of its loss, as a fraction of
+/// its start, and the least move of its metric in the right direction
+/// (MRFR's metric is its error, which falls; every other metric rises;
+/// `None`: not asserted). About half of the smallest move measured over
+/// model seeds 0, 1, 2 (`VLP_LEARNING_SEED`; the test prints every move):
+///
+/// | objective | loss fall (seeds 0/1/2) | metric move (seeds 0/1/2) |
+/// |---|---|---|
+/// | itc    | 94.2 / 94.6 / 94.3% | +0.65 / +0.72 / +0.77 |
+/// | mlm    | 40.5 / 40.2 / 40.2% | +0.22 / +0.16 / +0.15 |
+/// | mrfr   | 56.4 / 60.1 / 55.5% | -0.64 / -0.68 / -0.62 |
+/// | mrc    | 73.6 / 81.2 / 72.8% | +0.79 / +0.75 / +0.57 |
+/// | mrc_kl | 69.3 / 76.1 / 70.2% | +0.68 / +0.80 / +0.52 |
+/// | wra    | 88.6 / 76.1 / 96.1% | +0.04 / -0.01 / +0.08 (too noisy to assert) |
+/// | vqa    | 80.4 / 79.3 / 76.7% | +0.40 / +0.48 / +0.44 |
+const MARGINS: [(&str, f32, Option<f32>); 7] = [
+    ("itc", 0.47, Some(0.32)),
+    ("mlm", 0.2, Some(0.07)),
+    ("mrfr", 0.27, Some(0.31)),
+    ("mrc", 0.36, Some(0.28)),
+    ("mrc_kl", 0.35, Some(0.26)),
+    ("wra", 0.38, None),
+    ("vqa", 0.38, Some(0.2)),
+];
 
 #[test]
 fn every_objective_learns_on_a_fixed_set_of_regions() {
-    let detector_config = DetectorConfig::default();
-    let world = SyntheticWorld::new(1, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
     let answers = AnswerVocabulary::synthetic();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: Some(SyntheticDetector::new(1, detector_config)),
-        region_masking: Some(RegionMasking::uniter()),
-        patch_masking: None,
-        vqa_answers: Some(answers.clone()),
-    };
+    let batcher = tiny_region_batcher(1)
+        .with_region_masking(Some(RegionMasking::uniter()))
+        .with_vqa_answers(Some(answers.clone()));
     let device = Default::default();
     let _serial = serial();
-    B::seed(&device, 0);
-    let model_config = SingleStreamConfig::new(
-        batcher.tokenizer.vocab_size(),
-        VisualEmbeddingsConfig::Regions(
-            RegionEmbeddingsConfig::new(detector_config.feature_size, 32).with_dropout(0.0),
-        ),
-    )
-    .with_hidden_size(32)
-    .with_num_layers(2)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
+    B::seed(&device, learning_seed());
+    let model_config = tiny_single_stream(batcher.tokenizer.vocab_size(), tiny_regions(32), 2);
     let objectives = UniterObjectives::new()
         .with_mlm(1.0)
         .with_itm(1.0)
@@ -68,45 +72,37 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
         .with_wra(1.0)
         .with_vqa(1.0);
     let num_classes = vlp_data::synthetic::NUM_DETECTOR_LABELS;
-    let mut model: UniterPretrainer<B> = UniterPretrainerConfig::new(model_config, objectives)
+    let model: UniterPretrainer<B> = UniterPretrainerConfig::new(model_config, objectives)
         .with_num_region_classes(num_classes)
         .with_num_answers(answers.len())
         .with_itc_embed_dim(32)
         .init(&device)
         .unwrap();
-    let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
-    let indices: Vec<usize> = (0..12).collect();
-    let mut losses = Vec::new();
-    let mut metrics = Vec::new();
-    for step in 0..STEPS {
-        let host = batcher
-            .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(step))
-            .unwrap();
-        let output = model.forward(&host.to_device(&device));
-        let names: Vec<&str> = output.objectives.iter().map(|o| o.name).collect();
-        assert_eq!(names, NAMES);
-        losses.push(NAMES.map(|name| {
-            let o = output.objective(name).unwrap();
-            o.loss.clone().into_scalar().elem::<f32>()
-        }));
-        metrics.push(NAMES.map(|name| output.objective(name).unwrap().metric));
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(2e-3, model, grads);
-    }
-    let mean =
-        |rows: &[[f32; 8]], k: usize| rows.iter().map(|r| r[k]).sum::<f32>() / rows.len() as f32;
+    let (_, history) = train(model, &batcher, SCENES, STEPS, 2e-3, &device);
+    assert_eq!(history.names, NAMES);
     let mut failures = Vec::new();
-    for (k, name) in NAMES.iter().enumerate().filter(|(_, &name)| name != "itm") {
-        let (start, end) = (mean(&losses[..5], k), mean(&losses[losses.len() - 10..], k));
-        let (m0, m1) = (
-            mean(&metrics[..5], k),
-            mean(&metrics[metrics.len() - 10..], k),
-        );
-        eprintln!("{name}: loss {start:.4} -> {end:.4}, metric {m0:.4} -> {m1:.4}");
-        failures.extend((end >= start).then(|| format!("{name} loss {start} -> {end}")));
-        // MRFR's metric is its error (falls); every other metric rises.
-        let better = if *name == "mrfr" { m1 < m0 } else { m1 > m0 };
-        failures.extend((!better).then(|| format!("{name} metric {m0} -> {m1}")));
+    for (name, loss_fall, metric_move) in MARGINS {
+        let (start, end) = (history.start_loss(name, 5), history.end_loss(name, 10));
+        let (m0, m1) = (history.start_metric(name, 5), history.end_metric(name, 10));
+        println!("{name}: loss {start:.4} -> {end:.4}, metric {m0:.4} -> {m1:.4}");
+        if end > (1.0 - loss_fall) * start {
+            failures.push(format!("{name} loss {start} -> {end}"));
+        }
+        let moved = if name == "mrfr" { m0 - m1 } else { m1 - m0 };
+        if metric_move.is_some_and(|least| moved < least) {
+            failures.push(format!("{name} metric {m0} -> {m1}"));
+        }
+    }
+    // MLM's loss also ends below the unigram entropy of its targets (the
+    // best a model ignoring its input does): measured 0.079 / 0.107 / 0.084
+    // below over seeds 0/1/2. (Its accuracy, 0.219 / 0.180 / 0.162 vs the
+    // majority token's 0.149, is no clear margin in this mixed run:
+    // `learns::mlm_beats_...` asserts it.)
+    let entropy = mlm_unigram_entropy(&batcher, SCENES, STEPS - 10..STEPS);
+    let loss = history.end_loss("mlm", 10);
+    println!("mlm loss {loss:.4} vs unigram entropy {entropy:.4}");
+    if loss > entropy - 0.04 {
+        failures.push(format!("mlm loss {loss} vs unigram entropy {entropy}"));
     }
     assert!(failures.is_empty(), "{failures:?}");
 }
@@ -118,35 +114,11 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
 #[test]
 fn a_sampled_step_computes_only_the_drawn_objective() {
     type I = NdArray;
-    let world = SyntheticWorld::new(1, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: Some(SyntheticDetector::new(1, DetectorConfig::default())),
-        region_masking: None,
-        patch_masking: None,
-        vqa_answers: None,
-    };
+    let batcher = tiny_region_batcher(1);
     let device = Default::default();
     let _serial = serial();
     I::seed(&device, 0);
-    let model_config = SingleStreamConfig::new(
-        batcher.tokenizer.vocab_size(),
-        VisualEmbeddingsConfig::Regions(
-            RegionEmbeddingsConfig::new(DetectorConfig::default().feature_size, 32)
-                .with_dropout(0.0),
-        ),
-    )
-    .with_hidden_size(32)
-    .with_num_layers(1)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
+    let model_config = tiny_single_stream(batcher.tokenizer.vocab_size(), tiny_regions(32), 1);
     let objectives = UniterObjectives::new()
         .with_mlm(2.0)
         .with_itm(2.0)
@@ -220,73 +192,42 @@ fn a_sampled_step_computes_only_the_drawn_objective() {
 #[test]
 fn masked_patch_prediction_learns_and_hides_the_masked_pixels() {
     use vlp_data::{HostVisual, PatchMasking};
-    use vlp_features::PatchEmbeddingsConfig;
-    let world = SyntheticWorld::new(1, 32);
-    let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(200), 200).unwrap();
+    // The tiny patches are 8 pixels wide.
     let patch = 8;
-    let batcher = PretrainBatcher {
-        world,
-        tokenizer,
-        max_text_len: 40,
-        masking: MlmMasking::default(),
-        itm_negative_probability: 0.5,
-        fused_pairs: None,
-        detector: None,
-        region_masking: None,
-        patch_masking: Some(PatchMasking::vilt(patch)),
-        vqa_answers: None,
-    };
+    let batcher = tiny_world_batcher(1).with_patch_masking(Some(PatchMasking::vilt(patch)));
     let device = Default::default();
     let _serial = serial();
-    B::seed(&device, 0);
-    let model_config = SingleStreamConfig::new(
-        batcher.tokenizer.vocab_size(),
-        VisualEmbeddingsConfig::Patches(
-            PatchEmbeddingsConfig::new(32, patch, 32).with_dropout(0.0),
-        ),
-    )
-    .with_hidden_size(32)
-    .with_num_layers(1)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
-    let mut model: UniterPretrainer<B> =
+    B::seed(&device, learning_seed());
+    let model_config = tiny_single_stream(batcher.tokenizer.vocab_size(), tiny_patches(32), 1);
+    let model: UniterPretrainer<B> =
         UniterPretrainerConfig::new(model_config, UniterObjectives::new().with_mpp(1.0))
             .init(&device)
             .unwrap();
-    let mut optimizer = AdamWConfig::new().init::<B, UniterPretrainer<B>>();
-    let indices: Vec<usize> = (0..12).collect();
-    let (mut losses, mut accuracies) = (Vec::new(), Vec::new());
-    for step in 0..80 {
-        let host = batcher
-            .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(step))
-            .unwrap();
-        let output = model.forward(&host.to_device(&device));
-        let mpp = output.objective("mpp").unwrap();
-        assert_eq!(mpp.metric_name, "accuracy");
-        losses.push(mpp.loss.clone().into_scalar().elem::<f32>());
-        accuracies.push(mpp.metric);
-        let grads = GradientsParams::from_grads(output.loss.backward(), &model);
-        model = optimizer.step(3e-3, model, grads);
-    }
-    let mean = |values: &[f32]| values.iter().sum::<f32>() / values.len() as f32;
-    let (start, end) = (mean(&losses[..5]), mean(&losses[losses.len() - 10..]));
+    let (model, history) = train(model, &batcher, SCENES, 80, 3e-3, &device);
+    let (start, end) = (history.start_loss("mpp", 5), history.end_loss("mpp", 10));
     let (a0, a1) = (
-        mean(&accuracies[..5]),
-        mean(&accuracies[accuracies.len() - 10..]),
+        history.start_metric("mpp", 5),
+        history.end_metric("mpp", 10),
     );
-    eprintln!("mpp: loss {start:.4} -> {end:.4}, accuracy {a0:.4} -> {a1:.4}");
+    println!("mpp: loss {start:.4} -> {end:.4}, accuracy {a0:.4} -> {a1:.4}");
     assert!(
         (start - (256f32).ln()).abs() < 1.0,
         "starts near ln 256: {start}"
     );
-    assert!(end < start - 1.0, "loss {start} -> {end}");
-    assert!(a1 > a0 + 0.1, "accuracy {a0} -> {a1}");
+    // Measured (model seeds 0, 1, 2, two runs each): the loss falls by
+    // 2.73-2.88 / 2.84-2.87 / 2.93 nats, the accuracy rises by 0.29-0.32 /
+    // 0.27 / 0.31-0.33; the margins are about half of the smallest.
+    assert!(end < start - 1.35, "loss {start} -> {end}");
+    assert!(a1 > a0 + 0.13, "accuracy {a0} -> {a1}");
 
     use burn::module::AutodiffModule;
     let model = model.valid();
     let mut host = batcher
-        .batch(Split::Train, &indices, &mut ChaCha8Rng::seed_from_u64(99))
+        .batch(
+            Split::Train,
+            &(0..12).collect::<Vec<_>>(),
+            &mut ChaCha8Rng::seed_from_u64(99),
+        )
         .unwrap();
     let loss = |host: &vlp_data::HostPretrainBatch| {
         let output = model.forward(&host.to_device(&device));

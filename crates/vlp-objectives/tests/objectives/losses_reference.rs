@@ -7,42 +7,32 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use burn::tensor::{TensorData, Tolerance};
 use serde_json::Value;
+use std::sync::MutexGuard;
 use vlp_objectives::{
     cross_entropy, gather_positions, itc_loss, itm_loss, mlm_loss, ItcHeadConfig, ItmHeadConfig,
     MlmHeadConfig,
 };
+use vlp_test_support::fixtures::float_tensor;
+use vlp_test_support::{seeded, Tol};
 
 type B = NdArray;
 
-fn fixture() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/losses.json");
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+/// `fixtures/losses.json`, and the backend seeded (the guard holds the
+/// generator while the heads' `init` draws, before the fixture's weights
+/// replace them).
+fn fixture() -> (MutexGuard<'static, ()>, Value) {
+    let seeded = seeded::<B>(&Default::default(), 0);
+    (seeded, vlp_test_support::fixture!("losses.json"))
 }
 
 fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
-    let shape: Vec<usize> = value["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect();
-    let data: Vec<f32> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape), &Default::default())
+    float_tensor(value, &Default::default())
 }
 
 fn int(value: &Value) -> Tensor<B, 1, Int> {
-    let data: Vec<i64> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
+    let data = vlp_test_support::fixtures::f64s(value);
     let len = data.len();
+    let data: Vec<i64> = data.into_iter().map(|x| x as i64).collect();
     Tensor::from_data(TensorData::new(data, [len]), &Default::default())
 }
 
@@ -51,17 +41,16 @@ fn set_linear(linear: &mut Linear<B>, weight: &Value, bias: &Value) {
     linear.bias = Some(Param::from_tensor(float(bias)));
 }
 
+/// A loss to 1e-5 relative to `max(1, |expected|)` (the panic names the caller's line).
+#[track_caller]
 fn assert_close(got: f32, expected: &Value) {
-    let expected = expected.as_f64().unwrap() as f32;
-    assert!(
-        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
-        "got {got}, expected {expected}"
-    );
+    vlp_test_support::assert_close("loss", got, expected, Tol::scaled(1e-5));
 }
 
 #[test]
 fn mlm_head_and_loss_match_numpy() {
-    let f = &fixture()["mlm"];
+    let (_seeded, f) = fixture();
+    let f = &f["mlm"];
     let device = Default::default();
     let mut head = MlmHeadConfig::new(6, 7).init::<B>(&device);
     set_linear(&mut head.dense, &f["dense_w"], &f["dense_b"]);
@@ -90,7 +79,8 @@ fn nothing_masked_gives_zero_loss() {
 
 #[test]
 fn itm_loss_matches_numpy() {
-    let f = &fixture()["itm"];
+    let (_seeded, f) = fixture();
+    let f = &f["itm"];
     let mut head = ItmHeadConfig::new(6).init::<B>(&Default::default());
     set_linear(&mut head.classifier, &f["w"], &f["b"]);
     let logits = head.forward(float(&f["pooled"]));
@@ -120,10 +110,12 @@ fn check_itc(f: &Value) {
 
 #[test]
 fn itc_loss_matches_numpy() {
-    check_itc(&fixture()["itc"]);
+    let (_seeded, f) = fixture();
+    check_itc(&f["itc"]);
 }
 
 #[test]
 fn itc_temperature_is_clamped() {
-    check_itc(&fixture()["itc_clamped"]);
+    let (_seeded, f) = fixture();
+    check_itc(&f["itc_clamped"]);
 }

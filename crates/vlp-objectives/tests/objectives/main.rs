@@ -10,15 +10,10 @@ mod learns_uniter;
 mod losses_reference;
 mod objectives_reference;
 
-use std::sync::{Mutex, MutexGuard};
+use vlp_test_support::serial;
 
-/// NdArray's random generator is global: tests of this binary that seed it
-/// and then initialise a model hold this lock for their whole run, or
-/// tests running in parallel would interleave their draws and each start
-/// from an unpredictable model.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+/// The seed of the learning tests' models (`VLP_LEARNING_SEED`, default 0):
+/// the margins were chosen from runs over several seeds.
+fn learning_seed() -> u64 {
+    std::env::var("VLP_LEARNING_SEED").map_or(0, |seed| seed.parse().expect("a u64 seed"))
 }

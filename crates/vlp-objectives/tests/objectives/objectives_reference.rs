@@ -12,54 +12,26 @@ use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use vlp_objectives::*;
 use vlp_ot::{WraConfig, WraReduction};
+use vlp_test_support::fixtures::{bool_tensor, float_tensor, int_tensor, shape};
+use vlp_test_support::{seeded, Tol};
 
 type B = NdArray;
 
+/// `fixtures/objectives/<name>.json`.
 fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/objectives/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
-}
-
-fn shape(value: &Value) -> Vec<usize> {
-    value["shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d.as_u64().unwrap() as usize)
-        .collect()
+    vlp_test_support::fixture!(format!("objectives/{name}.json"))
 }
 
 fn float<const D: usize>(value: &Value) -> Tensor<B, D> {
-    let data: Vec<f32> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape(value)), &Default::default())
+    float_tensor(value, &Default::default())
 }
 
 fn int<const D: usize>(value: &Value) -> Tensor<B, D, Int> {
-    let data: Vec<i64> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_i64().unwrap())
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape(value)), &Default::default())
+    int_tensor(value, &Default::default())
 }
 
 fn boolean<const D: usize>(value: &Value) -> Tensor<B, D, Bool> {
-    let data: Vec<bool> = value["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_bool().unwrap())
-        .collect();
-    Tensor::from_data(TensorData::new(data, shape(value)), &Default::default())
+    bool_tensor(value, &Default::default())
 }
 
 fn ints(tensor: Tensor<B, 1, Int>) -> Vec<i64> {
@@ -81,17 +53,16 @@ fn scalar(loss: Tensor<B, 1>) -> f64 {
     loss.into_scalar() as f64
 }
 
+/// A scalar to 1e-5 relative to `max(1, |expected|)` (the panic names the caller's line).
+#[track_caller]
 fn assert_close(got: f64, expected: &Value) {
-    let expected = expected.as_f64().unwrap();
-    assert!(
-        (got - expected).abs() <= 1e-5 * expected.abs().max(1.0),
-        "got {got}, expected {expected}"
-    );
+    vlp_test_support::assert_close("scalar", got, expected, Tol::scaled(1e-5));
 }
 
+/// A tensor to 1e-5 absolute.
+#[track_caller]
 fn assert_tensor_close<const D: usize>(got: Tensor<B, D>, expected: &Value) {
-    got.into_data()
-        .assert_approx_eq::<f32>(&float::<D>(expected).into_data(), Tolerance::absolute(1e-5));
+    vlp_test_support::assert_close("tensor", got, expected, Tol::abs(1e-5));
 }
 
 // ---- MVM -----------------------------------------------------------------
@@ -101,6 +72,7 @@ fn feature_regression_head_and_loss_match_uniter() {
     let f = fixture("mvm");
     let r = &f["reg"];
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = MvmRegressionHeadConfig::new(4, 6).init::<B>(&device);
     set_linear(&mut head.dense, &r["dense_w"], &r["dense_b"]);
     set_layer_norm(&mut head.layer_norm, &r["gamma"], &r["beta"]);
@@ -127,6 +99,7 @@ fn feature_classification_losses_match_uniter() {
     let f = fixture("mvm");
     let c = &f["cls"];
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = MvmClassificationHeadConfig::new(4, 5).init::<B>(&device);
     set_linear(&mut head.dense, &c["dense_w"], &c["dense_b"]);
     set_layer_norm(&mut head.layer_norm, &c["gamma"], &c["beta"]);
@@ -192,6 +165,7 @@ fn masked_patch_prediction_matches_vilt() {
     let loss = masked_patch_loss(float(&p["logits"]), int(&p["targets"])).unwrap();
     assert_close(scalar(loss), &p["loss"]);
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let none = masked_patch_loss(
         Tensor::<B, 3>::zeros([0, 3, 256], &device),
         Tensor::zeros([0, 3], &device),
@@ -208,6 +182,7 @@ fn masked_patch_prediction_matches_vilt() {
 fn dual_stream_itm_heads_match_reference() {
     let f = fixture("itm");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     for (fusion, key) in [
         (DualStreamFusion::Product, "product"),
         (DualStreamFusion::Concat, "concat"),
@@ -282,6 +257,7 @@ fn hard_negative_frequencies_follow_the_softmax_weights() {
 #[test]
 fn a_batch_of_one_has_no_hard_negative() {
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let result = hard_negative_indices(
         Tensor::<B, 2>::zeros([1, 1], &device),
         Tensor::<B, 2>::zeros([2, 1], &device),
@@ -305,6 +281,7 @@ fn a_batch_of_one_has_no_hard_negative() {
 fn clip_logit_scale_is_clamped_as_open_clip() {
     let f = fixture("itc");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let config =
         ItcHeadConfig::new(4).with_parameterization(TemperatureParameterization::LogitScale);
     let mut head = config.init::<B>(&device);
@@ -322,6 +299,7 @@ fn clip_logit_scale_is_clamped_as_open_clip() {
 fn queue_loss_with_distillation_matches_albef() {
     let f = fixture("itc");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let mut queue = ItcQueue::<B>::new(5);
     queue
         .enqueue(float(&f["queue_text"]), float(&f["queue_image"]))
@@ -422,6 +400,7 @@ fn wra_distances_match_uniter_ipot() {
 fn wra_with_an_all_padding_row_is_an_error() {
     let f = fixture("wra");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let none = Tensor::<B, 2, Bool>::from_data(TensorData::new(vec![false; 18], [3, 6]), &device);
     let result = wra_loss(
         float(&f["text_hidden"]),
@@ -440,6 +419,7 @@ fn wra_with_an_all_padding_row_is_an_error() {
 fn fom_head_and_loss_match_hero() {
     let f = fixture("fom");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = FomHeadConfig::new(4, 5).init::<B>(&device);
     set_linear(&mut head.classifier, &f["w"], &f["b"]);
     let logits = head.forward(float(&f["hidden"]));
@@ -461,6 +441,7 @@ fn fom_head_and_loss_match_hero() {
 fn vqa_head_loss_and_score_match_uniter() {
     let f = fixture("vqa");
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let mut head = VqaHeadConfig::new(4, 6).init::<B>(&device);
     set_linear(&mut head.dense, &f["w1"], &f["b1"]);
     set_layer_norm(&mut head.layer_norm, &f["gamma"], &f["beta"]);
@@ -510,6 +491,7 @@ fn lm_and_prefix_lm_losses_match_torch() {
     );
     // All labels ignored (PyTorch gives NaN): 0. A split past the end: same.
     let device = Default::default();
+    let _seeded = seeded::<B>(&device, 0);
     let ignored = Tensor::<B, 2, Int>::full([2, 5], IGNORE_LABEL, &device);
     assert_eq!(scalar(lm_loss(logits.clone(), ignored, 0.1).unwrap()), 0.0);
     let late = Tensor::<B, 1, Int>::full([2], 5, &device);
