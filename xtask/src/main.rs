@@ -1,3 +1,7 @@
+//! `cargo xtask`: the vlp runner's command line (pretrain, eval, presets,
+//! ablate, bench, test, assets); the work is in the library crates and
+//! `xtask`'s modules, this file parses arguments and prints.
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

@@ -87,7 +87,6 @@ impl Trainer for DeterministicWordPieceTrainer {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::TextTokenizer;
 
     /// A corpus full of ties (every letter and pair as frequent as the next)

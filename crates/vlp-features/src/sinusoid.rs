@@ -45,7 +45,7 @@ mod tests {
     fn closed_form(pos: usize, column: usize, width: usize) -> f64 {
         let i = column / 2;
         let angle = pos as f64 * (-(10_000f64.ln()) * (2 * i) as f64 / width as f64).exp();
-        if column % 2 == 0 {
+        if column.is_multiple_of(2) {
             angle.sin()
         } else {
             angle.cos()

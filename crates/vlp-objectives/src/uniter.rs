@@ -463,8 +463,6 @@ impl<B: Backend> RetrievalModel<B> for UniterPretrainer<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::NdArray;
-    use burn::tensor::TensorData;
 
     #[test]
     fn invalid_choices_are_named() {

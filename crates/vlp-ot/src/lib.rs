@@ -89,6 +89,14 @@ pub mod ipot;
 pub mod sinkhorn;
 pub mod wra;
 
+pub use batch::{CostBatch, HostPlans, Padding};
+pub use cost::{cosine_cost, squared_euclidean_cost, CostKind, COSINE_EPS};
+pub use error::{OtError, Result};
+pub use exact::{emd, exact, exact_host, EmdSolution, ExactConfig};
+pub use ipot::{ipot, ipot_host, ipot_via_host, IpotConfig, PlanOutput};
+pub use sinkhorn::{sinkhorn, sinkhorn_host, SinkhornConfig, SinkhornHostOutput, SinkhornOutput};
+pub use wra::{wra_distance, wra_loss, wra_objective, SolverPath, WraConfig, WraReduction};
+
 /// Deterministic pseudo-random inputs of the unit tests.
 #[cfg(test)]
 mod test_rng {
@@ -117,11 +125,3 @@ mod test_rng {
             .collect()
     }
 }
-
-pub use batch::{CostBatch, HostPlans, Padding};
-pub use cost::{cosine_cost, squared_euclidean_cost, CostKind, COSINE_EPS};
-pub use error::{OtError, Result};
-pub use exact::{emd, exact, exact_host, EmdSolution, ExactConfig};
-pub use ipot::{ipot, ipot_host, ipot_via_host, IpotConfig, PlanOutput};
-pub use sinkhorn::{sinkhorn, sinkhorn_host, SinkhornConfig, SinkhornHostOutput, SinkhornOutput};
-pub use wra::{wra_distance, wra_loss, wra_objective, SolverPath, WraConfig, WraReduction};

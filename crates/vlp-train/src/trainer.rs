@@ -397,8 +397,7 @@ mod tests {
                 |m, x| Ok(output(m, x, f32::NAN)),
                 |m, _| Ok(m),
             )
-            .err()
-            .expect("a NaN loss is an error");
+            .expect_err("a NaN loss is an error");
         assert!(
             matches!(err, TrainError::NonFiniteLoss { step: 3, .. }),
             "{err}"
