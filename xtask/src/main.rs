@@ -88,7 +88,7 @@ struct PretrainArgs {
     /// Micro-batches per step, run at the same time on the CPU threads [config: micro_batches].
     #[arg(long)]
     micro_batches: Option<usize>,
-    /// Backend and device: ndarray, flex, wgpu[:N], cuda[:N] (default: flex if compiled in).
+    /// Backend and device: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
     #[arg(long, value_parser = parse_device)]
     device: Option<DeviceSpec>,
     /// Seed of data, initialisation and sampling [config: seed].

@@ -34,6 +34,14 @@
 //! embed_sentences` embeds sentences with all-MiniLM-L6-v2 (from
 //! `cargo xtask assets`) this way.
 
+// The public configuration fields and sub-modules (named after the
+// checkpoint keys they load) are not documented one by one yet; this
+// expectation fails as soon as they are, so it cannot outlive them.
+#![expect(
+    missing_docs,
+    reason = "vlp-models' public fields get their docs with the TransformerSize change (issue 14)"
+)]
+
 mod attention;
 mod bert;
 mod clip;

@@ -1,9 +1,10 @@
 //! Helpers shared by the tests of the vlp crates (a dev-dependency only):
 //! reading the committed fixtures ([`fixture!`], [`fixtures`]), comparing
 //! numbers against a reference with one tolerance rule ([`assert_close`]),
-//! and the tiny synthetic-world batchers ([`batchers`]), models
-//! ([`models`]) and training loop ([`training`], feature `pretrainers`) that the learning
-//! and parity tests share, so a change of a constructor touches one file.
+//! and the tiny synthetic-world batchers ([`batchers`]), models (`models`)
+//! and training loop (`training`; both with the feature `pretrainers`) that
+//! the learning and parity tests share, so a change of a constructor touches
+//! one file.
 
 pub mod batchers;
 mod close;

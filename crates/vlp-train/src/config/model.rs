@@ -21,7 +21,9 @@ pub enum VisualKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CnnLayout {
+    /// ResNet-18 (basic blocks).
     Resnet18,
+    /// ResNet-50 (bottleneck blocks), the detectors' and Pixel-BERT's backbone.
     Resnet50,
 }
 
@@ -29,8 +31,11 @@ pub enum CnnLayout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
+    /// Word, position and type embeddings of the text.
     TextEmbeddings,
+    /// The visual embeddings (regions, grid or patches).
     Visual,
+    /// The transformer over text and image.
     Encoder,
 }
 
@@ -58,34 +63,46 @@ pub enum Architecture {
     /// (ViLBERT co-attention, LXMERT cross-modality layers); the text stack
     /// uses the `[model]` widths.
     DualStream {
+        /// ViLBERT's co-attention or LXMERT's cross-modality layers.
         co_attention: CoAttentionKind,
+        /// Layers of the text-only stack.
         text_layers: usize,
+        /// Layers of the vision-only stack.
         visual_layers: usize,
+        /// Cross-modal layers.
         cross_layers: usize,
         /// Width of the vision stack (default: `model.hidden_size`).
         #[serde(default)]
         visual_hidden_size: Option<usize>,
+        /// Attention heads of the vision stack (default: `model.num_heads`).
         #[serde(default)]
         visual_num_heads: Option<usize>,
+        /// Feed-forward width of the vision stack (default: `model.intermediate_size`).
         #[serde(default)]
         visual_intermediate_size: Option<usize>,
         /// Width of ViLBERT's co-attention (default: the vision width).
         #[serde(default)]
         bi_hidden_size: Option<usize>,
+        /// Heads of ViLBERT's co-attention (default: the vision heads).
         #[serde(default)]
         bi_num_heads: Option<usize>,
     },
     /// ALBEF: a text encoder and an image encoder, then fusion layers whose
     /// cross-attention reads the image; text and fusion use the `[model]` widths.
     Fusion {
+        /// Layers of the text encoder.
         text_layers: usize,
+        /// Fusion layers (self-attention, cross-attention to the image).
         fusion_layers: usize,
+        /// Layers of the image encoder (a ViT).
         image_layers: usize,
         /// Width of the image encoder (default: `model.hidden_size`).
         #[serde(default)]
         image_hidden_size: Option<usize>,
+        /// Attention heads of the image encoder (default: `model.num_heads`).
         #[serde(default)]
         image_num_heads: Option<usize>,
+        /// Feed-forward width of the image encoder (default: `model.intermediate_size`).
         #[serde(default)]
         image_intermediate_size: Option<usize>,
         /// ALBEF's momentum distillation: ITC also contrasts against the
@@ -103,15 +120,20 @@ pub enum Architecture {
     /// CLIP: a causal text transformer and an image transformer, no fusion,
     /// projections into a shared space; the image tower uses the `[model]` widths.
     DualEncoder {
+        /// Layers of the causal text transformer.
         text_layers: usize,
+        /// Layers of the image transformer.
         image_layers: usize,
         /// Width of the text tower (default: `model.hidden_size`).
         #[serde(default)]
         text_hidden_size: Option<usize>,
+        /// Attention heads of the text tower (default: `model.num_heads`).
         #[serde(default)]
         text_num_heads: Option<usize>,
+        /// Feed-forward width of the text tower (default: `model.intermediate_size`).
         #[serde(default)]
         text_intermediate_size: Option<usize>,
+        /// Width of the shared embedding space both towers project into.
         projection_dim: usize,
         /// "clip" (last text token, image class token) or "mean".
         #[serde(default)]
@@ -121,7 +143,9 @@ pub enum Architecture {
     /// decoder (causal self-attention, cross-attention to the encoder) over
     /// the rest of the text; trained with PrefixLM, evaluated by captioning.
     EncoderDecoder {
+        /// Layers of the encoder over image and text prefix.
         encoder_layers: usize,
+        /// Layers of the decoder over the rest of the text.
         decoder_layers: usize,
     },
     /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
@@ -225,13 +249,19 @@ pub struct ModelConfig {
     /// Rows of the text position table (default: `data.max_text_len`);
     /// a checkpoint to start from fixes it (BERT: 512).
     pub max_position_embeddings: Option<usize>,
+    /// Patch features: side of a square patch in pixels.
     pub patch_size: usize,
     /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
     pub box_geometry: GeometryKind,
+    /// Width of the transformer (the text stack's in two-stack families).
     pub hidden_size: usize,
+    /// Layers of the single-stream and PrefixLM transformers.
     pub num_layers: usize,
+    /// Attention heads.
     pub num_heads: usize,
+    /// Width of the feed-forward blocks.
     pub intermediate_size: usize,
+    /// Dropout probability of embeddings, attention and feed-forward blocks.
     pub dropout: f64,
     /// Pre-norm layers when true, post-norm when false.
     pub norm_first: bool,

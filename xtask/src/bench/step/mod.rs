@@ -69,7 +69,7 @@ pub struct BenchStepArgs {
     /// "reference_samples_per_s", "vlp_rss_mib", "reference_rss_mib"}.
     #[arg(long)]
     pub json: Option<PathBuf>,
-    /// Backend and device of vlp: ndarray, flex, wgpu[:N], cuda[:N] (default: flex if compiled in).
+    /// Backend and device of vlp: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
     #[arg(long, value_parser = parse_device)]
     pub device: Option<DeviceSpec>,
     /// Threads for vlp (rayon pool) and for PyTorch.
