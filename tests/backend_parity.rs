@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp::data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
 use vlp::data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp::features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp::models::SingleStreamConfig;
+use vlp::models::{SingleStreamConfig, TransformerSize};
 use vlp::objectives::{
     Pretrainer, RetrievalModel, UniterObjectives, UniterPretrainer, UniterPretrainerConfig,
 };
@@ -26,11 +26,7 @@ fn config(vocab_size: usize, regions: bool) -> UniterPretrainerConfig {
         VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0))
     };
     let model = SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(32)
-        .with_num_layers(2)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0);
+        .with_transformer(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0));
     UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 

@@ -15,18 +15,14 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
+use vlp_models::{SingleStreamConfig, TransformerSize};
 use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
 
 fn config(vocab_size: usize) -> UniterPretrainerConfig {
     let visual =
         VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0));
     let model = SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(32)
-        .with_num_layers(1)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0);
+        .with_transformer(TransformerSize::of(32, 4, 64, 1).with_dropout(0.0));
     UniterPretrainerConfig::new(model, mlm_itm_itc()).with_itc_embed_dim(16)
 }
 

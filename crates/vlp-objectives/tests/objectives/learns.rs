@@ -11,7 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
+use vlp_models::{SingleStreamConfig, TransformerSize};
 use vlp_objectives::{Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig};
 
 use super::serial;
@@ -53,11 +53,7 @@ fn losses_fall(visual: VisualEmbeddingsConfig) {
     let _serial = serial();
     B::seed(&device, 0);
     let model_config = SingleStreamConfig::new(batcher.tokenizer.vocab_size(), visual)
-        .with_hidden_size(32)
-        .with_num_layers(2)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_dropout(0.0);
+        .with_transformer(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0));
     let mut model: UniterPretrainer<B> = UniterPretrainerConfig::new(model_config, mlm_itm_itc())
         .with_itc_embed_dim(32)
         .init(&device)

@@ -12,7 +12,9 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{DualEncoderConfig, DualStreamConfig, DualStreamKind, FusionConfig};
+use vlp_models::{
+    DualEncoderConfig, DualStreamConfig, DualStreamKind, FusionConfig, TransformerSize,
+};
 use vlp_objectives::{
     AlbefPretrainerConfig, ClipPretrainerConfig, DualStreamPretrainerConfig, Pretrainer,
     RetrievalModel,
@@ -130,18 +132,19 @@ fn dual_stream(kind: DualStreamKind, visual: VisualEmbeddingsConfig, regions: bo
     let v_hidden = visual.hidden_size();
     let config = DualStreamConfig::new(batcher.tokenizer.vocab_size(), visual)
         .with_kind(kind)
-        .with_hidden_size(32)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_num_text_layers(2)
-        .with_v_hidden_size(v_hidden)
-        .with_v_num_heads(4)
-        .with_v_intermediate_size(64)
-        .with_num_visual_layers(2)
+        .with_text(
+            TransformerSize::of(32, 4, 64, 2)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
+        .with_vision(
+            TransformerSize::of(v_hidden, 4, 64, 2)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
         .with_bi_hidden_size(32)
         .with_bi_num_heads(4)
-        .with_num_cross_layers(1)
-        .with_dropout(0.0);
+        .with_num_cross_layers(1);
     let model = DualStreamPretrainerConfig::new(config)
         .with_itc_embed_dim(32)
         .init::<B>(&device);
@@ -173,16 +176,13 @@ fn albef_learns_on_patches() {
     let device = Default::default();
     B::seed(&device, 0);
     let config = FusionConfig::new(batcher.tokenizer.vocab_size(), patches(32))
-        .with_hidden_size(32)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_num_text_layers(1)
+        .with_text(
+            TransformerSize::of(32, 4, 64, 1)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
         .with_num_fusion_layers(1)
-        .with_image_hidden_size(32)
-        .with_image_num_heads(4)
-        .with_image_intermediate_size(64)
-        .with_num_image_layers(2)
-        .with_dropout(0.0);
+        .with_vision(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0));
     let model = AlbefPretrainerConfig::new(config)
         .with_itc_embed_dim(32)
         .init::<B>(&device)
@@ -198,12 +198,8 @@ fn clip_learns_on_patches() {
     let device = Default::default();
     B::seed(&device, 0);
     let config = DualEncoderConfig::new(batcher.tokenizer.vocab_size(), patches(32))
-        .with_text_hidden_size(32)
-        .with_text_num_heads(4)
-        .with_text_intermediate_size(64)
-        .with_vision_hidden_size(32)
-        .with_vision_num_heads(4)
-        .with_vision_intermediate_size(64)
+        .with_text(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0))
+        .with_vision(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0))
         .with_projection_dim(32);
     let model = ClipPretrainerConfig::new(config).init::<B>(&device);
     let history = train(model, &batcher, &["itc"]);

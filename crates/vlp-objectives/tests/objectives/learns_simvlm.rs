@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{MlmMasking, PretrainBatcher, TextTokenizer};
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{EncoderDecoderConfig, PrefixLmConfig};
+use vlp_models::{EncoderDecoderConfig, PrefixLmConfig, TransformerSize};
 use vlp_objectives::{Pretrainer, SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig};
 
 use super::serial;
@@ -29,10 +29,7 @@ fn encoder_decoder_prefix_lm_loss_falls() {
     loss_falls(|vocab| {
         SimVlmArchitecture::EncoderDecoder(
             EncoderDecoderConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
+                .with_transformer(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0)),
         )
     });
 }
@@ -42,11 +39,7 @@ fn prefix_lm_stack_loss_falls() {
     loss_falls(|vocab| {
         SimVlmArchitecture::PrefixLm(
             PrefixLmConfig::new(vocab, visual())
-                .with_hidden_size(32)
-                .with_num_layers(2)
-                .with_num_heads(4)
-                .with_intermediate_size(64)
-                .with_dropout(0.0),
+                .with_transformer(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0)),
         )
     });
 }

@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::synthetic::{DetectorConfig, Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{AnswerVocabulary, MlmMasking, PretrainBatcher, RegionMasking, TextTokenizer};
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
+use vlp_models::{SingleStreamConfig, TransformerSize};
 use vlp_objectives::{
     Objective, Pretrainer, RankBy, RetrievalModel, UniterObjectives, UniterPretrainer,
     UniterPretrainerConfig, WeightedObjective,
@@ -53,11 +53,7 @@ fn every_objective_learns_on_a_fixed_set_of_regions() {
             RegionEmbeddingsConfig::new(detector_config.feature_size, 32).with_dropout(0.0),
         ),
     )
-    .with_hidden_size(32)
-    .with_num_layers(2)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
+    .with_transformer(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0));
     let objectives = UniterObjectives::new()
         .with_mlm(1.0)
         .with_itm(1.0)
@@ -142,11 +138,7 @@ fn a_sampled_step_computes_only_the_drawn_objective() {
                 .with_dropout(0.0),
         ),
     )
-    .with_hidden_size(32)
-    .with_num_layers(1)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
+    .with_transformer(TransformerSize::of(32, 4, 64, 1).with_dropout(0.0));
     let objectives = UniterObjectives::new()
         .with_mlm(2.0)
         .with_itm(2.0)
@@ -245,11 +237,7 @@ fn masked_patch_prediction_learns_and_hides_the_masked_pixels() {
             PatchEmbeddingsConfig::new(32, patch, 32).with_dropout(0.0),
         ),
     )
-    .with_hidden_size(32)
-    .with_num_layers(1)
-    .with_num_heads(4)
-    .with_intermediate_size(64)
-    .with_dropout(0.0);
+    .with_transformer(TransformerSize::of(32, 4, 64, 1).with_dropout(0.0));
     let mut model: UniterPretrainer<B> =
         UniterPretrainerConfig::new(model_config, UniterObjectives::new().with_mpp(1.0))
             .init(&device)
