@@ -7,7 +7,7 @@ use burn::prelude::*;
 use crate::error::ObjectiveError;
 use crate::mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 
-/// Which objectives a [`UniterPretrainer`] trains, with their weights in the
+/// Which objectives a [`UniterPretrainer`](crate::UniterPretrainer) trains, with their weights in the
 /// summed loss (0 = off; every default is off).
 #[derive(Config, Debug, PartialEq)]
 pub struct UniterObjectives {
