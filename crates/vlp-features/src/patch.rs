@@ -51,6 +51,35 @@ pub struct PatchEmbeddingsConfig {
     /// Whether to learn a mask embedding for masked patches (`mask_token`).
     #[config(default = false)]
     pub mask_embedding: bool,
+    /// Whether the patch projection has a bias (ViT's has, CLIP's has not).
+    #[config(default = true)]
+    pub bias: bool,
+}
+
+/// The strided convolution that cuts `[B, channels, H, W]` images into
+/// `patch × patch` patches of width `hidden` (`[hidden, channels, p, p]`,
+/// stride `p`), with or without a bias: the one patch projection of ViT
+/// ([`PatchEmbeddings`]) and CLIP's vision tower.
+pub fn patch_projection(channels: usize, hidden: usize, patch: usize, bias: bool) -> Conv2dConfig {
+    Conv2dConfig::new([channels, hidden], [patch; 2])
+        .with_stride([patch; 2])
+        .with_bias(bias)
+}
+
+/// `images` `[B, C, H, W]` through a [`patch_projection`] → one token per
+/// patch in row-major order, `[B, rows·cols, hidden]`, with the patch grid
+/// `(rows, cols)`.
+pub fn patch_tokens<B: Backend>(
+    projection: &Conv2d<B>,
+    images: Tensor<B, 4>,
+) -> (Tensor<B, 3>, usize, usize) {
+    let [batch, _, _, _] = images.dims();
+    let patches = projection.forward(images); // [B, hidden, rows, cols]
+    let [_, hidden, rows, cols] = patches.dims();
+    let tokens = patches
+        .reshape([batch, hidden, rows * cols])
+        .swap_dims(1, 2);
+    (tokens, rows, cols)
 }
 
 /// `[B, C, H, W] → [B, 1 + (H/p)(W/p), H]`: `[CLS]` then patches in row-major
@@ -92,8 +121,7 @@ impl PatchEmbeddingsConfig {
             std: 0.02,
         };
         PatchEmbeddings {
-            projection: Conv2dConfig::new([self.channels, hidden], [self.patch_size; 2])
-                .with_stride([self.patch_size; 2])
+            projection: patch_projection(self.channels, hidden, self.patch_size, self.bias)
                 .init(device),
             cls_token: normal.init([1, 1, hidden], device),
             position_embeddings: normal.init([1, 1 + self.num_patches(), hidden], device),
@@ -135,11 +163,7 @@ impl<B: Backend> PatchEmbeddings<B> {
             "image of {height}×{width} pixels is not a whole number of {patch}×{patch} patches"
         );
         let [_, _, hidden] = self.position_embeddings.dims();
-        let patches = self.projection.forward(images); // [B, H, h, w]
-        let [_, _, rows, cols] = patches.dims();
-        let patches = patches
-            .reshape([batch, hidden, rows * cols])
-            .swap_dims(1, 2);
+        let (patches, rows, cols) = patch_tokens(&self.projection, images);
         let patches = match mask {
             None => patches,
             Some(mask) => {

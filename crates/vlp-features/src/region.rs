@@ -14,14 +14,19 @@ use burn::nn::{
 use burn::prelude::*;
 
 /// How a box becomes a geometry vector. Boxes are `x1, y1, x2, y2`
-/// normalised by the image's width and height.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// normalised by the image's width and height. Serialised by the model
+/// that introduced it (`"lxmert4"`, `"vilbert5"`, `"uniter7"`, as
+/// `model.box_geometry` is written); the variant names are read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BoxGeometry {
     /// LXMERT: `x1, y1, x2, y2`.
+    #[serde(rename = "lxmert4", alias = "Corners4")]
     Corners4,
     /// ViLBERT: `x1, y1, x2, y2, area fraction`.
+    #[serde(rename = "vilbert5", alias = "CornersArea5")]
     CornersArea5,
     /// UNITER: `x1, y1, x2, y2, w, h, w·h`.
+    #[serde(rename = "uniter7", alias = "CornersSizeArea7")]
     CornersSizeArea7,
 }
 

@@ -21,12 +21,16 @@ use burn::tensor::activation::relu;
 
 use crate::batch_norm::BatchNormMode;
 
-/// Block type and depth of a [`ResNet`].
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// Block type and depth of a [`ResNet`]. Serialised as torchvision names
+/// them (`"resnet18"`, `"resnet50"`, as `model.cnn_layout` is written); the
+/// variant names are read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ResNetLayout {
     /// Basic blocks (two 3×3 convolutions), `[2, 2, 2, 2]` per stage.
+    #[serde(rename = "resnet18", alias = "ResNet18")]
     ResNet18,
     /// Bottlenecks (1×1, 3×3, 1×1 with expansion 4), `[3, 4, 6, 3]` per stage.
+    #[serde(rename = "resnet50", alias = "ResNet50")]
     ResNet50,
 }
 

@@ -27,9 +27,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::backend::Flex;
-use burn::prelude::*;
 use vlp_data::{tokens_to_tensors, TextTokenizer};
-use vlp_models::BertModel;
+use vlp_models::{l2_normalize, mean_pool, BertModel};
 
 /// The inference backend: no autodiff, so no dropout.
 type B = Flex;
@@ -72,21 +71,6 @@ fn parse_args() -> Result<Args, String> {
     })
 }
 
-/// Mean of `hidden` `[N, T, H]` over the tokens where `padding` `[N, T]` is
-/// false, L2-normalised → `[N, H]`.
-// Written here until vlp-models offers mean pooling and L2 normalisation.
-fn mean_pool_normalized(hidden: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
-    let real = padding.bool_not().float().unsqueeze_dim::<3>(2);
-    let mean: Tensor<B, 2> = ((hidden * real.clone()).sum_dim(1) / real.sum_dim(1)).squeeze_dim(1);
-    let norm = mean
-        .clone()
-        .powi_scalar(2)
-        .sum_dim(1)
-        .sqrt()
-        .clamp_min(1e-12);
-    mean / norm
-}
-
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = Default::default();
     let (model, _report) = BertModel::<B>::from_pretrained(&args.model, &device)?;
@@ -96,7 +80,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let tokens = tokenizer.encode(&args.sentences, model.embeddings.max_positions())?;
     let (ids, padding) = tokens_to_tensors::<B>(&tokens, &device);
     let hidden = model.try_forward(ids, padding.clone())?.last_hidden_state;
-    let embeddings = mean_pool_normalized(hidden, padding);
+    // sentence-transformers: the mean over the real tokens, L2-normalised.
+    let embeddings = l2_normalize(mean_pool(hidden, Some(padding)));
     let [count, width] = embeddings.dims();
     let values: Vec<f32> = embeddings.into_data().to_vec()?;
     let rows: Vec<&[f32]> = values.chunks(width).collect();

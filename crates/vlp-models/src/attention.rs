@@ -8,6 +8,8 @@ use burn::tensor::activation::softmax;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
+use crate::config_error::{check_heads, or_panic, ConfigError};
+
 /// Configuration of [`MultiHeadAttention`].
 #[derive(Config, Debug)]
 pub struct MultiHeadAttentionConfig {
@@ -27,12 +29,17 @@ pub struct MultiHeadAttentionConfig {
 /// `softmax(QKᵀ/√d + bias) V`, heads concatenated and projected back to `H`.
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention<B: Backend> {
+    /// Query projection `[H, H]`.
     pub query: Linear<B>,
+    /// Key projection `[C, H]` (`C`: the context width).
     pub key: Linear<B>,
+    /// Value projection `[C, H]`.
     pub value: Linear<B>,
     /// Output projection (`attention.output.dense` in BERT).
     pub output: Linear<B>,
+    /// Dropout on the attention probabilities.
     pub dropout: Dropout,
+    /// Number of heads.
     pub num_heads: usize,
 }
 
@@ -41,7 +48,9 @@ pub struct MultiHeadAttention<B: Backend> {
 /// encoder output.
 #[derive(Debug, Clone)]
 pub struct KeyValue<B: Backend> {
+    /// Keys `[B, heads, S, d]`.
     pub key: Tensor<B, 4>,
+    /// Values `[B, heads, S, d]`.
     pub value: Tensor<B, 4>,
 }
 
@@ -51,6 +60,7 @@ impl<B: Backend> KeyValue<B> {
         self.key.dims()[2]
     }
 
+    /// Whether no position is cached.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -74,13 +84,19 @@ impl<B: Backend> KeyValue<B> {
 }
 
 impl MultiHeadAttentionConfig {
+    /// Whether `num_heads` splits `hidden_size`; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The attention block, its projections initialised in the order
+    /// query, key, value, output.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> MultiHeadAttention<B> {
-        assert!(
-            self.hidden_size.is_multiple_of(self.num_heads),
-            "hidden size {} is not a multiple of {} heads",
-            self.hidden_size,
-            self.num_heads
-        );
+        or_panic(self.validate());
         let context = self.context_size.unwrap_or(self.hidden_size);
         let linear = |input| LinearConfig::new(input, self.hidden_size).init(device);
         MultiHeadAttention {
@@ -92,6 +108,32 @@ impl MultiHeadAttentionConfig {
             num_heads: self.num_heads,
         }
     }
+}
+
+/// `softmax(QKᵀ/√d + bias) V` with dropout on the probabilities, heads
+/// merged: `query` `[B, heads, Q, d]`, `key` and `value` `[B, heads, K, d]`,
+/// `bias` broadcastable to `[B, heads, Q, K]` → `[B, Q, heads·d]`. The
+/// training path of [`MultiHeadAttention`] and ViLBERT's co-attention.
+pub(crate) fn scaled_dot_product<B: Backend>(
+    query: Tensor<B, 4>,
+    key: Tensor<B, 4>,
+    value: Tensor<B, 4>,
+    bias: Option<Tensor<B, 4>>,
+    dropout: &Dropout,
+) -> Tensor<B, 3> {
+    let [batch, heads, queries, head_dim] = query.dims();
+    let scores = query
+        .matmul(key.swap_dims(2, 3))
+        .div_scalar((head_dim as f32).sqrt());
+    let scores = match bias {
+        Some(bias) => scores + bias,
+        None => scores,
+    };
+    dropout
+        .forward(softmax(scores, 3))
+        .matmul(value)
+        .swap_dims(1, 2)
+        .reshape([batch, queries, heads * head_dim])
 }
 
 impl<B: Backend> MultiHeadAttention<B> {
@@ -131,7 +173,6 @@ impl<B: Backend> MultiHeadAttention<B> {
         bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
         let [batch, queries, hidden] = x.dims();
-        let head_dim = hidden / self.num_heads;
         let query = self.split_heads(self.query.forward(x));
         if !B::ad_enabled(&query.device()) {
             // Inference: no dropout and no graph, so the backend's fused
@@ -156,19 +197,13 @@ impl<B: Backend> MultiHeadAttention<B> {
                 .reshape([batch, queries, hidden]),
             );
         }
-        let scores = query
-            .matmul(key_value.key.clone().swap_dims(2, 3))
-            .div_scalar((head_dim as f32).sqrt());
-        let scores = match bias {
-            Some(bias) => scores + bias,
-            None => scores,
-        };
-        let probs = self.dropout.forward(softmax(scores, 3));
-        let context = probs
-            .matmul(key_value.value.clone())
-            .swap_dims(1, 2)
-            .reshape([batch, queries, hidden]);
-        self.output.forward(context)
+        self.output.forward(scaled_dot_product(
+            query,
+            key_value.key.clone(),
+            key_value.value.clone(),
+            bias,
+            &self.dropout,
+        ))
     }
 
     /// One decoding step of self-attention: the new positions `x` `[B, N, H]`

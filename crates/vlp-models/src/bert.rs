@@ -9,29 +9,40 @@ use burn::prelude::*;
 use serde::Deserialize;
 use vlp_features::{PositionLimitError, TextEmbeddings, TextEmbeddingsConfig};
 
+use crate::config_error::{check_heads, or_panic, ConfigError};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::feed_forward::Activation;
 use crate::import::{self, ImportError, ImportReport, KeyMap};
-use crate::layer::TransformerLayerConfig;
-use crate::pooler::{Pooler, PoolerConfig};
+use crate::pooler::{encode_and_pool, PooledOutput, Pooler, PoolerConfig};
+use crate::size::TransformerSize;
 
 /// Configuration of [`BertModel`]; [`BertConfig::from_hf_json`] reads it
 /// from a Hugging Face `config.json`.
 #[derive(Config, Debug)]
 pub struct BertConfig {
+    /// Vocabulary size (`vocab_size`).
     pub vocab_size: usize,
+    /// Token width (`hidden_size`).
     pub hidden_size: usize,
+    /// Layers (`num_hidden_layers`).
     pub num_layers: usize,
+    /// Attention heads (`num_attention_heads`).
     pub num_heads: usize,
+    /// Feed-forward inner width (`intermediate_size`).
     pub intermediate_size: usize,
+    /// Rows of the position table (`max_position_embeddings`).
     #[config(default = 512)]
     pub max_position_embeddings: usize,
+    /// Token types (`type_vocab_size`).
     #[config(default = 2)]
     pub type_vocab_size: usize,
+    /// LayerNorm epsilon (`layer_norm_eps`).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Dropout of embeddings and layers (`hidden_dropout_prob`).
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Feed-forward non-linearity (`hidden_act`).
     #[config(default = "Activation::Gelu")]
     pub activation: Activation,
     /// Whether the model has BERT's `[CLS]` pooler (`pooler.dense`).
@@ -76,7 +87,7 @@ impl BertConfig {
             });
         }
         let activation = import::activation(path, hf.hidden_act.as_deref().unwrap_or("gelu"))?;
-        Ok(Self::new(
+        let config = Self::new(
             hf.vocab_size.unwrap_or(30522),
             hf.hidden_size.unwrap_or(768),
             hf.num_hidden_layers.unwrap_or(12),
@@ -87,9 +98,11 @@ impl BertConfig {
         .with_type_vocab_size(hf.type_vocab_size.unwrap_or(2))
         .with_layer_norm_eps(hf.layer_norm_eps.unwrap_or(1e-12))
         .with_dropout(hf.hidden_dropout_prob.unwrap_or(0.1))
-        .with_activation(activation))
+        .with_activation(activation);
+        import::validated(path, config, Self::validate)
     }
 
+    /// BERT's word, position and token-type embeddings.
     pub fn embeddings(&self) -> TextEmbeddingsConfig {
         TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
             .with_max_position_embeddings(self.max_position_embeddings)
@@ -100,16 +113,34 @@ impl BertConfig {
 
     /// The post-norm encoder (BERT's layers, no final LayerNorm).
     pub fn encoder(&self) -> TransformerEncoderConfig {
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(false)
-                .with_layer_norm_eps(self.layer_norm_eps)
-                .with_activation(self.activation);
-        TransformerEncoderConfig::new(layer, self.num_layers)
+        self.size()
+            .encoder_with(self.layer_norm_eps, self.activation)
     }
 
+    /// The stack's size (BERT is post-norm).
+    pub fn size(&self) -> TransformerSize {
+        TransformerSize::of(
+            self.hidden_size,
+            self.num_heads,
+            self.intermediate_size,
+            self.num_layers,
+        )
+        .with_norm_first(false)
+        .with_dropout(self.dropout)
+    }
+
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The model, parameters in checkpoint order.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> BertModel<B> {
+        or_panic(self.validate());
         BertModel {
             embeddings: self.embeddings().init(device),
             encoder: self.encoder().init(device),
@@ -174,19 +205,16 @@ impl BertConfig {
 /// with `max_len = model.embeddings.max_positions()` to truncate it instead.
 #[derive(Module, Debug)]
 pub struct BertModel<B: Backend> {
+    /// Word, position and token-type embeddings (`embeddings`).
     pub embeddings: TextEmbeddings<B>,
+    /// The post-norm layers (`encoder.layer`).
     pub encoder: TransformerEncoder<B>,
+    /// The `[CLS]` pooler (`pooler.dense`), when configured.
     pub pooler: Option<Pooler<B>>,
 }
 
 /// Output of [`BertModel::forward`].
-#[derive(Debug, Clone)]
-pub struct BertOutput<B: Backend> {
-    /// `[B, T, H]`.
-    pub last_hidden_state: Tensor<B, 3>,
-    /// `[B, H]`: `tanh(dense(h[:, 0]))`, when the model has a pooler.
-    pub pooled: Option<Tensor<B, 2>>,
-}
+pub type BertOutput<B> = PooledOutput<B>;
 
 /// Hugging Face BERT keys → vlp paths (`bert.` is the prefix of
 /// `BertForPreTraining` and other task models, `cls.` their heads).
@@ -268,16 +296,12 @@ impl<B: Backend> BertModel<B> {
         ids: Tensor<B, 2, Int>,
         padding: Tensor<B, 2, Bool>,
     ) -> Result<BertOutput<B>, PositionLimitError> {
-        let embeddings = self.embeddings.try_forward(ids)?;
-        let last_hidden_state = self.encoder.forward(embeddings, Some(padding));
-        let pooled = self
-            .pooler
-            .as_ref()
-            .map(|pooler| pooler.forward(last_hidden_state.clone()));
-        Ok(BertOutput {
-            last_hidden_state,
-            pooled,
-        })
+        Ok(encode_and_pool(
+            &self.encoder,
+            self.pooler.as_ref(),
+            self.embeddings.try_forward(ids)?,
+            Some(padding),
+        ))
     }
 }
 

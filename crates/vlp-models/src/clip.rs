@@ -11,13 +11,17 @@ use serde::Deserialize;
 
 use crate::clip_text::{ClipTextConfig, ClipTextOutput, ClipTextTransformer};
 use crate::clip_vision::{ClipVisionConfig, ClipVisionOutput, ClipVisionTransformer};
+use crate::config_error::{or_panic, ConfigError};
 use crate::import::{self, ImportError, ImportReport, KeyMap};
+use crate::pooling::l2_normalize;
 
 /// Configuration of [`ClipModel`]; [`ClipConfig::from_hf_json`] reads it
 /// from a Hugging Face `config.json`.
 #[derive(Config, Debug)]
 pub struct ClipConfig {
+    /// The text tower (`text_config`).
     pub text: ClipTextConfig,
+    /// The vision tower (`vision_config`).
     pub vision: ClipVisionConfig,
     /// Width of the shared embedding space.
     pub projection_dim: usize,
@@ -103,11 +107,29 @@ impl ClipConfig {
             path,
             v.hidden_act.as_deref().unwrap_or("quick_gelu"),
         )?);
-        Ok(Self::new(text, vision, hf.projection_dim.unwrap_or(512))
-            .with_logit_scale_init(hf.logit_scale_init_value.unwrap_or(2.6592)))
+        let config = Self::new(text, vision, hf.projection_dim.unwrap_or(512))
+            .with_logit_scale_init(hf.logit_scale_init_value.unwrap_or(2.6592));
+        import::validated(path, config, Self::validate)
     }
 
+    /// Whether both towers can be built; the error names the key
+    /// (`text.…` or `vision.…`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let within = |tower: &str, error: ConfigError| ConfigError {
+            key: format!("{tower}.{}", error.key),
+            ..error
+        };
+        self.text.validate().map_err(|e| within("text", e))?;
+        self.vision.validate().map_err(|e| within("vision", e))
+    }
+
+    /// The model, parameters in checkpoint order.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClipModel<B> {
+        or_panic(self.validate());
         let projection = |width| {
             LinearConfig::new(width, self.projection_dim)
                 .with_bias(false)
@@ -129,9 +151,13 @@ impl ClipConfig {
 /// CLIP: two towers, their projections and the temperature.
 #[derive(Module, Debug)]
 pub struct ClipModel<B: Backend> {
+    /// The causal text tower (`text_model`).
     pub text_model: ClipTextTransformer<B>,
+    /// The vision tower (`vision_model`).
     pub vision_model: ClipVisionTransformer<B>,
+    /// Pooled text → shared space, no bias (`text_projection`).
     pub text_projection: Linear<B>,
+    /// Pooled image → shared space, no bias (`visual_projection`).
     pub visual_projection: Linear<B>,
     /// `[1]` (a 0-d tensor in checkpoints): logits are scaled by its exponential.
     pub logit_scale: Param<Tensor<B, 1>>,
@@ -140,7 +166,9 @@ pub struct ClipModel<B: Backend> {
 /// Output of [`ClipModel::forward`].
 #[derive(Debug, Clone)]
 pub struct ClipOutput<B: Backend> {
+    /// The text tower's output.
     pub text: ClipTextOutput<B>,
+    /// The vision tower's output.
     pub vision: ClipVisionOutput<B>,
     /// `[Bt, D]` L2-normalised projected text.
     pub text_embeds: Tensor<B, 2>,
@@ -215,11 +243,6 @@ const KEYS: KeyMap = KeyMap {
     ignored_prefixes: &[],
     absent: &[],
 };
-
-fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt();
-    x / norm
-}
 
 impl<B: Backend> ClipModel<B> {
     /// Builds the model `dir/config.json` describes and loads `dir/model.safetensors`.

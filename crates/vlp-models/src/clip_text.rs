@@ -5,25 +5,37 @@
 use burn::nn::{Embedding, EmbeddingConfig, Initializer};
 use burn::prelude::*;
 
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::config_error::{check_heads, or_panic, ConfigError};
+use crate::encoder::TransformerEncoder;
 use crate::feed_forward::Activation;
-use crate::layer::TransformerLayerConfig;
 use crate::mask::AttentionMask;
+use crate::size::TransformerSize;
 
 /// Configuration of [`ClipTextTransformer`] (transformers' `CLIPTextConfig`).
 #[derive(Config, Debug)]
 pub struct ClipTextConfig {
+    /// Vocabulary size (`vocab_size`).
     pub vocab_size: usize,
+    /// Token width (`hidden_size`).
     pub hidden_size: usize,
+    /// Layers (`num_hidden_layers`).
     pub num_layers: usize,
+    /// Attention heads (`num_attention_heads`).
     pub num_heads: usize,
+    /// Feed-forward inner width (`intermediate_size`).
     pub intermediate_size: usize,
+    /// Rows of the position table (`max_position_embeddings`).
     #[config(default = 77)]
     pub max_position_embeddings: usize,
+    /// LayerNorm epsilon (`layer_norm_eps`).
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Feed-forward non-linearity (`hidden_act`).
     #[config(default = "Activation::QuickGelu")]
     pub activation: Activation,
+    /// Dropout of the layers (`dropout`; 0 in every released CLIP).
+    #[config(default = 0.0)]
+    pub dropout: f64,
     /// The end-of-text token whose first occurrence is pooled; `None` pools
     /// at the largest id instead, as the original CLIP configs do (their
     /// end-of-text token has the largest id; transformers keeps that rule
@@ -33,7 +45,29 @@ pub struct ClipTextConfig {
 }
 
 impl ClipTextConfig {
+    /// The stack's size: CLIP's text layers are pre-norm.
+    pub fn size(&self) -> TransformerSize {
+        TransformerSize::of(
+            self.hidden_size,
+            self.num_heads,
+            self.intermediate_size,
+            self.num_layers,
+        )
+        .with_dropout(self.dropout)
+    }
+
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The text tower: token table, position table, layers.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClipTextTransformer<B> {
+        or_panic(self.validate());
         let table = |rows| {
             EmbeddingConfig::new(rows, self.hidden_size)
                 .with_initializer(Initializer::Normal {
@@ -42,18 +76,15 @@ impl ClipTextConfig {
                 })
                 .init(device)
         };
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .with_layer_norm_eps(self.layer_norm_eps)
-                .with_activation(self.activation);
         ClipTextTransformer {
             embeddings: ClipTextEmbeddings {
                 token_embedding: table(self.vocab_size),
                 position_embedding: table(self.max_position_embeddings),
             },
-            encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
+            encoder: self
+                .size()
+                .encoder_with(self.layer_norm_eps, self.activation)
+                .init(device),
             eos_token_id: self.eos_token_id,
         }
     }
@@ -62,15 +93,20 @@ impl ClipTextConfig {
 /// `token_embedding[id] + position_embedding[t]`, `[B, T] → [B, T, H]`.
 #[derive(Module, Debug)]
 pub struct ClipTextEmbeddings<B: Backend> {
+    /// `[V, H]` word vectors.
     pub token_embedding: Embedding<B>,
+    /// `[max positions, H]` learned positions.
     pub position_embedding: Embedding<B>,
 }
 
 /// The text tower; the encoder's final LayerNorm is CLIP's `final_layer_norm`.
 #[derive(Module, Debug)]
 pub struct ClipTextTransformer<B: Backend> {
+    /// Token and position tables.
     pub embeddings: ClipTextEmbeddings<B>,
+    /// Pre-norm causal layers; the final norm is CLIP's `final_layer_norm`.
     pub encoder: TransformerEncoder<B>,
+    /// The end-of-text token pooled at (`None`: the largest id).
     pub eos_token_id: Option<usize>,
 }
 

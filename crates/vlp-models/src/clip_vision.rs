@@ -4,77 +4,118 @@
 //! spelling) and on the pooled class token (`post_layernorm`).
 
 use burn::module::Param;
-use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::conv::Conv2d;
 use burn::nn::{Embedding, EmbeddingConfig, Initializer, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
+use vlp_features::{patch_projection, patch_tokens};
 
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::config_error::{check_heads, check_patches, or_panic, ConfigError};
+use crate::encoder::TransformerEncoder;
 use crate::feed_forward::Activation;
-use crate::layer::TransformerLayerConfig;
+use crate::size::TransformerSize;
 
 /// Configuration of [`ClipVisionTransformer`] (transformers' `CLIPVisionConfig`).
 #[derive(Config, Debug)]
 pub struct ClipVisionConfig {
+    /// Side of the square input images in pixels (`image_size`).
     pub image_size: usize,
+    /// Side of the square patches; must divide `image_size` (`patch_size`).
     pub patch_size: usize,
+    /// Token width (`hidden_size`).
     pub hidden_size: usize,
+    /// Layers (`num_hidden_layers`).
     pub num_layers: usize,
+    /// Attention heads (`num_attention_heads`).
     pub num_heads: usize,
+    /// Feed-forward inner width (`intermediate_size`).
     pub intermediate_size: usize,
+    /// Input channels (`num_channels`).
     #[config(default = 3)]
     pub channels: usize,
+    /// LayerNorm epsilon (`layer_norm_eps`).
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
+    /// Feed-forward non-linearity (`hidden_act`).
     #[config(default = "Activation::QuickGelu")]
     pub activation: Activation,
 }
 
+/// CLIP's vision stack around its tokens, shared by [`ClipVisionTransformer`]
+/// and the dual encoder's image tower: `pre_layrnorm`, layers of `size`
+/// without a final LayerNorm, `post_layernorm` (applied to the pooled
+/// token), initialised in that order.
+pub(crate) fn init_clip_vision_stack<B: Backend>(
+    size: &TransformerSize,
+    layer_norm_eps: f64,
+    activation: Activation,
+    device: &B::Device,
+) -> (LayerNorm<B>, TransformerEncoder<B>, LayerNorm<B>) {
+    let norm = || {
+        LayerNormConfig::new(size.hidden_size)
+            .with_epsilon(layer_norm_eps)
+            .init(device)
+    };
+    let pre_layrnorm = norm();
+    let encoder = TransformerEncoder {
+        // CLIP normalises only the pooled token after the layers.
+        final_norm: None,
+        ..size.encoder_with(layer_norm_eps, activation).init(device)
+    };
+    (pre_layrnorm, encoder, norm())
+}
+
 impl ClipVisionConfig {
+    /// Patches per image.
     pub fn num_patches(&self) -> usize {
         (self.image_size / self.patch_size).pow(2)
     }
 
+    /// The stack's size: CLIP's vision layers are pre-norm, without dropout.
+    pub fn size(&self) -> TransformerSize {
+        TransformerSize::of(
+            self.hidden_size,
+            self.num_heads,
+            self.intermediate_size,
+            self.num_layers,
+        )
+        .with_dropout(0.0)
+    }
+
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_patches("", self.image_size, self.patch_size)?;
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The vision tower.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClipVisionTransformer<B> {
-        assert!(
-            self.image_size.is_multiple_of(self.patch_size),
-            "patch size {} does not divide image size {}",
-            self.patch_size,
-            self.image_size
-        );
+        or_panic(self.validate());
+        // The layers draw their weights before the embeddings (the order
+        // seeded models were built in).
+        let (pre_layrnorm, encoder, post_layernorm) =
+            init_clip_vision_stack(&self.size(), self.layer_norm_eps, self.activation, device);
         let hidden = self.hidden_size;
-        let norm = || {
-            LayerNormConfig::new(hidden)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device)
-        };
-        let layer = TransformerLayerConfig::new(hidden, self.num_heads, self.intermediate_size)
-            .with_dropout(0.0)
-            .with_norm_first(true)
-            .with_layer_norm_eps(self.layer_norm_eps)
-            .with_activation(self.activation);
-        let encoder = TransformerEncoder {
-            // CLIP normalises only the pooled token after the layers.
-            final_norm: None,
-            ..TransformerEncoderConfig::new(layer, self.num_layers).init(device)
-        };
         let normal = Initializer::Normal {
             mean: 0.0,
             std: 0.02,
         };
+        let embeddings = ClipVisionEmbeddings {
+            class_embedding: normal.init([hidden], device),
+            patch_embedding: patch_projection(self.channels, hidden, self.patch_size, false)
+                .init(device),
+            position_embedding: EmbeddingConfig::new(1 + self.num_patches(), hidden)
+                .with_initializer(normal)
+                .init(device),
+        };
         ClipVisionTransformer {
-            embeddings: ClipVisionEmbeddings {
-                class_embedding: normal.init([hidden], device),
-                patch_embedding: Conv2dConfig::new([self.channels, hidden], [self.patch_size; 2])
-                    .with_stride([self.patch_size; 2])
-                    .with_bias(false)
-                    .init(device),
-                position_embedding: EmbeddingConfig::new(1 + self.num_patches(), hidden)
-                    .with_initializer(normal)
-                    .init(device),
-            },
-            pre_layrnorm: norm(),
+            embeddings,
+            pre_layrnorm,
             encoder,
-            post_layernorm: norm(),
+            post_layernorm,
         }
     }
 }
@@ -92,17 +133,21 @@ pub struct ClipVisionEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> ClipVisionEmbeddings<B> {
+    /// `images` `[B, C, S, S]` at the configured size → `[B, 1 + P, H]`.
+    ///
+    /// # Panics
+    ///
+    /// If the images are not of the configured size (CLIP's position table
+    /// is not resampled).
     pub fn forward(&self, images: Tensor<B, 4>) -> Tensor<B, 3> {
         let [batch, _, _, _] = images.dims();
         let [tokens, hidden] = self.position_embedding.weight.dims();
-        let patches = self.patch_embedding.forward(images); // [B, H, h, w]
-        let [_, _, h, w] = patches.dims();
+        let (patches, rows, cols) = patch_tokens(&self.patch_embedding, images);
         assert_eq!(
-            1 + h * w,
+            1 + rows * cols,
             tokens,
             "image size differs from the configured one"
         );
-        let patches = patches.reshape([batch, hidden, h * w]).swap_dims(1, 2);
         let class = self
             .class_embedding
             .val()
@@ -115,9 +160,13 @@ impl<B: Backend> ClipVisionEmbeddings<B> {
 /// The vision tower; its encoder has no final LayerNorm.
 #[derive(Module, Debug)]
 pub struct ClipVisionTransformer<B: Backend> {
+    /// Class embedding, patches and positions.
     pub embeddings: ClipVisionEmbeddings<B>,
+    /// LayerNorm before the layers (transformers spells it `pre_layrnorm`).
     pub pre_layrnorm: LayerNorm<B>,
+    /// Pre-norm layers without a final LayerNorm.
     pub encoder: TransformerEncoder<B>,
+    /// LayerNorm of the pooled class token.
     pub post_layernorm: LayerNorm<B>,
 }
 
@@ -131,6 +180,7 @@ pub struct ClipVisionOutput<B: Backend> {
 }
 
 impl<B: Backend> ClipVisionTransformer<B> {
+    /// `images` `[B, C, S, S]` → [`ClipVisionOutput`].
     pub fn forward(&self, images: Tensor<B, 4>) -> ClipVisionOutput<B> {
         let x = self.pre_layrnorm.forward(self.embeddings.forward(images));
         let last_hidden_state = self.encoder.forward(x, None);

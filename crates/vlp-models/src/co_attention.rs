@@ -13,8 +13,9 @@
 
 use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
+use crate::attention::scaled_dot_product;
+use crate::config_error::{check_heads, or_panic, ConfigError};
 use crate::feed_forward::{FeedForward, FeedForwardConfig};
 
 /// Configuration of [`CoAttentionLayer`].
@@ -32,8 +33,10 @@ pub struct CoAttentionLayerConfig {
     pub intermediate_size: usize,
     /// Image feed-forward inner width (`v_intermediate_size`).
     pub v_intermediate_size: usize,
+    /// Dropout on attention probabilities and residual branches.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// LayerNorm epsilon.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -43,13 +46,19 @@ pub struct CoAttentionLayerConfig {
 pub struct BiAttention<B: Backend> {
     /// Image projections, `[Hv, Hbi]` each.
     pub query1: Linear<B>,
+    /// Image keys `[Hv, Hbi]`.
     pub key1: Linear<B>,
+    /// Image values `[Hv, Hbi]`.
     pub value1: Linear<B>,
     /// Text projections, `[H, Hbi]` each.
     pub query2: Linear<B>,
+    /// Text keys `[H, Hbi]`.
     pub key2: Linear<B>,
+    /// Text values `[H, Hbi]`.
     pub value2: Linear<B>,
+    /// Dropout (attention probabilities, or the output branch).
     pub dropout: Dropout,
+    /// Heads of the co-attention.
     pub num_heads: usize,
 }
 
@@ -57,10 +66,15 @@ pub struct BiAttention<B: Backend> {
 /// and post-norm (`dense1`/`LayerNorm1` image, `dense2`/`LayerNorm2` text).
 #[derive(Module, Debug)]
 pub struct BiOutput<B: Backend> {
+    /// Image branch `[Hbi, Hv]`.
     pub dense1: Linear<B>,
+    /// The image's post-norm.
     pub layer_norm1: LayerNorm<B>,
+    /// Text branch `[Hbi, H]`.
     pub dense2: Linear<B>,
+    /// The text's post-norm.
     pub layer_norm2: LayerNorm<B>,
+    /// Dropout on both branches before their residuals.
     pub dropout: Dropout,
 }
 
@@ -68,22 +82,38 @@ pub struct BiOutput<B: Backend> {
 /// feed-forward (`v_intermediate`/`v_output`, `t_intermediate`/`t_output`).
 #[derive(Module, Debug)]
 pub struct CoAttentionLayer<B: Backend> {
+    /// Both directions of attention (`biattention`).
     pub biattention: BiAttention<B>,
+    /// Their projections back, residuals and norms (`biOutput`).
     pub bi_output: BiOutput<B>,
+    /// The image's feed-forward (`v_intermediate`, `v_output.dense`).
     pub v_feed_forward: FeedForward<B>,
+    /// The image's output norm (`v_output.LayerNorm`).
     pub v_output_norm: LayerNorm<B>,
+    /// The text's feed-forward (`t_intermediate`, `t_output.dense`).
     pub t_feed_forward: FeedForward<B>,
+    /// The text's output norm (`t_output.LayerNorm`).
     pub t_output_norm: LayerNorm<B>,
 }
 
 impl CoAttentionLayerConfig {
-    pub fn init<B: Backend>(&self, device: &B::Device) -> CoAttentionLayer<B> {
-        assert!(
-            self.bi_hidden_size.is_multiple_of(self.bi_num_heads),
-            "bi_hidden_size {} is not a multiple of {} heads",
+    /// Whether `bi_num_heads` splits `bi_hidden_size`; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads(
+            "bi_hidden_size",
             self.bi_hidden_size,
-            self.bi_num_heads
-        );
+            "bi_num_heads",
+            self.bi_num_heads,
+        )
+    }
+
+    /// The block, parameters in checkpoint order.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> CoAttentionLayer<B> {
+        or_panic(self.validate());
         let linear = |input, output| LinearConfig::new(input, output).init(device);
         let norm = |width| {
             LayerNormConfig::new(width)
@@ -155,25 +185,12 @@ impl<B: Backend> BiAttention<B> {
         value: Tensor<B, 3>,
         bias: Option<Tensor<B, 4>>,
     ) -> Tensor<B, 3> {
-        let [batch, queries, width] = query.dims();
-        let head_dim = width / self.num_heads;
         let split = |t: Tensor<B, 3>| {
-            let [batch, len, _] = t.dims();
-            t.reshape([batch, len, self.num_heads, head_dim])
+            let [batch, len, width] = t.dims();
+            t.reshape([batch, len, self.num_heads, width / self.num_heads])
                 .swap_dims(1, 2)
         };
-        let scores = split(query)
-            .matmul(split(key).swap_dims(2, 3))
-            .div_scalar((head_dim as f32).sqrt());
-        let scores = match bias {
-            Some(bias) => scores + bias,
-            None => scores,
-        };
-        let probs = self.dropout.forward(softmax(scores, 3));
-        probs
-            .matmul(split(value))
-            .swap_dims(1, 2)
-            .reshape([batch, queries, width])
+        scaled_dot_product(split(query), split(key), split(value), bias, &self.dropout)
     }
 }
 

@@ -8,20 +8,27 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::attention::{MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::config_error::{check_heads, or_panic, ConfigError};
 use crate::layer::{TransformerLayer, TransformerLayerConfig};
 
 /// Configuration of [`CrossModalityLayer`]; both streams share the width.
 #[derive(Config, Debug)]
 pub struct CrossModalityLayerConfig {
+    /// Width of both streams.
     pub hidden_size: usize,
+    /// Attention heads.
     pub num_heads: usize,
+    /// Feed-forward inner width.
     pub intermediate_size: usize,
+    /// Dropout on attention probabilities and residual branches.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// LayerNorm epsilon.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
 
+/// One LXMERT cross-modality layer: `[B, T, H]` language and `[B, V, H]` vision in, both updated.
 #[derive(Module, Debug)]
 pub struct CrossModalityLayer<B: Backend> {
     /// `visual_attention.att` (query/key/value) with `visual_attention.output.dense`:
@@ -29,6 +36,7 @@ pub struct CrossModalityLayer<B: Backend> {
     pub visual_attention: MultiHeadAttention<B>,
     /// `visual_attention.output.LayerNorm`.
     pub visual_attention_norm: LayerNorm<B>,
+    /// Dropout on the cross-attention output.
     pub dropout: Dropout,
     /// `lang_self_att` + `lang_inter` + `lang_output`.
     pub lang: TransformerLayer<B>,
@@ -37,7 +45,18 @@ pub struct CrossModalityLayer<B: Backend> {
 }
 
 impl CrossModalityLayerConfig {
+    /// Whether `num_heads` splits `hidden_size`; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The layer, parameters in checkpoint order.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> CrossModalityLayer<B> {
+        or_panic(self.validate());
         let stream =
             TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
                 .with_dropout(self.dropout)

@@ -24,7 +24,9 @@ pub struct TransformerDecoderConfig {
 /// Pre-norm stacks end with a final LayerNorm.
 #[derive(Module, Debug)]
 pub struct TransformerDecoder<B: Backend> {
+    /// The layers, each with cross-attention.
     pub layer: Vec<TransformerLayer<B>>,
+    /// Final LayerNorm of pre-norm stacks.
     pub final_norm: Option<LayerNorm<B>>,
 }
 
@@ -50,6 +52,7 @@ impl<B: Backend> DecoderCache<B> {
             .map_or(0, KeyValue::len)
     }
 
+    /// Whether nothing was decoded yet.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -74,6 +77,11 @@ impl<B: Backend> DecoderCache<B> {
 }
 
 impl TransformerDecoderConfig {
+    /// The decoder.
+    ///
+    /// # Panics
+    ///
+    /// When the layer config is invalid ([`TransformerLayerConfig::validate`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerDecoder<B> {
         let layer = self.layer.clone().with_cross_attention(true);
         TransformerDecoder {

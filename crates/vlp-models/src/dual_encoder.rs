@@ -18,23 +18,30 @@
 //! instead.
 
 use burn::module::Param;
-use burn::nn::{Initializer, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{Initializer, LayerNorm, Linear, LinearConfig};
 use burn::prelude::*;
 use vlp_data::VisualBatch;
 use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens};
 
 use crate::clip_text::{ClipTextConfig, ClipTextTransformer};
-use crate::config_error::{check_heads, check_visual_width, ConfigError};
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::clip_vision::init_clip_vision_stack;
+use crate::config_error::{or_panic, ConfigError};
+use crate::encoder::TransformerEncoder;
 use crate::feed_forward::Activation;
-use crate::layer::TransformerLayerConfig;
+use crate::pooling::mean_pool;
+use crate::size::{validate_two_towers, TransformerSize};
 
-/// How each tower becomes one vector.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// How each tower becomes one vector. Serialised in lower case (`"clip"`,
+/// `"mean"`, as `pooling` is written); the variant names are read too.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DualEncoderPooling {
     /// CLIP: the text's last real token, the image's class token.
+    #[default]
+    #[serde(alias = "Clip")]
     Clip,
     /// The mean of the real tokens of each tower.
+    #[serde(alias = "Mean")]
     Mean,
 }
 
@@ -44,38 +51,32 @@ pub enum DualEncoderPooling {
 pub struct DualEncoderConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// The visual extractor; its `hidden_size` must equal `vision_hidden_size`.
+    /// The visual extractor; its `hidden_size` must equal `vision.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
-    #[config(default = 128)]
-    pub text_hidden_size: usize,
-    #[config(default = 4)]
-    pub text_num_heads: usize,
-    #[config(default = 512)]
-    pub text_intermediate_size: usize,
-    #[config(default = 2)]
-    pub text_num_layers: usize,
+    /// The text tower (CLIP's: pre-norm, causal). Default: 128 wide, 4
+    /// heads, inner 512, 2 layers, no dropout.
+    #[config(default = "TransformerSize::new().with_dropout(0.0)")]
+    pub text: TransformerSize,
     /// Longest text the position table covers (CLIP: 77).
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 128)]
-    pub vision_hidden_size: usize,
-    #[config(default = 4)]
-    pub vision_num_heads: usize,
-    #[config(default = 512)]
-    pub vision_intermediate_size: usize,
-    #[config(default = 2)]
-    pub vision_num_layers: usize,
+    /// The image tower over the extractor's tokens. Default: 128 wide, 4
+    /// heads, inner 512, 2 layers, pre-norm, no dropout.
+    #[config(default = "TransformerSize::new().with_dropout(0.0)")]
+    pub vision: TransformerSize,
     /// Width of the shared embedding space.
     #[config(default = 128)]
     pub projection_dim: usize,
     /// Initial `logit_scale` = ln(1 / 0.07).
     #[config(default = 2.6592)]
     pub logit_scale_init: f64,
+    /// LayerNorm epsilon of both towers.
     #[config(default = 1e-5)]
     pub layer_norm_eps: f64,
-    /// CLIP's `quick_gelu`.
+    /// Feed-forward non-linearity of both towers (CLIP's `quick_gelu`).
     #[config(default = "Activation::QuickGelu")]
     pub activation: Activation,
+    /// How each tower becomes one vector.
     #[config(default = "DualEncoderPooling::Clip")]
     pub pooling: DualEncoderPooling,
 }
@@ -85,18 +86,25 @@ pub struct DualEncoderConfig {
 /// `vision_encoder`, `post_layernorm`).
 #[derive(Module, Debug)]
 pub struct DualEncoderModel<B: Backend> {
+    /// The causal text tower.
     pub text_model: ClipTextTransformer<B>,
+    /// The visual extractor feeding the image tower.
     pub visual: VisualEmbeddings<B>,
     /// `[1, 1, Hv]`.
     pub class_embedding: Param<Tensor<B, 3>>,
+    /// LayerNorm before the image layers.
     pub pre_layrnorm: LayerNorm<B>,
     /// Pre-norm layers without a final LayerNorm.
     pub vision_encoder: TransformerEncoder<B>,
+    /// LayerNorm of the pooled image token.
     pub post_layernorm: LayerNorm<B>,
+    /// Pooled text → shared space, no bias.
     pub text_projection: Linear<B>,
+    /// Pooled image → shared space, no bias.
     pub visual_projection: Linear<B>,
     /// `[1]`: similarities are scaled by its exponential.
     pub logit_scale: Param<Tensor<B, 1>>,
+    /// How each tower becomes one vector.
     #[module(skip)]
     pub pooling: DualEncoderPooling,
 }
@@ -116,37 +124,22 @@ impl DualEncoderConfig {
                 PatchEmbeddingsConfig::new(224, 16, 768).with_dropout(0.0),
             ),
         )
-        .with_text_hidden_size(512)
-        .with_text_num_heads(8)
-        .with_text_intermediate_size(2048)
-        .with_text_num_layers(12)
+        .with_text(TransformerSize::of(512, 8, 2048, 12).with_dropout(0.0))
         .with_max_text_len(77)
-        .with_vision_hidden_size(768)
-        .with_vision_num_heads(12)
-        .with_vision_intermediate_size(3072)
-        .with_vision_num_layers(12)
+        .with_vision(TransformerSize::of(768, 12, 3072, 12).with_dropout(0.0))
         .with_projection_dim(512)
     }
 
     /// Whether the values can build a model; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_visual_width(
-            self.visual.hidden_size(),
-            "vision_hidden_size",
-            self.vision_hidden_size,
-        )?;
-        check_heads(
-            "text_hidden_size",
-            self.text_hidden_size,
-            "text_num_heads",
-            self.text_num_heads,
-        )?;
-        check_heads(
-            "vision_hidden_size",
-            self.vision_hidden_size,
-            "vision_num_heads",
-            self.vision_num_heads,
-        )?;
+        validate_two_towers(&self.visual, &self.text, &self.vision)?;
+        if !self.text.norm_first {
+            return Err(ConfigError::new(
+                "text.norm_first",
+                false,
+                "CLIP's text tower is pre-norm",
+            ));
+        }
         if self.max_text_len == 0 {
             return Err(ConfigError::new(
                 "max_text_len",
@@ -161,55 +154,42 @@ impl DualEncoderConfig {
     ///
     /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualEncoderModel<B> {
-        if let Err(error) = self.validate() {
-            panic!("{error}");
-        }
-        let hidden = self.vision_hidden_size;
-        let norm = || {
-            LayerNormConfig::new(hidden)
-                .with_epsilon(self.layer_norm_eps)
-                .init(device)
-        };
-        let layer = TransformerLayerConfig::new(
-            hidden,
-            self.vision_num_heads,
-            self.vision_intermediate_size,
-        )
-        .with_dropout(0.0)
-        .with_norm_first(true)
-        .with_layer_norm_eps(self.layer_norm_eps)
-        .with_activation(self.activation);
+        or_panic(self.validate());
+        let (text, vision) = (&self.text, &self.vision);
         let projection = |width| {
             LinearConfig::new(width, self.projection_dim)
                 .with_bias(false)
                 .init(device)
         };
+        let text_model = ClipTextConfig::new(
+            self.vocab_size,
+            text.hidden_size,
+            text.num_layers,
+            text.num_attention_heads,
+            text.intermediate_size,
+        )
+        .with_max_position_embeddings(self.max_text_len)
+        .with_layer_norm_eps(self.layer_norm_eps)
+        .with_activation(self.activation)
+        .with_dropout(text.dropout)
+        .init(device);
+        let visual = self.visual.init(device);
+        let class_embedding = Initializer::Normal {
+            mean: 0.0,
+            std: 0.02,
+        }
+        .init([1, 1, vision.hidden_size], device);
+        let (pre_layrnorm, vision_encoder, post_layernorm) =
+            init_clip_vision_stack(vision, self.layer_norm_eps, self.activation, device);
         DualEncoderModel {
-            text_model: ClipTextConfig::new(
-                self.vocab_size,
-                self.text_hidden_size,
-                self.text_num_layers,
-                self.text_num_heads,
-                self.text_intermediate_size,
-            )
-            .with_max_position_embeddings(self.max_text_len)
-            .with_layer_norm_eps(self.layer_norm_eps)
-            .with_activation(self.activation)
-            .init(device),
-            visual: self.visual.init(device),
-            class_embedding: Initializer::Normal {
-                mean: 0.0,
-                std: 0.02,
-            }
-            .init([1, 1, hidden], device),
-            pre_layrnorm: norm(),
-            vision_encoder: TransformerEncoder {
-                final_norm: None,
-                ..TransformerEncoderConfig::new(layer, self.vision_num_layers).init(device)
-            },
-            post_layernorm: norm(),
-            text_projection: projection(self.text_hidden_size),
-            visual_projection: projection(hidden),
+            text_model,
+            visual,
+            class_embedding,
+            pre_layrnorm,
+            vision_encoder,
+            post_layernorm,
+            text_projection: projection(text.hidden_size),
+            visual_projection: projection(vision.hidden_size),
             logit_scale: Initializer::Constant {
                 value: self.logit_scale_init,
             }
@@ -217,14 +197,6 @@ impl DualEncoderConfig {
             pooling: self.pooling,
         }
     }
-}
-
-/// Mean of the rows of `[B, S, W]` where `keep` `[B, S]` is 1 → `[B, W]`.
-fn masked_mean<B: Backend>(hidden: Tensor<B, 3>, keep: Tensor<B, 2>) -> Tensor<B, 2> {
-    let [batch, len, width] = hidden.dims();
-    let keep = keep.reshape([batch, len, 1]);
-    let counts = keep.clone().sum_dim(1).clamp_min(1.0);
-    ((hidden * keep).sum_dim(1) / counts).reshape([batch, width])
 }
 
 impl<B: Backend> DualEncoderModel<B> {
@@ -255,12 +227,13 @@ impl<B: Backend> DualEncoderModel<B> {
 
     /// `[B, T, Ht]` text tokens with their `[B, T]` padding → `[B, Ht]`.
     pub fn pool_text(&self, hidden: Tensor<B, 3>, padding: Tensor<B, 2, Bool>) -> Tensor<B, 2> {
-        let keep = padding.bool_not().float();
         match self.pooling {
-            DualEncoderPooling::Mean => masked_mean(hidden, keep),
+            DualEncoderPooling::Mean => mean_pool(hidden, Some(padding)),
             DualEncoderPooling::Clip => {
                 let [batch, _, width] = hidden.dims();
-                let last = keep
+                let last = padding
+                    .bool_not()
+                    .float()
                     .sum_dim(1)
                     .int()
                     .sub_scalar(1)
@@ -278,11 +251,12 @@ impl<B: Backend> DualEncoderModel<B> {
         let pooled = match self.pooling {
             DualEncoderPooling::Clip => image.tokens.narrow(1, 0, 1).reshape([batch, width]),
             DualEncoderPooling::Mean => {
-                let keep = match image.padding {
-                    Some(padding) => padding.bool_not().float(),
-                    None => Tensor::ones([batch, len], &image.tokens.device()),
-                };
-                masked_mean(image.tokens, keep)
+                // No padding is all-visible padding (not `None`, whose mean
+                // is computed another way): the sum over the count, as ever.
+                let padding = image.padding.unwrap_or_else(|| {
+                    Tensor::<B, 2, Int>::zeros([batch, len], &image.tokens.device()).bool()
+                });
+                mean_pool(image.tokens, Some(padding))
             }
         };
         self.post_layernorm.forward(pooled)
@@ -326,13 +300,9 @@ mod tests {
             20,
             VisualEmbeddingsConfig::Regions(RegionEmbeddingsConfig::new(6, 24).with_dropout(0.0)),
         )
-        .with_text_hidden_size(16)
-        .with_text_num_heads(2)
-        .with_text_intermediate_size(32)
+        .with_text(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
         .with_max_text_len(8)
-        .with_vision_hidden_size(24)
-        .with_vision_num_heads(3)
-        .with_vision_intermediate_size(48)
+        .with_vision(TransformerSize::of(24, 3, 48, 2).with_dropout(0.0))
         .with_projection_dim(10)
         .with_pooling(pooling)
         .init(&Default::default())

@@ -25,19 +25,25 @@ use vlp_features::{
 };
 
 use crate::co_attention::{CoAttentionLayer, CoAttentionLayerConfig};
-use crate::config_error::{check_heads, check_visual_width, ConfigError};
+use crate::config_error::{check_heads, or_panic, ConfigError};
 use crate::cross_modality::{CrossModalityLayer, CrossModalityLayerConfig};
-use crate::layer::{TransformerLayer, TransformerLayerConfig};
+use crate::layer::TransformerLayer;
 use crate::mask::AttentionMask;
+use crate::size::{validate_two_towers, TransformerSize};
 
-/// Which cross-modal layers join the streams.
-#[derive(Config, Debug, Copy, PartialEq, Eq)]
+/// Which cross-modal layers join the streams. Serialised in lower case
+/// (`"vilbert"`, `"lxmert"`, as `co_attention` is written); the variant
+/// names are read too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DualStreamKind {
     /// Co-attentional blocks interleaved with the last layers of each stream;
     /// matching reads `[CLS_T] ⊙ [CLS_V]` after the poolers.
+    #[serde(alias = "Vilbert")]
     Vilbert,
     /// Cross-modality layers after both streams; matching reads
-    /// `[pooled [CLS_T]; [CLS_V]]`. Needs `v_hidden_size == hidden_size`.
+    /// `[pooled [CLS_T]; [CLS_V]]`. Needs `vision.hidden_size == text.hidden_size`.
+    #[serde(alias = "Lxmert")]
     Lxmert,
 }
 
@@ -48,36 +54,26 @@ pub enum DualStreamKind {
 pub struct DualStreamConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// The visual extractor; its `hidden_size` must equal `v_hidden_size`.
+    /// The visual extractor; its `hidden_size` must equal `vision.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
+    /// Which cross-modal layers join the streams.
     #[config(default = "DualStreamKind::Vilbert")]
     pub kind: DualStreamKind,
-    /// Text width.
-    #[config(default = 128)]
-    pub hidden_size: usize,
-    #[config(default = 4)]
-    pub num_heads: usize,
-    #[config(default = 512)]
-    pub intermediate_size: usize,
-    /// Text layers (ViLBERT: all of them, the last `num_cross_layers`
-    /// interleaved with co-attention; LXMERT: `l`).
-    #[config(default = 2)]
-    pub num_text_layers: usize,
-    /// Visual width.
-    #[config(default = 128)]
-    pub v_hidden_size: usize,
-    #[config(default = 4)]
-    pub v_num_heads: usize,
-    #[config(default = 512)]
-    pub v_intermediate_size: usize,
-    /// Visual layers (ViLBERT: all, the last `num_cross_layers` after a
-    /// co-attention each; LXMERT: `r`).
-    #[config(default = 2)]
-    pub num_visual_layers: usize,
+    /// The text stack (ViLBERT: all its layers, the last `num_cross_layers`
+    /// interleaved with co-attention; LXMERT: `l` layers). Its dropout is
+    /// also the embeddings' and the cross-modal layers'. Default: 128 wide,
+    /// 4 heads, inner 512, 2 layers, post-norm (as BERT), dropout 0.1.
+    #[config(default = "TransformerSize::new().with_norm_first(false)")]
+    pub text: TransformerSize,
+    /// The visual stack (ViLBERT: all, the last `num_cross_layers` after a
+    /// co-attention each; LXMERT: `r` layers); same default as `text`.
+    #[config(default = "TransformerSize::new().with_norm_first(false)")]
+    pub vision: TransformerSize,
     /// Width and heads of ViLBERT's co-attention (unused by LXMERT, whose
     /// cross-attention has the streams' width and heads).
     #[config(default = 128)]
     pub bi_hidden_size: usize,
+    /// Heads of ViLBERT's co-attention.
     #[config(default = 4)]
     pub bi_num_heads: usize,
     /// Cross-modal layers (ViLBERT: co-attentional blocks; LXMERT: `x`).
@@ -87,8 +83,7 @@ pub struct DualStreamConfig {
     /// Longest text the position table covers.
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 0.1)]
-    pub dropout: f64,
+    /// LayerNorm epsilon of every layer.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -106,7 +101,9 @@ pub enum CrossModalLayers<B: Backend> {
 /// cross-modal layers and the poolers.
 #[derive(Module, Debug)]
 pub struct DualStreamModel<B: Backend> {
+    /// Text embeddings.
     pub embeddings: TextEmbeddings<B>,
+    /// The visual extractor.
     pub visual: VisualEmbeddings<B>,
     /// `[1, 1, Hv]`: the learned `[CLS_V]`.
     pub visual_cls: Param<Tensor<B, 3>>,
@@ -114,12 +111,14 @@ pub struct DualStreamModel<B: Backend> {
     pub layer: Vec<TransformerLayer<B>>,
     /// Visual stack (ViLBERT's `v_layer`, LXMERT's `r_layers`).
     pub v_layer: Vec<TransformerLayer<B>>,
+    /// The layers joining the streams.
     pub cross: CrossModalLayers<B>,
     /// `[CLS_T]` pooler: ViLBERT's `t_pooler` (`H → Hbi`, ReLU), LXMERT's
     /// `pooler` (`H → H`, tanh).
     pub t_pooler: Linear<B>,
     /// ViLBERT's `v_pooler` (`Hv → Hbi`, ReLU); LXMERT has none.
     pub v_pooler: Option<Linear<B>>,
+    /// Which cross-modal layers join the streams.
     #[module(skip)]
     pub kind: DualStreamKind,
 }
@@ -156,14 +155,8 @@ impl DualStreamConfig {
             ),
         )
         .with_kind(DualStreamKind::Vilbert)
-        .with_hidden_size(768)
-        .with_num_heads(12)
-        .with_intermediate_size(3072)
-        .with_num_text_layers(12)
-        .with_v_hidden_size(1024)
-        .with_v_num_heads(8)
-        .with_v_intermediate_size(1024)
-        .with_num_visual_layers(6)
+        .with_text(TransformerSize::of(768, 12, 3072, 12).with_norm_first(false))
+        .with_vision(TransformerSize::of(1024, 8, 1024, 6).with_norm_first(false))
         .with_bi_hidden_size(1024)
         .with_bi_num_heads(8)
         .with_num_cross_layers(6)
@@ -182,14 +175,8 @@ impl DualStreamConfig {
             ),
         )
         .with_kind(DualStreamKind::Lxmert)
-        .with_hidden_size(768)
-        .with_num_heads(12)
-        .with_intermediate_size(3072)
-        .with_num_text_layers(9)
-        .with_v_hidden_size(768)
-        .with_v_num_heads(12)
-        .with_v_intermediate_size(3072)
-        .with_num_visual_layers(5)
+        .with_text(TransformerSize::of(768, 12, 3072, 9).with_norm_first(false))
+        .with_vision(TransformerSize::of(768, 12, 3072, 5).with_norm_first(false))
         .with_bi_hidden_size(768)
         .with_bi_num_heads(12)
         .with_num_cross_layers(5)
@@ -200,24 +187,13 @@ impl DualStreamConfig {
     pub fn pooled_size(&self) -> usize {
         match self.kind {
             DualStreamKind::Vilbert => self.bi_hidden_size,
-            DualStreamKind::Lxmert => self.hidden_size + self.v_hidden_size,
+            DualStreamKind::Lxmert => self.text.hidden_size + self.vision.hidden_size,
         }
     }
 
     /// Whether the values can build a model; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_visual_width(
-            self.visual.hidden_size(),
-            "v_hidden_size",
-            self.v_hidden_size,
-        )?;
-        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)?;
-        check_heads(
-            "v_hidden_size",
-            self.v_hidden_size,
-            "v_num_heads",
-            self.v_num_heads,
-        )?;
+        validate_two_towers(&self.visual, &self.text, &self.vision)?;
         match self.kind {
             DualStreamKind::Vilbert => {
                 check_heads(
@@ -226,7 +202,7 @@ impl DualStreamConfig {
                     "bi_num_heads",
                     self.bi_num_heads,
                 )?;
-                let room = self.num_text_layers.min(self.num_visual_layers);
+                let room = self.text.num_layers.min(self.vision.num_layers);
                 if self.num_cross_layers > room {
                     return Err(ConfigError::new(
                         "num_cross_layers",
@@ -234,19 +210,19 @@ impl DualStreamConfig {
                         format!(
                             "each co-attentional block precedes a text and a visual layer; \
                              there are {} and {}",
-                            self.num_text_layers, self.num_visual_layers
+                            self.text.num_layers, self.vision.num_layers
                         ),
                     ));
                 }
             }
             DualStreamKind::Lxmert => {
-                if self.v_hidden_size != self.hidden_size {
+                if self.vision.hidden_size != self.text.hidden_size {
                     return Err(ConfigError::new(
-                        "v_hidden_size",
-                        self.v_hidden_size,
+                        "vision.hidden_size",
+                        self.vision.hidden_size,
                         format!(
-                            "LXMERT's streams share one width, hidden_size = {}",
-                            self.hidden_size
+                            "LXMERT's streams share one width, text.hidden_size = {}",
+                            self.text.hidden_size
                         ),
                     ));
                 }
@@ -259,27 +235,25 @@ impl DualStreamConfig {
     ///
     /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamModel<B> {
-        if let Err(error) = self.validate() {
-            panic!("{error}");
-        }
-        let stack = |width, heads, inner, count| {
-            let layer = TransformerLayerConfig::new(width, heads, inner)
-                .with_dropout(self.dropout)
-                .with_norm_first(false)
-                .with_layer_norm_eps(self.layer_norm_eps);
-            (0..count).map(|_| layer.init(device)).collect::<Vec<_>>()
+        or_panic(self.validate());
+        let stack = |size: &TransformerSize| {
+            let layer = size.layer().with_layer_norm_eps(self.layer_norm_eps);
+            (0..size.num_layers)
+                .map(|_| layer.init(device))
+                .collect::<Vec<_>>()
         };
+        let (text, vision, dropout) = (&self.text, &self.vision, self.text.dropout);
         let cross = match self.kind {
             DualStreamKind::Vilbert => {
                 let config = CoAttentionLayerConfig::new(
-                    self.hidden_size,
-                    self.v_hidden_size,
+                    text.hidden_size,
+                    vision.hidden_size,
                     self.bi_hidden_size,
                     self.bi_num_heads,
-                    self.intermediate_size,
-                    self.v_intermediate_size,
+                    text.intermediate_size,
+                    vision.intermediate_size,
                 )
-                .with_dropout(self.dropout)
+                .with_dropout(dropout)
                 .with_layer_norm_eps(self.layer_norm_eps);
                 CrossModalLayers::CoAttention(
                     (0..self.num_cross_layers)
@@ -289,11 +263,11 @@ impl DualStreamConfig {
             }
             DualStreamKind::Lxmert => {
                 let config = CrossModalityLayerConfig::new(
-                    self.hidden_size,
-                    self.num_heads,
-                    self.intermediate_size,
+                    text.hidden_size,
+                    text.num_attention_heads,
+                    text.intermediate_size,
                 )
-                .with_dropout(self.dropout)
+                .with_dropout(dropout)
                 .with_layer_norm_eps(self.layer_norm_eps);
                 CrossModalLayers::CrossModality(
                     (0..self.num_cross_layers)
@@ -304,38 +278,28 @@ impl DualStreamConfig {
         };
         let (t_pooler, v_pooler) = match self.kind {
             DualStreamKind::Vilbert => (
-                LinearConfig::new(self.hidden_size, self.bi_hidden_size).init(device),
-                Some(LinearConfig::new(self.v_hidden_size, self.bi_hidden_size).init(device)),
+                LinearConfig::new(text.hidden_size, self.bi_hidden_size).init(device),
+                Some(LinearConfig::new(vision.hidden_size, self.bi_hidden_size).init(device)),
             ),
             DualStreamKind::Lxmert => (
-                LinearConfig::new(self.hidden_size, self.hidden_size).init(device),
+                LinearConfig::new(text.hidden_size, text.hidden_size).init(device),
                 None,
             ),
         };
         DualStreamModel {
-            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+            embeddings: TextEmbeddingsConfig::new(self.vocab_size, text.hidden_size)
                 .with_max_position_embeddings(self.max_text_len)
                 .with_layer_norm_eps(self.layer_norm_eps)
-                .with_dropout(self.dropout)
+                .with_dropout(dropout)
                 .init(device),
             visual: self.visual.init(device),
             visual_cls: Initializer::Normal {
                 mean: 0.0,
                 std: 0.02,
             }
-            .init([1, 1, self.v_hidden_size], device),
-            layer: stack(
-                self.hidden_size,
-                self.num_heads,
-                self.intermediate_size,
-                self.num_text_layers,
-            ),
-            v_layer: stack(
-                self.v_hidden_size,
-                self.v_num_heads,
-                self.v_intermediate_size,
-                self.num_visual_layers,
-            ),
+            .init([1, 1, vision.hidden_size], device),
+            layer: stack(text),
+            v_layer: stack(vision),
             cross,
             t_pooler,
             v_pooler,
@@ -484,18 +448,19 @@ mod tests {
             ),
         )
         .with_kind(kind)
-        .with_hidden_size(16)
-        .with_num_heads(2)
-        .with_intermediate_size(32)
-        .with_num_text_layers(3)
-        .with_v_hidden_size(v_hidden)
-        .with_v_num_heads(2)
-        .with_v_intermediate_size(20)
-        .with_num_visual_layers(2)
+        .with_text(
+            TransformerSize::of(16, 2, 32, 3)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
+        .with_vision(
+            TransformerSize::of(v_hidden, 2, 20, 2)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
         .with_bi_hidden_size(12)
         .with_bi_num_heads(3)
         .with_num_cross_layers(cross)
-        .with_dropout(0.0)
     }
 
     fn regions(seed: u64, padded: Vec<i64>) -> VisualBatch<B> {
@@ -571,22 +536,30 @@ mod tests {
         let key = |config: DualStreamConfig| config.validate().unwrap_err().key;
         assert!(config(DualStreamKind::Vilbert, 2).validate().is_ok());
         assert!(config(DualStreamKind::Lxmert, 2).validate().is_ok());
+        let wider = |mut config: DualStreamConfig| {
+            config.vision.hidden_size = 24;
+            config
+        };
         assert_eq!(
-            key(config(DualStreamKind::Lxmert, 1).with_v_hidden_size(24)),
+            key(wider(config(DualStreamKind::Lxmert, 1))),
             "visual.hidden_size"
         );
         assert_eq!(
             key(config(DualStreamKind::Vilbert, 1).with_kind(DualStreamKind::Lxmert)),
-            "v_hidden_size"
+            "vision.hidden_size"
         );
         assert_eq!(key(config(DualStreamKind::Vilbert, 3)), "num_cross_layers");
         assert_eq!(
             key(config(DualStreamKind::Vilbert, 1).with_bi_num_heads(5)),
             "bi_hidden_size"
         );
+        let headless = |mut config: DualStreamConfig| {
+            config.text.num_attention_heads = 0;
+            config
+        };
         assert_eq!(
-            key(config(DualStreamKind::Vilbert, 1).with_num_heads(0)),
-            "num_heads"
+            key(headless(config(DualStreamKind::Vilbert, 1))),
+            "text.num_attention_heads"
         );
     }
 
@@ -596,7 +569,7 @@ mod tests {
             let config = config(kind, 2);
             let model = config.init::<B>(&Default::default());
             let (out, _) = text_under_two_images(&model);
-            let v = config.v_hidden_size;
+            let v = config.vision.hidden_size;
             assert_eq!(out.text.dims(), [1, 4, 16]);
             assert_eq!(out.image.dims(), [1, 4, v], "[CLS_V] + 3 regions");
             assert_eq!(out.pooled.dims(), [1, config.pooled_size()]);

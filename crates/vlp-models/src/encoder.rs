@@ -18,11 +18,18 @@ pub struct TransformerEncoderConfig {
 /// `[B, S, H] → [B, S, H]`. Pre-norm stacks end with a final LayerNorm.
 #[derive(Module, Debug)]
 pub struct TransformerEncoder<B: Backend> {
+    /// The layers.
     pub layer: Vec<TransformerLayer<B>>,
+    /// Final LayerNorm of pre-norm stacks.
     pub final_norm: Option<LayerNorm<B>>,
 }
 
 impl TransformerEncoderConfig {
+    /// The stack, layer by layer.
+    ///
+    /// # Panics
+    ///
+    /// When the layer config is invalid ([`TransformerLayerConfig::validate`]).
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerEncoder<B> {
         TransformerEncoder {
             layer: (0..self.num_layers)

@@ -13,16 +13,17 @@
 use burn::prelude::*;
 use vlp_data::VisualBatch;
 use vlp_features::{
-    TextEmbeddings, TextEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig,
+    PatchEmbeddingsConfig, TextEmbeddings, VisualEmbeddings, VisualEmbeddingsConfig,
 };
 
+use crate::config_error::ConfigError;
 use crate::decoder::{DecoderCache, TransformerDecoder, TransformerDecoderConfig};
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::encoder::TransformerEncoder;
 use crate::generate::NextTokenModel;
-use crate::layer::{CrossContext, TransformerLayerConfig};
+use crate::layer::CrossContext;
 use crate::lm_head::{LmHead, LmHeadConfig};
 use crate::mask::AttentionMask;
-use vlp_features::PatchEmbeddingsConfig;
+use crate::size::{init_one_stack, validate_one_stack, TransformerSize};
 
 /// Configuration of [`EncoderDecoderModel`]. The defaults are a tiny model
 /// for the synthetic world; [`simvlm_base`](Self::simvlm_base) is the
@@ -31,27 +32,21 @@ use vlp_features::PatchEmbeddingsConfig;
 pub struct EncoderDecoderConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// The visual extractor; its `hidden_size` must equal the model's.
+    /// The visual extractor; its `hidden_size` must equal
+    /// `transformer.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
-    #[config(default = 128)]
-    pub hidden_size: usize,
-    #[config(default = 2)]
-    pub num_encoder_layers: usize,
+    /// Width, heads, inner width, norm placement and dropout of both
+    /// stacks, and the encoder's depth (`num_layers`): 128 wide, 4 heads,
+    /// inner 512, 2 layers, pre-norm (SimVLM, ViT, T5; post-norm is
+    /// BERT's), dropout 0.1.
+    #[config(default = "TransformerSize::new()")]
+    pub transformer: TransformerSize,
+    /// Decoder layers.
     #[config(default = 2)]
     pub num_decoder_layers: usize,
-    #[config(default = 4)]
-    pub num_heads: usize,
-    /// Feed-forward inner width.
-    #[config(default = 512)]
-    pub intermediate_size: usize,
     /// Longest text (prefix, or decoder input) the position table covers.
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Pre-norm layers (SimVLM, ViT, T5) when true, post-norm (BERT) when false.
-    #[config(default = true)]
-    pub norm_first: bool,
 }
 
 impl EncoderDecoderConfig {
@@ -79,34 +74,37 @@ impl EncoderDecoderConfig {
             vocab_size,
             VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(224, 16, 768)),
         )
-        .with_hidden_size(768)
-        .with_num_encoder_layers(12)
+        .with_transformer(TransformerSize::of(768, 12, 3072, 12))
         .with_num_decoder_layers(12)
-        .with_num_heads(12)
-        .with_intermediate_size(3072)
         .with_max_text_len(512)
     }
 
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_one_stack(&self.visual, &self.transformer)
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> EncoderDecoderModel<B> {
-        assert_eq!(
-            self.visual.hidden_size(),
-            self.hidden_size,
-            "the visual extractor's width must equal the model's"
+        let (embeddings, visual, encoder) = init_one_stack(
+            self.vocab_size,
+            self.max_text_len,
+            &self.visual,
+            &self.transformer,
+            device,
         );
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(self.norm_first);
         EncoderDecoderModel {
-            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
-                .with_max_position_embeddings(self.max_text_len)
-                .with_dropout(self.dropout)
-                .init(device),
-            visual: self.visual.init(device),
-            encoder: TransformerEncoderConfig::new(layer.clone(), self.num_encoder_layers)
-                .init(device),
-            decoder: TransformerDecoderConfig::new(layer, self.num_decoder_layers).init(device),
-            lm_head: LmHeadConfig::new(self.hidden_size, self.vocab_size).init(device),
+            embeddings,
+            visual,
+            encoder,
+            decoder: TransformerDecoderConfig::new(
+                self.transformer.layer(),
+                self.num_decoder_layers,
+            )
+            .init(device),
+            lm_head: LmHeadConfig::new(self.transformer.hidden_size, self.vocab_size).init(device),
         }
     }
 }
@@ -114,10 +112,15 @@ impl EncoderDecoderConfig {
 /// Shared text embeddings, visual extractor, encoder, decoder, tied LM head.
 #[derive(Module, Debug)]
 pub struct EncoderDecoderModel<B: Backend> {
+    /// Text embeddings shared by the encoder, the decoder and the LM head.
     pub embeddings: TextEmbeddings<B>,
+    /// The visual extractor.
     pub visual: VisualEmbeddings<B>,
+    /// The encoder over `[image; prefix]`.
     pub encoder: TransformerEncoder<B>,
+    /// The decoder over the rest of the text.
     pub decoder: TransformerDecoder<B>,
+    /// LM head tied to the word embeddings.
     pub lm_head: LmHead<B>,
 }
 
@@ -125,7 +128,9 @@ pub struct EncoderDecoderModel<B: Backend> {
 /// number of decoder positions so far, and the logits of the next token.
 #[derive(Debug, Clone)]
 pub struct EncoderDecoderState<B: Backend> {
+    /// The decoder's keys and values so far.
     pub cache: DecoderCache<B>,
+    /// Decoder positions so far.
     pub len: usize,
     /// `[N, V]`.
     pub logits: Tensor<B, 2>,
@@ -312,11 +317,8 @@ pub(crate) mod tests {
     fn model(vocab: usize) -> EncoderDecoderModel<B> {
         B::seed(&Default::default(), 7);
         let mut model = EncoderDecoderConfig::new(vocab, patches())
-            .with_hidden_size(16)
-            .with_num_heads(2)
-            .with_intermediate_size(32)
+            .with_transformer(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
             .with_max_text_len(8)
-            .with_dropout(0.0)
             .init(&Default::default());
         sharpen(&mut model.embeddings);
         model

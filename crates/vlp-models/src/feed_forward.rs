@@ -25,6 +25,7 @@ impl Activation {
         }
     }
 
+    /// The activation, elementwise.
     pub fn forward<B: Backend, const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         match self {
             Self::Gelu => gelu(x),
@@ -36,12 +37,14 @@ impl Activation {
 /// Configuration of [`FeedForward`].
 #[derive(Config, Debug)]
 pub struct FeedForwardConfig {
+    /// Input and output width.
     pub hidden_size: usize,
     /// Width of the inner layer (4 × hidden in BERT and ViT).
     pub intermediate_size: usize,
     /// Dropout on the output.
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Non-linearity between the dense layers.
     #[config(default = "Activation::Gelu")]
     pub activation: Activation,
 }
@@ -49,13 +52,18 @@ pub struct FeedForwardConfig {
 /// `[.., H] → [.., I] → activation → [.., H] → dropout`.
 #[derive(Module, Debug)]
 pub struct FeedForward<B: Backend> {
+    /// `[H, I]` (`intermediate.dense`, `mlp.fc1`).
     pub intermediate: Linear<B>,
+    /// `[I, H]` (`output.dense`, `mlp.fc2`).
     pub output: Linear<B>,
+    /// Dropout on the output.
     pub dropout: Dropout,
+    /// Non-linearity between the dense layers.
     pub activation: Activation,
 }
 
 impl FeedForwardConfig {
+    /// The block: inner dense, then outer dense.
     pub fn init<B: Backend>(&self, device: &B::Device) -> FeedForward<B> {
         FeedForward {
             intermediate: LinearConfig::new(self.hidden_size, self.intermediate_size).init(device),
@@ -67,6 +75,7 @@ impl FeedForwardConfig {
 }
 
 impl<B: Backend> FeedForward<B> {
+    /// `[.., H]` → `[.., H]`.
     pub fn forward<const D: usize>(&self, x: Tensor<B, D>) -> Tensor<B, D> {
         let inner = self.activation.forward(self.intermediate.forward(x));
         self.dropout.forward(self.output.forward(inner))

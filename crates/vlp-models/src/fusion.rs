@@ -16,10 +16,11 @@ use vlp_features::{
     VisualEmbeddingsConfig, VisualTokens,
 };
 
-use crate::config_error::{check_heads, check_visual_width, ConfigError};
+use crate::config_error::{or_panic, ConfigError};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
-use crate::layer::{CrossContext, TransformerLayerConfig};
+use crate::layer::CrossContext;
 use crate::mask::AttentionMask;
+use crate::size::{validate_two_towers, TransformerSize};
 
 /// Configuration of [`FusionModel`]. The defaults are a tiny model for CPU
 /// tests; [`FusionConfig::albef_base`] is the published size.
@@ -27,41 +28,31 @@ use crate::mask::AttentionMask;
 pub struct FusionConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// The visual extractor; its `hidden_size` must equal `image_hidden_size`.
+    /// The visual extractor; its `hidden_size` must equal `vision.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
-    /// Text width (text encoder and fusion layers).
-    #[config(default = 128)]
-    pub hidden_size: usize,
-    #[config(default = 4)]
-    pub num_heads: usize,
-    #[config(default = 512)]
-    pub intermediate_size: usize,
-    /// Text-only layers (ALBEF: BERT layers 0–5).
-    #[config(default = 2)]
-    pub num_text_layers: usize,
+    /// The text side: width, heads, inner width, norm placement and
+    /// dropout of the text encoder and the fusion layers, and the text-only
+    /// layers (`num_layers`; ALBEF: BERT layers 0–5). Its dropout is also
+    /// the embeddings'. Default: 128 wide, 4 heads, inner 512, 2 layers,
+    /// post-norm (BERT), dropout 0.1.
+    #[config(default = "TransformerSize::new().with_norm_first(false)")]
+    pub text: TransformerSize,
     /// Fusion layers with cross-attention to the image (ALBEF: BERT layers 6–11).
     #[config(default = 2)]
     pub num_fusion_layers: usize,
-    /// Image encoder width.
-    #[config(default = 128)]
-    pub image_hidden_size: usize,
-    #[config(default = 4)]
-    pub image_num_heads: usize,
-    #[config(default = 512)]
-    pub image_intermediate_size: usize,
-    #[config(default = 2)]
-    pub num_image_layers: usize,
+    /// The image encoder. Default: 128 wide, 4 heads, inner 512, 2 layers,
+    /// pre-norm with a final LayerNorm (ViT), dropout 0.1.
+    #[config(default = "TransformerSize::new()")]
+    pub vision: TransformerSize,
     /// Longest text the position table covers.
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 0.1)]
-    pub dropout: f64,
     /// LayerNorm epsilon of the BERT side.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
     /// LayerNorm epsilon of the image encoder (timm's ViT: 1e-6).
     #[config(default = 1e-6)]
-    pub image_layer_norm_eps: f64,
+    pub vision_layer_norm_eps: f64,
 }
 
 /// ALBEF's backbone without its heads.
@@ -71,6 +62,7 @@ pub struct FusionModel<B: Backend> {
     pub embeddings: TextEmbeddings<B>,
     /// Post-norm BERT layers, text only.
     pub text_encoder: TransformerEncoder<B>,
+    /// The visual extractor (`visual_encoder.patch_embed`, `cls_token`, `pos_embed`).
     pub visual: VisualEmbeddings<B>,
     /// Pre-norm layers with a final LayerNorm (`visual_encoder.blocks`, `.norm`).
     pub visual_encoder: TransformerEncoder<B>,
@@ -96,69 +88,40 @@ impl FusionConfig {
             vocab_size,
             VisualEmbeddingsConfig::Patches(PatchEmbeddingsConfig::new(224, 16, 768)),
         )
-        .with_hidden_size(768)
-        .with_num_heads(12)
-        .with_intermediate_size(3072)
-        .with_num_text_layers(6)
+        .with_text(TransformerSize::of(768, 12, 3072, 6).with_norm_first(false))
         .with_num_fusion_layers(6)
-        .with_image_hidden_size(768)
-        .with_image_num_heads(12)
-        .with_image_intermediate_size(3072)
-        .with_num_image_layers(12)
+        .with_vision(TransformerSize::of(768, 12, 3072, 12))
         .with_max_text_len(512)
     }
 
     /// Whether the values can build a model; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_visual_width(
-            self.visual.hidden_size(),
-            "image_hidden_size",
-            self.image_hidden_size,
-        )?;
-        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)?;
-        check_heads(
-            "image_hidden_size",
-            self.image_hidden_size,
-            "image_num_heads",
-            self.image_num_heads,
-        )
+        validate_two_towers(&self.visual, &self.text, &self.vision)
     }
 
     /// # Panics
     ///
     /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> FusionModel<B> {
-        if let Err(error) = self.validate() {
-            panic!("{error}");
-        }
-        let text_layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(false)
-                .with_layer_norm_eps(self.layer_norm_eps);
-        let image_layer = TransformerLayerConfig::new(
-            self.image_hidden_size,
-            self.image_num_heads,
-            self.image_intermediate_size,
-        )
-        .with_dropout(self.dropout)
-        .with_norm_first(true)
-        .with_layer_norm_eps(self.image_layer_norm_eps);
+        or_panic(self.validate());
+        let (text, vision) = (&self.text, &self.vision);
+        let text_layer = text.layer().with_layer_norm_eps(self.layer_norm_eps);
+        let image_layer = vision
+            .layer()
+            .with_layer_norm_eps(self.vision_layer_norm_eps);
         let fusion_layer = text_layer
             .clone()
             .with_cross_attention(true)
-            .with_context_size(Some(self.image_hidden_size));
+            .with_context_size(Some(vision.hidden_size));
         FusionModel {
-            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
+            embeddings: TextEmbeddingsConfig::new(self.vocab_size, text.hidden_size)
                 .with_max_position_embeddings(self.max_text_len)
                 .with_layer_norm_eps(self.layer_norm_eps)
-                .with_dropout(self.dropout)
+                .with_dropout(text.dropout)
                 .init(device),
-            text_encoder: TransformerEncoderConfig::new(text_layer, self.num_text_layers)
-                .init(device),
+            text_encoder: text.encoder(text_layer).init(device),
             visual: self.visual.init(device),
-            visual_encoder: TransformerEncoderConfig::new(image_layer, self.num_image_layers)
-                .init(device),
+            visual_encoder: vision.encoder(image_layer).init(device),
             fusion: TransformerEncoderConfig::new(fusion_layer, self.num_fusion_layers)
                 .init(device),
         }
@@ -229,14 +192,13 @@ mod tests {
                 PatchEmbeddingsConfig::new(16, 8, 24).with_dropout(0.0),
             ),
         )
-        .with_hidden_size(16)
-        .with_num_heads(2)
-        .with_intermediate_size(32)
+        .with_text(
+            TransformerSize::of(16, 2, 32, 2)
+                .with_norm_first(false)
+                .with_dropout(0.0),
+        )
         .with_num_fusion_layers(fusion_layers)
-        .with_image_hidden_size(24)
-        .with_image_num_heads(3)
-        .with_image_intermediate_size(48)
-        .with_dropout(0.0)
+        .with_vision(TransformerSize::of(24, 3, 48, 2).with_dropout(0.0))
         .init(&Default::default())
     }
 

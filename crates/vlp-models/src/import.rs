@@ -19,27 +19,53 @@ use burn_store::{
 };
 use serde::de::DeserializeOwned;
 
+use crate::config_error::ConfigError;
 use crate::feed_forward::Activation;
 
 /// Why a checkpoint or its configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
+    /// A file that cannot be read.
     #[error("cannot read {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The reason.
         #[source]
         source: std::io::Error,
     },
     /// A `config.json` that is not valid JSON, or describes a model vlp cannot build.
     #[error("{path}: {message}")]
-    Config { path: PathBuf, message: String },
+    Config {
+        /// The `config.json`.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A `config.json` whose values cannot build a model (e.g. a width
+    /// the heads do not divide), naming the key.
+    #[error("{path}: {source}")]
+    InvalidConfig {
+        /// The `config.json`.
+        path: PathBuf,
+        /// The offending key and value.
+        #[source]
+        source: ConfigError,
+    },
     /// A file that is not a readable safetensors checkpoint.
     #[error("{path}: not a readable safetensors checkpoint: {message}")]
-    Checkpoint { path: PathBuf, message: String },
+    Checkpoint {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The reader's message.
+        message: String,
+    },
     /// A readable checkpoint whose tensors do not fit the model.
     #[error("{path}: the checkpoint does not fit the model\n{mismatch}")]
     Mismatch {
+        /// The checkpoint.
         path: PathBuf,
+        /// The keys that do not fit.
         mismatch: KeyMismatch,
     },
 }
@@ -52,6 +78,7 @@ pub struct KeyMismatch {
     pub missing: Vec<(String, Vec<usize>)>,
     /// Keys of the checkpoint that no parameter of the model takes.
     pub unexpected: Vec<String>,
+    /// Keys whose tensor has another shape than the parameter.
     pub wrong_shape: Vec<ShapeMismatch>,
     /// Tensors that could not be read or converted, with the reason.
     pub unreadable: Vec<(String, String)>,
@@ -61,12 +88,16 @@ pub struct KeyMismatch {
 /// checkpoint's layout, e.g. PyTorch's `[out, in]` for linear weights).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShapeMismatch {
+    /// The checkpoint key.
     pub key: String,
+    /// The parameter's shape.
     pub expected: Vec<usize>,
+    /// The checkpoint tensor's shape.
     pub found: Vec<usize>,
 }
 
 impl KeyMismatch {
+    /// Whether every key fits.
     pub fn is_empty(&self) -> bool {
         self.missing.is_empty()
             && self.unexpected.is_empty()
@@ -138,10 +169,12 @@ impl fmt::Display for ImportReport {
 pub(crate) struct KeyMap {
     /// Prefixes removed first, e.g. `bert.` of `BertForPreTraining` checkpoints.
     pub strip: &'static [&'static str],
+    /// Checkpoint name → vlp path, `{n}` standing for a layer index.
     pub renames: &'static [(&'static str, &'static str)],
     /// Checkpoint keys that no vlp module holds, by their last segment
     /// (buffers such as `position_ids`) or by prefix (task heads such as `cls.`).
     pub ignored_names: &'static [&'static str],
+    /// Prefixes of checkpoint keys that are not loaded (task heads).
     pub ignored_prefixes: &'static [&'static str],
     /// vlp parameter paths such checkpoints never hold; the caller sets them
     /// to their neutral value before loading.
@@ -431,6 +464,19 @@ pub(crate) fn expect_model_type(
         }),
         _ => Ok(()),
     }
+}
+
+/// `config` if `validate` accepts it, else the error naming `path`.
+pub(crate) fn validated<C>(
+    path: &Path,
+    config: C,
+    validate: impl FnOnce(&C) -> Result<(), ConfigError>,
+) -> Result<C, ImportError> {
+    validate(&config).map_err(|source| ImportError::InvalidConfig {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    Ok(config)
 }
 
 #[cfg(test)]

@@ -7,13 +7,17 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::attention::{KeyValue, MultiHeadAttention, MultiHeadAttentionConfig};
+use crate::config_error::{check_heads, ConfigError};
 use crate::feed_forward::{Activation, FeedForward, FeedForwardConfig};
 
 /// Configuration of [`TransformerLayer`].
 #[derive(Config, Debug)]
 pub struct TransformerLayerConfig {
+    /// Token width.
     pub hidden_size: usize,
+    /// Attention heads; must divide `hidden_size`.
     pub num_heads: usize,
+    /// Feed-forward inner width.
     pub intermediate_size: usize,
     /// Dropout on attention probabilities and on every residual branch.
     #[config(default = 0.1)]
@@ -21,6 +25,7 @@ pub struct TransformerLayerConfig {
     /// Pre-norm (`x + f(LN(x))`) when true, post-norm (`LN(x + f(x))`) when false.
     #[config(default = true)]
     pub norm_first: bool,
+    /// LayerNorm epsilon.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
     /// Non-linearity of the feed-forward block.
@@ -35,18 +40,24 @@ pub struct TransformerLayerConfig {
     pub context_size: Option<usize>,
 }
 
+/// One layer: `[B, S, H]` → `[B, S, H]`.
 #[derive(Module, Debug)]
 pub struct TransformerLayer<B: Backend> {
+    /// Self-attention (`attention.self` + `attention.output.dense` in BERT).
     pub attention: MultiHeadAttention<B>,
     /// LayerNorm of the attention branch (`attention.output.LayerNorm` in BERT).
     pub attention_norm: LayerNorm<B>,
+    /// Dropout on the attention branches.
     pub attention_dropout: Dropout,
     /// BERT's `crossattention` (with `crossattention.output.LayerNorm`).
     pub cross_attention: Option<MultiHeadAttention<B>>,
+    /// LayerNorm of the cross-attention branch.
     pub cross_attention_norm: Option<LayerNorm<B>>,
+    /// The feed-forward block.
     pub feed_forward: FeedForward<B>,
     /// LayerNorm of the feed-forward branch (`output.LayerNorm` in BERT).
     pub output_norm: LayerNorm<B>,
+    /// Pre-norm when true, post-norm when false.
     pub norm_first: bool,
 }
 
@@ -54,11 +65,24 @@ pub struct TransformerLayer<B: Backend> {
 /// the bias of its padding (`AttentionMask::padding`, `[B, 1, 1, K]`).
 #[derive(Debug, Clone)]
 pub struct CrossContext<B: Backend> {
+    /// The context `[B, K, C]`.
     pub hidden: Tensor<B, 3>,
+    /// Its padding bias `[B, 1, 1, K]`, if any.
     pub bias: Option<Tensor<B, 4>>,
 }
 
 impl TransformerLayerConfig {
+    /// Whether `num_heads` splits `hidden_size`; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The layer, parameters in order: self-attention, its norm,
+    /// cross-attention and its norm (when on), feed-forward, output norm.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> TransformerLayer<B> {
         let norm = || {
             LayerNormConfig::new(self.hidden_size)

@@ -10,7 +10,12 @@
 //!   [`CrossModalityLayer`]s), [`FusionModel`] (ALBEF: unimodal encoders,
 //!   then fusion layers with cross-attention) and [`DualEncoderModel`]
 //!   (CLIP: no fusion), each with its `-base` configuration.
-//! - [`Pooler`]: BERT's `[CLS]` pooler.
+//! - [`TransformerSize`]: width, heads, inner width, depth, norm placement
+//!   and dropout of one stack, nested in every family's config (`text`,
+//!   `vision`, or `transformer` for one-stack models); every config has a
+//!   `validate` returning a [`ConfigError`] that names the key.
+//! - [`Pooler`]: BERT's `[CLS]` pooler; [`mean_pool`] and [`l2_normalize`]
+//!   for sentence embeddings (e.g. mean-pooled [`BertModel`] output).
 //! - Generative models (SimVLM): [`TransformerDecoder`] (causal
 //!   self-attention + cross-attention, [`DecoderCache`] for incremental
 //!   decoding), [`EncoderDecoderModel`] (encoder over `[image; text prefix]`,
@@ -34,14 +39,6 @@
 //! embed_sentences` embeds sentences with all-MiniLM-L6-v2 (from
 //! `cargo xtask assets`) this way.
 
-// The public configuration fields and sub-modules (named after the
-// checkpoint keys they load) are not documented one by one yet; this
-// expectation fails as soon as they are, so it cannot outlive them.
-#![expect(
-    missing_docs,
-    reason = "vlp-models' public fields get their docs with the TransformerSize change (issue 14)"
-)]
-
 mod attention;
 mod bert;
 mod clip;
@@ -63,8 +60,10 @@ mod layer;
 mod lm_head;
 mod mask;
 mod pooler;
+mod pooling;
 mod prefix_lm;
 mod single_stream;
+mod size;
 mod vit;
 
 pub use attention::{KeyValue, MultiHeadAttention, MultiHeadAttentionConfig};
@@ -91,7 +90,9 @@ pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
 pub use lm_head::{LmHead, LmHeadConfig};
 pub use mask::AttentionMask;
-pub use pooler::{Pooler, PoolerConfig};
+pub use pooler::{PooledOutput, Pooler, PoolerConfig};
+pub use pooling::{l2_normalize, mean_pool};
 pub use prefix_lm::{PrefixLmConfig, PrefixLmModel, PrefixLmState};
 pub use single_stream::{FusedOutput, SingleStreamConfig, SingleStreamModel};
+pub use size::TransformerSize;
 pub use vit::{ViTConfig, ViTModel, ViTOutput};

@@ -15,8 +15,11 @@ use burn::tensor::activation::gelu;
 /// Configuration of [`LmHead`].
 #[derive(Config, Debug)]
 pub struct LmHeadConfig {
+    /// Token width.
     pub hidden_size: usize,
+    /// Vocabulary size.
     pub vocab_size: usize,
+    /// LayerNorm epsilon.
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
 }
@@ -24,13 +27,16 @@ pub struct LmHeadConfig {
 /// `LN(GELU(dense(h))) · Eᵀ + bias`, `E` the `[V, H]` word embeddings.
 #[derive(Module, Debug)]
 pub struct LmHead<B: Backend> {
+    /// The transform `[H, H]` before the tied decoder.
     pub dense: Linear<B>,
+    /// LayerNorm after the transform.
     pub layer_norm: LayerNorm<B>,
     /// `[V]` output bias.
     pub bias: Param<Tensor<B, 1>>,
 }
 
 impl LmHeadConfig {
+    /// The head: dense, norm, output bias.
     pub fn init<B: Backend>(&self, device: &B::Device) -> LmHead<B> {
         LmHead {
             dense: LinearConfig::new(self.hidden_size, self.hidden_size).init(device),

@@ -7,17 +7,16 @@
 
 use burn::prelude::*;
 use vlp_data::VisualBatch;
-use vlp_features::{
-    TextEmbeddings, TextEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig,
-};
+use vlp_features::{TextEmbeddings, VisualEmbeddings, VisualEmbeddingsConfig};
 
 use crate::attention::KeyValue;
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
+use crate::config_error::ConfigError;
+use crate::encoder::TransformerEncoder;
 use crate::encoder_decoder::image_then_text_padding;
 use crate::generate::NextTokenModel;
-use crate::layer::TransformerLayerConfig;
 use crate::lm_head::{LmHead, LmHeadConfig};
 use crate::mask::AttentionMask;
+use crate::size::{init_one_stack, validate_one_stack, TransformerSize};
 
 /// Configuration of [`PrefixLmModel`]. The defaults are a tiny model for
 /// the synthetic world.
@@ -25,33 +24,28 @@ use crate::mask::AttentionMask;
 pub struct PrefixLmConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
-    /// The visual extractor; its `hidden_size` must equal the model's.
+    /// The visual extractor; its `hidden_size` must equal
+    /// `transformer.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
-    #[config(default = 128)]
-    pub hidden_size: usize,
-    #[config(default = 4)]
-    pub num_layers: usize,
-    #[config(default = 4)]
-    pub num_heads: usize,
-    /// Feed-forward inner width.
-    #[config(default = 512)]
-    pub intermediate_size: usize,
+    /// The one stack: 128 wide, 4 heads, inner 512, 4 layers, pre-norm
+    /// (post-norm is BERT's), dropout 0.1.
+    #[config(default = "TransformerSize::new().with_num_layers(4)")]
+    pub transformer: TransformerSize,
     /// Longest text the position table covers.
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Pre-norm layers when true, post-norm (BERT) when false.
-    #[config(default = true)]
-    pub norm_first: bool,
 }
 
 /// Text embeddings, visual extractor, one transformer stack, tied LM head.
 #[derive(Module, Debug)]
 pub struct PrefixLmModel<B: Backend> {
+    /// Text embeddings, shared with the LM head.
     pub embeddings: TextEmbeddings<B>,
+    /// The visual extractor.
     pub visual: VisualEmbeddings<B>,
+    /// The one stack over `[image; text]`.
     pub encoder: TransformerEncoder<B>,
+    /// LM head tied to the word embeddings.
     pub lm_head: LmHead<B>,
 }
 
@@ -71,24 +65,27 @@ pub struct PrefixLmState<B: Backend> {
 }
 
 impl PrefixLmConfig {
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_one_stack(&self.visual, &self.transformer)
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PrefixLmModel<B> {
-        assert_eq!(
-            self.visual.hidden_size(),
-            self.hidden_size,
-            "the visual extractor's width must equal the model's"
+        let (embeddings, visual, encoder) = init_one_stack(
+            self.vocab_size,
+            self.max_text_len,
+            &self.visual,
+            &self.transformer,
+            device,
         );
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(self.norm_first);
         PrefixLmModel {
-            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
-                .with_max_position_embeddings(self.max_text_len)
-                .with_dropout(self.dropout)
-                .init(device),
-            visual: self.visual.init(device),
-            encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
-            lm_head: LmHeadConfig::new(self.hidden_size, self.vocab_size).init(device),
+            embeddings,
+            visual,
+            encoder,
+            lm_head: LmHeadConfig::new(self.transformer.hidden_size, self.vocab_size).init(device),
         }
     }
 }
@@ -249,12 +246,8 @@ mod tests {
     fn model(visual: VisualEmbeddingsConfig) -> PrefixLmModel<B> {
         B::seed(&Default::default(), 3);
         let mut model = PrefixLmConfig::new(12, visual)
-            .with_hidden_size(16)
-            .with_num_layers(2)
-            .with_num_heads(2)
-            .with_intermediate_size(32)
+            .with_transformer(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
             .with_max_text_len(8)
-            .with_dropout(0.0)
             .init(&Default::default());
         sharpen(&mut model.embeddings);
         model

@@ -7,13 +7,12 @@
 
 use burn::prelude::*;
 use vlp_data::VisualBatch;
-use vlp_features::{
-    TextEmbeddings, TextEmbeddingsConfig, VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens,
-};
+use vlp_features::{TextEmbeddings, VisualEmbeddings, VisualEmbeddingsConfig, VisualTokens};
 
-use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
-use crate::layer::TransformerLayerConfig;
+use crate::config_error::ConfigError;
+use crate::encoder::TransformerEncoder;
 use crate::pooler::{Pooler, PoolerConfig};
+use crate::size::{init_one_stack, validate_one_stack, TransformerSize};
 
 /// Configuration of [`SingleStreamModel`]. The defaults are the tiny model
 /// `cargo xtask pretrain` trains on the synthetic world.
@@ -22,34 +21,27 @@ pub struct SingleStreamConfig {
     /// Vocabulary size of the tokenizer.
     pub vocab_size: usize,
     /// The visual extractor (patches or regions); its `hidden_size` must
-    /// equal the model's.
+    /// equal `transformer.hidden_size`.
     pub visual: VisualEmbeddingsConfig,
-    /// Model width.
-    #[config(default = 128)]
-    pub hidden_size: usize,
-    #[config(default = 4)]
-    pub num_layers: usize,
-    #[config(default = 4)]
-    pub num_heads: usize,
-    /// Feed-forward inner width.
-    #[config(default = 512)]
-    pub intermediate_size: usize,
+    /// The shared stack: 128 wide, 4 heads, inner 512, 4 layers, pre-norm
+    /// (ViT/ViLT; post-norm is BERT's and UNITER's), dropout 0.1.
+    #[config(default = "TransformerSize::new().with_num_layers(4)")]
+    pub transformer: TransformerSize,
     /// Longest text the position table covers.
     #[config(default = 64)]
     pub max_text_len: usize,
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Pre-norm layers (ViT/ViLT) when true, post-norm (BERT, UNITER) when false.
-    #[config(default = true)]
-    pub norm_first: bool,
 }
 
 /// Text embeddings + a visual extractor + one shared transformer + pooler.
 #[derive(Module, Debug)]
 pub struct SingleStreamModel<B: Backend> {
+    /// Text embeddings.
     pub embeddings: TextEmbeddings<B>,
+    /// The visual extractor.
     pub visual: VisualEmbeddings<B>,
+    /// The stack shared by both modalities.
     pub encoder: TransformerEncoder<B>,
+    /// The `[CLS]` pooler.
     pub pooler: Pooler<B>,
 }
 
@@ -65,24 +57,27 @@ pub struct FusedOutput<B: Backend> {
 }
 
 impl SingleStreamConfig {
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_one_stack(&self.visual, &self.transformer)
+    }
+
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> SingleStreamModel<B> {
-        assert_eq!(
-            self.visual.hidden_size(),
-            self.hidden_size,
-            "the visual extractor's width must equal the model's"
+        let (embeddings, visual, encoder) = init_one_stack(
+            self.vocab_size,
+            self.max_text_len,
+            &self.visual,
+            &self.transformer,
+            device,
         );
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(self.norm_first);
         SingleStreamModel {
-            embeddings: TextEmbeddingsConfig::new(self.vocab_size, self.hidden_size)
-                .with_max_position_embeddings(self.max_text_len)
-                .with_dropout(self.dropout)
-                .init(device),
-            visual: self.visual.init(device),
-            encoder: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
-            pooler: PoolerConfig::new(self.hidden_size).init(device),
+            embeddings,
+            visual,
+            encoder,
+            pooler: PoolerConfig::new(self.transformer.hidden_size).init(device),
         }
     }
 }
@@ -150,11 +145,7 @@ mod tests {
 
     fn config(visual: VisualEmbeddingsConfig) -> SingleStreamConfig {
         SingleStreamConfig::new(20, visual)
-            .with_hidden_size(16)
-            .with_num_layers(2)
-            .with_num_heads(2)
-            .with_intermediate_size(32)
-            .with_dropout(0.0)
+            .with_transformer(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
     }
 
     fn model() -> SingleStreamModel<NdArray> {

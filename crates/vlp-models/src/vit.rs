@@ -9,28 +9,39 @@ use burn::prelude::*;
 use serde::Deserialize;
 use vlp_features::{PatchEmbeddings, PatchEmbeddingsConfig};
 
+use crate::config_error::{check_heads, check_patches, or_panic, ConfigError};
 use crate::encoder::{TransformerEncoder, TransformerEncoderConfig};
 use crate::feed_forward::Activation;
 use crate::import::{self, ImportError, ImportReport, KeyMap};
-use crate::layer::TransformerLayerConfig;
-use crate::pooler::{Pooler, PoolerConfig};
+use crate::pooler::{encode_and_pool, PooledOutput, Pooler, PoolerConfig};
+use crate::size::TransformerSize;
 
 /// Configuration of [`ViTModel`]; [`ViTConfig::from_hf_json`] reads it
 /// from a Hugging Face `config.json`.
 #[derive(Config, Debug)]
 pub struct ViTConfig {
+    /// Side of the square input images in pixels (`image_size`).
     pub image_size: usize,
+    /// Side of the square patches; must divide `image_size` (`patch_size`).
     pub patch_size: usize,
+    /// Token width (`hidden_size`).
     pub hidden_size: usize,
+    /// Layers (`num_hidden_layers`).
     pub num_layers: usize,
+    /// Attention heads (`num_attention_heads`).
     pub num_heads: usize,
+    /// Feed-forward inner width (`intermediate_size`).
     pub intermediate_size: usize,
+    /// Input channels (`num_channels`).
     #[config(default = 3)]
     pub channels: usize,
+    /// LayerNorm epsilon (`layer_norm_eps`).
     #[config(default = 1e-12)]
     pub layer_norm_eps: f64,
+    /// Dropout of embeddings and layers (`hidden_dropout_prob`).
     #[config(default = 0.0)]
     pub dropout: f64,
+    /// Feed-forward non-linearity (`hidden_act`).
     #[config(default = "Activation::Gelu")]
     pub activation: Activation,
     /// Whether the model has the `[CLS]` pooler (`pooler.dense`).
@@ -68,7 +79,7 @@ impl ViTConfig {
             });
         }
         let activation = import::activation(path, hf.hidden_act.as_deref().unwrap_or("gelu"))?;
-        Ok(Self::new(
+        let config = Self::new(
             hf.image_size.unwrap_or(224),
             hf.patch_size.unwrap_or(16),
             hf.hidden_size.unwrap_or(768),
@@ -79,9 +90,11 @@ impl ViTConfig {
         .with_channels(hf.num_channels.unwrap_or(3))
         .with_layer_norm_eps(hf.layer_norm_eps.unwrap_or(1e-12))
         .with_dropout(hf.hidden_dropout_prob.unwrap_or(0.0))
-        .with_activation(activation))
+        .with_activation(activation);
+        import::validated(path, config, Self::validate)
     }
 
+    /// ViT's patch embeddings (projection with bias, `[CLS]`, positions).
     pub fn embeddings(&self) -> PatchEmbeddingsConfig {
         PatchEmbeddingsConfig::new(self.image_size, self.patch_size, self.hidden_size)
             .with_channels(self.channels)
@@ -90,16 +103,35 @@ impl ViTConfig {
 
     /// The pre-norm encoder; its final LayerNorm is ViT's `layernorm`.
     pub fn encoder(&self) -> TransformerEncoderConfig {
-        let layer =
-            TransformerLayerConfig::new(self.hidden_size, self.num_heads, self.intermediate_size)
-                .with_dropout(self.dropout)
-                .with_norm_first(true)
-                .with_layer_norm_eps(self.layer_norm_eps)
-                .with_activation(self.activation);
-        TransformerEncoderConfig::new(layer, self.num_layers)
+        self.size()
+            .encoder_with(self.layer_norm_eps, self.activation)
     }
 
+    /// The stack's size (ViT is pre-norm).
+    pub fn size(&self) -> TransformerSize {
+        TransformerSize::of(
+            self.hidden_size,
+            self.num_heads,
+            self.intermediate_size,
+            self.num_layers,
+        )
+        .with_norm_first(true)
+        .with_dropout(self.dropout)
+    }
+
+    /// Whether the values can build a model; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_patches("", self.image_size, self.patch_size)?;
+        check_heads("hidden_size", self.hidden_size, "num_heads", self.num_heads)
+    }
+
+    /// The model, parameters in checkpoint order.
+    ///
+    /// # Panics
+    ///
+    /// When [`validate`](Self::validate) fails, with its message.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ViTModel<B> {
+        or_panic(self.validate());
         ViTModel {
             embeddings: self.embeddings().init(device),
             encoder: self.encoder().init(device),
@@ -113,19 +145,16 @@ impl ViTConfig {
 /// ViT: `[B, C, S, S]` images → `[B, 1 + P, H]` tokens (+ pooled `[CLS]`).
 #[derive(Module, Debug)]
 pub struct ViTModel<B: Backend> {
+    /// Patch projection, `[CLS]` and positions (`embeddings`).
     pub embeddings: PatchEmbeddings<B>,
+    /// The pre-norm layers with ViT's final `layernorm`.
     pub encoder: TransformerEncoder<B>,
+    /// The `[CLS]` pooler (`pooler.dense`), when configured.
     pub pooler: Option<Pooler<B>>,
 }
 
 /// Output of [`ViTModel::forward`].
-#[derive(Debug, Clone)]
-pub struct ViTOutput<B: Backend> {
-    /// `[B, 1 + P, H]`, after the final LayerNorm.
-    pub last_hidden_state: Tensor<B, 3>,
-    /// `[B, H]`: `tanh(dense(h[:, 0]))`, when the model has a pooler.
-    pub pooled: Option<Tensor<B, 2>>,
-}
+pub type ViTOutput<B> = PooledOutput<B>;
 
 /// Hugging Face ViT keys → vlp paths (`vit.` prefixes the task models,
 /// `classifier.` is `ViTForImageClassification`'s head).
@@ -201,16 +230,12 @@ impl<B: Backend> ViTModel<B> {
 
     /// `images` `[B, C, S, S]` → [`ViTOutput`].
     pub fn forward(&self, images: Tensor<B, 4>) -> ViTOutput<B> {
-        let embeddings = self.embeddings.forward(images);
-        let last_hidden_state = self.encoder.forward(embeddings, None);
-        let pooled = self
-            .pooler
-            .as_ref()
-            .map(|pooler| pooler.forward(last_hidden_state.clone()));
-        ViTOutput {
-            last_hidden_state,
-            pooled,
-        }
+        encode_and_pool(
+            &self.encoder,
+            self.pooler.as_ref(),
+            self.embeddings.forward(images),
+            None,
+        )
     }
 }
 

@@ -19,7 +19,7 @@
 //! - [`loss`]: shared primitives (cross-entropy with ignore and smoothing).
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
 //!   architecture's pre-training model implements.
-//! - [`pooling`]: mean pooling of the non-padding tokens.
+//! - [`mean_pool`] (re-exported from vlp-models): mean pooling of the non-padding tokens.
 //! - [`pretrain_dual_stream`], [`pretrain_albef`], [`pretrain_clip`]: the
 //!   pre-training models of ViLBERT/LXMERT (MLM, ITM, ITC), ALBEF (MLM, ITM,
 //!   ITC with an optional momentum model and queue) and CLIP (ITC only).
@@ -46,7 +46,6 @@ pub mod loss;
 pub mod mixing;
 pub mod mlm;
 pub mod mvm;
-pub mod pooling;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
@@ -79,7 +78,6 @@ pub use mvm::{
     masked_patch_loss, MppHead, MppHeadConfig, MvmClassificationHead, MvmClassificationHeadConfig,
     MvmRegressionHead, MvmRegressionHeadConfig, RGB_BINS,
 };
-pub use pooling::mean_pool;
 pub use pretrain_albef::{AlbefMomentum, AlbefPretrainer, AlbefPretrainerConfig, AlbefUnimodal};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
@@ -89,6 +87,7 @@ pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretra
 pub use text_matching::{FusePairs, ItmPairRows, TextMatching, TextMatchingConfig};
 pub use uniter::{UniterConfigError, UniterPretrainer, UniterPretrainerConfig};
 pub use uniter_objectives::UniterObjectives;
+pub use vlp_models::mean_pool;
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
 pub use wra::{
     distance_gap, fused_wra_objective, uniter_wra_config, word_alignment_mask, word_positions,

@@ -33,12 +33,7 @@ pub fn accuracy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) ->
         / rows as f32
 }
 
-/// Rows scaled to unit L2 norm (norms below 1e-12 are clamped, as
-/// `torch.nn.functional.normalize`).
-pub fn l2_normalize<B: Backend>(x: Tensor<B, 2>) -> Tensor<B, 2> {
-    let norm = x.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
-    x / norm
-}
+pub use vlp_models::l2_normalize;
 
 /// Mean cross-entropy of `logits` `[N, C]` against `targets` `[N]` over the
 /// rows whose target is not negative (negative = ignore), with label

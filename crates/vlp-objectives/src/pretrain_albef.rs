@@ -14,7 +14,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 use vlp_features::{TextEmbeddings, VisualEmbeddings, VisualTokens};
-use vlp_models::{FusionConfig, FusionModel, TransformerEncoder};
+use vlp_models::{mean_pool, FusionConfig, FusionModel, TransformerEncoder};
 
 use crate::error::value_error;
 use crate::itc::{
@@ -24,7 +24,6 @@ use crate::itc::{
 use crate::itm::ItmHead;
 use crate::loss::l2_normalize;
 use crate::mlm::MlmHead;
-use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 use crate::text_matching::{TextMatching, TextMatchingConfig};
 
@@ -204,16 +203,19 @@ impl AlbefPretrainerConfig {
         self.validate()?;
         let model = &self.model;
         let backbone = model.init(device);
-        let (mlm_head, itm_head) =
-            TextMatchingConfig::new(model.hidden_size, model.vocab_size, model.hidden_size)
-                .with_layer_norm_eps(model.layer_norm_eps)
-                .init(device);
+        let (mlm_head, itm_head) = TextMatchingConfig::new(
+            model.text.hidden_size,
+            model.vocab_size,
+            model.text.hidden_size,
+        )
+        .with_layer_norm_eps(model.layer_norm_eps)
+        .init(device);
         let mut pretrainer = AlbefPretrainer {
             backbone,
             mlm_head,
             itm_head,
-            itc_head: ItcHeadConfig::new(model.hidden_size)
-                .with_image_hidden_size(Some(model.image_hidden_size))
+            itc_head: ItcHeadConfig::new(model.text.hidden_size)
+                .with_image_hidden_size(Some(model.vision.hidden_size))
                 .with_embed_dim(self.itc_embed_dim)
                 .with_temperature(self.itc_temperature)
                 .init(device),
@@ -366,6 +368,7 @@ mod tests {
     use vlp_data::synthetic::{Split, SyntheticWorld};
     use vlp_data::{PretrainBatcher, TextTokenizer};
     use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
+    use vlp_models::TransformerSize;
 
     use super::*;
 
@@ -382,17 +385,14 @@ mod tests {
             PatchEmbeddingsConfig::new(32, 8, 32).with_dropout(0.0),
         );
         let model = FusionConfig::new(batcher.tokenizer.vocab_size(), visual)
-            .with_hidden_size(32)
-            .with_num_heads(4)
-            .with_intermediate_size(64)
-            .with_num_text_layers(1)
+            .with_text(
+                TransformerSize::of(32, 4, 64, 1)
+                    .with_norm_first(false)
+                    .with_dropout(0.0),
+            )
             .with_num_fusion_layers(1)
-            .with_image_hidden_size(32)
-            .with_image_num_heads(4)
-            .with_image_intermediate_size(64)
-            .with_num_image_layers(1)
-            .with_max_text_len(24)
-            .with_dropout(0.0);
+            .with_vision(TransformerSize::of(32, 4, 64, 1).with_dropout(0.0))
+            .with_max_text_len(24);
         AlbefPretrainerConfig::new(model)
             .with_itc_embed_dim(16)
             .with_queue_size(queue_size)

@@ -3,12 +3,11 @@
 
 use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
-use vlp_models::{DualStreamConfig, DualStreamModel};
+use vlp_models::{mean_pool, DualStreamConfig, DualStreamModel};
 
 use crate::itc::{itc_objective, ItcHead, ItcHeadConfig};
 use crate::itm::ItmHead;
 use crate::mlm::MlmHead;
-use crate::pooling::mean_pool;
 use crate::pretrainer::{PretrainOutput, Pretrainer, RetrievalModel};
 use crate::text_matching::{TextMatching, TextMatchingConfig};
 
@@ -59,16 +58,19 @@ impl DualStreamPretrainerConfig {
     pub fn init<B: Backend>(&self, device: &B::Device) -> DualStreamPretrainer<B> {
         let model = &self.model;
         let backbone = model.init(device);
-        let (mlm_head, itm_head) =
-            TextMatchingConfig::new(model.hidden_size, model.vocab_size, model.pooled_size())
-                .with_layer_norm_eps(model.layer_norm_eps)
-                .init(device);
+        let (mlm_head, itm_head) = TextMatchingConfig::new(
+            model.text.hidden_size,
+            model.vocab_size,
+            model.pooled_size(),
+        )
+        .with_layer_norm_eps(model.layer_norm_eps)
+        .init(device);
         DualStreamPretrainer {
             backbone,
             mlm_head,
             itm_head,
-            itc_head: ItcHeadConfig::new(model.hidden_size)
-                .with_image_hidden_size(Some(model.v_hidden_size))
+            itc_head: ItcHeadConfig::new(model.text.hidden_size)
+                .with_image_hidden_size(Some(model.vision.hidden_size))
                 .with_embed_dim(self.itc_embed_dim)
                 .with_temperature(self.itc_temperature)
                 .init(device),

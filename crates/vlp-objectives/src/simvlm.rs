@@ -248,6 +248,7 @@ mod tests {
     use burn::tensor::activation::log_softmax;
     use burn::tensor::{Distribution, Tolerance};
     use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
+    use vlp_models::TransformerSize;
 
     type B = NdArray;
 
@@ -330,20 +331,13 @@ mod tests {
         vec![
             SimVlmArchitecture::EncoderDecoder(
                 EncoderDecoderConfig::new(12, visual())
-                    .with_hidden_size(16)
-                    .with_num_heads(2)
-                    .with_intermediate_size(32)
-                    .with_max_text_len(8)
-                    .with_dropout(0.0),
+                    .with_transformer(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
+                    .with_max_text_len(8),
             ),
             SimVlmArchitecture::PrefixLm(
                 PrefixLmConfig::new(12, visual())
-                    .with_hidden_size(16)
-                    .with_num_layers(2)
-                    .with_num_heads(2)
-                    .with_intermediate_size(32)
-                    .with_max_text_len(8)
-                    .with_dropout(0.0),
+                    .with_transformer(TransformerSize::of(16, 2, 32, 2).with_dropout(0.0))
+                    .with_max_text_len(8),
             ),
         ]
     }

@@ -12,7 +12,7 @@
 use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 use vlp_features::VisualTokens;
-use vlp_models::{SingleStreamConfig, SingleStreamModel};
+use vlp_models::{mean_pool, SingleStreamConfig, SingleStreamModel};
 
 use crate::error::ObjectiveError;
 use crate::itc::{itc_objective, ItcHead, ItcHeadConfig};
@@ -24,7 +24,6 @@ use crate::mvm::{
     MppHead, MppHeadConfig, MvmClassificationHead, MvmClassificationHeadConfig, MvmRegressionHead,
     MvmRegressionHeadConfig,
 };
-use crate::pooling::mean_pool;
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 use crate::text_matching::{
     select_images, FusePairs, ItmPairRows, TextMatching, TextMatchingConfig,
@@ -152,7 +151,7 @@ impl UniterPretrainerConfig {
     ) -> Result<UniterPretrainer<B>, UniterConfigError> {
         self.validate()?;
         let o = &self.objectives;
-        let hidden = self.model.hidden_size;
+        let hidden = self.model.transformer.hidden_size;
         let on = |weight: f64| weight > 0.0;
         let feature_size = match &self.model.visual {
             vlp_features::VisualEmbeddingsConfig::Regions(regions) => regions.feature_size,

@@ -8,7 +8,7 @@ use vlp_data::synthetic::DetectorConfig;
 use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig, VisualEmbeddingsConfig};
 use vlp_models::{
     DualEncoderConfig, DualStreamConfig, DualStreamKind, EncoderDecoderConfig, FusionConfig,
-    PrefixLmConfig, SingleStreamConfig,
+    PrefixLmConfig, SingleStreamConfig, TransformerSize,
 };
 use vlp_objectives::UniterObjectives;
 
@@ -20,6 +20,12 @@ pub const WIDTH: usize = 32;
 const HEADS: usize = 4;
 /// Feed-forward width of the tiny models.
 const INTERMEDIATE: usize = 64;
+
+/// A stack of `layers` layers, 32 wide, 4 heads, inner width 64, no
+/// dropout (pre-norm unless changed).
+fn tiny_size(width: usize, layers: usize) -> TransformerSize {
+    TransformerSize::of(width, HEADS, INTERMEDIATE, layers).with_dropout(0.0)
+}
 
 /// ViT patches of 8 pixels of the tiny worlds' images, `width` wide, no dropout.
 pub fn tiny_patches(width: usize) -> VisualEmbeddingsConfig {
@@ -43,12 +49,7 @@ pub fn tiny_single_stream(
     visual: VisualEmbeddingsConfig,
     num_layers: usize,
 ) -> SingleStreamConfig {
-    SingleStreamConfig::new(vocab_size, visual)
-        .with_hidden_size(WIDTH)
-        .with_num_layers(num_layers)
-        .with_num_heads(HEADS)
-        .with_intermediate_size(INTERMEDIATE)
-        .with_dropout(0.0)
+    SingleStreamConfig::new(vocab_size, visual).with_transformer(tiny_size(WIDTH, num_layers))
 }
 
 /// MLM, ITM and ITC summed, as `cargo xtask pretrain` trains by default.
@@ -70,45 +71,27 @@ pub fn tiny_dual_stream(
     let v_hidden = visual.hidden_size();
     DualStreamConfig::new(vocab_size, visual)
         .with_kind(kind)
-        .with_hidden_size(WIDTH)
-        .with_num_heads(HEADS)
-        .with_intermediate_size(INTERMEDIATE)
-        .with_num_text_layers(2)
-        .with_v_hidden_size(v_hidden)
-        .with_v_num_heads(HEADS)
-        .with_v_intermediate_size(INTERMEDIATE)
-        .with_num_visual_layers(2)
+        .with_text(tiny_size(WIDTH, 2).with_norm_first(false))
+        .with_vision(tiny_size(v_hidden, 2).with_norm_first(false))
         .with_bi_hidden_size(WIDTH)
         .with_bi_num_heads(HEADS)
         .with_num_cross_layers(1)
-        .with_dropout(0.0)
 }
 
 /// An ALBEF fusion model: one text layer, one fusion layer, a two-layer
 /// image encoder.
 pub fn tiny_fusion(vocab_size: usize, visual: VisualEmbeddingsConfig) -> FusionConfig {
     FusionConfig::new(vocab_size, visual)
-        .with_hidden_size(WIDTH)
-        .with_num_heads(HEADS)
-        .with_intermediate_size(INTERMEDIATE)
-        .with_num_text_layers(1)
+        .with_text(tiny_size(WIDTH, 1).with_norm_first(false))
         .with_num_fusion_layers(1)
-        .with_image_hidden_size(WIDTH)
-        .with_image_num_heads(HEADS)
-        .with_image_intermediate_size(INTERMEDIATE)
-        .with_num_image_layers(2)
-        .with_dropout(0.0)
+        .with_vision(tiny_size(WIDTH, 2))
 }
 
 /// A CLIP dual encoder, both towers and the projection 32 wide.
 pub fn tiny_dual_encoder(vocab_size: usize, visual: VisualEmbeddingsConfig) -> DualEncoderConfig {
     DualEncoderConfig::new(vocab_size, visual)
-        .with_text_hidden_size(WIDTH)
-        .with_text_num_heads(HEADS)
-        .with_text_intermediate_size(INTERMEDIATE)
-        .with_vision_hidden_size(WIDTH)
-        .with_vision_num_heads(HEADS)
-        .with_vision_intermediate_size(INTERMEDIATE)
+        .with_text(tiny_size(WIDTH, 2))
+        .with_vision(tiny_size(WIDTH, 2))
         .with_projection_dim(WIDTH)
 }
 
@@ -117,19 +100,10 @@ pub fn tiny_encoder_decoder(
     vocab_size: usize,
     visual: VisualEmbeddingsConfig,
 ) -> EncoderDecoderConfig {
-    EncoderDecoderConfig::new(vocab_size, visual)
-        .with_hidden_size(WIDTH)
-        .with_num_heads(HEADS)
-        .with_intermediate_size(INTERMEDIATE)
-        .with_dropout(0.0)
+    EncoderDecoderConfig::new(vocab_size, visual).with_transformer(tiny_size(WIDTH, 2))
 }
 
 /// A SimVLM PrefixLM stack of two layers.
 pub fn tiny_prefix_lm(vocab_size: usize, visual: VisualEmbeddingsConfig) -> PrefixLmConfig {
-    PrefixLmConfig::new(vocab_size, visual)
-        .with_hidden_size(WIDTH)
-        .with_num_layers(2)
-        .with_num_heads(HEADS)
-        .with_intermediate_size(INTERMEDIATE)
-        .with_dropout(0.0)
+    PrefixLmConfig::new(vocab_size, visual).with_transformer(tiny_size(WIDTH, 2))
 }

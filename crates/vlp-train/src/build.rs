@@ -12,12 +12,13 @@ use burn::tensor::backend::AutodiffBackend;
 use vlp_data::synthetic::NUM_DETECTOR_LABELS;
 use vlp_data::{AnswerVocabulary, SpecialTokens};
 use vlp_features::{
-    set_trainable, BatchNormMode, BoxGeometry, GridEmbeddingsConfig, PatchEmbeddingsConfig,
-    RegionEmbeddingsConfig, ResNetConfig, ResNetLayout, VisualEmbeddingsConfig,
+    set_trainable, BatchNormMode, GridEmbeddingsConfig, PatchEmbeddingsConfig,
+    RegionEmbeddingsConfig, ResNetConfig, VisualEmbeddingsConfig,
 };
 use vlp_models::{
-    BertModel, DualEncoderConfig, DualEncoderPooling, DualStreamConfig, DualStreamKind,
+    BertModel, ConfigError as ModelConfigError, DualEncoderConfig, DualStreamConfig,
     EncoderDecoderConfig, FusionConfig, PrefixLmConfig, SingleStreamConfig, SingleStreamModel,
+    TransformerSize,
 };
 use vlp_objectives::{
     AlbefPretrainer, AlbefPretrainerConfig, ClipPretrainer, ClipPretrainerConfig,
@@ -25,10 +26,7 @@ use vlp_objectives::{
     SimVlmPretrainer, SimVlmPretrainerConfig, UniterPretrainer, UniterPretrainerConfig,
 };
 
-use crate::config::{
-    Architecture, CnnLayout, CoAttentionKind, Component, GeometryKind, PoolingKind, PretrainConfig,
-    VisualKind,
-};
+use crate::config::{Architecture, Component, PretrainConfig, VisualKind};
 use crate::error::{ConfigError, Result, TrainError};
 use crate::eval::Evaluate;
 
@@ -49,30 +47,37 @@ impl PretrainConfig {
             ),
             VisualKind::Grid => VisualEmbeddingsConfig::Grid(
                 GridEmbeddingsConfig::new(
-                    ResNetConfig::new(match m.cnn_layout {
-                        CnnLayout::Resnet18 => ResNetLayout::ResNet18,
-                        CnnLayout::Resnet50 => ResNetLayout::ResNet50,
-                    })
-                    .with_base_width(m.cnn_base_width)
-                    .with_batch_norm(if m.cnn_frozen_batch_norm {
-                        BatchNormMode::Frozen
-                    } else {
-                        BatchNormMode::Trainable
-                    }),
+                    ResNetConfig::new(m.cnn_layout)
+                        .with_base_width(m.cnn_base_width)
+                        .with_batch_norm(if m.cnn_frozen_batch_norm {
+                            BatchNormMode::Frozen
+                        } else {
+                            BatchNormMode::Trainable
+                        }),
                     width,
                 )
                 .with_dropout(m.dropout),
             ),
             VisualKind::Regions => VisualEmbeddingsConfig::Regions(
                 RegionEmbeddingsConfig::new(self.data.region_feature_size, width)
-                    .with_geometry(match m.box_geometry {
-                        GeometryKind::Lxmert4 => BoxGeometry::Corners4,
-                        GeometryKind::Vilbert5 => BoxGeometry::CornersArea5,
-                        GeometryKind::Uniter7 => BoxGeometry::CornersSizeArea7,
-                    })
+                    .with_geometry(m.box_geometry)
                     .with_dropout(m.dropout),
             ),
         }
+    }
+
+    /// A stack `hidden` wide with `heads` heads, inner width `intermediate`
+    /// and `layers` layers, with `model.dropout` and `model.norm_first`.
+    fn size(
+        &self,
+        hidden: usize,
+        heads: usize,
+        intermediate: usize,
+        layers: usize,
+    ) -> TransformerSize {
+        TransformerSize::of(hidden, heads, intermediate, layers)
+            .with_dropout(self.model.dropout)
+            .with_norm_first(self.model.norm_first)
     }
 
     /// Rows of the text position table.
@@ -87,13 +92,13 @@ impl PretrainConfig {
     pub fn pretrainer(&self, vocab_size: usize) -> UniterPretrainerConfig {
         let m = &self.model;
         let model = SingleStreamConfig::new(vocab_size, self.visual())
-            .with_hidden_size(m.hidden_size)
-            .with_num_layers(m.num_layers)
-            .with_num_heads(m.num_heads)
-            .with_intermediate_size(m.intermediate_size)
-            .with_max_text_len(self.text_positions())
-            .with_dropout(m.dropout)
-            .with_norm_first(m.norm_first);
+            .with_transformer(self.size(
+                m.hidden_size,
+                m.num_heads,
+                m.intermediate_size,
+                m.num_layers,
+            ))
+            .with_max_text_len(self.text_positions());
         UniterPretrainerConfig::new(model, self.objectives.uniter())
             .with_num_region_classes(NUM_DETECTOR_LABELS)
             .with_num_answers(AnswerVocabulary::synthetic().len())
@@ -121,23 +126,25 @@ impl PretrainConfig {
         let visual_width = visual_hidden_size.unwrap_or(m.hidden_size);
         let visual_heads = visual_num_heads.unwrap_or(m.num_heads);
         let model = DualStreamConfig::new(vocab_size, self.visual_of_width(visual_width))
-            .with_kind(match co_attention {
-                CoAttentionKind::Vilbert => DualStreamKind::Vilbert,
-                CoAttentionKind::Lxmert => DualStreamKind::Lxmert,
-            })
-            .with_hidden_size(m.hidden_size)
-            .with_num_heads(m.num_heads)
-            .with_intermediate_size(m.intermediate_size)
-            .with_num_text_layers(text_layers)
-            .with_v_hidden_size(visual_width)
-            .with_v_num_heads(visual_heads)
-            .with_v_intermediate_size(visual_intermediate_size.unwrap_or(m.intermediate_size))
-            .with_num_visual_layers(visual_layers)
+            .with_kind(co_attention)
+            // Both streams are post-norm, as BERT.
+            .with_text(
+                self.size(m.hidden_size, m.num_heads, m.intermediate_size, text_layers)
+                    .with_norm_first(false),
+            )
+            .with_vision(
+                self.size(
+                    visual_width,
+                    visual_heads,
+                    visual_intermediate_size.unwrap_or(m.intermediate_size),
+                    visual_layers,
+                )
+                .with_norm_first(false),
+            )
             .with_bi_hidden_size(bi_hidden_size.unwrap_or(visual_width))
             .with_bi_num_heads(bi_num_heads.unwrap_or(visual_heads))
             .with_num_cross_layers(cross_layers)
-            .with_max_text_len(self.text_positions())
-            .with_dropout(m.dropout);
+            .with_max_text_len(self.text_positions());
         let weights = self.objectives.fixed();
         Some(
             DualStreamPretrainerConfig::new(model)
@@ -168,17 +175,22 @@ impl PretrainConfig {
         };
         let image_width = image_hidden_size.unwrap_or(m.hidden_size);
         let model = FusionConfig::new(vocab_size, self.visual_of_width(image_width))
-            .with_hidden_size(m.hidden_size)
-            .with_num_heads(m.num_heads)
-            .with_intermediate_size(m.intermediate_size)
-            .with_num_text_layers(text_layers)
+            // ALBEF: a post-norm BERT text side, a pre-norm ViT image side.
+            .with_text(
+                self.size(m.hidden_size, m.num_heads, m.intermediate_size, text_layers)
+                    .with_norm_first(false),
+            )
             .with_num_fusion_layers(fusion_layers)
-            .with_image_hidden_size(image_width)
-            .with_image_num_heads(image_num_heads.unwrap_or(m.num_heads))
-            .with_image_intermediate_size(image_intermediate_size.unwrap_or(m.intermediate_size))
-            .with_num_image_layers(image_layers)
-            .with_max_text_len(self.text_positions())
-            .with_dropout(m.dropout);
+            .with_vision(
+                self.size(
+                    image_width,
+                    image_num_heads.unwrap_or(m.num_heads),
+                    image_intermediate_size.unwrap_or(m.intermediate_size),
+                    image_layers,
+                )
+                .with_norm_first(true),
+            )
+            .with_max_text_len(self.text_positions());
         let weights = self.objectives.fixed();
         Some(
             AlbefPretrainerConfig::new(model)
@@ -209,55 +221,95 @@ impl PretrainConfig {
             return None;
         };
         let model = DualEncoderConfig::new(vocab_size, self.visual())
-            .with_text_hidden_size(text_hidden_size.unwrap_or(m.hidden_size))
-            .with_text_num_heads(text_num_heads.unwrap_or(m.num_heads))
-            .with_text_intermediate_size(text_intermediate_size.unwrap_or(m.intermediate_size))
-            .with_text_num_layers(text_layers)
+            // CLIP's towers are pre-norm without dropout.
+            .with_text(
+                TransformerSize::of(
+                    text_hidden_size.unwrap_or(m.hidden_size),
+                    text_num_heads.unwrap_or(m.num_heads),
+                    text_intermediate_size.unwrap_or(m.intermediate_size),
+                    text_layers,
+                )
+                .with_dropout(0.0),
+            )
             .with_max_text_len(self.text_positions())
-            .with_vision_hidden_size(m.hidden_size)
-            .with_vision_num_heads(m.num_heads)
-            .with_vision_intermediate_size(m.intermediate_size)
-            .with_vision_num_layers(image_layers)
+            .with_vision(
+                TransformerSize::of(
+                    m.hidden_size,
+                    m.num_heads,
+                    m.intermediate_size,
+                    image_layers,
+                )
+                .with_dropout(0.0),
+            )
             .with_projection_dim(projection_dim)
             .with_logit_scale_init((1.0 / m.itc_temperature).ln())
-            .with_pooling(match pooling {
-                PoolingKind::Clip => DualEncoderPooling::Clip,
-                PoolingKind::Mean => DualEncoderPooling::Mean,
-            });
+            .with_pooling(pooling);
         Some(ClipPretrainerConfig::new(model))
     }
 
     /// The SimVLM model (encoder-decoder or PrefixLM stack, as the
     /// architecture says), for a tokenizer of `vocab_size` ids.
     pub fn simvlm(&self, vocab_size: usize, special: SpecialTokens) -> SimVlmPretrainerConfig {
+        SimVlmPretrainerConfig::new(
+            self.simvlm_architecture(vocab_size),
+            special.cls,
+            special.sep,
+        )
+    }
+
+    /// The SimVLM layout with its sizes.
+    fn simvlm_architecture(&self, vocab_size: usize) -> SimVlmArchitecture {
         let m = &self.model;
-        let architecture = match m.architecture {
+        match m.architecture {
             Architecture::EncoderDecoder {
                 encoder_layers,
                 decoder_layers,
             } => SimVlmArchitecture::EncoderDecoder(
                 EncoderDecoderConfig::new(vocab_size, self.visual())
-                    .with_hidden_size(m.hidden_size)
-                    .with_num_encoder_layers(encoder_layers)
+                    .with_transformer(self.size(
+                        m.hidden_size,
+                        m.num_heads,
+                        m.intermediate_size,
+                        encoder_layers,
+                    ))
                     .with_num_decoder_layers(decoder_layers)
-                    .with_num_heads(m.num_heads)
-                    .with_intermediate_size(m.intermediate_size)
-                    .with_max_text_len(self.text_positions())
-                    .with_dropout(m.dropout)
-                    .with_norm_first(m.norm_first),
+                    .with_max_text_len(self.text_positions()),
             ),
             _ => SimVlmArchitecture::PrefixLm(
                 PrefixLmConfig::new(vocab_size, self.visual())
-                    .with_hidden_size(m.hidden_size)
-                    .with_num_layers(m.num_layers)
-                    .with_num_heads(m.num_heads)
-                    .with_intermediate_size(m.intermediate_size)
-                    .with_max_text_len(self.text_positions())
-                    .with_dropout(m.dropout)
-                    .with_norm_first(m.norm_first),
+                    .with_transformer(self.size(
+                        m.hidden_size,
+                        m.num_heads,
+                        m.intermediate_size,
+                        m.num_layers,
+                    ))
+                    .with_max_text_len(self.text_positions()),
             ),
-        };
-        SimVlmPretrainerConfig::new(architecture, special.cls, special.sep)
+        }
+    }
+
+    /// Whether the vlp-models configuration of the family can build a
+    /// model (heads that divide their widths, room for the cross-modal
+    /// layers, …); the error names the library's key
+    /// (`vision.num_attention_heads`).
+    pub fn validate_model(&self) -> Result<(), ModelConfigError> {
+        let vocab = self.data.tokenizer_vocab_size;
+        match &self.model.architecture {
+            Architecture::SingleStream {} => self.pretrainer(vocab).model.validate(),
+            Architecture::DualStream { .. } => {
+                unwrap_family(self.dual_stream(vocab)).model.validate()
+            }
+            Architecture::Fusion { .. } => unwrap_family(self.fusion(vocab)).model.validate(),
+            Architecture::DualEncoder { .. } => {
+                unwrap_family(self.dual_encoder(vocab)).model.validate()
+            }
+            Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => {
+                match self.simvlm_architecture(vocab) {
+                    SimVlmArchitecture::EncoderDecoder(model) => model.validate(),
+                    SimVlmArchitecture::PrefixLm(model) => model.validate(),
+                }
+            }
+        }
     }
 }
 

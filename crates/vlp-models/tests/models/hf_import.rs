@@ -72,12 +72,8 @@ fn a_single_stream_model_starts_from_bert() {
         vlp_features::PatchEmbeddingsConfig::new(16, 8, 32),
     );
     let config = vlp_models::SingleStreamConfig::new(100, visual)
-        .with_hidden_size(32)
-        .with_num_layers(2)
-        .with_num_heads(4)
-        .with_intermediate_size(64)
-        .with_max_text_len(16)
-        .with_norm_first(false);
+        .with_transformer(vlp_models::TransformerSize::of(32, 4, 64, 2).with_norm_first(false))
+        .with_max_text_len(16);
     let mut model = config.init::<B>(&Default::default());
     let mut bert = BertModel {
         embeddings: model.embeddings,

@@ -14,7 +14,9 @@ use burn::backend::NdArray;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::{DualEncoderConfig, DualStreamConfig, FusionConfig, SingleStreamConfig};
+use vlp_models::{
+    DualEncoderConfig, DualStreamConfig, FusionConfig, SingleStreamConfig, TransformerSize,
+};
 
 type B = NdArray;
 
@@ -57,12 +59,8 @@ fn uniter_base() -> SingleStreamConfig {
         28996,
         VisualEmbeddingsConfig::Regions(RegionEmbeddingsConfig::new(2048, 768)),
     )
-    .with_hidden_size(768)
-    .with_num_layers(12)
-    .with_num_heads(12)
-    .with_intermediate_size(3072)
+    .with_transformer(TransformerSize::of(768, 12, 3072, 12).with_norm_first(false))
     .with_max_text_len(512)
-    .with_norm_first(false)
 }
 
 #[test]

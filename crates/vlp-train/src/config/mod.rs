@@ -12,10 +12,7 @@ use serde::{Deserialize, Serialize};
 use vlp_data::synthetic::DetectorConfig;
 use vlp_models::BertConfig;
 
-pub use model::{
-    Architecture, CnnLayout, CoAttentionKind, Component, GeometryKind, ModelConfig, PoolingKind,
-    VisualKind,
-};
+pub use model::{Architecture, Component, ModelConfig, VisualKind};
 pub use objectives::{FixedWeights, ObjectiveSpec, ObjectivesConfig, Requirement, OBJECTIVES};
 
 use crate::error::ConfigError;
@@ -55,11 +52,11 @@ pub struct PretrainConfig {
     pub eval_candidates: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
-    /// `[data]`: the synthetic world, tokenizer and masking.
+    /// `[data]`: the synthetic world, tokenizer and batching.
     pub data: DataConfig,
     /// `[model]`: the architecture and its sizes.
     pub model: ModelConfig,
-    /// `[objectives]`: the objective weights and how they are mixed.
+    /// `[objectives]`: which objectives train, with their weights.
     pub objectives: ObjectivesConfig,
 }
 
@@ -299,7 +296,9 @@ impl PretrainConfig {
             }
         }
         self.objectives
-            .validate(&self.model.architecture, self.model.visual)
+            .validate(&self.model.architecture, self.model.visual)?;
+        self.validate_model()
+            .map_err(|err| ConfigError::invalid("model", format!("model: {err}")))
     }
 
     /// Takes the text tower's sizes from a Hugging Face BERT `config.json`
@@ -389,6 +388,76 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
+    fn library_enums_read_and_write_the_toml_spellings() {
+        use vlp_features::{BoxGeometry, ResNetLayout};
+        use vlp_models::{DualEncoderPooling, DualStreamKind};
+        let config: PretrainConfig = toml::from_str(
+            "[model]\ncnn_layout = \"resnet50\"\nbox_geometry = \"vilbert5\"\n\
+             [model.architecture]\nkind = \"dual_stream\"\nco_attention = \"lxmert\"\n\
+             text_layers = 1\nvisual_layers = 1\ncross_layers = 1\n",
+        )
+        .unwrap();
+        let m = &config.model;
+        assert_eq!(
+            (m.cnn_layout, m.box_geometry),
+            (ResNetLayout::ResNet50, BoxGeometry::CornersArea5)
+        );
+        assert!(matches!(
+            m.architecture,
+            Architecture::DualStream {
+                co_attention: DualStreamKind::Lxmert,
+                ..
+            }
+        ));
+        let written = config.to_toml();
+        for spelling in [
+            "cnn_layout = \"resnet50\"",
+            "box_geometry = \"vilbert5\"",
+            "co_attention = \"lxmert\"",
+        ] {
+            assert!(written.contains(spelling), "{spelling} not in\n{written}");
+        }
+        let clip: PretrainConfig = toml::from_str(
+            "[model.architecture]\nkind = \"dual_encoder\"\ntext_layers = 1\n\
+             image_layers = 1\nprojection_dim = 8\n",
+        )
+        .unwrap();
+        let Architecture::DualEncoder { pooling, .. } = clip.model.architecture else {
+            panic!("a dual encoder");
+        };
+        assert_eq!(pooling, DualEncoderPooling::Clip, "the default pooling");
+        // Burn's derived serialisation spelled the variants; they still read.
+        assert_eq!(
+            serde_json::from_str::<BoxGeometry>("\"CornersSizeArea7\"").unwrap(),
+            BoxGeometry::CornersSizeArea7
+        );
+    }
+
+    #[test]
+    fn a_family_size_the_model_cannot_build_is_an_error_naming_the_key() {
+        let mut config: PretrainConfig = toml::from_str(
+            "[model.architecture]\nkind = \"dual_stream\"\nco_attention = \"vilbert\"\n\
+             text_layers = 1\nvisual_layers = 1\ncross_layers = 1\nvisual_num_heads = 3\n",
+        )
+        .unwrap();
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("vision.num_attention_heads"), "{err}");
+        config.model.architecture = Architecture::DualStream {
+            co_attention: vlp_models::DualStreamKind::Vilbert,
+            text_layers: 1,
+            visual_layers: 1,
+            cross_layers: 2,
+            visual_hidden_size: None,
+            visual_num_heads: None,
+            visual_intermediate_size: None,
+            bi_hidden_size: None,
+            bi_num_heads: None,
+        };
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("num_cross_layers"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,8 @@
 //! transformer widths.
 
 use serde::{Deserialize, Serialize};
+use vlp_features::{BoxGeometry, ResNetLayout};
+use vlp_models::{DualEncoderPooling, DualStreamKind};
 
 /// What the model sees of an image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,38 +19,16 @@ pub enum VisualKind {
     Regions,
 }
 
-/// ResNet layout of grid features.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CnnLayout {
-    /// ResNet-18 (basic blocks).
-    Resnet18,
-    /// ResNet-50 (bottleneck blocks), the detectors' and Pixel-BERT's backbone.
-    Resnet50,
-}
-
 /// A part of the model that can be frozen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Component {
-    /// Word, position and type embeddings of the text.
+    /// The text embeddings (words, positions, token types).
     TextEmbeddings,
-    /// The visual embeddings (regions, grid or patches).
+    /// The visual extractor.
     Visual,
-    /// The transformer over text and image.
+    /// The shared transformer stack.
     Encoder,
-}
-
-/// Geometry vector of a region box.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GeometryKind {
-    /// LXMERT: x1, y1, x2, y2.
-    Lxmert4,
-    /// ViLBERT: x1, y1, x2, y2, area.
-    Vilbert5,
-    /// UNITER: x1, y1, x2, y2, w, h, w·h.
-    Uniter7,
 }
 
 /// How text and image meet (survey §3), with the settings only that
@@ -63,18 +43,19 @@ pub enum Architecture {
     /// (ViLBERT co-attention, LXMERT cross-modality layers); the text stack
     /// uses the `[model]` widths.
     DualStream {
-        /// ViLBERT's co-attention or LXMERT's cross-modality layers.
-        co_attention: CoAttentionKind,
-        /// Layers of the text-only stack.
+        /// "vilbert" (co-attentional blocks) or "lxmert" (cross-modality layers).
+        co_attention: DualStreamKind,
+        /// Layers of the text stack.
         text_layers: usize,
-        /// Layers of the vision-only stack.
+        /// Layers of the vision stack.
         visual_layers: usize,
-        /// Cross-modal layers.
+        /// Cross-modal layers (ViLBERT: the co-attentional blocks, each
+        /// before one of the last text and vision layers).
         cross_layers: usize,
         /// Width of the vision stack (default: `model.hidden_size`).
         #[serde(default)]
         visual_hidden_size: Option<usize>,
-        /// Attention heads of the vision stack (default: `model.num_heads`).
+        /// Heads of the vision stack (default: `model.num_heads`).
         #[serde(default)]
         visual_num_heads: Option<usize>,
         /// Feed-forward width of the vision stack (default: `model.intermediate_size`).
@@ -90,16 +71,16 @@ pub enum Architecture {
     /// ALBEF: a text encoder and an image encoder, then fusion layers whose
     /// cross-attention reads the image; text and fusion use the `[model]` widths.
     Fusion {
-        /// Layers of the text encoder.
+        /// Text-only layers.
         text_layers: usize,
-        /// Fusion layers (self-attention, cross-attention to the image).
+        /// Fusion layers (cross-attention to the image).
         fusion_layers: usize,
-        /// Layers of the image encoder (a ViT).
+        /// Layers of the image encoder.
         image_layers: usize,
         /// Width of the image encoder (default: `model.hidden_size`).
         #[serde(default)]
         image_hidden_size: Option<usize>,
-        /// Attention heads of the image encoder (default: `model.num_heads`).
+        /// Heads of the image encoder (default: `model.num_heads`).
         #[serde(default)]
         image_num_heads: Option<usize>,
         /// Feed-forward width of the image encoder (default: `model.intermediate_size`).
@@ -120,32 +101,32 @@ pub enum Architecture {
     /// CLIP: a causal text transformer and an image transformer, no fusion,
     /// projections into a shared space; the image tower uses the `[model]` widths.
     DualEncoder {
-        /// Layers of the causal text transformer.
+        /// Layers of the text tower.
         text_layers: usize,
-        /// Layers of the image transformer.
+        /// Layers of the image tower.
         image_layers: usize,
         /// Width of the text tower (default: `model.hidden_size`).
         #[serde(default)]
         text_hidden_size: Option<usize>,
-        /// Attention heads of the text tower (default: `model.num_heads`).
+        /// Heads of the text tower (default: `model.num_heads`).
         #[serde(default)]
         text_num_heads: Option<usize>,
         /// Feed-forward width of the text tower (default: `model.intermediate_size`).
         #[serde(default)]
         text_intermediate_size: Option<usize>,
-        /// Width of the shared embedding space both towers project into.
+        /// Width of the shared embedding space.
         projection_dim: usize,
         /// "clip" (last text token, image class token) or "mean".
         #[serde(default)]
-        pooling: PoolingKind,
+        pooling: DualEncoderPooling,
     },
     /// SimVLM's encoder-decoder: an encoder over `[image; text prefix]`, a
     /// decoder (causal self-attention, cross-attention to the encoder) over
     /// the rest of the text; trained with PrefixLM, evaluated by captioning.
     EncoderDecoder {
-        /// Layers of the encoder over image and text prefix.
+        /// Encoder layers.
         encoder_layers: usize,
-        /// Layers of the decoder over the rest of the text.
+        /// Decoder layers.
         decoder_layers: usize,
     },
     /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
@@ -159,28 +140,6 @@ fn default_momentum() -> f64 {
 
 fn default_distill_alpha() -> f64 {
     0.4
-}
-
-/// The cross-modal layers of a dual-stream model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CoAttentionKind {
-    /// ViLBERT: co-attentional blocks, each stream's queries over the other's keys.
-    Vilbert,
-    /// LXMERT: cross-modality layers (shared cross-attention both ways, then
-    /// self-attention and feed-forward per stream).
-    Lxmert,
-}
-
-/// How a dual encoder pools each modality.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PoolingKind {
-    /// CLIP's: the last text token, the image class token.
-    #[default]
-    Clip,
-    /// The mean of the non-padding tokens.
-    Mean,
 }
 
 impl Default for Architecture {
@@ -237,7 +196,7 @@ pub struct ModelConfig {
     /// Visual features: "patches", "grid" or "regions".
     pub visual: VisualKind,
     /// Grid features: ResNet layout, "resnet18" or "resnet50".
-    pub cnn_layout: CnnLayout,
+    pub cnn_layout: ResNetLayout,
     /// Grid features: width of the ResNet's first stage (64 = torchvision).
     pub cnn_base_width: usize,
     /// Grid features: BatchNorm with running statistics and fixed affine
@@ -249,19 +208,21 @@ pub struct ModelConfig {
     /// Rows of the text position table (default: `data.max_text_len`);
     /// a checkpoint to start from fixes it (BERT: 512).
     pub max_position_embeddings: Option<usize>,
-    /// Patch features: side of a square patch in pixels.
+    /// Patch features: side of the square patches in pixels.
     pub patch_size: usize,
     /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
-    pub box_geometry: GeometryKind,
-    /// Width of the transformer (the text stack's in two-stack families).
+    pub box_geometry: BoxGeometry,
+    /// Token width (the text stack's, or the image tower's in a dual encoder;
+    /// the family keys above say which widths default to it).
     pub hidden_size: usize,
-    /// Layers of the single-stream and PrefixLM transformers.
+    /// Layers of the single-stream and PrefixLM stacks.
     pub num_layers: usize,
-    /// Attention heads.
+    /// Attention heads; must divide `hidden_size`.
     pub num_heads: usize,
-    /// Width of the feed-forward blocks.
+    /// Feed-forward inner width.
     pub intermediate_size: usize,
-    /// Dropout probability of embeddings, attention and feed-forward blocks.
+    /// Dropout of the embeddings, the visual extractor and the layers
+    /// (the dual encoder's towers have none, as CLIP's).
     pub dropout: f64,
     /// Pre-norm layers when true, post-norm when false.
     pub norm_first: bool,
@@ -276,13 +237,13 @@ impl Default for ModelConfig {
         Self {
             architecture: Architecture::default(),
             visual: VisualKind::Patches,
-            cnn_layout: CnnLayout::Resnet18,
+            cnn_layout: ResNetLayout::ResNet18,
             cnn_base_width: 64,
             cnn_frozen_batch_norm: false,
             frozen: Vec::new(),
             max_position_embeddings: None,
             patch_size: 16,
-            box_geometry: GeometryKind::Uniter7,
+            box_geometry: BoxGeometry::CornersSizeArea7,
             hidden_size: 128,
             num_layers: 3,
             num_heads: 4,

@@ -15,7 +15,7 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_data::PretrainBatch;
 use vlp_features::{RegionEmbeddingsConfig, VisualEmbeddingsConfig};
-use vlp_models::SingleStreamConfig;
+use vlp_models::{SingleStreamConfig, TransformerSize};
 use vlp_objectives::{
     PretrainOutput, Pretrainer, UniterObjectives, UniterPretrainer, UniterPretrainerConfig,
 };
@@ -42,13 +42,12 @@ pub(super) const ONLY_IN_VLP: usize = FEATURE_SIZE + HIDDEN_SIZE;
 pub(super) fn model_config(text_len: usize) -> UniterPretrainerConfig {
     let regions = RegionEmbeddingsConfig::new(FEATURE_SIZE, HIDDEN_SIZE).with_dropout(0.1);
     let backbone = SingleStreamConfig::new(VOCAB_SIZE, VisualEmbeddingsConfig::Regions(regions))
-        .with_hidden_size(HIDDEN_SIZE)
-        .with_num_layers(4)
-        .with_num_heads(4)
-        .with_intermediate_size(1024)
-        .with_max_text_len(text_len.max(32))
-        .with_dropout(0.1)
-        .with_norm_first(false);
+        .with_transformer(
+            TransformerSize::of(HIDDEN_SIZE, 4, 1024, 4)
+                .with_dropout(0.1)
+                .with_norm_first(false),
+        )
+        .with_max_text_len(text_len.max(32));
     UniterPretrainerConfig::new(
         backbone,
         UniterObjectives::new().with_mlm(1.0).with_itm(1.0),
