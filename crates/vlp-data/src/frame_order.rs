@@ -7,7 +7,10 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::DataError;
+use std::ops::Range;
+
+use crate::synthetic::{Clip, Split, SyntheticWorld};
+use crate::{clips_to_tensor, DataError};
 
 /// Which frames to shuffle.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -90,6 +93,26 @@ impl FrameOrderShuffle {
             targets[position] = original as i64;
         }
         ShuffledFrames { order, targets }
+    }
+
+    /// A frame-order batch from the synthetic world: clips `indices` of
+    /// `split`, `frames` frames each, as `[N, frames, 3, H, W]` on `device`,
+    /// and their shuffle drawn from `rng`.
+    pub fn synthetic_batch<B: Backend>(
+        &self,
+        world: &SyntheticWorld,
+        split: Split,
+        indices: Range<usize>,
+        frames: usize,
+        rng: &mut ChaCha8Rng,
+        device: &B::Device,
+    ) -> (Tensor<B, 5>, ShuffledFrameBatch) {
+        let clips: Vec<Clip> = indices
+            .map(|index| world.clip(split, index, frames))
+            .collect();
+        let refs: Vec<&Clip> = clips.iter().collect();
+        let shuffled = self.apply_batch(&vec![frames; clips.len()], frames, rng);
+        (clips_to_tensor(&refs, device), shuffled)
     }
 
     /// Shuffles clips of `lengths` frames padded to `max_frames`; padding

@@ -12,36 +12,25 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 use vlp_data::{FrameOrderShuffle, ShuffledFrameBatch};
 use vlp_features::{VideoEmbeddings, VideoEmbeddingsConfig};
-use vlp_models::{TransformerEncoder, TransformerEncoderConfig, TransformerLayerConfig};
+use vlp_models::{ConfigError, TransformerEncoder, TransformerSize};
 
 use crate::error::{shape_error, value_error};
 use crate::fom::{fom_loss, FomHead, FomHeadConfig};
 use crate::loss::accuracy;
 use crate::pretrainer::ObjectiveOutput;
 
-/// Configuration of [`VideoPretrainer`]. The defaults after `video` are
-/// HERO's temporal transformer (3 layers, 12 heads, FFN 3072 over 768-wide
-/// frames) and its shuffle rate; the width and the longest clip are
-/// `video.hidden_size` and `video.max_frames`.
+/// Configuration of [`VideoPretrainer`]. The default `temporal` stack is
+/// HERO's temporal transformer (3 post-norm layers, 12 heads, FFN 3072 over
+/// 768-wide frames), and the shuffle rate is HERO's; the longest clip is
+/// `video.max_frames`, and `video.hidden_size` must equal
+/// `temporal.hidden_size`.
 #[derive(Config, Debug)]
 pub struct VideoPretrainerConfig {
     /// Frame backbone, frame projection, temporal positions.
     pub video: VideoEmbeddingsConfig,
-    /// Temporal transformer layers.
-    #[config(default = 3)]
-    pub num_layers: usize,
-    /// Attention heads of each temporal layer.
-    #[config(default = 12)]
-    pub num_heads: usize,
-    /// Feed-forward width of each layer.
-    #[config(default = 3072)]
-    pub intermediate_size: usize,
-    /// Dropout inside the temporal transformer.
-    #[config(default = 0.1)]
-    pub dropout: f64,
-    /// Pre-norm layers (a final LayerNorm closes the stack) when true.
-    #[config(default = false)]
-    pub norm_first: bool,
+    /// The temporal transformer over the frames.
+    #[config(default = "TransformerSize::of(768, 12, 3072, 3).with_norm_first(false)")]
+    pub temporal: TransformerSize,
     /// Fraction of a clip's frames that [`Self::frame_shuffle`] shuffles.
     #[config(default = 0.15)]
     pub shuffle_probability: f64,
@@ -61,17 +50,37 @@ pub struct VideoPretrainer<B: Backend> {
 }
 
 impl VideoPretrainerConfig {
-    /// The pre-trainer: embeddings, temporal layers, FOM head.
+    /// Whether the sizes fit: the temporal heads split its width, and the
+    /// frame embeddings are as wide as the temporal stack (keys
+    /// `temporal.*`, `video.hidden_size`).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.video.hidden_size != self.temporal.hidden_size {
+            return Err(ConfigError::new(
+                "video.hidden_size",
+                self.video.hidden_size,
+                format!(
+                    "the frame embeddings' width must equal temporal.hidden_size = {}",
+                    self.temporal.hidden_size
+                ),
+            ));
+        }
+        self.temporal.validate("temporal")
+    }
+
+    /// The pre-trainer: embeddings, temporal layers, FOM head. Panics with
+    /// [`Self::validate`]'s error on sizes that do not fit.
     pub fn init<B: Backend>(&self, device: &B::Device) -> VideoPretrainer<B> {
-        let hidden = self.video.hidden_size;
-        let layer = TransformerLayerConfig::new(hidden, self.num_heads, self.intermediate_size)
-            .with_dropout(self.dropout)
-            .with_norm_first(self.norm_first)
+        if let Err(error) = self.validate() {
+            panic!("{error}");
+        }
+        let layer = self
+            .temporal
+            .layer()
             .with_layer_norm_eps(self.video.layer_norm_eps);
         VideoPretrainer {
             embeddings: self.video.init(device),
-            temporal: TransformerEncoderConfig::new(layer, self.num_layers).init(device),
-            fom: FomHeadConfig::new(hidden, self.video.max_frames).init(device),
+            temporal: self.temporal.encoder(layer).init(device),
+            fom: FomHeadConfig::new(self.temporal.hidden_size, self.video.max_frames).init(device),
         }
     }
 
@@ -184,11 +193,7 @@ mod tests {
             .with_max_frames(FRAMES)
             .with_dropout(0.0);
         VideoPretrainerConfig::new(video)
-            .with_num_layers(2)
-            .with_num_heads(4)
-            .with_intermediate_size(64)
-            .with_dropout(0.0)
-            .with_norm_first(true)
+            .with_temporal(TransformerSize::of(32, 4, 64, 2).with_dropout(0.0))
     }
 
     /// Clips `first..first + count` of `split`, shuffled.
@@ -200,16 +205,23 @@ mod tests {
         rng: &mut ChaCha8Rng,
         device: &B::Device,
     ) -> (Tensor<B, 5>, ShuffledFrameBatch) {
-        let clips: Vec<Clip> = (first..first + count)
-            .map(|index| world.clip(split, index, FRAMES))
-            .collect();
-        let refs: Vec<&Clip> = clips.iter().collect();
-        let shuffled =
-            config()
-                .frame_shuffle()
-                .unwrap()
-                .apply_batch(&vec![FRAMES; count], FRAMES, rng);
-        (clips_to_tensor(&refs, device), shuffled)
+        let shuffle = config().frame_shuffle().unwrap();
+        shuffle.synthetic_batch(world, split, first..first + count, FRAMES, rng, device)
+    }
+
+    #[test]
+    fn validate_names_the_width_and_the_heads() {
+        let mut config = config();
+        assert_eq!(config.validate(), Ok(()));
+        config.video.hidden_size = 48;
+        assert_eq!(config.validate().unwrap_err().key, "video.hidden_size");
+        config.video.hidden_size = 32;
+        config.temporal.num_attention_heads = 3;
+        assert_eq!(
+            config.validate().unwrap_err().key,
+            "temporal.hidden_size",
+            "32 does not split into 3 heads"
+        );
     }
 
     #[test]

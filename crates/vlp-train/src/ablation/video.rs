@@ -14,10 +14,10 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use vlp_data::clips_to_tensor;
-use vlp_data::synthetic::{Clip, Split, SyntheticWorld};
+use vlp_data::synthetic::{Split, SyntheticWorld};
 use vlp_data::{FrameOrderShuffle, ShuffledFrameBatch};
 use vlp_features::{FrameBackboneConfig, PatchEmbeddingsConfig, VideoEmbeddingsConfig};
+use vlp_models::TransformerSize;
 use vlp_objectives::{ObjectiveOutput, PretrainOutput, VideoPretrainer, VideoPretrainerConfig};
 
 /// Frames of a clip.
@@ -37,29 +37,7 @@ pub fn config() -> VideoPretrainerConfig {
         .with_max_frames(FRAMES)
         .with_dropout(0.0);
     VideoPretrainerConfig::new(video)
-        .with_num_layers(2)
-        .with_num_heads(4)
-        .with_intermediate_size(2 * hidden)
-        .with_dropout(0.0)
-        .with_norm_first(true)
-}
-
-/// Clips `first..first + count` of `split` on `device`, and their shuffle.
-fn clip_batch<B: Backend>(
-    world: &SyntheticWorld,
-    split: Split,
-    first: usize,
-    count: usize,
-    shuffle: &FrameOrderShuffle,
-    rng: &mut ChaCha8Rng,
-    device: &B::Device,
-) -> (Tensor<B, 5>, ShuffledFrameBatch) {
-    let clips: Vec<Clip> = (first..first + count)
-        .map(|index| world.clip(split, index, FRAMES))
-        .collect();
-    let refs: Vec<&Clip> = clips.iter().collect();
-    let shuffled = shuffle.apply_batch(&vec![FRAMES; count], FRAMES, rng);
-    (clips_to_tensor(&refs, device), shuffled)
+        .with_temporal(TransformerSize::of(hidden, 4, 2 * hidden, 2).with_dropout(0.0))
 }
 
 /// Mean FOM loss and accuracy over the first `HELD_OUT_BATCHES ·
@@ -77,12 +55,12 @@ fn held_out<B: Backend>(
     let (mut loss, mut metric) = (0.0, 0.0);
     let mut metric_name = "";
     for batch in 0..HELD_OUT_BATCHES {
-        let (clips, shuffled) = clip_batch(
+        let first = batch * batch_size;
+        let (clips, shuffled) = shuffle.synthetic_batch(
             world,
             Split::Test,
-            batch * batch_size,
-            batch_size,
-            shuffle,
+            first..first + batch_size,
+            FRAMES,
             &mut rng,
             device,
         );
@@ -133,12 +111,12 @@ pub fn fom_run<B: AutodiffBackend>(
     let started = Instant::now();
     for step in 0..steps {
         let mut rng = step_rng(seed, step, StepDraw::Batch);
-        let batch = clip_batch(
+        let first = step * batch_size;
+        let batch = shuffle.synthetic_batch(
             &world,
             Split::Train,
-            step * batch_size,
-            batch_size,
-            &shuffle,
+            first..first + batch_size,
+            FRAMES,
             &mut rng,
             device,
         );
