@@ -84,23 +84,7 @@ impl BackendJob for AblationJob {
                 result.name,
                 result.steps,
                 result.seconds,
-                match (&result.retrieval, &result.captioning) {
-                    (Some(r), _) => format!(
-                        "R@1 t2i {:.3} i2t {:.3} ({})",
-                        r.t2i.r1, r.i2t.r1, r.ranked_by
-                    ),
-                    (None, Some([_, trained])) => format!("BLEU-4 {:.3}", trained.bleu4),
-                    (None, None) => {
-                        let fom = result.init.get("fom").zip(result.trained.get("fom"));
-                        match fom {
-                            Some((init, trained)) => format!(
-                                "held-out FOM accuracy {:.3} -> {:.3}",
-                                init.metric, trained.metric
-                            ),
-                            None => "no retrieval measure".into(),
-                        }
-                    }
-                }
+                result.summary()
             )
         })
         .map_err(report)
@@ -129,14 +113,12 @@ pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
             })
             .collect::<Result<_, _>>()?
     };
-    if args.steps == 0 || args.batch_size < 2 {
-        return Err(UsageError("--steps must be >= 1 and --batch-size >= 2".into()).into());
-    }
     let settings = AblationSettings {
         steps: args.steps,
         batch_size: args.batch_size,
         seed: args.seed,
     };
+    settings.validate().map_err(report)?;
     let spec = args
         .device
         .or_else(device::default_device)

@@ -127,6 +127,21 @@ impl<T: Values + ?Sized> Values for &T {
 /// Asserts that `got` equals `expected` within `tol` entry by entry (and
 /// has its shape, where both have one). The panic names `what`, the first
 /// entry out of tolerance and the largest difference.
+///
+/// ```
+/// use vlp_test_support::{assert_close, Tol};
+///
+/// // The closed form of a softmax over [0, ln 3]: [1/4, 3/4].
+/// let logits = [0.0f64, 3f64.ln()];
+/// let total: f64 = logits.iter().map(|l| l.exp()).sum();
+/// let softmax: Vec<f32> = logits.iter().map(|l| (l.exp() / total) as f32).collect();
+/// assert_close("softmax", &softmax[..], &[0.25f32, 0.75][..], Tol::scaled(1e-6));
+///
+/// let off = std::panic::catch_unwind(|| {
+///     assert_close("off", 0.26f32, 0.25f32, Tol::abs(1e-3));
+/// });
+/// assert!(off.is_err(), "0.01 away is outside 1e-3");
+/// ```
 #[track_caller]
 pub fn assert_close(what: impl Display, got: impl Values, expected: impl Values, tol: Tol) {
     let (got_shape, got) = got.values();
