@@ -55,4 +55,4 @@ pub use micro_batch::MicroBatchPools;
 pub use params::ParameterCount;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{step_rng, LinearSchedule, StepDraw};
-pub use trainer::{materialize, TrainObserver, TrainStart, Trainer};
+pub use trainer::{materialize, sync_running_states, TrainObserver, TrainStart, Trainer};

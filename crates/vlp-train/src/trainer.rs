@@ -156,6 +156,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
                 Ok((loss, (output, values)))
             },
         )?;
+        sync_running_states(&model);
         let mut model = self
             .optimizer
             .step(self.schedule.learning_rate(step), model, grads);
@@ -266,6 +267,20 @@ pub fn materialize<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) {
         }
     }
     model.visit(&mut Materialize);
+}
+
+/// Folds this step's running-statistics updates (BatchNorm's running mean
+/// and variance) into their values. Burn keeps a running state's updates
+/// per thread and merges them only when the same thread updates again (or
+/// at `valid()`), so without this the statistics would depend on which
+/// pool thread ran each step's forward, and a seeded run's evaluation
+/// would differ from run to run. After it, one micro-batch gives the
+/// sequential update `(1 - momentum) · old + momentum · batch`, whichever
+/// thread ran it, and several give the mean of their updates (Burn's
+/// data-parallel rule). Running states share their storage with their
+/// clones, and `into_record` merges it.
+pub fn sync_running_states<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) {
+    let _ = model.clone().into_record();
 }
 
 /// The micro-batches of steps `first_step..steps`, built on a background
@@ -379,6 +394,43 @@ mod tests {
         // Step 0 of a 2-step warm-up: half the peak rate.
         let expected = optimizer.step(0.05, model, grads);
         assert_eq!(weights(&stepped), weights(&expected));
+    }
+
+    /// BatchNorm's running mean after two training forwards, each on a
+    /// thread of its own, with or without a sync after each.
+    fn running_mean_on_two_threads(sync: bool) -> Vec<f32> {
+        let device = Default::default();
+        let norm = burn::nn::BatchNormConfig::new(2).init::<B>(&device);
+        for batch in [[[1.0f32], [2.0]], [[5.0], [-4.0]]] {
+            let x = Tensor::<B, 3>::from_floats([batch, [[3.0], [6.0]]], &device);
+            std::thread::scope(|scope| {
+                scope.spawn(|| norm.forward(x)).join().unwrap();
+            });
+            if sync {
+                sync_running_states(&norm);
+            }
+        }
+        norm.valid()
+            .running_mean
+            .value()
+            .into_data()
+            .to_vec()
+            .unwrap()
+    }
+
+    /// The running statistics follow the steps in order whichever thread
+    /// runs them: momentum 0.1, channel means (2, 4) then (4, 1), so
+    /// 0.9 · (0.1 · (2, 4)) + 0.1 · (4, 1) = (0.58, 0.46). Without the sync
+    /// Burn averages the two threads' separate updates of the initial zeros
+    /// instead: (0.3, 0.25).
+    #[test]
+    fn running_statistics_follow_the_steps_whichever_thread_runs_them() {
+        let close = |got: Vec<f32>, expected: [f32; 2]| {
+            let near = got.iter().zip(expected).all(|(g, e)| (g - e).abs() < 1e-6);
+            assert!(near, "{got:?} vs {expected:?}");
+        };
+        close(running_mean_on_two_threads(true), [0.58, 0.46]);
+        close(running_mean_on_two_threads(false), [0.3, 0.25]);
     }
 
     #[test]
