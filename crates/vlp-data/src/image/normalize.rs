@@ -17,8 +17,10 @@ pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 /// `_transform`; also open_clip's `OPENAI_DATASET_MEAN` and ALBEF/BLIP's
 /// `Normalize`).
 pub const CLIP_MEAN: [f32; 3] = [0.481_454_66, 0.457_827_5, 0.408_210_73];
-/// CLIP's RGB standard deviation (same sources as [`CLIP_MEAN`]).
-pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_58, 0.275_777_11];
+/// CLIP's RGB standard deviation (same sources as [`CLIP_MEAN`]), published
+/// as `(0.26862954, 0.26130258, 0.27577711)`; the literals below are the
+/// same `f32` values, written with the digits `f32` keeps.
+pub const CLIP_STD: [f32; 3] = [0.268_629_54, 0.261_302_6, 0.275_777_1];
 /// Inception's mean, `0.5` per channel (ViLT's `inception_normalize`,
 /// timm's `IMAGENET_INCEPTION_MEAN`): values in `[-1, 1]`.
 pub const INCEPTION_MEAN: [f32; 3] = [0.5; 3];

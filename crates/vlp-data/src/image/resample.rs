@@ -81,8 +81,13 @@ impl Taps {
     }
 }
 
-/// A fixed-point sum back to 8 bits (Pillow's `clip8`).
-fn clip8(sum: i64) -> u8 {
+/// Pillow's rounding offset of a fixed-point sum (one half).
+const HALF: i32 = 1 << (PRECISION_BITS - 1);
+
+/// A fixed-point sum (started at [`HALF`]) back to 8 bits: Pillow's `clip8`.
+/// Sums are `i32` as in Pillow: the weights add up to about `2^22`, so a sum
+/// of 8-bit samples stays below `2^31`.
+fn clip8(sum: i32) -> u8 {
     (sum >> PRECISION_BITS).clamp(0, 255) as u8
 }
 
@@ -115,32 +120,37 @@ pub fn resize_region(
     );
     // Horizontal pass over the input rows the vertical pass reads.
     let (row_start, row_end) = rows.span(source.top + source.height);
-    let half = 1i64 << (PRECISION_BITS - 1);
     let mut horizontal = vec![0u8; (row_end - row_start) * window.width * 3];
     for (y, line) in horizontal.chunks_exact_mut(window.width * 3).enumerate() {
         let input = &image.pixels[(row_start + y) * image.width * 3..][..image.width * 3];
         for (x, out) in line.chunks_exact_mut(3).enumerate() {
             let (first, weights) = columns.of(x);
-            for (c, value) in out.iter_mut().enumerate() {
-                let sum = weights
-                    .iter()
-                    .zip(input[first * 3 + c..].iter().step_by(3))
-                    .fold(half, |sum, (&w, &p)| sum + w as i64 * p as i64);
+            let mut sums = [HALF; 3];
+            for (&w, rgb) in weights.iter().zip(input[first * 3..].chunks_exact(3)) {
+                for (sum, &p) in sums.iter_mut().zip(rgb) {
+                    *sum += w * p as i32;
+                }
+            }
+            for (value, &sum) in out.iter_mut().zip(&sums) {
                 *value = clip8(sum);
             }
         }
     }
-    // Vertical pass.
+    // Vertical pass, a whole output row at a time (integer sums: the order
+    // of additions does not change them).
     let stride = window.width * 3;
     let mut pixels = vec![0u8; window.height * stride];
+    let mut sums = vec![0i32; stride];
     for (y, line) in pixels.chunks_exact_mut(stride).enumerate() {
         let (first, weights) = rows.of(y);
-        let first = first - row_start;
-        for (i, value) in line.iter_mut().enumerate() {
-            let sum = weights
-                .iter()
-                .zip(horizontal[first * stride + i..].iter().step_by(stride))
-                .fold(half, |sum, (&w, &p)| sum + w as i64 * p as i64);
+        sums.fill(HALF);
+        let input = horizontal[(first - row_start) * stride..].chunks_exact(stride);
+        for (&w, row) in weights.iter().zip(input) {
+            for (sum, &p) in sums.iter_mut().zip(row) {
+                *sum += w * p as i32;
+            }
+        }
+        for (value, &sum) in line.iter_mut().zip(&sums) {
             *value = clip8(sum);
         }
     }
