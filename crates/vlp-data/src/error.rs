@@ -128,6 +128,50 @@ pub enum DataError {
         /// Its value.
         value: f64,
     },
+    /// An image file that cannot be read (missing, unreadable).
+    #[error("could not read image {path}: {reason}")]
+    ImageRead {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// Image bytes that do not decode: corrupt, truncated or empty.
+    #[error("image {origin} does not decode: {reason}")]
+    ImageDecode {
+        /// The file, archive member or other origin the caller named.
+        origin: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// Bytes of an unknown image format or of one vlp does not decode
+    /// (it decodes JPEG, PNG and WebP).
+    #[error("image {origin}: unsupported format: {reason}")]
+    ImageFormat {
+        /// The file, archive member or other origin the caller named.
+        origin: String,
+        /// What the decoder recognised, if anything.
+        reason: String,
+    },
+    /// An image whose header declares more pixels, or whose decoding needs
+    /// more memory, than [`MAX_IMAGE_PIXELS`](crate::image::MAX_IMAGE_PIXELS)
+    /// and [`MAX_DECODE_BYTES`](crate::image::MAX_DECODE_BYTES) allow.
+    #[error("image {origin} is too large: {reason}")]
+    ImageTooLarge {
+        /// The file, archive member or other origin the caller named.
+        origin: String,
+        /// Its size, or the limit the decoder hit.
+        reason: String,
+    },
+    /// A setting of an [`ImageTransformConfig`](crate::image::ImageTransformConfig)
+    /// out of its range.
+    #[error("image transform setting {key} {reason}")]
+    ImageTransform {
+        /// The setting.
+        key: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl DataError {

@@ -2,6 +2,9 @@
 //!
 //! - [`synthetic`]: a deterministic world of captioned images, boxes,
 //!   questions and clips, for training and testing without downloads.
+//! - [`image`]: JPEG, PNG and WebP files to normalised `[N, 3, S, S]`
+//!   tensors (decode, resize, crop, flip with the caption, normalise), in
+//!   parallel and deterministic for a seed.
 //! - [`regions`]: object-detector region features (BUTD TSV, UNITER's
 //!   per-image NPZ) read lazily, and padded region batches.
 //! - [`tokenizer`]: subword tokenization from a `tokenizer.json`.
@@ -28,6 +31,7 @@ pub mod batch;
 pub mod collate;
 mod error;
 pub mod frame_order;
+pub mod image;
 pub mod masking;
 pub mod negatives;
 pub mod patch_masking;
@@ -41,6 +45,10 @@ pub mod visual;
 pub mod vqa_targets;
 pub mod wordpiece_trainer;
 
+pub use self::image::{
+    HostImageBatch, HostImages, ImageBatch, ImagePipeline, ImageSample, ImageSource,
+    ImageTransformConfig, Normalization, SkippedImage, TransformMode,
+};
 pub use batch::PretrainBatcher;
 pub use collate::{clips_to_tensor, images_to_tensor, tokens_to_tensors};
 pub use error::DataError;
