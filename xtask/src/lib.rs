@@ -1,5 +1,5 @@
 //! The vlp runner: `cargo xtask pretrain | eval | presets | ablate | test |
-//! bench | assets`: argument parsing, progress bars, plots, benchmarks.
+//! bench | assets | data`: argument parsing, progress bars, plots, benchmarks.
 //!
 //! The logic lives in the library crates: a run is
 //! [`vlp_train::PretrainRun`], evaluation [`vlp_train::reevaluate`]. This
@@ -10,6 +10,7 @@
 pub mod ablate;
 pub mod assets;
 pub mod bench;
+pub mod data;
 pub mod device;
 pub mod plot;
 pub mod presets_command;

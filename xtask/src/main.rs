@@ -1,5 +1,5 @@
 //! `cargo xtask`: the vlp runner's command line (pretrain, eval, presets,
-//! ablate, bench, test, assets); the work is in the library crates and
+//! ablate, bench, test, assets, data); the work is in the library crates and
 //! `xtask`'s modules, this file parses arguments and prints.
 
 use std::path::PathBuf;
@@ -63,6 +63,9 @@ enum Command {
     Assets(assets::AssetsArgs),
     /// Short pre-trainings per objective set: held-out loss/metric and R@1.
     Ablate(xtask::ablate::AblateArgs),
+    /// Datasets: export the synthetic world in a real format, check a dataset.
+    #[command(subcommand)]
+    Data(xtask::data::DataCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +273,7 @@ fn main() -> ExitCode {
         Command::Assets(args) => assets::run(&args),
         Command::Ablate(args) => xtask::ablate::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench::step::run(&args),
+        Command::Data(command) => xtask::data::run(&command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

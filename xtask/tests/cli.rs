@@ -309,3 +309,38 @@ fn task_sampling_trains_one_objective_per_step_in_micro_batches_and_ranks_by_mat
         .is_finite());
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn data_export_writes_a_dataset_that_data_check_accepts() {
+    let dir = temp_dir("data-export");
+    let output = xtask(&[
+        "data",
+        "export",
+        "--format",
+        "jsonl",
+        "--out",
+        dir.to_str().unwrap(),
+        "--scenes",
+        "4",
+        "--image-size",
+        "16",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.starts_with("exported 6 scenes (4 train, 1 val, 1 test) as jsonl"),
+        "{stdout}"
+    );
+    let check = xtask(&["data", "check", dir.to_str().unwrap(), "--format", "jsonl"]);
+    assert!(check.status.success(), "{check:?}");
+    // A missing image: named on stdout, one summary line on stderr, exit 2.
+    std::fs::remove_file(dir.join("images/000000000002.png")).unwrap();
+    let check = xtask(&["data", "check", dir.to_str().unwrap(), "--format", "jsonl"]);
+    assert_usage_error(&check, "1 problems");
+    assert!(String::from_utf8_lossy(&check.stdout).contains("000000000002.png"));
+    assert_usage_error(
+        &xtask(&["data", "export", "--format", "parquet", "--out", "x"]),
+        "parquet",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -172,6 +172,86 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A dataset file that cannot be opened or read.
+    #[error("could not read {path}: {reason}")]
+    DatasetIo {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A dataset file that cannot be written (export).
+    #[error("could not write {path}: {reason}")]
+    DatasetWrite {
+        /// The file.
+        path: PathBuf,
+        /// The I/O or encoder error.
+        reason: String,
+    },
+    /// An annotation file that does not parse as its format (JSON syntax, a
+    /// missing key, a wrong type); the parser's message names the key and
+    /// the line and column.
+    #[error("{path}: {reason}")]
+    Annotation {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the key and position.
+        reason: String,
+    },
+    /// One bad record of an annotation file.
+    #[error("{path} {at}: {reason}")]
+    AnnotationRecord {
+        /// The file.
+        path: PathBuf,
+        /// Where: `line 3`, `images[7]`, `question 42`.
+        at: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// More samples skipped as corrupt than the budget allows.
+    #[error(
+        "{skipped} of {seen} samples skipped, more than the {allowed} allowed; first: {first}"
+    )]
+    TooManySkipped {
+        /// Samples skipped.
+        skipped: usize,
+        /// Samples met (read and skipped).
+        seen: usize,
+        /// The most the budget allowed at that point.
+        allowed: usize,
+        /// The first skip reasons, `; `-separated.
+        first: String,
+    },
+    /// An index past the end of a sample source.
+    #[error("sample {index} asked of {origin}, which has {len}")]
+    SampleIndex {
+        /// The source (file or description).
+        origin: String,
+        /// The index asked for.
+        index: usize,
+        /// The source's length.
+        len: usize,
+    },
+    /// A malformed shard pattern or shard split.
+    #[error("shards {pattern:?}: {reason}")]
+    Shards {
+        /// The pattern (or split) given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A malformed image-path pattern (VQA v2).
+    #[error("image pattern {pattern:?}: {reason}")]
+    ImagePattern {
+        /// The pattern given.
+        pattern: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A dataset format name that vlp does not know, or options that do not
+    /// fit the format.
+    #[error("{0}")]
+    DatasetFormat(String),
 }
 
 impl DataError {

@@ -23,6 +23,10 @@
 //! - [`collate`]: tokens, images and clips into padded tensors with masks,
 //!   generic over the Burn backend ([`tokens_to_tensors`] is the glue between
 //!   [`TextTokenizer`] and a model).
+//! - [`source`]: datasets users bring (COCO, Karpathy, JSONL, LAVIS,
+//!   CSV/TSV, WebDataset shards, VQA v2) and the synthetic world as
+//!   [`Sample`]s, with a budget of skipped corrupt samples, and the export
+//!   of the world in each format.
 //! - [`pretrain_batch`]: what one pre-training step takes, on the host and
 //!   on a device; [`batch`]: [`PretrainBatcher`], which builds them from the
 //!   synthetic world.
@@ -39,6 +43,7 @@ pub mod prefix;
 pub mod pretrain_batch;
 pub mod region_masking;
 pub mod regions;
+pub mod source;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
@@ -64,6 +69,10 @@ pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
     RegionTensors,
+};
+pub use source::{
+    CorruptBudget, ExportFormat, ImageRef, Sample, SampleList, SampleSource, SkipLimit,
+    SyntheticSource, VqaQuestion, WebDataset,
 };
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
