@@ -385,4 +385,53 @@ mod tests {
         }
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// A source's images reach the model through the image pipeline with
+    /// the synthetic batcher's scaling: the world's scenes, taken as they
+    /// are (eval mode, no resize, Inception's 0.5 normalisation), give
+    /// exactly `images_to_tensor`'s `[-1, 1]` values.
+    #[test]
+    fn a_sources_images_load_through_the_pipeline_as_the_batcher_scales_them() {
+        use crate::image::{ImageSample, ImageTransformConfig, Normalization, TransformMode};
+        use burn::backend::NdArray;
+
+        let world = SyntheticWorld::new(3, 32);
+        let source = synthetic::SyntheticSource::new(world, crate::synthetic::Split::Train, 3);
+        let samples: Vec<Sample> = (0..3).map(|i| source.get(i).unwrap()).collect();
+        let inputs: Vec<ImageSample> = samples
+            .iter()
+            .enumerate()
+            .map(|(i, sample)| ImageSample {
+                index: i as u64,
+                image: sample.image.as_source(),
+                caption: &sample.captions[0],
+            })
+            .collect();
+        let pipeline = ImageTransformConfig::new()
+            .with_image_size(32)
+            .with_resize_to(32)
+            .with_normalization(Normalization::Inception)
+            .init()
+            .unwrap();
+        let loaded = pipeline.prepare(&inputs, TransformMode::Eval);
+        assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
+
+        let renders: Vec<&RgbImage> = samples
+            .iter()
+            .map(|sample| match &sample.image {
+                ImageRef::Pixels(pixels) => pixels,
+                other => panic!("the world's samples carry pixels, not {other:?}"),
+            })
+            .collect();
+        let expected: Vec<f32> = crate::images_to_tensor::<NdArray>(&renders, &Default::default())
+            .into_data()
+            .to_vec()
+            .unwrap();
+        vlp_test_support::assert_close(
+            "pipeline vs batcher",
+            &loaded.images.pixels[..],
+            &expected[..],
+            vlp_test_support::Tol::abs(1e-6),
+        );
+    }
 }
