@@ -26,7 +26,7 @@ const IMAGE_ENDINGS: [&str; 4] = [".jpg", ".jpeg", ".png", ".webp"];
 /// Which columns hold the image and the caption.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Columns {
-    /// A first row of known header names ([`IMAGE_HEADERS`]-like `image`,
+    /// A first row of known header names (such as `image`,
     /// `filepath`, `url`; `caption`, `text`, `title`) is a header; otherwise
     /// there is none and the image column is the one of the first two whose
     /// first cell is an image path (`.jpg`, `.jpeg`, `.png`, `.webp`) or a
