@@ -2,11 +2,12 @@
 //! dataset, and a dataset's annotations and image files checked (issue 15).
 //! The work is in [`vlp_data::source`]; this module parses and prints.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use vlp_data::source::{check, export, ExportFormat, ExportOptions};
+use vlp_data::source::{check, check_spec, export, DatasetSpec, ExportFormat, ExportOptions};
 use vlp_data::synthetic::SyntheticWorld;
+use vlp_train::config::DataConfig;
 
 use crate::UsageError;
 
@@ -16,8 +17,8 @@ pub enum DataCommand {
     /// Write the synthetic world as a dataset: PNG images with annotation
     /// files, or tar shards.
     Export(ExportArgs),
-    /// Read every annotation of a dataset and check that each image file
-    /// exists and is not empty; exit code 2 on problems.
+    /// Read every annotation of a dataset and decode every image; print
+    /// each problem with its file; exit code 2 on problems.
     Check(CheckArgs),
 }
 
@@ -50,11 +51,104 @@ pub struct ExportArgs {
 /// `cargo xtask data check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// The dataset's folder, laid out as `data export` writes the format.
-    path: PathBuf,
+    /// The dataset's folder, laid out as `data export` writes the format
+    /// (or name the files with --annotations/--images or --shards).
+    path: Option<PathBuf>,
     /// The dataset's format (as for `data export`).
     #[arg(long)]
     format: ExportFormat,
+    /// The annotation file (instead of a folder).
+    #[arg(long)]
+    annotations: Option<PathBuf>,
+    /// The image folder the annotations name files in.
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// WebDataset shards, a brace pattern such as `data-{00000..00009}.tar`.
+    #[arg(long)]
+    shards: Option<String>,
+}
+
+/// The runner's dataset flags (`pretrain --format F --annotations FILE
+/// --images DIR`, or `--shards PATTERN`; the held-out set likewise with
+/// `--val-…`), which replace `[[data.sources]]` and `[data.held_out]`.
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Train on a dataset of this format instead of the synthetic world:
+    /// coco, karpathy, lavis, jsonl, csv, tsv or webdataset [config: data.sources].
+    #[arg(long)]
+    format: Option<ExportFormat>,
+    /// The training annotation file (captions_train2017.json, dataset_coco.json, train.jsonl, ...).
+    #[arg(long)]
+    annotations: Option<PathBuf>,
+    /// The training images' folder (coco, karpathy, lavis).
+    #[arg(long)]
+    images: Option<PathBuf>,
+    /// Training WebDataset shards, a brace pattern such as `train-{00000..00099}.tar`.
+    #[arg(long)]
+    shards: Option<String>,
+    /// The held-out annotation file (a Karpathy file's own `val` split when not given) [config: data.held_out].
+    #[arg(long)]
+    val_annotations: Option<PathBuf>,
+    /// The held-out images' folder.
+    #[arg(long)]
+    val_images: Option<PathBuf>,
+    /// Held-out WebDataset shards.
+    #[arg(long)]
+    val_shards: Option<String>,
+}
+
+/// `path` made absolute, so that a run folder's configuration still names
+/// the dataset from another working directory.
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+fn spec(
+    format: ExportFormat,
+    annotations: &Option<PathBuf>,
+    images: &Option<PathBuf>,
+    shards: &Option<String>,
+) -> DatasetSpec {
+    DatasetSpec {
+        annotations: annotations.as_deref().map(absolute),
+        images: images.as_deref().map(absolute),
+        shards: shards
+            .as_deref()
+            .map(|pattern| absolute(Path::new(pattern)).display().to_string()),
+        ..DatasetSpec::new(format)
+    }
+}
+
+impl DatasetArgs {
+    /// Writes the flags given into `data`; dataset flags without `--format`
+    /// are a usage error.
+    pub fn apply(&self, data: &mut DataConfig) -> Result<(), UsageError> {
+        let Some(format) = self.format else {
+            let any = self.annotations.is_some()
+                || self.images.is_some()
+                || self.shards.is_some()
+                || self.val_annotations.is_some()
+                || self.val_images.is_some()
+                || self.val_shards.is_some();
+            return match any {
+                true => Err(UsageError(
+                    "dataset flags need --format (coco, karpathy, lavis, jsonl, csv, tsv, webdataset)"
+                        .into(),
+                )),
+                false => Ok(()),
+            };
+        };
+        data.sources = vec![spec(format, &self.annotations, &self.images, &self.shards)];
+        if self.val_annotations.is_some() || self.val_shards.is_some() {
+            data.held_out = Some(spec(
+                format,
+                &self.val_annotations,
+                &self.val_images,
+                &self.val_shards,
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// Runs a `data` subcommand.
@@ -77,7 +171,31 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DataCommand::Check(args) => {
-            let report = check(&args.path, args.format).map_err(|e| UsageError(e.to_string()))?;
+            let report = match (
+                &args.path,
+                args.annotations.is_some() || args.shards.is_some(),
+            ) {
+                (Some(path), false) => check(path, args.format),
+                (None, true) => check_spec(&spec(
+                    args.format,
+                    &args.annotations,
+                    &args.images,
+                    &args.shards,
+                )),
+                _ => {
+                    return Err(UsageError(
+                        "data check takes a dataset folder or --annotations/--shards, not both"
+                            .into(),
+                    )
+                    .into())
+                }
+            }
+            .map_err(|e| UsageError(e.to_string()))?;
+            let name = args
+                .path
+                .clone()
+                .or_else(|| args.annotations.clone())
+                .unwrap_or_else(|| PathBuf::from(args.shards.clone().unwrap_or_default()));
             for problem in &report.problems {
                 println!("{problem}");
             }
@@ -88,7 +206,7 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
                 .collect();
             let summary = format!(
                 "{}: {} samples ({}), {} images, {} problems",
-                args.path.display(),
+                name.display(),
                 report.samples,
                 splits.join(", "),
                 report.images,

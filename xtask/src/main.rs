@@ -74,6 +74,9 @@ enum BenchCommand {
     Ot(bench::ot::BenchOtArgs),
     /// One uniter-bench training step (and forward pass) vs PyTorch: samples/s and peak RSS.
     Step(bench::step::BenchStepArgs),
+    /// The input pipeline (JPEG decode, resize, crop, normalise, tokenize)
+    /// against PIL + Hugging Face tokenizers in worker processes.
+    Data(bench::data::BenchDataArgs),
 }
 
 fn parse_device(text: &str) -> Result<DeviceSpec, String> {
@@ -115,6 +118,8 @@ struct PretrainArgs {
     /// its sizes and, unless --tokenizer is given, its tokenizer.
     #[arg(long)]
     init_text: Option<PathBuf>,
+    #[command(flatten)]
+    data: xtask::data::DatasetArgs,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +181,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
     config.seed = args.seed.unwrap_or(config.seed);
+    args.data.apply(&mut config.data)?;
     config
         .validate()
         .map_err(|err| UsageError(err.to_string()))?;
@@ -273,6 +279,7 @@ fn main() -> ExitCode {
         Command::Assets(args) => assets::run(&args),
         Command::Ablate(args) => xtask::ablate::run(&args),
         Command::Bench(BenchCommand::Step(args)) => bench::step::run(&args),
+        Command::Bench(BenchCommand::Data(args)) => bench::data::run(&args),
         Command::Data(command) => xtask::data::run(&command),
     };
     match result {

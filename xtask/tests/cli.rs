@@ -344,3 +344,82 @@ fn data_export_writes_a_dataset_that_data_check_accepts() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn pretraining_reads_an_exported_dataset_and_a_wrong_path_is_a_usage_error() {
+    let dir = temp_dir("data-pretrain");
+    let data = dir.join("shards");
+    let output = xtask(&[
+        "data",
+        "export",
+        "--format",
+        "webdataset",
+        "--out",
+        data.to_str().unwrap(),
+        "--scenes",
+        "60",
+        "--held-out",
+        "12",
+        "--image-size",
+        "32",
+        "--shard-size",
+        "25",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let run = dir.join("run");
+    let shards = format!("{}/train-{{00000..00002}}.tar", data.display());
+    let held_out = data.join("test-00000.tar");
+    let args = |shards: &str| {
+        vec![
+            "pretrain".to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--steps".into(),
+            "3".into(),
+            "--batch-size".into(),
+            "8".into(),
+            "--device".into(),
+            "ndarray".into(),
+            "--out".into(),
+            run.display().to_string(),
+            "--format".into(),
+            "webdataset".into(),
+            "--shards".into(),
+            shards.to_string(),
+            "--val-shards".into(),
+            held_out.display().to_string(),
+        ]
+    };
+    let output = xtask(&args(&shards).iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("[[data.sources]]") && saved.contains("webdataset"),
+        "{saved}"
+    );
+    // Retrieval over the 12 held-out pairs the shard holds, fewer than the 40 asked for.
+    assert_eq!(
+        read_json(&run.join("eval.json"))["retrieval"]["candidates"],
+        12
+    );
+    // A shard pattern that names a missing shard: one line naming it, exit 2.
+    let missing = format!("{}/train-{{00000..00009}}.tar", data.display());
+    let output = xtask(
+        &args(&missing)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_usage_error(&output, "train-00003.tar");
+    assert_usage_error(
+        &xtask(&["pretrain", "--annotations", "a.json"]),
+        "need --format",
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

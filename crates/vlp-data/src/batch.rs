@@ -1,11 +1,13 @@
-//! Pre-training batches from the synthetic world ([`PretrainBatcher`]):
-//! captions, MLM masks, ITM negatives and the optional region, patch and VQA
-//! targets, assembled on the host ([`HostPretrainBatch`], `Send`, cheap to
+//! Pre-training batches ([`PretrainBatcher`]) from the synthetic world or
+//! from datasets on disk ([`DatasetPairs`]): captions, MLM masks, ITM
+//! negatives and the optional region, patch and VQA targets, assembled on
+//! the host ([`HostPretrainBatch`], `Send`, cheap to
 //! build on a loader thread) and moved to a device in one step
 //! ([`HostPretrainBatch::to_device`]).
 
 use rand_chacha::ChaCha8Rng;
 
+use crate::dataset_pairs::{DatasetPairs, LoadedPair, TrainDraws};
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
 use crate::patch_masking::PatchMasking;
@@ -14,7 +16,7 @@ use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch};
 use crate::region_masking::RegionMasking;
 use crate::regions::RegionBatch;
 use crate::synthetic::{
-    caption, questions, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+    caption, questions, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
 };
 use crate::tokenizer::TextTokenizer;
 use crate::visual::HostVisual;
@@ -23,7 +25,36 @@ use crate::DataError;
 use rand::Rng;
 use std::collections::HashSet;
 
-/// Builds pre-training batches from the synthetic world.
+/// Where a batcher's pairs come from.
+#[derive(Debug, Clone)]
+pub enum PairSource {
+    /// The synthetic world: endless scenes with their phrasings, detector
+    /// regions and questions.
+    World(SyntheticWorld),
+    /// Datasets on disk: image-caption pairs, images through the pipeline.
+    Datasets(DatasetPairs),
+}
+
+/// The training loader's reading state ([`PretrainBatcher::train_draws`]).
+pub enum TrainState {
+    /// The world needs none.
+    World,
+    /// The datasets' positions.
+    Datasets(TrainDraws),
+}
+
+/// The pairs held out for retrieval and captioning, as the model reads them.
+#[derive(Debug, Clone)]
+pub struct HeldOutPairs {
+    /// One caption per pair (the query or candidate of retrieval).
+    pub captions: Vec<String>,
+    /// Every caption of each pair (captioning's references).
+    pub references: Vec<Vec<String>>,
+    /// The pairs' images or regions.
+    pub visual: HostVisual,
+}
+
+/// Builds pre-training batches from the synthetic world or from datasets.
 ///
 /// [`PretrainBatcher::new`] gives the plain pixel batcher (default MLM
 /// masking, half of the matching pairs turned into ITM negatives, nothing
@@ -43,8 +74,8 @@ use std::collections::HashSet;
 /// ```
 #[derive(Debug, Clone)]
 pub struct PretrainBatcher {
-    /// The world the scenes, captions and images come from.
-    pub world: SyntheticWorld,
+    /// Where the pairs come from.
+    pub source: PairSource,
     /// Tokenizer of the captions (and questions).
     pub tokenizer: TextTokenizer,
     /// Longest token sequence, `[CLS]` and `[SEP]` included.
@@ -79,8 +110,22 @@ impl PretrainBatcher {
     /// with probability 0.5, every example in the fused pass, and no
     /// detector, region or patch masking or VQA questions.
     pub fn new(world: SyntheticWorld, tokenizer: TextTokenizer, max_text_len: usize) -> Self {
+        Self::of(PairSource::World(world), tokenizer, max_text_len)
+    }
+
+    /// [`Self::new`]'s batcher over datasets on disk (no detector: region
+    /// features and VQA questions come with the synthetic world only).
+    pub fn from_datasets(
+        datasets: DatasetPairs,
+        tokenizer: TextTokenizer,
+        max_text_len: usize,
+    ) -> Self {
+        Self::of(PairSource::Datasets(datasets), tokenizer, max_text_len)
+    }
+
+    fn of(source: PairSource, tokenizer: TextTokenizer, max_text_len: usize) -> Self {
         Self {
-            world,
+            source,
             tokenizer,
             max_text_len,
             masking: MlmMasking::default(),
@@ -135,19 +180,146 @@ impl PretrainBatcher {
         self
     }
 
+    /// The synthetic world, or an error naming `what` needs it.
+    pub fn world(&self, what: &str) -> Result<&SyntheticWorld, DataError> {
+        match &self.source {
+            PairSource::World(world) => Ok(world),
+            PairSource::Datasets(_) => Err(DataError::DatasetFormat(format!(
+                "{what} needs the synthetic world, not datasets on disk"
+            ))),
+        }
+    }
+
     /// The batch made of scenes `indices` of `split`, each with a random
     /// phrasing, random MLM masks and random ITM negatives drawn from `rng`.
+    ///
+    /// # Errors
+    /// Without the synthetic world; those of [`Self::batch_of`].
     pub fn batch(
         &self,
         split: Split,
         indices: &[usize],
         rng: &mut ChaCha8Rng,
     ) -> Result<HostPretrainBatch, DataError> {
-        let samples = indices
-            .iter()
-            .map(|&i| self.world.sample(split, i))
-            .collect();
+        let world = self.world("a batch of scenes")?;
+        let samples = indices.iter().map(|&i| world.sample(split, i)).collect();
         self.batch_of(samples, rng)
+    }
+
+    /// Starts the training loader's reading (shard streams open here).
+    ///
+    /// # Errors
+    /// Those of [`DatasetPairs::train_draws`].
+    pub fn train_draws(&self) -> Result<TrainState, DataError> {
+        Ok(match &self.source {
+            PairSource::World(_) => TrainState::World,
+            PairSource::Datasets(datasets) => TrainState::Datasets(datasets.train_draws()?),
+        })
+    }
+
+    /// A training batch of `size` pairs for `step`: random scenes of the
+    /// world (with hard-negative twins when `twins`), or pairs of the
+    /// datasets (augmented with the draws of the seed and `step`).
+    ///
+    /// # Errors
+    /// Those of [`DatasetPairs::train_pairs`] and [`Self::batch_of`].
+    pub fn train_batch(
+        &self,
+        state: &mut TrainState,
+        size: usize,
+        twins: bool,
+        step: u64,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        match (&self.source, state) {
+            (PairSource::Datasets(datasets), TrainState::Datasets(draws)) => {
+                let pairs = datasets.train_pairs(draws, size, step, rng)?;
+                self.batch_of_pairs(pairs, rng)
+            }
+            (PairSource::World(_), _) => {
+                let samples = self.draw(Split::Train, size, twins, rng);
+                self.batch_of(samples, rng)
+            }
+            (PairSource::Datasets(_), TrainState::World) => Err(DataError::DatasetFormat(
+                "the training state is the world's; start it with train_draws".into(),
+            )),
+        }
+    }
+
+    /// A held-out batch of `size` pairs (the world's test split, or the
+    /// held-out dataset), for scoring the objectives without training.
+    ///
+    /// # Errors
+    /// Those of [`DatasetPairs::held_out_batch_pairs`] and [`Self::batch_of`].
+    pub fn held_out_batch(
+        &self,
+        size: usize,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        match &self.source {
+            PairSource::World(_) => {
+                let samples = self.draw(Split::Test, size, false, rng);
+                self.batch_of(samples, rng)
+            }
+            PairSource::Datasets(datasets) => {
+                let pairs = datasets.held_out_batch_pairs(size, rng)?;
+                self.batch_of_pairs(pairs, rng)
+            }
+        }
+    }
+
+    /// The first `n` held-out pairs with distinct captions: the world's
+    /// [`SyntheticWorld::distinct_indices`] of the test split, scene `i`
+    /// with its phrasing `i mod NUM_PHRASINGS` (and the detector's regions
+    /// when the batcher has one), or the held-out dataset's
+    /// ([`DatasetPairs::held_out_pairs`]; fewer when it has fewer).
+    ///
+    /// # Errors
+    /// Those of the detector's regions and of the held-out dataset.
+    pub fn held_out_pairs(&self, n: usize) -> Result<HeldOutPairs, DataError> {
+        match &self.source {
+            PairSource::World(world) => {
+                let indices = world.distinct_indices(Split::Test, n);
+                let samples: Vec<Sample> = indices
+                    .iter()
+                    .map(|&i| world.sample(Split::Test, i))
+                    .collect();
+                let captions = indices
+                    .iter()
+                    .zip(&samples)
+                    .map(|(&i, s)| caption(&s.scene, i % NUM_PHRASINGS))
+                    .collect();
+                let references = samples
+                    .iter()
+                    .map(|s| (0..NUM_PHRASINGS).map(|p| caption(&s.scene, p)).collect())
+                    .collect();
+                Ok(HeldOutPairs {
+                    captions,
+                    references,
+                    visual: self.scene_visual(samples)?,
+                })
+            }
+            PairSource::Datasets(datasets) => {
+                let pairs = datasets.held_out_pairs(n)?;
+                Ok(HeldOutPairs {
+                    captions: pairs.iter().map(|p| p.caption.clone()).collect(),
+                    references: pairs.iter().map(|p| p.references.clone()).collect(),
+                    visual: HostVisual::Images(pairs.into_iter().map(|p| p.image).collect()),
+                })
+            }
+        }
+    }
+
+    /// The scenes' pixels, or their detector regions when the batcher has
+    /// a detector.
+    fn scene_visual(&self, samples: Vec<Sample>) -> Result<HostVisual, DataError> {
+        Ok(match &self.detector {
+            Some(detector) => {
+                let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
+                HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
+            }
+            None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+        })
     }
 
     /// `size` random scenes of `split` with pairwise distinct descriptions
@@ -155,6 +327,9 @@ impl PretrainBatcher {
     /// scene is followed by its hard-negative twin (same layout, one
     /// attribute changed), so half of the batch are hard negatives of the
     /// other half.
+    ///
+    /// # Panics
+    /// Without the synthetic world ([`PairSource::World`]).
     pub fn draw(
         &self,
         split: Split,
@@ -162,17 +337,20 @@ impl PretrainBatcher {
         twins: bool,
         rng: &mut ChaCha8Rng,
     ) -> Vec<Sample> {
+        let PairSource::World(world) = &self.source else {
+            panic!("draw needs the synthetic world; datasets are drawn by train_batch");
+        };
         let mut seen = HashSet::with_capacity(size);
         let mut samples = Vec::with_capacity(size);
         while samples.len() < size {
             let index = rng.random_range(0..u32::MAX as usize);
-            let sample = self.world.sample(split, index);
+            let sample = world.sample(split, index);
             if !seen.insert(sample.scene.description_key()) {
                 continue;
             }
             samples.push(sample);
             if twins && samples.len() < size {
-                if let Some(twin) = self.world.twin(split, index) {
+                if let Some(twin) = world.twin(split, index) {
                     if seen.insert(twin.scene.description_key()) {
                         samples.push(twin);
                     }
@@ -193,6 +371,33 @@ impl PretrainBatcher {
             .iter()
             .map(|s| caption(&s.scene, rng.random_range(0..NUM_PHRASINGS)))
             .collect();
+        let descriptions = samples.iter().map(|s| s.scene.description_key()).collect();
+        self.assemble(texts, descriptions, Pairs::Scenes(samples), rng)
+    }
+
+    /// The batch of loaded dataset pairs, with random MLM masks and ITM
+    /// negatives drawn from `rng`. Captions stand for the descriptions:
+    /// two pairs are negatives of each other when their captions differ.
+    pub fn batch_of_pairs(
+        &self,
+        pairs: Vec<LoadedPair>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        let texts: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
+        let descriptions = texts.clone();
+        let images = pairs.into_iter().map(|p| p.image).collect();
+        self.assemble(texts, descriptions, Pairs::Images(images), rng)
+    }
+
+    /// Tokens, masks, negatives and the optional targets of `texts` paired
+    /// with `inputs`' visual side (the draws in the order they always had).
+    fn assemble(
+        &self,
+        texts: Vec<String>,
+        descriptions: Vec<String>,
+        inputs: Pairs,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
         let tokens = self.tokenizer.encode(&texts, self.max_text_len)?;
         let special = self.tokenizer.special();
         let vocab_size = self.tokenizer.vocab_size();
@@ -209,23 +414,31 @@ impl PretrainBatcher {
             }
             mlm_ids.push(masked.input_ids);
         }
-        let descriptions: Vec<String> = samples.iter().map(|s| s.scene.description_key()).collect();
         let mut pairs = random_negatives(&descriptions, self.itm_negative_probability, rng);
-        let fused = self.fused_pairs.unwrap_or(samples.len()).min(samples.len());
+        let fused = self.fused_pairs.unwrap_or(texts.len()).min(texts.len());
         pairs.text_index.truncate(fused);
         pairs.image_index.truncate(fused);
         pairs.is_match.truncate(fused);
         mlm_targets.retain(|&(row, _, _)| row < fused);
-        let vqa = match &self.vqa_answers {
-            Some(answers) => Some(self.questions(&samples[..fused], answers, rng)?),
-            None => None,
-        };
-        let visual = match &self.detector {
-            Some(detector) => {
-                let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
-                HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
+        let vqa = match (&self.vqa_answers, &inputs) {
+            (Some(answers), Pairs::Scenes(samples)) => {
+                Some(self.questions(&samples[..fused], answers, rng)?)
             }
-            None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
+            (Some(_), Pairs::Images(_)) => {
+                return Err(DataError::DatasetFormat(
+                    "VQA questions in pre-training batches need the synthetic world".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        let visual = match inputs {
+            Pairs::Scenes(samples) => self.scene_visual(samples)?,
+            Pairs::Images(_) if self.detector.is_some() => {
+                return Err(DataError::DatasetFormat(
+                    "detector regions need the synthetic world; datasets give images".into(),
+                ))
+            }
+            Pairs::Images(images) => HostVisual::Images(images),
         };
         let masked_regions = match (&self.region_masking, &visual) {
             (None, _) => None,
@@ -292,6 +505,14 @@ impl PretrainBatcher {
             num_answers: answers.len(),
         })
     }
+}
+
+/// The visual side of a batch before assembly.
+enum Pairs {
+    /// World scenes: pixels or detector regions, and questions.
+    Scenes(Vec<Sample>),
+    /// Dataset images, transformed.
+    Images(Vec<RgbImage>),
 }
 
 #[cfg(test)]

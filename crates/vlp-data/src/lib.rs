@@ -29,10 +29,12 @@
 //!   of the world in each format.
 //! - [`pretrain_batch`]: what one pre-training step takes, on the host and
 //!   on a device; [`batch`]: [`PretrainBatcher`], which builds them from the
-//!   synthetic world.
+//!   synthetic world or from datasets on disk ([`dataset_pairs`]: pairs
+//!   drawn, mixed by weight, images loaded in parallel, broken ones skipped).
 
 pub mod batch;
 pub mod collate;
+pub mod dataset_pairs;
 mod error;
 pub mod frame_order;
 pub mod image;
@@ -54,8 +56,9 @@ pub use self::image::{
     HostImageBatch, HostImages, ImageBatch, ImagePipeline, ImageSample, ImageSource,
     ImageTransformConfig, Normalization, SkippedImage, TransformMode,
 };
-pub use batch::PretrainBatcher;
+pub use batch::{HeldOutPairs, PairSource, PretrainBatcher, TrainState};
 pub use collate::{clips_to_tensor, images_to_tensor, tokens_to_tensors};
+pub use dataset_pairs::{DatasetPairs, LoadedPair, TrainDraws, WeightedDataset};
 pub use error::DataError;
 pub use frame_order::{FrameOrderShuffle, ShuffledFrameBatch, ShuffledFrames};
 pub use masking::{MaskedSequence, MlmMasking};

@@ -582,6 +582,9 @@ mod tests {
 
     #[test]
     fn padding_of_either_stream_changes_nothing() {
+        // Seeded under the lock: unseeded, its draws interleaved with other
+        // tests' and it failed once in this stop's suite runs.
+        let _seeded = vlp_test_support::seeded::<B>(&Default::default(), 11);
         for kind in [DualStreamKind::Vilbert, DualStreamKind::Lxmert] {
             let model = config(kind, 2).init::<B>(&Default::default());
             let (reference, _) = text_under_two_images(&model);

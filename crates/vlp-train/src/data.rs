@@ -1,13 +1,20 @@
 //! A run's data, as its configuration describes it: the synthetic world
-//! (survey §5's pre-training corpus stand-in), its frozen detector for
-//! region models, the tokenizer and the batcher with the masking and
-//! targets that the chosen objectives need (survey §4).
+//! (survey §5's pre-training corpus stand-in) or the datasets on disk of
+//! `[[data.sources]]`, the world's frozen detector for region models, the
+//! tokenizer and the batcher with the masking and targets that the chosen
+//! objectives need (survey §4).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use vlp_data::synthetic::{SyntheticDetector, SyntheticWorld};
+use vlp_data::source::{
+    CorruptBudget, DatasetSpec, OpenedDataset, SampleList, SampleSource, ShardSplit, SkipLimit,
+    WebDatasetOptions,
+};
+use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{
-    AnswerVocabulary, MlmMasking, PatchMasking, PretrainBatcher, RegionMasking, TextTokenizer,
+    AnswerVocabulary, DataError, DatasetPairs, MlmMasking, PatchMasking, PretrainBatcher,
+    RegionMasking, TextTokenizer, WeightedDataset,
 };
 
 use crate::config::{Architecture, PretrainConfig};
@@ -26,36 +33,132 @@ pub fn detector(config: &PretrainConfig) -> Option<SyntheticDetector> {
 }
 
 /// Loads the tokenizer from `path`, or trains a WordPiece of
-/// `data.tokenizer_vocab_size` on the world's corpus.
+/// `data.tokenizer_vocab_size` on the captions of the first
+/// `data.tokenizer_corpus_scenes` training samples (of each dataset, or of
+/// the world with its questions).
 pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> Result<TextTokenizer> {
     Ok(match path {
         Some(path) => TextTokenizer::from_file(path)?,
         None => {
-            let corpus = world(config).corpus(config.data.tokenizer_corpus_scenes);
+            let corpus = match config.data.uses_datasets() {
+                true => dataset_corpus(config)?,
+                false => world(config).corpus(config.data.tokenizer_corpus_scenes),
+            };
             TextTokenizer::train_wordpiece(&corpus, config.data.tokenizer_vocab_size)?
         }
     })
 }
 
+/// The captions of the first `data.tokenizer_corpus_scenes` samples of
+/// each training dataset.
+fn dataset_corpus(config: &PretrainConfig) -> Result<Vec<String>> {
+    let (n, budget) = (config.data.tokenizer_corpus_scenes, budget(config));
+    let mut corpus = Vec::new();
+    for spec in &config.data.sources {
+        match spec.open(Split::Train, &budget)? {
+            OpenedDataset::Indexed(source) => {
+                for index in 0..n.min(source.len()) {
+                    corpus.extend(source.get(index)?.captions);
+                }
+            }
+            OpenedDataset::Shards(shards) => {
+                let stream =
+                    shards.stream(ShardSplit::all(), WebDatasetOptions::default(), &budget)?;
+                for sample in stream.take(n) {
+                    corpus.extend(sample?.captions);
+                }
+            }
+        }
+    }
+    Ok(corpus)
+}
+
+/// The run's budget of corrupt samples (`data.max_skipped`).
+fn budget(config: &PretrainConfig) -> CorruptBudget {
+    CorruptBudget::new(SkipLimit {
+        max_share: config.data.max_skipped,
+        ..SkipLimit::default()
+    })
+}
+
+/// The datasets of `[[data.sources]]` and `[data.held_out]`, opened (their
+/// annotations parsed; images are read as batches need them); `None` for
+/// the synthetic world.
+pub fn datasets(config: &PretrainConfig) -> Result<Option<DatasetPairs>> {
+    let data = &config.data;
+    if !data.uses_datasets() {
+        return Ok(None);
+    }
+    let budget = budget(config);
+    let train = data
+        .sources
+        .iter()
+        .map(|spec| {
+            Ok(WeightedDataset {
+                dataset: spec.open(Split::Train, &budget)?,
+                weight: spec.weight,
+            })
+        })
+        .collect::<Result<Vec<_>, DataError>>()?;
+    let held_out = match data.held_out_spec() {
+        Some(spec) => Some(held_out_source(&spec, &budget)?),
+        None => None,
+    };
+    Ok(Some(DatasetPairs {
+        train,
+        held_out,
+        pipeline: data.image_transform().init()?,
+        budget,
+        seed: config.seed,
+        shuffle_buffer: data.shuffle_buffer,
+    }))
+}
+
+/// The held-out split of `spec` with random access: held-out shards are
+/// read into memory once (a held-out set is a few thousand samples).
+fn held_out_source(
+    spec: &DatasetSpec,
+    budget: &CorruptBudget,
+) -> Result<Arc<dyn SampleSource>, DataError> {
+    Ok(match spec.open(Split::Val, budget)? {
+        OpenedDataset::Indexed(source) => source,
+        OpenedDataset::Shards(shards) => {
+            let samples = shards
+                .stream(ShardSplit::all(), WebDatasetOptions::default(), budget)?
+                .collect::<Result<Vec<_>, _>>()?;
+            let origin = PathBuf::from(spec.shards.clone().unwrap_or_default());
+            Arc::new(SampleList::new(origin, samples))
+        }
+    })
+}
+
 /// The batcher of a run: MLM masking and ITM pairs always; masked regions,
-/// masked patches and VQA questions when the single-stream objectives need them.
-pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> PretrainBatcher {
+/// masked patches and VQA questions when the single-stream objectives need
+/// them.
+pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> Result<PretrainBatcher> {
     let objectives = config.objectives.uniter();
     let single_stream = matches!(config.model.architecture, Architecture::SingleStream {});
-    PretrainBatcher::new(world(config), tokenizer, config.data.max_text_len)
+    let max_text_len = config.data.max_text_len;
+    let batcher = match datasets(config)? {
+        Some(datasets) => PretrainBatcher::from_datasets(datasets, tokenizer, max_text_len),
+        None => PretrainBatcher::new(world(config), tokenizer, max_text_len)
+            .with_detector(detector(config))
+            .with_vqa_answers(
+                (single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic),
+            ),
+    };
+    Ok(batcher
         .with_masking(MlmMasking {
             probability: config.data.mlm_probability,
             ..MlmMasking::default()
         })
         .with_itm_negative_probability(config.data.itm_negative_probability)
         .with_fused_pairs(Some(config.data.fused_pairs))
-        .with_detector(detector(config))
         .with_region_masking(
             (single_stream && objectives.masks_regions()).then(RegionMasking::uniter),
         )
         .with_patch_masking(
             (single_stream && objectives.mpp > 0.0)
                 .then(|| PatchMasking::vilt(config.model.patch_size)),
-        )
-        .with_vqa_answers((single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic))
+        ))
 }

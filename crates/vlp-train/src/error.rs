@@ -131,6 +131,10 @@ impl TrainError {
                     DataError::TokenizerNotFound { .. }
                         | DataError::TokenizerInvalid { .. }
                         | DataError::MissingSpecialToken { .. }
+                        | DataError::DatasetIo { .. }
+                        | DataError::Annotation { .. }
+                        | DataError::DatasetFormat(_)
+                        | DataError::Shards { .. }
                 )
         )
     }

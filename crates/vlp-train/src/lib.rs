@@ -49,7 +49,7 @@ pub mod trainer;
 pub use build::{with_model, ModelTask};
 pub use config::PretrainConfig;
 pub use error::{ConfigError, Result, TrainError};
-pub use eval::{EvalReport, EvalSettings, Evaluate, HeldOutData};
+pub use eval::{EvalReport, EvalSettings, Evaluate};
 pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
 pub use params::ParameterCount;

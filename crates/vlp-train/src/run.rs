@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use vlp_data::TextTokenizer;
+use vlp_data::{PretrainBatcher, TextTokenizer};
 use vlp_objectives::Pretrainer;
 
 use crate::build::{with_model, ModelTask};
@@ -15,9 +15,9 @@ use crate::checkpoint::{
     TOKENIZER_FILE,
 };
 use crate::config::PretrainConfig;
-use crate::data::{batcher, detector, tokenizer, world};
+use crate::data::{batcher, tokenizer};
 use crate::error::{ConfigError, Result, TrainError};
-use crate::eval::{evaluate, EvalReport, EvalSettings, Evaluate, HeldOutData};
+use crate::eval::{data_report, evaluate, EvalReport, EvalSettings, Evaluate};
 use crate::trainer::{TrainObserver, Trainer};
 
 /// A pre-training run: what to train, where to write it.
@@ -83,20 +83,20 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
         M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let (config, out) = (&self.run.config, &self.run.out);
-        let batcher = batcher(config, self.tokenizer.clone());
+        let batcher = batcher(config, self.tokenizer.clone())?;
         let mut metrics = MetricsFile::create(out)?;
         let mut trainer = Trainer::new(config, self.device)?;
         let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;
         save_checkpoint(model.clone(), out)?;
-        evaluate_into(&model.valid(), config, self.tokenizer, out, self.device)
+        evaluate_into(&model.valid(), &batcher, config, out, self.device)
     }
 }
 
 /// Evaluates `model` on held-out data and writes `run/eval.json`.
 fn evaluate_into<B, M>(
     model: &M,
+    batcher: &PretrainBatcher,
     config: &PretrainConfig,
-    tokenizer: &TextTokenizer,
     run: &Path,
     device: &B::Device,
 ) -> Result<EvalReport>
@@ -104,14 +104,8 @@ where
     B: burn::tensor::backend::Backend,
     M: Evaluate<B> + Pretrainer<B>,
 {
-    let (world, detector) = (world(config), detector(config));
-    let data = HeldOutData {
-        world: &world,
-        detector: detector.as_ref(),
-        tokenizer,
-    };
-    let batcher = batcher(config, tokenizer.clone());
-    let report = evaluate(model, &data, &batcher, &EvalSettings::of(config), device)?;
+    let mut report = evaluate(model, batcher, &EvalSettings::of(config), device)?;
+    report.data = data_report(batcher);
     report.write(&run.join(EVAL_FILE))?;
     Ok(report)
 }
@@ -166,6 +160,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Reevaluation<'_, B> {
         M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let model = load_checkpoint(model.valid(), self.run, self.device)?;
-        evaluate_into(&model, self.config, self.tokenizer, self.run, self.device)
+        let batcher = batcher(self.config, self.tokenizer.clone())?;
+        evaluate_into(&model, &batcher, self.config, self.run, self.device)
     }
 }

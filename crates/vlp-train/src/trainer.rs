@@ -10,7 +10,6 @@ use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use vlp_data::synthetic::Split;
 use vlp_data::{DataError, HostPretrainBatch, PretrainBatcher};
 use vlp_objectives::{ObjectiveMix, PretrainOutput, Pretrainer};
 
@@ -189,7 +188,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
             micro_batches: config.micro_batches,
             task_mix: mix.clone(),
         });
-        let batches = spawn_loader(batcher.clone(), &config, 0);
+        let batches = spawn_loader(batcher.clone(), &config, 0)?;
         let mut accumulator = Accumulator::default();
         let started = Instant::now();
         let mut window = (Instant::now(), 0usize);
@@ -284,15 +283,18 @@ pub fn sync_running_states<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) 
 }
 
 /// The micro-batches of steps `first_step..steps`, built on a background
-/// thread: `micro_batches` batches of `batch_size / micro_batches` pairs
-/// each, drawn one after the other, with `data.fused_pairs` shared among
-/// them. Each step's batches depend only on the seed and the step number.
+/// thread (at most [`PREFETCH_STEPS`] steps ahead of training, images
+/// decoded in parallel on rayon's pool): `micro_batches` batches of
+/// `batch_size / micro_batches` pairs each, drawn one after the other, with
+/// `data.fused_pairs` shared among them. Each step's batches depend only on
+/// the seed and the step number (and, for shards, on the steps before).
 fn spawn_loader(
     mut batcher: PretrainBatcher,
     config: &PretrainConfig,
     first_step: usize,
-) -> Receiver<Result<Vec<HostPretrainBatch>, DataError>> {
-    let (sender, receiver) = sync_channel(4);
+) -> Result<Receiver<Result<Vec<HostPretrainBatch>, DataError>>> {
+    let mut state = batcher.train_draws()?;
+    let (sender, receiver) = sync_channel(PREFETCH_STEPS);
     let (seed, steps, parts, twins) = (
         config.seed,
         config.steps,
@@ -305,18 +307,19 @@ fn spawn_loader(
         for step in first_step..steps {
             let mut rng = step_rng(seed, step, StepDraw::Batch);
             let batches = (0..parts)
-                .map(|_| {
-                    let samples = batcher.draw(Split::Train, size, twins, &mut rng);
-                    batcher.batch_of(samples, &mut rng)
-                })
+                .map(|_| batcher.train_batch(&mut state, size, twins, step as u64, &mut rng))
                 .collect();
             if sender.send(batches).is_err() {
                 break;
             }
         }
     });
-    receiver
+    Ok(receiver)
 }
+
+/// Steps the loader may build ahead of training: enough to hide a slow
+/// batch (a large image decoded late), few enough to bound the memory.
+const PREFETCH_STEPS: usize = 4;
 
 #[cfg(test)]
 mod tests {

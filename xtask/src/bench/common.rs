@@ -15,21 +15,30 @@ pub struct ReferenceArgs {
     /// Measure vlp only (skip the Python references).
     #[arg(long)]
     pub no_reference: bool,
-    /// Python with benches/reference/requirements.txt installed (numpy, POT,
-    /// torch) (default: ./.venv/bin/python, created on demand).
+    /// Python with the bench's reference requirements installed
+    /// (benches/reference/requirements*.txt: numpy, POT, torch; Pillow and
+    /// tokenizers for `bench data`) (default: ./.venv/bin/python, created
+    /// on demand).
     #[arg(long)]
     pub python: Option<PathBuf>,
 }
 
 impl ReferenceArgs {
-    /// The reference interpreter; `None` with `--no-reference`.
-    pub(crate) fn interpreter(&self, root: &Path) -> Result<Option<PathBuf>> {
+    /// The reference interpreter, with `modules` importable (installed
+    /// from `requirements`, relative to the root, into `./.venv` when
+    /// missing); `None` with `--no-reference`.
+    pub(crate) fn interpreter(
+        &self,
+        root: &Path,
+        modules: &str,
+        requirements: &str,
+    ) -> Result<Option<PathBuf>> {
         if self.no_reference {
             return Ok(None);
         }
         match &self.python {
             Some(python) => Ok(Some(python.clone())),
-            None => venv_python(root).map(Some),
+            None => venv_python(root, modules, requirements).map(Some),
         }
     }
 }
@@ -42,14 +51,14 @@ pub(crate) fn repo_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `./.venv/bin/python`, creating the venv and installing
-/// `benches/reference/requirements.txt` from PyPI on demand.
-fn venv_python(root: &Path) -> Result<PathBuf> {
+/// `./.venv/bin/python`, creating the venv and installing `requirements`
+/// from PyPI on demand, until `modules` import.
+fn venv_python(root: &Path, modules: &str, requirements: &str) -> Result<PathBuf> {
     let venv = root.join(".venv");
     let py = venv.join("bin").join("python");
     let check = |py: &Path| {
         Command::new(py)
-            .args(["-c", "import numpy, ot, torch"])
+            .args(["-c", &format!("import {modules}")])
             .output()
             .map(|o| o.status.success())
             .unwrap_or(false)
@@ -68,9 +77,9 @@ fn venv_python(root: &Path) -> Result<PathBuf> {
             bail!("python3 -m venv {} failed", venv.display());
         }
     }
-    let req = root.join("benches/reference/requirements.txt");
+    let req = root.join(requirements);
     eprintln!(
-        "installing {} into {} (torch is large; this takes a while) ...",
+        "installing {} into {} (torch is large; this may take a while) ...",
         req.display(),
         venv.display()
     );

@@ -1,5 +1,6 @@
-//! `cargo xtask bench ot | step`: vlp against reference implementations
-//! (PyTorch, POT) on the same seeded inputs, in one command each.
+//! `cargo xtask bench ot | step | data`: vlp against reference
+//! implementations (PyTorch, POT; PIL and tokenizers for the input
+//! pipeline) on the same seeded inputs, in one command each.
 //!
 //! Both benches write their inputs as `.npy` files ([`npy`]), run the Python
 //! reference of `benches/reference/` in the virtual environment `.venv/`
@@ -8,6 +9,7 @@
 //! with optional JSON rows (docs/benchmarks.md).
 
 pub mod common;
+pub mod data;
 pub mod npy;
 pub mod ot;
 pub mod step;

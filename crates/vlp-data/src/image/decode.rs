@@ -126,8 +126,6 @@ fn classify(error: ImageError, origin: &str) -> DataError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::{Rng, SeedableRng};
-    use rand_chacha::ChaCha8Rng;
     use serde_json::Value;
     use vlp_test_support::{fixture, fixture_path};
 
@@ -228,27 +226,7 @@ mod tests {
             .collect();
         let (mut decoded, mut refused) = (0, 0);
         for seed in 0..3000u64 {
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            let mut bytes = files[seed as usize % files.len()].clone();
-            match seed % 4 {
-                0 => bytes.truncate(rng.random_range(0..bytes.len())),
-                1 => {
-                    for _ in 0..rng.random_range(1..8) {
-                        let at = rng.random_range(0..bytes.len());
-                        bytes[at] ^= 1 << rng.random_range(0..8);
-                    }
-                }
-                2 => {
-                    // Keep the signature, replace a random span with noise.
-                    let start = rng.random_range(8.min(bytes.len())..bytes.len());
-                    let end = rng.random_range(start..=bytes.len());
-                    rng.fill(&mut bytes[start..end]);
-                }
-                _ => {
-                    bytes = vec![0; rng.random_range(0..256)];
-                    rng.fill(&mut bytes[..]);
-                }
-            }
+            let bytes = crate::source::damage::damage(&files[seed as usize % files.len()], seed);
             match std::panic::catch_unwind(|| decode(&bytes, "fuzz")) {
                 Ok(Ok(_)) => decoded += 1,
                 Ok(Err(_)) => refused += 1,

@@ -46,8 +46,8 @@ impl SkipLimit {
     }
 }
 
-/// What a budget has counted.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a budget has counted (a run's `eval.json` carries it as `data`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SkipReport {
     /// Samples read.
     pub read: usize,

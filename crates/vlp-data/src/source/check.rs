@@ -1,12 +1,20 @@
 //! `data check` (issue 15): every sample's annotation read and its image
-//! file looked at, every problem named with its path (and line, key or
-//! member). Images are not decoded here; the image pipeline does that.
+//! decoded (in parallel), every problem named with its path (and line, key
+//! or member): a missing, empty, truncated or corrupt image, an annotation
+//! that points at no image, a malformed record.
 
 use std::collections::HashSet;
 use std::path::Path;
 
+use rayon::prelude::*;
+
 use super::synthetic::split_name;
-use super::{read_exported, CorruptBudget, ExportFormat, ImageRef, Sample};
+use super::{
+    read_exported, CorruptBudget, DatasetSpec, ExportFormat, ImageRef, OpenedDataset, Sample,
+    ShardSplit, WebDatasetOptions,
+};
+use crate::image::{decode, decode_file};
+use crate::synthetic::Split;
 use crate::DataError;
 
 /// What [`check`] found.
@@ -22,22 +30,106 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
-/// Why the image of `sample` cannot be used, if it cannot.
+/// Why the image of `sample` cannot be used, if it cannot: the file is
+/// missing or empty, or it does not decode (truncated, corrupt, not an
+/// image, too large).
 fn image_problem(sample: &Sample) -> Option<String> {
     let key = &sample.key;
-    match &sample.image {
+    let decoded = match &sample.image {
         ImageRef::File(path) => match std::fs::metadata(path) {
-            Err(err) => Some(format!("sample {key}: image {}: {err}", path.display())),
+            Err(err) => return Some(format!("sample {key}: image {}: {err}", path.display())),
             Ok(meta) if meta.len() == 0 => {
-                Some(format!("sample {key}: image {} is empty", path.display()))
+                return Some(format!("sample {key}: image {} is empty", path.display()))
             }
-            Ok(_) => None,
+            Ok(_) => decode_file(path),
         },
         ImageRef::Bytes { name, bytes } if bytes.is_empty() => {
-            Some(format!("sample {key}: image {name} is empty"))
+            return Some(format!("sample {key}: image {name} is empty"))
         }
-        _ => None,
+        ImageRef::Bytes { name, bytes } => decode(bytes, name),
+        ImageRef::Pixels(_) => return None,
+    };
+    decoded.err().map(|err| format!("sample {key}: {err}"))
+}
+
+impl CheckReport {
+    /// Adds `samples` of split `name` (skips counted in `budget`) and the
+    /// problems of the images not seen before.
+    fn add(
+        &mut self,
+        name: &str,
+        samples: &[Sample],
+        budget: &CorruptBudget,
+        seen: &mut HashSet<String>,
+    ) {
+        self.splits.push((name.to_string(), samples.len()));
+        self.samples += samples.len();
+        self.problems.extend(budget.report().reasons);
+        let new: Vec<&Sample> = samples
+            .iter()
+            .filter(|sample| seen.insert(sample.image.describe()))
+            .collect();
+        self.images += new.len();
+        let problems: Vec<Option<String>> = new.par_iter().map(|s| image_problem(s)).collect();
+        self.problems.extend(problems.into_iter().flatten());
     }
+}
+
+/// Checks the dataset `spec` names (`data check --format F --annotations
+/// FILE --images DIR`, or `--shards`): its training split (every split of
+/// a Karpathy file), each record parsed and each image decoded.
+///
+/// # Errors
+/// A file that cannot be opened or is not the format.
+pub fn check_spec(spec: &DatasetSpec) -> Result<CheckReport, DataError> {
+    let mut report = CheckReport::default();
+    let mut seen = HashSet::new();
+    let splits: &[Split] = match spec.format {
+        ExportFormat::Karpathy => &[Split::Train, Split::Val, Split::Test],
+        _ => &[Split::Train],
+    };
+    for &split in splits {
+        let budget = CorruptBudget::unlimited();
+        let name = match spec.format {
+            ExportFormat::Karpathy => split_name(split),
+            _ => "all",
+        };
+        match spec.open(split, &budget) {
+            Ok(OpenedDataset::Indexed(source)) => {
+                let samples = (0..source.len())
+                    .map(|i| source.get(i))
+                    .collect::<Result<Vec<_>, _>>()?;
+                report.add(name, &samples, &budget, &mut seen);
+            }
+            Ok(OpenedDataset::Shards(shards)) => {
+                // Streamed in chunks: memory stays that of one chunk
+                // whatever the number of samples (members are unique, so
+                // nothing is remembered between chunks).
+                const CHUNK: usize = 256;
+                let mut stream =
+                    shards.stream(ShardSplit::all(), WebDatasetOptions::default(), &budget)?;
+                let mut count = 0;
+                loop {
+                    let chunk = stream.by_ref().take(CHUNK).collect::<Result<Vec<_>, _>>()?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    count += chunk.len();
+                    report.samples += chunk.len();
+                    report.images += chunk.len();
+                    let problems: Vec<Option<String>> =
+                        chunk.par_iter().map(image_problem).collect();
+                    report.problems.extend(problems.into_iter().flatten());
+                }
+                report.problems.extend(budget.report().reasons);
+                report.splits.push((name.to_string(), count));
+            }
+            // A Karpathy file without images of one split.
+            Err(DataError::DatasetFormat(_)) if splits.len() > 1 => continue,
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(report)
 }
 
 /// Checks the dataset in `dir`, laid out as [`super::export`] writes
@@ -63,15 +155,7 @@ pub fn check(dir: &Path, format: ExportFormat) -> Result<CheckReport, DataError>
         {
             continue;
         }
-        report.splits.push((name.to_string(), samples.len()));
-        report.samples += samples.len();
-        report.problems.extend(budget.report().reasons);
-        for sample in &samples {
-            if seen.insert(sample.image.describe()) {
-                report.images += 1;
-                report.problems.extend(image_problem(sample));
-            }
-        }
+        report.add(name, &samples, &budget, &mut seen);
     }
     if report.splits.is_empty() && report.problems.is_empty() {
         return Err(DataError::DatasetFormat(format!(
@@ -124,6 +208,45 @@ mod tests {
             error.to_string().contains("holds no coco dataset"),
             "{error}"
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn checking_files_by_name_finds_a_truncated_jpeg_a_missing_file_and_a_dangling_annotation() {
+        let dir = test_dir("check-spec");
+        let options = ExportOptions {
+            scenes: 4,
+            held_out: 1,
+            ..ExportOptions::new(ExportFormat::Coco)
+        };
+        export(&SyntheticWorld::new(0, 32), &options, &dir).unwrap();
+        let images = dir.join("train2017");
+        // Image 3 becomes a JPEG cut in half.
+        let pixels = crate::image::decode_file(&images.join("000000000003.png")).unwrap();
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .encode(&pixels.pixels, 32, 32, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        std::fs::write(images.join("000000000003.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+        std::fs::remove_file(images.join("000000000001.png")).unwrap();
+        let annotations = dir.join("annotations/captions_train2017.json");
+        let text = std::fs::read_to_string(&annotations).unwrap();
+        let text = text
+            .replace("000000000003.png", "000000000003.jpg")
+            .replacen("\"image_id\":2", "\"image_id\":77", 1);
+        std::fs::write(&annotations, text).unwrap();
+        let spec = DatasetSpec {
+            annotations: Some(annotations),
+            images: Some(images),
+            ..DatasetSpec::new(ExportFormat::Coco)
+        };
+        let report = check_spec(&spec).unwrap();
+        let all = report.problems.join("\n");
+        assert_eq!(report.problems.len(), 3, "{all}");
+        assert!(all.contains("000000000003.jpg"), "{all}");
+        assert!(all.contains("000000000001.png: No such file"), "{all}");
+        assert!(all.contains("image 77"), "{all}");
+        assert_eq!(report.images, 4);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -32,18 +32,21 @@
 mod budget;
 mod check;
 mod coco;
+#[cfg(test)]
+pub(crate) mod damage;
 mod delimited;
 mod export;
 mod jsonl;
 mod karpathy;
 mod lavis;
+mod spec;
 mod synthetic;
 mod vqa2;
 mod vqa_answer;
 mod webdataset;
 
 pub use budget::{CorruptBudget, SkipLimit, SkipReport};
-pub use check::{check, CheckReport};
+pub use check::{check, check_spec, CheckReport};
 pub use coco::read_coco;
 pub use delimited::{read_delimited, Columns, DelimitedOptions};
 pub use export::{
@@ -53,6 +56,7 @@ pub use export::{
 pub use jsonl::read_jsonl;
 pub use karpathy::{read_karpathy, KarpathySelect};
 pub use lavis::read_lavis;
+pub use spec::{DatasetSpec, OpenedDataset};
 pub use synthetic::SyntheticSource;
 pub use vqa2::{answer_vocabulary, read_vqa2, ImagePattern, Vqa2Options, COCO_IMAGE_PATTERN};
 pub use vqa_answer::normalize_answer;

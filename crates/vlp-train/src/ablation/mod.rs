@@ -22,11 +22,10 @@ use vlp_data::TextTokenizer;
 use vlp_objectives::{MixStrategy, Pretrainer, UniterObjectives};
 
 use crate::config::{Architecture, ObjectivesConfig, VisualKind};
-use crate::data::{batcher, detector, tokenizer, world};
+use crate::data::{batcher, tokenizer};
 use crate::eval::{heldout_objectives, Captioning, HeldOutObjectives, Retrieval};
 use crate::{
-    with_model, ConfigError, EvalSettings, Evaluate, HeldOutData, ModelTask, PretrainConfig,
-    Result, Trainer,
+    with_model, ConfigError, EvalSettings, Evaluate, ModelTask, PretrainConfig, Result, Trainer,
 };
 
 /// What every run shares: its length, batch and seed.
@@ -303,17 +302,11 @@ impl<B: AutodiffBackend> ModelTask<B> for AblationRun<'_, B> {
         M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let (config, device) = (self.config, &self.device);
-        let batcher = batcher(config, self.tokenizer.clone());
-        let (world, detector) = (world(config), detector(config));
-        let data = HeldOutData {
-            world: &world,
-            detector: detector.as_ref(),
-            tokenizer: self.tokenizer,
-        };
+        let batcher = batcher(config, self.tokenizer.clone())?;
         let settings = EvalSettings::of(config);
         let held_out = |model: &M::InnerModule| -> Result<_> {
             let objectives = heldout_objectives(model, &batcher, &settings, device)?;
-            Ok((objectives, model.evaluate(&data, &settings, device)?))
+            Ok((objectives, model.evaluate(&batcher, &settings, device)?))
         };
         // The held-out scores at initialisation are of the weights training starts from.
         crate::materialize(&model);

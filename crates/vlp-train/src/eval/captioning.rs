@@ -4,11 +4,10 @@
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use vlp_data::synthetic::{caption, Split, NUM_PHRASINGS};
-use vlp_data::TextTokenizer;
+use vlp_data::{PretrainBatcher, TextTokenizer};
 use vlp_objectives::{bleu4, SimVlmPretrainer};
 
-use super::{held_out_visual, EvalSettings, HeldOutData};
+use super::EvalSettings;
 use crate::error::Result;
 
 /// Captions generated for held-out images, scored against every phrasing
@@ -56,27 +55,21 @@ fn words(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
     words
 }
 
-/// Captions the first `settings.candidates` held-out scenes from the image alone
-/// and scores them with corpus BLEU-4 against all phrasings of each scene.
+/// Captions the first `settings.candidates` held-out pairs of the batcher
+/// from the image alone and scores them with corpus BLEU-4 against all
+/// captions of each image (every phrasing of a synthetic scene).
 pub fn captioning<B: Backend>(
     model: &SimVlmPretrainer<B>,
-    data: &HeldOutData,
+    data: &PretrainBatcher,
     settings: &EvalSettings,
     device: &B::Device,
 ) -> Result<Captioning> {
-    let (world, tokenizer) = (data.world, data.tokenizer);
-    let n = settings.candidates;
-    let indices = world.distinct_indices(Split::Test, n);
-    let samples: Vec<_> = indices
-        .iter()
-        .map(|&i| world.sample(Split::Test, i))
-        .collect();
+    let tokenizer = &data.tokenizer;
+    let pairs = data.held_out_pairs(settings.candidates)?;
+    let n = pairs.captions.len();
     let mut references = Vec::with_capacity(n);
-    for sample in &samples {
-        let texts: Vec<String> = (0..NUM_PHRASINGS)
-            .map(|p| caption(&sample.scene, p))
-            .collect();
-        let encoded = tokenizer.encode(&texts, 512)?;
+    for texts in &pairs.references {
+        let encoded = tokenizer.encode(texts, 512)?;
         references.push(
             encoded
                 .ids
@@ -85,7 +78,7 @@ pub fn captioning<B: Backend>(
                 .collect::<Vec<_>>(),
         );
     }
-    let visual = held_out_visual(samples, data.detector)?.to_device::<B>(device);
+    let visual = pairs.visual.to_device::<B>(device);
     const CHUNK: usize = 100;
     let mut candidates = Vec::with_capacity(n);
     for start in (0..n).step_by(CHUNK) {

@@ -9,7 +9,6 @@ use burn::prelude::*;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
-use vlp_data::synthetic::Split;
 use vlp_data::PretrainBatcher;
 use vlp_objectives::Pretrainer;
 
@@ -31,7 +30,7 @@ pub struct ObjectiveScore {
 pub type HeldOutObjectives = BTreeMap<String, ObjectiveScore>;
 
 /// Means of every objective's loss and metric over `settings.objective_batches`
-/// test-split batches of `settings.batch_size` scenes. The batches depend only on `settings.seed`, so two
+/// held-out batches of `settings.batch_size` pairs. The batches depend only on `settings.seed`, so two
 /// calls (before and after training) score the same examples. Run it on a
 /// model without autodiff (`model.valid()`): no graph is kept and dropout is off.
 pub fn heldout_objectives<B: Backend, M: Pretrainer<B>>(
@@ -48,8 +47,7 @@ pub fn heldout_objectives<B: Backend, M: Pretrainer<B>>(
     let mut sums: BTreeMap<String, (f32, f32, &'static str)> = BTreeMap::new();
     for batch in 0..batches {
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ (batch as u64 + 1) << 32);
-        let samples = batcher.draw(Split::Test, batch_size, false, &mut rng);
-        let host = batcher.batch_of(samples, &mut rng)?;
+        let host = batcher.held_out_batch(batch_size, &mut rng)?;
         let output = model.forward(&host.to_device(device));
         for objective in output.objectives {
             let entry =

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use vlp_data::synthetic::{Sample, SyntheticDetector, SyntheticWorld};
-use vlp_data::{HostVisual, PretrainBatcher, RegionBatch, TextTokenizer};
+use vlp_data::source::SkipReport;
+use vlp_data::{PairSource, PretrainBatcher};
 use vlp_objectives::{
     AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
     UniterPretrainer,
@@ -61,18 +61,6 @@ impl EvalSettings {
     }
 }
 
-/// What held-out evaluation reads: the world's test split, the frozen
-/// detector of region models, the tokenizer.
-#[derive(Clone, Copy)]
-pub struct HeldOutData<'a> {
-    /// The world whose test split is scored.
-    pub world: &'a SyntheticWorld,
-    /// The detector, for models that read regions.
-    pub detector: Option<&'a SyntheticDetector>,
-    /// The run's tokenizer.
-    pub tokenizer: &'a TextTokenizer,
-}
-
 /// The content of `eval.json`: what the model's architecture can be measured on.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct EvalReport {
@@ -86,14 +74,28 @@ pub struct EvalReport {
     /// Held-out captioning, for generative models.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub captioning: Option<Captioning>,
+    /// What the run read of its datasets on disk (none for the synthetic world).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<SkipReport>,
 }
 
-/// A trained model measured on the held-out split of the synthetic world.
+/// What `batcher` read of its datasets on disk and skipped as corrupt;
+/// `None` for the synthetic world.
+pub fn data_report(batcher: &PretrainBatcher) -> Option<SkipReport> {
+    match &batcher.source {
+        PairSource::World(_) => None,
+        PairSource::Datasets(datasets) => Some(datasets.budget.report()),
+    }
+}
+
+/// A trained model measured on the held-out pairs of a batcher (the
+/// synthetic world's test split or the held-out dataset,
+/// [`PretrainBatcher::held_out_pairs`]), tokenized by its tokenizer.
 pub trait Evaluate<B: Backend> {
     /// Retrieval or captioning, as the model's architecture allows.
     fn evaluate(
         &self,
-        data: &HeldOutData,
+        data: &PretrainBatcher,
         settings: &EvalSettings,
         device: &B::Device,
     ) -> Result<EvalReport>;
@@ -104,7 +106,7 @@ pub trait Evaluate<B: Backend> {
 macro_rules! evaluate_by_retrieval {
     ($($model:ident),*) => {$(
         impl<B: Backend> Evaluate<B> for $model<B> {
-            fn evaluate(&self, data: &HeldOutData, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
+            fn evaluate(&self, data: &PretrainBatcher, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
                 let retrieval = retrieval(self, data, settings, device)?;
                 Ok(EvalReport { retrieval, ..EvalReport::default() })
             }
@@ -123,7 +125,7 @@ evaluate_by_retrieval!(
 impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
     fn evaluate(
         &self,
-        data: &HeldOutData,
+        data: &PretrainBatcher,
         settings: &EvalSettings,
         device: &B::Device,
     ) -> Result<EvalReport> {
@@ -139,28 +141,13 @@ impl<B: Backend> Evaluate<B> for SimVlmPretrainer<B> {
 /// every objective's loss and metric on held-out batches of `batcher`.
 pub fn evaluate<B: Backend, M: Evaluate<B> + Pretrainer<B>>(
     model: &M,
-    data: &HeldOutData,
     batcher: &PretrainBatcher,
     settings: &EvalSettings,
     device: &B::Device,
 ) -> Result<EvalReport> {
-    let mut report = model.evaluate(data, settings, device)?;
+    let mut report = model.evaluate(batcher, settings, device)?;
     report.objectives = Some(heldout_objectives(model, batcher, settings, device)?);
     Ok(report)
-}
-
-/// Pixels or detector regions of held-out samples, as the model reads them.
-fn held_out_visual(
-    samples: Vec<Sample>,
-    detector: Option<&SyntheticDetector>,
-) -> Result<HostVisual> {
-    Ok(match detector {
-        Some(detector) => {
-            let records: Vec<_> = samples.iter().map(|s| detector.detect(&s.scene)).collect();
-            HostVisual::Regions(RegionBatch::from_records(&records, usize::MAX)?)
-        }
-        None => HostVisual::Images(samples.into_iter().map(|s| s.image).collect()),
-    })
 }
 
 impl EvalReport {
@@ -190,6 +177,16 @@ impl EvalReport {
         }
         if let Some(objectives) = &self.objectives {
             sections.push(heldout::table(objectives));
+        }
+        if let Some(data) = &self.data {
+            let mut line = format!(
+                "data: {} samples read, {} skipped as corrupt",
+                data.read, data.skipped
+            );
+            if let Some(first) = data.reasons.first() {
+                line.push_str(&format!(" (first: {first})"));
+            }
+            sections.push(line);
         }
         sections.join("\n")
     }

@@ -5,11 +5,10 @@
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use vlp_data::synthetic::{caption, Split, NUM_PHRASINGS};
-use vlp_data::tokens_to_tensors;
+use vlp_data::{tokens_to_tensors, PretrainBatcher};
 use vlp_objectives::{RankBy, RetrievalModel};
 
-use super::{held_out_visual, EvalSettings, HeldOutData};
+use super::EvalSettings;
 use crate::error::Result;
 
 /// Recall at 1, 5 and 10.
@@ -113,7 +112,9 @@ pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
     recall_from_ranks(&ranks(similarity, n, by_rows))
 }
 
-/// Measures retrieval on the held-out test set in both directions: by the
+/// Measures retrieval on the batcher's held-out pairs in both directions
+/// (as many as `settings.candidates`, fewer when the held-out data has
+/// fewer, one caption each): by the
 /// contrastive similarity of the unimodal embeddings, or, for a model
 /// without a shared space, by its matching head's score of every pair
 /// (UNITER; at most [`MATCHING_CANDIDATES`] scenes). `None` when the model
@@ -122,30 +123,23 @@ pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
 /// ITM head is trained on random negatives.)
 pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
     model: &M,
-    data: &HeldOutData,
+    data: &PretrainBatcher,
     settings: &EvalSettings,
     device: &B::Device,
 ) -> Result<Option<Retrieval>> {
-    let (world, tokenizer) = (data.world, data.tokenizer);
     let rank_by = model.rank_by();
     let n = match rank_by {
         RankBy::Embeddings => settings.candidates,
         RankBy::Matching => settings.candidates.min(MATCHING_CANDIDATES),
         RankBy::Nothing => return Ok(None),
     };
-    let indices = world.distinct_indices(Split::Test, n);
-    let samples: Vec<_> = indices
-        .iter()
-        .map(|&i| world.sample(Split::Test, i))
-        .collect();
-    let texts: Vec<String> = indices
-        .iter()
-        .zip(&samples)
-        .map(|(&i, s)| caption(&s.scene, i % NUM_PHRASINGS))
-        .collect();
-    let (ids, padding) =
-        tokens_to_tensors::<B>(&tokenizer.encode(&texts, settings.max_text_len)?, device);
-    let visual = held_out_visual(samples, data.detector)?.to_device::<B>(device);
+    let pairs = data.held_out_pairs(n)?;
+    let n = pairs.captions.len();
+    let tokens = data
+        .tokenizer
+        .encode(&pairs.captions, settings.max_text_len)?;
+    let (ids, padding) = tokens_to_tensors::<B>(&tokens, device);
+    let visual = pairs.visual.to_device::<B>(device);
 
     let similarity: Vec<f32> = match rank_by {
         RankBy::Embeddings => {

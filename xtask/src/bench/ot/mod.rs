@@ -137,7 +137,11 @@ fn run_in(args: &BenchOtArgs, root: &Path, tmp: &Path) -> Result<()> {
             );
         }
     }
-    let python = args.reference.interpreter(root)?;
+    let python = args.reference.interpreter(
+        root,
+        "numpy, ot, torch",
+        "benches/reference/requirements.txt",
+    )?;
 
     eprintln!(
         "vlp-ot benchmark: {} threads, D = {DIM}, seed {}",

@@ -172,7 +172,11 @@ struct Case {
 }
 
 fn run_in(args: &BenchStepArgs, root: &Path, dir: &Path) -> Result<()> {
-    let python = args.reference.interpreter(root)?;
+    let python = args.reference.interpreter(
+        root,
+        "numpy, ot, torch",
+        "benches/reference/requirements.txt",
+    )?;
     let spec = args
         .device
         .or_else(device::default_device)
