@@ -57,15 +57,35 @@ pub struct CheckArgs {
     /// The dataset's format (as for `data export`).
     #[arg(long)]
     format: ExportFormat,
-    /// The annotation file (instead of a folder).
+    /// The files, instead of a folder.
+    #[command(flatten)]
+    files: DatasetFiles,
+}
+
+/// A dataset's files on the command line (`data check`, and `pretrain`'s
+/// training set).
+#[derive(Debug, Args)]
+pub struct DatasetFiles {
+    /// The annotation file (captions_train2017.json, dataset_coco.json, train.jsonl, ...).
     #[arg(long)]
     annotations: Option<PathBuf>,
-    /// The image folder the annotations name files in.
+    /// The image folder the annotations name files in (coco, karpathy, lavis).
     #[arg(long)]
     images: Option<PathBuf>,
-    /// WebDataset shards, a brace pattern such as `data-{00000..00009}.tar`.
+    /// WebDataset shards, a brace pattern such as `data-{00000..00099}.tar`.
     #[arg(long)]
     shards: Option<String>,
+}
+
+impl DatasetFiles {
+    fn any(&self) -> bool {
+        self.annotations.is_some() || self.images.is_some() || self.shards.is_some()
+    }
+
+    /// The dataset of `format` these files make, paths made absolute.
+    fn spec(&self, format: ExportFormat) -> DatasetSpec {
+        spec(format, &self.annotations, &self.images, &self.shards)
+    }
 }
 
 /// The runner's dataset flags (`pretrain --format F --annotations FILE
@@ -77,15 +97,9 @@ pub struct DatasetArgs {
     /// coco, karpathy, lavis, jsonl, csv, tsv or webdataset [config: data.sources].
     #[arg(long)]
     format: Option<ExportFormat>,
-    /// The training annotation file (captions_train2017.json, dataset_coco.json, train.jsonl, ...).
-    #[arg(long)]
-    annotations: Option<PathBuf>,
-    /// The training images' folder (coco, karpathy, lavis).
-    #[arg(long)]
-    images: Option<PathBuf>,
-    /// Training WebDataset shards, a brace pattern such as `train-{00000..00099}.tar`.
-    #[arg(long)]
-    shards: Option<String>,
+    /// The training set's files.
+    #[command(flatten)]
+    train: DatasetFiles,
     /// The held-out annotation file (a Karpathy file's own `val` split when not given) [config: data.held_out].
     #[arg(long)]
     val_annotations: Option<PathBuf>,
@@ -124,9 +138,7 @@ impl DatasetArgs {
     /// are a usage error.
     pub fn apply(&self, data: &mut DataConfig) -> Result<(), UsageError> {
         let Some(format) = self.format else {
-            let any = self.annotations.is_some()
-                || self.images.is_some()
-                || self.shards.is_some()
+            let any = self.train.any()
                 || self.val_annotations.is_some()
                 || self.val_images.is_some()
                 || self.val_shards.is_some();
@@ -138,7 +150,7 @@ impl DatasetArgs {
                 false => Ok(()),
             };
         };
-        data.sources = vec![spec(format, &self.annotations, &self.images, &self.shards)];
+        data.sources = vec![self.train.spec(format)];
         if self.val_annotations.is_some() || self.val_shards.is_some() {
             data.held_out = Some(spec(
                 format,
@@ -173,15 +185,10 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
         DataCommand::Check(args) => {
             let report = match (
                 &args.path,
-                args.annotations.is_some() || args.shards.is_some(),
+                args.files.annotations.is_some() || args.files.shards.is_some(),
             ) {
                 (Some(path), false) => check(path, args.format),
-                (None, true) => check_spec(&spec(
-                    args.format,
-                    &args.annotations,
-                    &args.images,
-                    &args.shards,
-                )),
+                (None, true) => check_spec(&args.files.spec(args.format)),
                 _ => {
                     return Err(UsageError(
                         "data check takes a dataset folder or --annotations/--shards, not both"
@@ -194,8 +201,8 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
             let name = args
                 .path
                 .clone()
-                .or_else(|| args.annotations.clone())
-                .unwrap_or_else(|| PathBuf::from(args.shards.clone().unwrap_or_default()));
+                .or_else(|| args.files.annotations.clone())
+                .unwrap_or_else(|| PathBuf::from(args.files.shards.clone().unwrap_or_default()));
             for problem in &report.problems {
                 println!("{problem}");
             }
