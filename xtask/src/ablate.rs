@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 use burn::tensor::backend::AutodiffBackend;
-use vlp_train::ablation::{run_ablation, runs, AblationSettings, RunResult, RunSpec};
+use vlp_train::ablation::{
+    markdown_table, run_ablation, runs_named, AblationSettings, RunResult, RunSpec,
+};
 
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::{report, UsageError};
@@ -35,40 +37,6 @@ pub struct AblateArgs {
     pub seed: u64,
 }
 
-/// The markdown table: one line per (run, objective), with the held-out
-/// loss and metric at initialisation and after training, and the run's R@1.
-pub fn markdown(results: &[RunResult]) -> String {
-    let mut lines = vec![
-        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t | ranked by |".to_string(),
-        "|---|---|---|---|---|---|---|---|---|---|".to_string(),
-    ];
-    for result in results {
-        let recall = match &result.retrieval {
-            Some(r) => format!("{:.3} | {:.3} | {}", r.t2i.r1, r.i2t.r1, r.ranked_by),
-            None => "– | – | –".to_string(),
-        };
-        for (name, trained) in &result.trained {
-            let init = &result.init[name];
-            lines.push(format!(
-                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {recall} |",
-                result.name,
-                init.loss,
-                trained.loss,
-                trained.metric_name,
-                init.metric,
-                trained.metric,
-            ));
-        }
-        if let Some([init, trained]) = &result.captioning {
-            lines.push(format!(
-                "| {} | caption | – | – | bleu4 (beam {}) | {:.4} | {:.4} | {recall} |",
-                result.name, trained.beam_size, init.bleu4, trained.bleu4,
-            ));
-        }
-    }
-    lines.join("\n")
-}
-
 struct AblationJob {
     settings: AblationSettings,
     runs: Vec<RunSpec>,
@@ -93,26 +61,7 @@ impl BackendJob for AblationJob {
 
 /// Runs the chosen ablation runs, prints the table and writes the JSON.
 pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
-    let all = runs();
-    let chosen: Vec<RunSpec> = if args.runs.is_empty() {
-        all
-    } else {
-        args.runs
-            .iter()
-            .map(|name| {
-                all.iter()
-                    .find(|r| &r.name == name)
-                    .cloned()
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = all.iter().map(|r| r.name.as_str()).collect();
-                        UsageError(format!(
-                            "unknown run {name:?}; known runs: {}",
-                            names.join(", ")
-                        ))
-                    })
-            })
-            .collect::<Result<_, _>>()?
-    };
+    let chosen = runs_named(&args.runs).map_err(report)?;
     let settings = AblationSettings {
         steps: args.steps,
         batch_size: args.batch_size,
@@ -132,7 +81,7 @@ pub fn run(args: &AblateArgs) -> anyhow::Result<()> {
         },
     )
     .map_err(UsageError)??;
-    println!("{}", markdown(&results));
+    println!("{}", markdown_table(&results));
     eprintln!(
         "ablation: {} runs in {:.0}s",
         results.len(),

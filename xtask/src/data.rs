@@ -183,48 +183,35 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
             Ok(())
         }
         DataCommand::Check(args) => {
-            let report = match (
+            let files = &args.files;
+            let (name, report) = match (
                 &args.path,
-                args.files.annotations.is_some() || args.files.shards.is_some(),
+                files.annotations.is_some() || files.shards.is_some(),
             ) {
-                (Some(path), false) => check(path, args.format),
-                (None, true) => check_spec(&args.files.spec(args.format)),
-                _ => {
-                    return Err(UsageError(
-                        "data check takes a dataset folder or --annotations/--shards, not both"
-                            .into(),
+                (Some(path), false) => (path.display().to_string(), check(path, args.format)),
+                (None, true) => {
+                    let spec = files.spec(args.format);
+                    let name = spec.annotations.as_ref().map(|p| p.display().to_string());
+                    (
+                        name.or(spec.shards.clone()).unwrap_or_default(),
+                        check_spec(&spec),
                     )
-                    .into())
                 }
-            }
-            .map_err(|e| UsageError(e.to_string()))?;
-            let name = args
-                .path
-                .clone()
-                .or_else(|| args.files.annotations.clone())
-                .unwrap_or_else(|| PathBuf::from(args.files.shards.clone().unwrap_or_default()));
+                _ => {
+                    let both =
+                        "data check takes a dataset folder or --annotations/--shards, not both";
+                    return Err(UsageError(both.into()).into());
+                }
+            };
+            let report = report.map_err(|e| UsageError(e.to_string()))?;
             for problem in &report.problems {
                 println!("{problem}");
             }
-            let splits: Vec<String> = report
-                .splits
-                .iter()
-                .map(|(split, count)| format!("{split} {count}"))
-                .collect();
-            let summary = format!(
-                "{}: {} samples ({}), {} images, {} problems",
-                name.display(),
-                report.samples,
-                splits.join(", "),
-                report.images,
-                report.problems.len()
-            );
-            if report.problems.is_empty() {
-                println!("{summary}");
-                Ok(())
-            } else {
-                Err(UsageError(summary).into())
+            if !report.problems.is_empty() {
+                return Err(UsageError(format!("{name}: {report}")).into());
             }
+            println!("{name}: {report}");
+            Ok(())
         }
     }
 }

@@ -79,10 +79,6 @@ enum BenchCommand {
     Data(bench::data::BenchDataArgs),
 }
 
-fn parse_device(text: &str) -> Result<DeviceSpec, String> {
-    DeviceSpec::parse(text)
-}
-
 #[derive(Debug, Args)]
 struct PretrainArgs {
     /// Optimiser steps [config: steps].
@@ -95,7 +91,7 @@ struct PretrainArgs {
     #[arg(long)]
     micro_batches: Option<usize>,
     /// Backend and device: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
-    #[arg(long, value_parser = parse_device)]
+    #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
     /// Seed of data, initialisation and sampling [config: seed].
     #[arg(long)]
@@ -128,7 +124,7 @@ struct EvalArgs {
     #[arg(long)]
     run: PathBuf,
     /// Backend and device (default: flex if compiled in).
-    #[arg(long, value_parser = parse_device)]
+    #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
 }
 
@@ -143,25 +139,13 @@ fn chosen_device(device: Option<DeviceSpec>) -> Result<DeviceSpec, UsageError> {
 
 /// `YYYYMMDD-HHMMSS` in UTC, for default run names.
 fn utc_stamp() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let now = time::OffsetDateTime::now_utc();
+    let (date, clock) = (now.date(), now.time());
+    let (month, day) = (u8::from(date.month()), date.day());
+    let (hour, minute, second) = (clock.hour(), clock.minute(), clock.second());
     format!(
-        "{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
+        "{:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}",
+        date.year()
     )
 }
 

@@ -36,20 +36,9 @@ fn register_font() -> bool {
     })
 }
 
-/// A curve: legend label, `(step, loss)` points, colour.
-type Series = (String, Vec<(f32, f32)>, RGBColor);
-
-/// Colours of the objectives' curves, in order of their names.
-const PALETTE: [RGBColor; 8] = [
-    RGBColor(214, 39, 40),
-    RGBColor(31, 119, 180),
-    RGBColor(44, 160, 44),
-    RGBColor(148, 103, 189),
-    RGBColor(255, 127, 14),
-    RGBColor(140, 86, 75),
-    RGBColor(227, 119, 194),
-    RGBColor(23, 190, 207),
-];
+/// A curve: legend label, `(step, loss)` points, colour (the total in
+/// black, the objectives in plotters' `Palette99`).
+type Series = (String, Vec<(f32, f32)>, RGBAColor);
 
 /// Draws the total loss and every objective's loss from `records` into a PNG at `path`.
 pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()> {
@@ -69,7 +58,7 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
     let mut series: Vec<Series> = vec![(
         "total".into(),
         records.iter().map(|r| (r.step as f32, r.loss)).collect(),
-        BLACK,
+        BLACK.to_rgba(),
     )];
     for (i, name) in names.iter().enumerate() {
         series.push((
@@ -78,7 +67,7 @@ pub fn loss_curves(records: &[MetricsRecord], path: &Path) -> anyhow::Result<()>
                 .iter()
                 .filter_map(|r| r.objective_loss(name).map(|loss| (r.step as f32, loss)))
                 .collect(),
-            PALETTE[i % PALETTE.len()],
+            Palette99::pick(i).to_rgba(),
         ));
     }
     let max_loss = series

@@ -62,18 +62,7 @@ impl TrainObserver for Progress {
             start.parameters as f64 / 1e6
         );
         if let Some(mix) = &start.task_mix {
-            eprintln!(
-                "task sampling: one objective per step, {}",
-                mix.objectives
-                    .iter()
-                    .map(|entry| format!(
-                        "{:?} {:.0}%",
-                        entry.objective,
-                        100.0 * mix.probability(entry.objective)
-                    ))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+            eprintln!("task sampling: one objective per step, {mix}");
         }
         let micro_batches = match start.micro_batches {
             1 => String::new(),

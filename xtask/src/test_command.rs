@@ -36,16 +36,16 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
 }
 
-fn step(title: &str, args: &[&str]) -> anyhow::Result<()> {
+fn step(title: &str, args: &str) -> anyhow::Result<()> {
     step_with(title, args, &[])
 }
 
-/// Runs `cargo ARGS` with the environment variables `env` set.
-fn step_with(title: &str, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<()> {
-    eprintln!("==> {title}: cargo {}", args.join(" "));
+/// Runs `cargo ARGS` (split at spaces) with the environment variables `env` set.
+fn step_with(title: &str, args: &str, env: &[(&str, &str)]) -> anyhow::Result<()> {
+    eprintln!("==> {title}: cargo {args}");
     let started = Instant::now();
     let status = Command::new(cargo())
-        .args(args)
+        .args(args.split(' '))
         .envs(env.iter().copied())
         .status()
         .with_context(|| format!("cannot run cargo for {title}"))?;
@@ -85,54 +85,25 @@ pub fn vulkan_available() -> bool {
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     crate::assets::run(&crate::assets::AssetsArgs::default())?;
-    step("format check", &["fmt", "--all", "--check"])?;
+    step("format check", "fmt --all --check")?;
     step(
         "lints",
-        &[
-            "clippy",
-            "--release",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ],
+        "clippy --release --workspace --all-targets -- -D warnings",
     )?;
-    step_with(
-        "docs",
-        &["doc", "--release", "--workspace", "--no-deps"],
-        &[("RUSTDOCFLAGS", "-D warnings")],
-    )?;
-    step("tests", &["test", "--release", "--workspace"])?;
+    let deny = [("RUSTDOCFLAGS", "-D warnings")];
+    step_with("docs", "doc --release --workspace --no-deps", &deny)?;
+    step("tests", "test --release --workspace")?;
     let wgpu_test = !args.no_wgpu_test && vulkan_available();
     if !args.no_gpu_checks {
         // The smoke test builds the WGPU backend, which checks it too.
         if !wgpu_test {
-            step(
-                "wgpu compile check",
-                &["check", "-p", "xtask", "--features", "wgpu"],
-            )?;
+            step("wgpu compile check", "check -p xtask --features wgpu")?;
         }
-        step(
-            "cuda compile check",
-            &["check", "-p", "xtask", "--features", "cuda"],
-        )?;
+        step("cuda compile check", "check -p xtask --features cuda")?;
     }
     if wgpu_test {
-        step(
-            "WGPU smoke test",
-            &[
-                "test",
-                "--profile",
-                "smoke",
-                "-p",
-                "xtask",
-                "--features",
-                "wgpu",
-                "--test",
-                "wgpu_smoke",
-            ],
-        )?;
+        let smoke = "test --profile smoke -p xtask --features wgpu --test wgpu_smoke";
+        step("WGPU smoke test", smoke)?;
     } else if args.no_wgpu_test {
         eprintln!("==> WGPU smoke test: skipped (--no-wgpu-test)");
     } else {

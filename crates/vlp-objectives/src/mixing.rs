@@ -174,6 +174,18 @@ impl ObjectiveMix {
     }
 }
 
+/// Each objective with its probability: `Mlm 50%, Itm 50%`.
+impl std::fmt::Display for ObjectiveMix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, entry) in self.objectives.iter().enumerate() {
+            let separator = if i == 0 { "" } else { ", " };
+            let percent = 100.0 * self.probability(entry.objective);
+            write!(f, "{separator}{:?} {percent:.0}%", entry.objective)?;
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,6 +242,8 @@ mod tests {
             mix.step(&mut rng),
             vec![entry(Objective::Mlm, 1.0), entry(Objective::Itc, 0.5)]
         );
+        // Each weight over the total 1.5.
+        assert_eq!(mix.to_string(), "Mlm 67%, Fom 0%, Itc 33%");
     }
 
     #[test]

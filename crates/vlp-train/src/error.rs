@@ -26,6 +26,14 @@ pub enum ConfigError {
         /// The shipped presets' names, comma-separated.
         known: String,
     },
+    /// `cargo xtask ablate --runs NAME` names no ablation run.
+    #[error("unknown run {name:?}; known runs: {known}")]
+    UnknownRun {
+        /// The name asked for.
+        name: String,
+        /// The runs' names, comma-separated.
+        known: String,
+    },
     /// A configuration file that cannot be read.
     #[error("cannot read config file {}: {message}", .path.display())]
     Read {

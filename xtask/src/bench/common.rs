@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{bail, Context, Result};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -288,22 +291,10 @@ pub(crate) fn contention_line(noisy: &[String]) -> String {
     }
 }
 
-/// SplitMix64 → standard normals (Box-Muller); seeded, reproducible.
+/// `len` standard normals from a ChaCha8 stream seeded with `seed`.
 pub(crate) fn normals(seed: u64, len: usize) -> Vec<f32> {
-    let mut s = seed.wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03;
-    let mut next = || {
-        s = s.wrapping_add(0x9E3779B97F4A7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    (0..len)
-        .map(|_| {
-            let (u1, u2) = (next().max(1e-300), next());
-            ((-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()) as f32
-        })
-        .collect()
+    let rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.sample_iter(StandardNormal).take(len).collect()
 }
 
 #[cfg(test)]

@@ -1,25 +1,13 @@
 //! `cargo xtask bench data`: vlp's input pipeline against the one a PyTorch
-//! user runs (issue 15), on the same generated files, in one run.
+//! user runs (PIL and Hugging Face `tokenizers` in worker processes,
+//! `benches/reference/data_pipeline.py`), on the same generated files, in
+//! one run; docs/benchmarks.md ("Input pipeline") says what both sides do.
 //!
-//! The runner writes `--images` seeded 640×480 JPEGs (quality 90: smooth
-//! gradients, shapes and noise, so they compress like photographs) with a
-//! caption each, and a tokenizer (BERT's uncased WordPiece from
-//! `assets/all-minilm-l6-v2` when `cargo xtask assets` fetched it, else a
-//! WordPiece trained on the captions). Both sides turn every file into a
-//! normalised `[3, 224, 224]` tensor (decode, shorter side to 256 with
-//! Pillow's bilinear filter, centre crop 224, ImageNet statistics) and
-//! every caption into 32 token ids, in batches of 64:
-//!
-//! - vlp: `ImagePipeline::prepare` and `TextTokenizer::encode` on a rayon
-//!   pool of `--threads` threads, in this process;
-//! - the reference: `benches/reference/data_pipeline.py`, PIL and Hugging
-//!   Face `tokenizers` in a `multiprocessing` pool of `--threads` worker
-//!   processes (a DataLoader's workers), timed after the pool warmed up.
-//!
-//! Runs alternate (vlp, reference, vlp, ...) so that drift of the shared
-//! machine hits both; medians are reported. The first image's tensors of
-//! both sides are compared (JPEG decoders differ in their IDCT rounding, so
-//! a level or two is expected).
+//! vlp runs `ImagePipeline::prepare` and `TextTokenizer::encode` on a rayon
+//! pool of `--threads` threads in this process; the reference, a pool of
+//! `--threads` worker processes. Runs alternate (vlp, reference, vlp, ...)
+//! so that drift of the shared machine hits both; medians are reported, and
+//! the first image's tensors of both sides compared.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -167,7 +155,7 @@ fn run_in(args: &BenchDataArgs, root: &Path, python: Option<&Path>, tmp: &Path) 
             .arg("--out")
             .arg(&out)
             .arg("--first-image")
-            .arg(tmp.join("reference_first.npy"));
+            .arg(tmp.join("reference_first.f32"));
         let result: ReferenceResult = run_for_json(&mut command, "the reference pipeline", &out)?;
         Ok(result.images_per_second)
     };
@@ -190,7 +178,7 @@ fn run_in(args: &BenchDataArgs, root: &Path, python: Option<&Path>, tmp: &Path) 
     let difference = match python {
         Some(_) => Some(max_difference(
             &vlp_first,
-            &tmp.join("reference_first.npy"),
+            &tmp.join("reference_first.f32"),
         )?),
         None => None,
     };
@@ -221,8 +209,11 @@ fn run_in(args: &BenchDataArgs, root: &Path, python: Option<&Path>, tmp: &Path) 
     );
     println!(
         "\nvlp runs: {:?}; reference runs: {:?}",
-        rounded(&vlp_rates),
-        rounded(&reference_rates)
+        vlp_rates.iter().map(|v| v.round()).collect::<Vec<_>>(),
+        reference_rates
+            .iter()
+            .map(|v| v.round())
+            .collect::<Vec<_>>()
     );
     if let Some(difference) = difference {
         println!(
@@ -235,32 +226,22 @@ fn run_in(args: &BenchDataArgs, root: &Path, python: Option<&Path>, tmp: &Path) 
     write_json_rows(args.json.as_deref(), &rows)
 }
 
-fn rounded(values: &[f64]) -> Vec<f64> {
-    values.iter().map(|v| v.round()).collect()
-}
-
 /// The max |difference| between vlp's first tensor and the reference's
-/// (`np.save` of a float32 `[3, 224, 224]` array, format 1.0).
-fn max_difference(vlp: &[f32], npy: &Path) -> Result<f32> {
-    let bytes = std::fs::read(npy).with_context(|| format!("reading {}", npy.display()))?;
-    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
-        bail!("{} is not a .npy file", npy.display());
-    }
-    let start = 10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    let values: Vec<f32> = bytes[start..]
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
-    if values.len() != vlp.len() {
+/// (raw little-endian float32, `[3, 224, 224]`).
+fn max_difference(vlp: &[f32], path: &Path) -> Result<f32> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.len() != 4 * vlp.len() {
         bail!(
-            "{} holds {} values, not {}",
-            npy.display(),
-            values.len(),
-            vlp.len()
+            "{} holds {} bytes, not {}",
+            path.display(),
+            bytes.len(),
+            4 * vlp.len()
         );
     }
-    Ok(values
-        .iter()
+    let reference = bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    Ok(reference
         .zip(vlp)
         .map(|(a, b)| (a - b).abs())
         .fold(0.0, f32::max))

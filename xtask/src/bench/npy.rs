@@ -13,27 +13,22 @@ pub(crate) trait NpyElement: Copy {
     fn extend_le(self, bytes: &mut Vec<u8>);
 }
 
-impl NpyElement for f32 {
-    const DESCR: &'static str = "<f4";
-    fn extend_le(self, bytes: &mut Vec<u8>) {
-        bytes.extend_from_slice(&self.to_le_bytes());
-    }
+macro_rules! npy_element {
+    ($($type:ty => $descr:literal),*) => {$(
+        impl NpyElement for $type {
+            const DESCR: &'static str = $descr;
+            fn extend_le(self, bytes: &mut Vec<u8>) {
+                bytes.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
 }
-
-impl NpyElement for i64 {
-    const DESCR: &'static str = "<i8";
-    fn extend_le(self, bytes: &mut Vec<u8>) {
-        bytes.extend_from_slice(&self.to_le_bytes());
-    }
-}
+npy_element!(f32 => "<f4", i64 => "<i8");
 
 /// Writes `data` (row-major, `shape`) as a little-endian `.npy` file.
 pub(crate) fn write_npy<T: NpyElement>(path: &Path, data: &[T], shape: &[usize]) -> Result<()> {
-    let dims = shape
-        .iter()
-        .map(|d| d.to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let dims = dims.join(", ");
     let mut header = format!(
         "{{'descr': '{}', 'fortran_order': False, 'shape': ({dims},), }}",
         T::DESCR

@@ -30,6 +30,25 @@ pub struct CheckReport {
     pub problems: Vec<String>,
 }
 
+/// `N samples (train N, val N), N images, N problems`.
+impl std::fmt::Display for CheckReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let splits: Vec<String> = self
+            .splits
+            .iter()
+            .map(|(split, count)| format!("{split} {count}"))
+            .collect();
+        write!(
+            f,
+            "{} samples ({}), {} images, {} problems",
+            self.samples,
+            splits.join(", "),
+            self.images,
+            self.problems.len()
+        )
+    }
+}
+
 /// Why the image of `sample` cannot be used, if it cannot: the file is
 /// missing or empty, or it does not decode (truncated, corrupt, not an
 /// image, too large).

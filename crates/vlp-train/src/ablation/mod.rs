@@ -161,6 +161,62 @@ pub fn runs() -> Vec<RunSpec> {
     ]
 }
 
+/// The runs of [`runs`] named in `names`, in that order (all of them when
+/// `names` is empty).
+///
+/// # Errors
+/// [`ConfigError::UnknownRun`] for a name no run has, listing the names.
+pub fn runs_named(names: &[String]) -> Result<Vec<RunSpec>> {
+    let all = runs();
+    if names.is_empty() {
+        return Ok(all);
+    }
+    let find = |name: &String| {
+        let run = all.iter().find(|run| &run.name == name).cloned();
+        run.ok_or_else(|| {
+            let known: Vec<&str> = all.iter().map(|run| run.name.as_str()).collect();
+            let (name, known) = (name.clone(), known.join(", "));
+            ConfigError::UnknownRun { name, known }.into()
+        })
+    };
+    names.iter().map(find).collect()
+}
+
+/// The results as a markdown table: a line per (run, objective) with the
+/// held-out loss and metric at initialisation and after training and the
+/// run's R@1, and a line per captioning run with its BLEU-4.
+pub fn markdown_table(results: &[RunResult]) -> String {
+    let mut lines = vec![
+        "| run | objective | loss init | loss trained | metric | metric init | metric trained | R@1 t2i | R@1 i2t | ranked by |".to_string(),
+        "|---|---|---|---|---|---|---|---|---|---|".to_string(),
+    ];
+    for result in results {
+        let recall = match &result.retrieval {
+            Some(r) => format!("{:.3} | {:.3} | {}", r.t2i.r1, r.i2t.r1, r.ranked_by),
+            None => "– | – | –".to_string(),
+        };
+        for (name, trained) in &result.trained {
+            let init = &result.init[name];
+            lines.push(format!(
+                "| {} | {name} | {:.4} | {:.4} | {} | {:.4} | {:.4} | {recall} |",
+                result.name,
+                init.loss,
+                trained.loss,
+                trained.metric_name,
+                init.metric,
+                trained.metric,
+            ));
+        }
+        if let Some([init, trained]) = &result.captioning {
+            lines.push(format!(
+                "| {} | caption | – | – | bleu4 (beam {}) | {:.4} | {:.4} | {recall} |",
+                result.name, trained.beam_size, init.bleu4, trained.bleu4,
+            ));
+        }
+    }
+    lines.join("\n")
+}
+
 /// What one run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunResult {

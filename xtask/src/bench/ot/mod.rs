@@ -1,19 +1,11 @@
 //! `cargo xtask bench ot`: vlp-ot's solvers against the references (a
 //! PyTorch implementation of UNITER's batched IPOT, POT's `emd2` and
-//! `sinkhorn2` in loops) on the same seeded inputs, in one run.
-//!
-//! The runner generates seeded word/region embeddings (`D = 768`), computes
-//! their cosine costs with vlp-ot, writes both as `.npy` files into a
-//! temporary folder and runs `benches/reference/ot_reference.py` on them
-//! (creating `./.venv` from `benches/reference/requirements.txt` on demand),
-//! so both sides solve exactly the same problems. vlp is timed on a rayon
-//! pool of `--threads` threads, the references with
-//! `torch.set_num_threads(--threads)` and the OMP/MKL/OpenBLAS thread
-//! variables set to the same number. Every timing is the median of the timed
-//! repetitions after warm-up runs. The share of CPU time taken by other
-//! processes during each measurement is read from `/proc` and cells above
-//! 10% are flagged (PyTorch's OpenMP pool degrades by orders of magnitude
-//! under contention).
+//! `sinkhorn2` in loops, `benches/reference/ot_reference.py`) on the same
+//! seeded problems, in one run; docs/benchmarks.md ("Optimal transport")
+//! says what is measured. vlp-ot computes the cosine costs of seeded
+//! word/region embeddings and writes both as `.npy` files, so that both
+//! sides solve exactly the same problems; every timing is the median of the
+//! timed repetitions after warm-up runs, on `--threads` threads per side.
 
 mod report;
 

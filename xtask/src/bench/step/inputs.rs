@@ -166,32 +166,24 @@ impl Inputs {
 
     /// Writes the `.npy` files `benches/reference/uniter_step.py` reads.
     pub(super) fn write(&self, dir: &Path) -> Result<()> {
-        let Shape {
-            batch: b,
-            text_len: t,
-            regions: r,
-        } = self.shape;
+        let (b, t, r) = (self.shape.batch, self.shape.text_len, self.shape.regions);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let n = self.mlm_positions.len();
-        write_npy(&dir.join("input_ids.npy"), &self.input_ids, &[b, t])?;
-        write_npy(
-            &dir.join("attention_mask.npy"),
-            &self.attention_mask,
-            &[b, t],
-        )?;
-        write_npy(&dir.join("mlm_positions.npy"), &self.mlm_positions, &[n])?;
-        write_npy(&dir.join("mlm_labels.npy"), &self.mlm_labels, &[n])?;
-        write_npy(
-            &dir.join("region_features.npy"),
+        let ints =
+            |name: &str, values: &[i64], shape: &[usize]| write_npy(&dir.join(name), values, shape);
+        let floats =
+            |name: &str, values: &[f32], shape: &[usize]| write_npy(&dir.join(name), values, shape);
+        ints("input_ids.npy", &self.input_ids, &[b, t])?;
+        ints("attention_mask.npy", &self.attention_mask, &[b, t])?;
+        ints("mlm_positions.npy", &self.mlm_positions, &[n])?;
+        ints("mlm_labels.npy", &self.mlm_labels, &[n])?;
+        floats(
+            "region_features.npy",
             &self.region_features,
             &[b, r, FEATURE_SIZE],
         )?;
-        write_npy(
-            &dir.join("region_boxes.npy"),
-            &self.region_boxes,
-            &[b, r, 4],
-        )?;
-        write_npy(&dir.join("itm_labels.npy"), &self.itm_labels, &[b])
+        floats("region_boxes.npy", &self.region_boxes, &[b, r, 4])?;
+        ints("itm_labels.npy", &self.itm_labels, &[b])
     }
 
     /// `parts` consecutive row ranges of the batch, each with its share of the
@@ -250,11 +242,7 @@ impl Inputs {
     /// learnt at every masked position, negatives' included, as in the
     /// PyTorch reference.
     pub(super) fn to_batch<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
-        let Shape {
-            batch: b,
-            text_len: t,
-            regions: r,
-        } = self.shape;
+        let (b, t, r) = (self.shape.batch, self.shape.text_len, self.shape.regions);
         let ints = |v: &[i64], shape: Vec<usize>| TensorData::new(v.to_vec(), shape);
         let n = self.mlm_positions.len();
         let padding: Vec<bool> = self.attention_mask.iter().map(|&m| m == 0).collect();
@@ -299,12 +287,13 @@ mod tests {
     #[test]
     fn shapes_round_trip_and_bad_ones_are_named() {
         let shape = Shape::parse("b64-t32-r72").unwrap();
+        let (batch, text_len, regions) = (64, 32, 72);
         assert_eq!(
             shape,
             Shape {
-                batch: 64,
-                text_len: 32,
-                regions: 72
+                batch,
+                text_len,
+                regions
             }
         );
         assert_eq!(shape.name(), "b64-t32-r72");
@@ -318,11 +307,7 @@ mod tests {
 
     #[test]
     fn inputs_follow_the_recipe() {
-        let shape = Shape {
-            batch: 8,
-            text_len: 32,
-            regions: 4,
-        };
+        let shape = Shape::parse("b8-t32-r4").unwrap();
         let inputs = Inputs::generate(shape, 3);
         let again = Inputs::generate(shape, 3);
         assert_eq!(inputs.input_ids, again.input_ids);
@@ -362,14 +347,7 @@ mod tests {
     #[test]
     fn npy_files_have_numpy_headers() {
         let dir = std::env::temp_dir().join(format!("vlp-bench-step-test-{}", std::process::id()));
-        let inputs = Inputs::generate(
-            Shape {
-                batch: 2,
-                text_len: 4,
-                regions: 1,
-            },
-            0,
-        );
+        let inputs = Inputs::generate(Shape::parse("b2-t4-r1").unwrap(), 0);
         inputs.write(&dir).unwrap();
         let bytes = std::fs::read(dir.join("input_ids.npy")).unwrap();
         let header = String::from_utf8_lossy(&bytes[10..]);

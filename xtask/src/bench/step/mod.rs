@@ -1,44 +1,18 @@
 //! `cargo xtask bench step`: one training step (and one forward-only pass) of
-//! the `uniter-bench` model in vlp and in PyTorch, on the same seeded inputs,
-//! in one run.
+//! the `uniter-bench` model in vlp and in PyTorch
+//! (`benches/reference/uniter_step.py`), on the same seeded inputs, in one
+//! run. docs/benchmarks.md ("Training step") describes the model, the inputs
+//! and the measurement; this module runs them.
 //!
-//! `uniter-bench` is a UNITER-style single-stream transformer: BERT post-norm
-//! layers (L = 4, H = 256, 4 heads, FFN 1024, GELU, dropout 0.1, vocabulary
-//! 30 522), text embeddings (word + position + type), UNITER's region
-//! embeddings (2048-d detector features and 7-d box geometry), merged
-//! attention over `[text; regions]` with the text padding masked, a pooler,
-//! BERT's MLM head (transform + decoder tied to the word embeddings) on the
-//! masked positions only and a 2-way ITM head; loss = MLM CE + ITM CE,
-//! AdamW (lr 1e-4, weight decay 0.01).
-//!
-//! The runner generates one batch from the seed (32 pairs of 32 tokens with
-//! 12–32 real tokens, 15% of them masked with BERT's recipe, 36 regions of
-//! ReLU'd Gaussian features with random boxes, half of the ITM pairs
-//! negative), writes it as `.npy` files and measures, each in a process of
-//! its own so that the process's peak RSS is that measurement's alone: vlp
-//! training (a child `cargo xtask bench step --worker train`), the PyTorch
-//! reference training (`benches/reference/uniter_step.py`), then both
-//! forward-only. The vlp child regenerates the same batch from the seed.
-//! Weights are each framework's own seeded initialisation: the compute is
-//! compared, not the loss values (both start near ln 30522 and ln 2, which
-//! the report checks, as it checks that the parameter counts differ only by
-//! the two embeddings vlp has and UNITER does not).
-//!
-//! vlp's model is the pre-trainer the runner trains,
-//! [`vlp_objectives::UniterPretrainer`] with MLM + ITM, stepped through
-//! [`vlp_objectives::Pretrainer::forward`] (`worker.rs`); `inputs.rs`
-//! generates the batch, `report.rs` prints the tables.
-//!
-//! vlp trains the batch as `--micro-batches` (default 2) micro-batches run
-//! side by side (`MicroBatchPools`), each loss weighted by its share of
-//! the masked tokens and pairs so that the summed gradient is the whole
-//! batch's; PyTorch trains the whole batch with intra-op threads.
-//! `--micro-batches 1` measures vlp's single-pass step.
-//!
-//! vlp runs on a rayon pool of `--threads` threads, PyTorch with
-//! `torch.set_num_threads(--threads)`, the BLAS/OpenMP variables set to the
-//! same number and `OMP_WAIT_POLICY=PASSIVE`. Each figure is the median
-//! over `--reps` repetitions of `--steps` steps after `--warmup` steps.
+//! `inputs.rs` generates the batch (and writes it as `.npy` files for the
+//! script); `worker.rs` is vlp's side, [`vlp_objectives::UniterPretrainer`]
+//! with MLM + ITM, measured in a child process of its own
+//! (`cargo xtask bench step --worker train|infer`) so that its peak RSS is
+//! that measurement's alone; `report.rs` prints the tables. Training runs in
+//! `--micro-batches` micro-batches side by side, each loss weighted by its
+//! share of the masked tokens and pairs so that the summed gradient is the
+//! whole batch's. Each figure is the median over `--reps` repetitions of
+//! `--steps` steps after `--warmup` steps, on `--threads` threads per side.
 
 mod inputs;
 mod report;
@@ -57,10 +31,6 @@ use crate::device::{self, DeviceSpec};
 use inputs::{Inputs, Shape, HEADLINE};
 use worker::Measurement;
 
-fn parse_device(text: &str) -> Result<DeviceSpec, String> {
-    DeviceSpec::parse(text)
-}
-
 /// Arguments of `cargo xtask bench step`.
 #[derive(clap::Args, Debug)]
 pub struct BenchStepArgs {
@@ -70,7 +40,7 @@ pub struct BenchStepArgs {
     #[arg(long)]
     pub json: Option<PathBuf>,
     /// Backend and device of vlp: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
-    #[arg(long, value_parser = parse_device)]
+    #[arg(long, value_parser = DeviceSpec::parse)]
     pub device: Option<DeviceSpec>,
     /// Threads for vlp (rayon pool) and for PyTorch.
     #[arg(long, default_value_t = 2)]
@@ -183,20 +153,8 @@ fn run_in(args: &BenchStepArgs, root: &Path, dir: &Path) -> Result<()> {
         .context("this build has no backend")?;
     let mut plan = vec![(HEADLINE, Mode::Train), (HEADLINE, Mode::Infer)];
     if args.scaling {
-        for shape in [
-            Shape {
-                batch: 64,
-                ..HEADLINE
-            },
-            Shape {
-                text_len: 64,
-                ..HEADLINE
-            },
-            Shape {
-                regions: 72,
-                ..HEADLINE
-            },
-        ] {
+        for shape in ["b64-t32-r36", "b32-t64-r36", "b32-t32-r72"] {
+            let shape = Shape::parse(shape)?;
             plan.push((shape, Mode::Train));
         }
     }
@@ -279,14 +237,11 @@ fn run_reference(
     dir: &Path,
 ) -> Result<(Measurement, Option<serde_json::Value>)> {
     let script = root.join("benches/reference/uniter_step.py");
-    let out = dir.join(format!(
-        "reference-{}-{}.json",
-        mode.name(),
-        inputs
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("case")
-    ));
+    let case = inputs
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("case");
+    let out = dir.join(format!("reference-{}-{case}.json", mode.name()));
     let mut command = reference_command(py, &script, args.threads);
     command
         .arg("--inputs")

@@ -304,11 +304,7 @@ mod tests {
         // (H + 1)·1024 + (1024 + 1)·H + LN); pooler H² + H; MLM transform
         // H² + H + LN and its bias V; ITM 2H + 2.
         const REFERENCE_PARAMETERS: usize = 11_673_148;
-        let shape = Shape {
-            batch: 4,
-            text_len: 8,
-            regions: 3,
-        };
+        let shape = Shape::parse("b4-t8-r3").unwrap();
         for (mode, micro_batches) in [(Mode::Train, 1), (Mode::Train, 2), (Mode::Infer, 1)] {
             let job = StepJob {
                 shape,
@@ -343,11 +339,7 @@ mod tests {
     fn micro_batch_losses_weighted_by_their_shares_sum_to_the_batch_losses() {
         // Flex: NdArray's global generator is seeded by the other test here.
         use burn::backend::Flex;
-        let shape = Shape {
-            batch: 6,
-            text_len: 8,
-            regions: 3,
-        };
+        let shape = Shape::parse("b6-t8-r3").unwrap();
         let device = Default::default();
         Flex::seed(&device, 3);
         let inputs = Inputs::generate(shape, 3);
