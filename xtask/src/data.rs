@@ -5,8 +5,10 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
-use vlp_data::source::{check, check_spec, export, DatasetSpec, ExportFormat, ExportOptions};
-use vlp_data::synthetic::SyntheticWorld;
+use vlp_data::source::{
+    check, check_spec, export, export_regions, DatasetSpec, ExportFormat, ExportOptions,
+};
+use vlp_data::synthetic::{DetectorConfig, SyntheticDetector, SyntheticWorld};
 use vlp_train::config::DataConfig;
 
 use crate::UsageError;
@@ -46,6 +48,10 @@ pub struct ExportArgs {
     /// Samples per tar shard (webdataset).
     #[arg(long, default_value_t = 1000)]
     shard_size: usize,
+    /// Also write each image's detector regions (the runner's default
+    /// detector, 64-d features) as `regions/<key>.npz`, for `--regions`.
+    #[arg(long)]
+    regions: bool,
 }
 
 /// `cargo xtask data check`.
@@ -75,16 +81,22 @@ pub struct DatasetFiles {
     /// WebDataset shards, a brace pattern such as `data-{00000..00099}.tar`.
     #[arg(long)]
     shards: Option<String>,
+    /// The images' region features, read in their place by a model on
+    /// regions: a folder of per-image .npz files or a BUTD TSV file.
+    #[arg(long)]
+    regions: Option<PathBuf>,
 }
 
 impl DatasetFiles {
     fn any(&self) -> bool {
-        self.annotations.is_some() || self.images.is_some() || self.shards.is_some()
+        let files = [&self.annotations, &self.images, &self.regions];
+        files.iter().any(|file| file.is_some()) || self.shards.is_some()
     }
 
     /// The dataset of `format` these files make, paths made absolute.
     fn spec(&self, format: ExportFormat) -> DatasetSpec {
-        spec(format, &self.annotations, &self.images, &self.shards)
+        let files = [&self.annotations, &self.images, &self.regions];
+        spec(format, files, &self.shards)
     }
 }
 
@@ -109,6 +121,9 @@ pub struct DatasetArgs {
     /// Held-out WebDataset shards.
     #[arg(long)]
     val_shards: Option<String>,
+    /// The held-out images' region features.
+    #[arg(long)]
+    val_regions: Option<PathBuf>,
 }
 
 /// `path` made absolute, so that a run folder's configuration still names
@@ -117,15 +132,18 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
+/// The dataset of `format` with the files `[annotations, images, regions]`
+/// and `shards`, paths made absolute.
 fn spec(
     format: ExportFormat,
-    annotations: &Option<PathBuf>,
-    images: &Option<PathBuf>,
+    files: [&Option<PathBuf>; 3],
     shards: &Option<String>,
 ) -> DatasetSpec {
+    let [annotations, images, regions] = files.map(|file| file.as_deref().map(absolute));
     DatasetSpec {
-        annotations: annotations.as_deref().map(absolute),
-        images: images.as_deref().map(absolute),
+        annotations,
+        images,
+        regions,
         shards: shards
             .as_deref()
             .map(|pattern| absolute(Path::new(pattern)).display().to_string()),
@@ -141,7 +159,8 @@ impl DatasetArgs {
             let any = self.train.any()
                 || self.val_annotations.is_some()
                 || self.val_images.is_some()
-                || self.val_shards.is_some();
+                || self.val_shards.is_some()
+                || self.val_regions.is_some();
             return match any {
                 true => Err(UsageError(
                     "dataset flags need --format (coco, karpathy, lavis, jsonl, csv, tsv, webdataset)"
@@ -152,12 +171,8 @@ impl DatasetArgs {
         };
         data.sources = vec![self.train.spec(format)];
         if self.val_annotations.is_some() || self.val_shards.is_some() {
-            data.held_out = Some(spec(
-                format,
-                &self.val_annotations,
-                &self.val_images,
-                &self.val_shards,
-            ));
+            let files = [&self.val_annotations, &self.val_images, &self.val_regions];
+            data.held_out = Some(spec(format, files, &self.val_shards));
         }
         Ok(())
     }
@@ -177,9 +192,14 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
                 shard_size: args.shard_size,
             };
             let world = SyntheticWorld::new(args.seed, args.image_size);
-            let summary =
-                export(&world, &options, &args.out).map_err(|e| UsageError(e.to_string()))?;
+            let usage = |e: vlp_data::DataError| UsageError(e.to_string());
+            let summary = export(&world, &options, &args.out).map_err(usage)?;
             println!("{summary}");
+            if args.regions {
+                let detector = SyntheticDetector::new(args.seed, DetectorConfig::default());
+                let dir = export_regions(&world, &detector, &summary).map_err(usage)?;
+                println!("region features: {}", dir.display());
+            }
             Ok(())
         }
         DataCommand::Check(args) => {

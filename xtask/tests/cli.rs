@@ -423,3 +423,83 @@ fn pretraining_reads_an_exported_dataset_and_a_wrong_path_is_a_usage_error() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `data export --regions` writes each image's detector features; a model
+/// on regions trains on them in place of the images (`--regions`,
+/// `--val-regions`), and features of another width name the setting.
+#[test]
+fn a_model_on_regions_reads_exported_region_features() {
+    let dir = temp_dir("data-regions");
+    let data = dir.join("coco");
+    let path = |relative: &str| data.join(relative).display().to_string();
+    let output = xtask(&[
+        "data",
+        "export",
+        "--format",
+        "coco",
+        "--out",
+        &path(""),
+        "--scenes",
+        "60",
+        "--held-out",
+        "12",
+        "--image-size",
+        "32",
+        "--regions",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    let run = dir.join("run").display().to_string();
+    let pretrain = |data: &str| {
+        let file = dir.join("regions.toml");
+        let config = TINY.replace("[data]", &format!("[data]\n{data}"));
+        let config = config.replace("[model]", "[model]\nvisual = \"regions\"");
+        std::fs::write(&file, config).unwrap();
+        let file = file.display().to_string();
+        let (train, test) = (
+            path("annotations/captions_train2017.json"),
+            path("test2017"),
+        );
+        let held_out = path("annotations/captions_test2017.json");
+        let (images, regions) = (path("train2017"), path("regions"));
+        xtask(&[
+            "pretrain",
+            "--config",
+            &file,
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--device",
+            "ndarray",
+            "--out",
+            &run,
+            "--format",
+            "coco",
+            "--annotations",
+            &train,
+            "--images",
+            &images,
+            "--regions",
+            &regions,
+            "--val-annotations",
+            &held_out,
+            "--val-images",
+            &test,
+            "--val-regions",
+            &regions,
+        ])
+    };
+    let output = pretrain("");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let saved = std::fs::read_to_string(dir.join("run/config.toml")).unwrap();
+    assert!(saved.contains("regions = "), "{saved}");
+    let eval = read_json(&dir.join("run/eval.json"));
+    assert_eq!(eval["retrieval"]["candidates"], 12);
+    let output = pretrain("region_feature_size = 32");
+    assert_usage_error(&output, "data.region_feature_size");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -7,7 +7,7 @@
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::dataset_pairs::{DatasetPairs, LoadedPair, TrainDraws};
+use crate::dataset_pairs::{visual_batch, DatasetPairs, LoadedPair, TrainDraws};
 use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
 use crate::patch_masking::PatchMasking;
@@ -16,7 +16,7 @@ use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch};
 use crate::region_masking::RegionMasking;
 use crate::regions::RegionBatch;
 use crate::synthetic::{
-    caption, questions, RgbImage, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+    caption, questions, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
 };
 use crate::tokenizer::TextTokenizer;
 use crate::visual::HostVisual;
@@ -304,7 +304,7 @@ impl PretrainBatcher {
                 Ok(HeldOutPairs {
                     captions: pairs.iter().map(|p| p.caption.clone()).collect(),
                     references: pairs.iter().map(|p| p.references.clone()).collect(),
-                    visual: HostVisual::Images(pairs.into_iter().map(|p| p.image).collect()),
+                    visual: visual_batch(pairs.into_iter().map(|p| p.visual).collect())?,
                 })
             }
         }
@@ -385,8 +385,8 @@ impl PretrainBatcher {
     ) -> Result<HostPretrainBatch, DataError> {
         let texts: Vec<String> = pairs.iter().map(|p| p.caption.clone()).collect();
         let descriptions = texts.clone();
-        let images = pairs.into_iter().map(|p| p.image).collect();
-        self.assemble(texts, descriptions, Pairs::Images(images), rng)
+        let visual = visual_batch(pairs.into_iter().map(|p| p.visual).collect())?;
+        self.assemble(texts, descriptions, Pairs::Loaded(visual), rng)
     }
 
     /// Tokens, masks, negatives and the optional targets of `texts` paired
@@ -424,7 +424,7 @@ impl PretrainBatcher {
             (Some(answers), Pairs::Scenes(samples)) => {
                 Some(self.questions(&samples[..fused], answers, rng)?)
             }
-            (Some(_), Pairs::Images(_)) => {
+            (Some(_), Pairs::Loaded(_)) => {
                 return Err(DataError::DatasetFormat(
                     "VQA questions in pre-training batches need the synthetic world".into(),
                 ))
@@ -433,12 +433,14 @@ impl PretrainBatcher {
         };
         let visual = match inputs {
             Pairs::Scenes(samples) => self.scene_visual(samples)?,
-            Pairs::Images(_) if self.detector.is_some() => {
+            Pairs::Loaded(_) if self.detector.is_some() => {
                 return Err(DataError::DatasetFormat(
-                    "detector regions need the synthetic world; datasets give images".into(),
+                    "the synthetic detector needs the synthetic world; datasets give their \
+                     own region features (`regions`)"
+                        .into(),
                 ))
             }
-            Pairs::Images(images) => HostVisual::Images(images),
+            Pairs::Loaded(visual) => visual,
         };
         let masked_regions = match (&self.region_masking, &visual) {
             (None, _) => None,
@@ -448,7 +450,7 @@ impl PretrainBatcher {
             }
             (Some(_), HostVisual::Images(_)) => {
                 return Err(DataError::RegionMaskingWithoutRegions(
-                    "region_masking needs detector regions; the batcher has no detector",
+                    "region_masking needs regions: the synthetic detector or a dataset's `regions`",
                 ))
             }
         };
@@ -511,8 +513,8 @@ impl PretrainBatcher {
 enum Pairs {
     /// World scenes: pixels or detector regions, and questions.
     Scenes(Vec<Sample>),
-    /// Dataset images, transformed.
-    Images(Vec<RgbImage>),
+    /// Dataset pairs' images (transformed) or region features.
+    Loaded(HostVisual),
 }
 
 #[cfg(test)]
@@ -704,10 +706,7 @@ mod tests {
 
         let pixels = region_batcher().with_detector(None);
         let error = pixels.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
-        assert!(
-            error.to_string().contains("needs detector regions"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("needs regions"), "{error}");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! Image-caption pairs from datasets on disk for the pre-training batcher
 //! (issue 15; survey §5's corpora read as users have them): training pairs
 //! drawn from one or several datasets mixed by weight, images decoded and
-//! augmented by the [`ImagePipeline`] in parallel, a broken sample skipped
-//! and counted in the run's [`CorruptBudget`]; held-out pairs in file order
-//! for retrieval and captioning.
+//! augmented by the [`ImagePipeline`] in parallel (or, for a model on
+//! regions, the images' detector features read in their place), a broken
+//! sample skipped and counted in the run's [`CorruptBudget`]; held-out
+//! pairs in file order for retrieval and captioning.
 //!
 //! Indexed datasets are sampled with replacement (each step's draws depend
 //! only on the seed and the step); shards are streamed front to back
@@ -19,11 +20,13 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
 use crate::image::{ImagePipeline, ImageSample, TransformMode};
+use crate::regions::{region_record, RegionBatch, RegionRecord, SharedRegions};
 use crate::source::{
     CorruptBudget, OpenedDataset, Sample, SampleSource, ShardSplit, WebDataset, WebDatasetOptions,
     WebDatasetStream,
 };
 use crate::synthetic::RgbImage;
+use crate::visual::HostVisual;
 use crate::DataError;
 
 /// How many candidate pairs a batch may draw per pair it needs before the
@@ -31,12 +34,24 @@ use crate::DataError;
 const DRAWS_PER_PAIR: usize = 64;
 
 /// A training dataset and its share of the pairs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WeightedDataset {
     /// The opened dataset.
     pub dataset: OpenedDataset,
     /// Relative share of the training pairs.
     pub weight: f64,
+    /// The images' region features, read in place of the images when set.
+    pub regions: Option<SharedRegions>,
+}
+
+impl std::fmt::Debug for WeightedDataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WeightedDataset")
+            .field("dataset", &self.dataset)
+            .field("weight", &self.weight)
+            .field("regions", &self.regions.as_ref().map(|r| r.len()))
+            .finish()
+    }
 }
 
 /// Datasets on disk as the batcher reads them.
@@ -46,6 +61,8 @@ pub struct DatasetPairs {
     pub train: Vec<WeightedDataset>,
     /// The held-out pairs (retrieval, captioning, held-out objectives).
     pub held_out: Option<Arc<dyn SampleSource>>,
+    /// The held-out images' region features, read in their place when set.
+    pub held_out_regions: Option<SharedRegions>,
     /// Decoding, cropping and flipping of the images.
     pub pipeline: ImagePipeline,
     /// Counts the samples read (each sample drawn, shard samples as the
@@ -70,17 +87,63 @@ impl std::fmt::Debug for DatasetPairs {
 }
 
 /// One pair, loaded: the caption (after a flip's left/right swap) and the
-/// transformed image.
+/// transformed image or the image's regions.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LoadedPair {
     /// The sample's key in its dataset.
     pub key: String,
     /// The caption.
     pub caption: String,
-    /// The image, `image_size` square.
-    pub image: RgbImage,
+    /// What the model sees of the image.
+    pub visual: PairVisual,
     /// Every caption of the sample (captioning references), flipped with it.
     pub references: Vec<String>,
+}
+
+/// What a model sees of one pair's image.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PairVisual {
+    /// The image, `image_size` square.
+    Image(RgbImage),
+    /// Its detector regions, read from the dataset's region features.
+    Regions(RegionRecord),
+}
+
+/// The pairs' visual side as one batch: images, or regions padded to the
+/// batch's largest region count.
+///
+/// # Errors
+/// [`DataError::DatasetFormat`] for a batch mixing images and regions (a
+/// dataset without region features mixed with one that has them); those
+/// of [`RegionBatch::from_records`].
+pub fn visual_batch(visuals: Vec<PairVisual>) -> Result<HostVisual, DataError> {
+    let mixed = || {
+        DataError::DatasetFormat(
+            "a batch mixes images and region features: give every dataset `regions` \
+             (or none)"
+                .into(),
+        )
+    };
+    match visuals.first() {
+        Some(PairVisual::Regions(_)) => {
+            let records = visuals.into_iter().map(|visual| match visual {
+                PairVisual::Regions(record) => Ok(record),
+                PairVisual::Image(_) => Err(mixed()),
+            });
+            let records = records.collect::<Result<Vec<_>, _>>()?;
+            Ok(HostVisual::Regions(RegionBatch::from_records(
+                &records,
+                usize::MAX,
+            )?))
+        }
+        _ => {
+            let images = visuals.into_iter().map(|visual| match visual {
+                PairVisual::Image(image) => Ok(image),
+                PairVisual::Regions(_) => Err(mixed()),
+            });
+            Ok(HostVisual::Images(images.collect::<Result<_, _>>()?))
+        }
+    }
 }
 
 /// The reading position of each training dataset: indexed ones need none,
@@ -100,10 +163,12 @@ enum Reader {
     },
 }
 
-/// A sample drawn for a batch, before its image is loaded.
+/// A sample drawn for a batch, before its image (or regions) is loaded.
 struct Candidate {
     sample: Sample,
     caption: usize,
+    /// Its dataset's region features, read in place of the image.
+    regions: Option<SharedRegions>,
 }
 
 /// The captions and images already in a batch: a pair whose image, or any
@@ -238,7 +303,13 @@ impl DatasetPairs {
                     };
                     if !sample.captions.is_empty() {
                         let caption = rng.random_range(0..sample.captions.len());
-                        candidates.push((counter, Candidate { sample, caption }));
+                        let regions = self.train[dataset].regions.clone();
+                        let candidate = Candidate {
+                            sample,
+                            caption,
+                            regions,
+                        };
+                        candidates.push((counter, candidate));
                     }
                     counter += 1;
                 }
@@ -271,7 +342,13 @@ impl DatasetPairs {
                     self.budget.read();
                     if !sample.captions.is_empty() {
                         let caption = rng.random_range(0..sample.captions.len());
-                        candidates.push((index as u64, Candidate { sample, caption }));
+                        let regions = self.held_out_regions.clone();
+                        let candidate = Candidate {
+                            sample,
+                            caption,
+                            regions,
+                        };
+                        candidates.push((index as u64, candidate));
                     }
                 }
                 Ok(candidates)
@@ -302,6 +379,7 @@ impl DatasetPairs {
                     let candidate = Candidate {
                         caption: next % sample.captions.len(),
                         sample,
+                        regions: self.held_out_regions.clone(),
                     };
                     if seen.insert(&candidate) {
                         candidates.push((next as u64, candidate));
@@ -355,8 +433,8 @@ impl DatasetPairs {
         Ok(pairs)
     }
 
-    /// Loads the candidates' images in parallel, skipping (and counting)
-    /// those that fail.
+    /// Loads the candidates' images (or region features) in parallel,
+    /// skipping (and counting) those that fail.
     fn load(
         &self,
         candidates: Vec<(u64, Candidate)>,
@@ -365,18 +443,24 @@ impl DatasetPairs {
         let loaded: Vec<_> = candidates
             .par_iter()
             .map(|(index, c)| {
+                let caption = &c.sample.captions[c.caption];
+                if let Some(regions) = &c.regions {
+                    let record = region_record(regions.as_ref(), &c.sample.key)?;
+                    return Ok((PairVisual::Regions(record), caption.clone()));
+                }
                 let sample = ImageSample {
                     index: *index,
                     image: c.sample.image.as_source(),
-                    caption: &c.sample.captions[c.caption],
+                    caption,
                 };
-                self.pipeline.load(&sample, mode)
+                let (image, caption) = self.pipeline.load(&sample, mode)?;
+                Ok((PairVisual::Image(image), caption))
             })
             .collect();
         let mut pairs = Vec::with_capacity(loaded.len());
         for ((_, candidate), result) in candidates.into_iter().zip(loaded) {
             match result {
-                Ok((image, caption)) => {
+                Ok((visual, caption)) => {
                     let flipped = caption != candidate.sample.captions[candidate.caption];
                     let references = candidate
                         .sample
@@ -390,11 +474,11 @@ impl DatasetPairs {
                     pairs.push(LoadedPair {
                         key: candidate.sample.key,
                         caption,
-                        image,
+                        visual,
                         references,
                     });
                 }
-                Err(err) => self
+                Err::<_, DataError>(err) => self
                     .budget
                     .skip(format!("sample {:?}: {err}", candidate.sample.key))?,
             }
@@ -453,8 +537,10 @@ mod tests {
             train: vec![WeightedDataset {
                 dataset: train,
                 weight: 1.0,
+                regions: None,
             }],
             held_out,
+            held_out_regions: None,
             pipeline: pipeline(),
             budget: CorruptBudget::default(),
             seed: 3,
@@ -480,7 +566,8 @@ mod tests {
         // The test split is the world's first distinct test scenes; a PNG
         // round trip and a same-size resize leave the pixels as rendered.
         let first = world.distinct_indices(Split::Test, 1)[0];
-        assert_eq!(loaded[0].image, world.sample(Split::Test, first).image);
+        let image = PairVisual::Image(world.sample(Split::Test, first).image);
+        assert_eq!(loaded[0].visual, image);
         let captions: HashSet<_> = loaded.iter().map(|p| p.caption.clone()).collect();
         assert_eq!(captions.len(), 5);
         std::fs::remove_dir_all(&dir).unwrap();
@@ -550,13 +637,70 @@ mod tests {
                 // Training ids 1..=40 are the world's train scenes 0..40.
                 let index = pair.key.parse::<usize>().unwrap() - 1;
                 let scene = world.sample(Split::Train, index);
-                assert_eq!(pair.image, scene.image, "scene {index}");
+                assert_eq!(pair.visual, PairVisual::Image(scene.image), "scene {index}");
                 let phrasings: Vec<String> = (0..crate::synthetic::NUM_PHRASINGS)
                     .map(|p| crate::synthetic::caption(&scene.scene, p))
                     .collect();
                 assert!(phrasings.contains(&pair.caption), "{:?}", pair.caption);
             }
         }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A model on regions: every pair carries the detector's record of its
+    /// scene, read from the exported `.npz` files instead of the image; a
+    /// missing file is skipped and counted; batches are of regions, and
+    /// mixing them with images is an error.
+    #[test]
+    fn pairs_read_region_features_in_place_of_images() {
+        use crate::regions::open_regions;
+        use crate::source::{export_regions, DatasetSpec};
+        use crate::synthetic::{DetectorConfig, SyntheticDetector};
+        let dir = std::env::temp_dir().join(format!("vlp-pairs-regions-{}", std::process::id()));
+        let world = SyntheticWorld::new(5, 32);
+        let options = ExportOptions {
+            scenes: 40,
+            held_out: 8,
+            ..ExportOptions::new(ExportFormat::Coco)
+        };
+        let summary = export(&world, &options, &dir).unwrap();
+        let detector = SyntheticDetector::new(5, DetectorConfig::default());
+        let regions = export_regions(&world, &detector, &summary).unwrap();
+        std::fs::remove_file(regions.join("3.npz")).unwrap();
+        let spec = DatasetSpec {
+            annotations: Some(dir.join("annotations/captions_train2017.json")),
+            images: Some(dir.join("train2017")),
+            ..DatasetSpec::new(ExportFormat::Coco)
+        };
+        let budget = CorruptBudget::default();
+        let mut pairs = pairs_of(spec.open(Split::Train, &budget).unwrap(), None);
+        pairs.train[0].regions = Some(open_regions(&regions).unwrap());
+        let mut draws = pairs.train_draws().unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for step in 0..20 {
+            let batch = pairs.train_pairs(&mut draws, 8, step, &mut rng).unwrap();
+            for pair in &batch {
+                let index = pair.key.parse::<usize>().unwrap() - 1;
+                let mut expected = detector.detect(&world.sample(Split::Train, index).scene);
+                // The key names the file; `.npz` files keep no image size.
+                (expected.image_id, expected.image_size) = (pair.key.clone(), None);
+                assert_eq!(pair.visual, PairVisual::Regions(expected));
+            }
+            let visual = visual_batch(batch.into_iter().map(|p| p.visual).collect()).unwrap();
+            assert!(matches!(visual, HostVisual::Regions(ref r) if r.len() == 8));
+        }
+        let report = pairs.budget.report();
+        assert!(report.skipped > 0, "scene id 3 was never drawn");
+        assert!(
+            report.reasons.iter().all(|r| r.contains("\"3\"")),
+            "{report:?}"
+        );
+        let image = PairVisual::Image(world.sample(Split::Train, 0).image);
+        let record = detector.detect(&world.sample(Split::Train, 0).scene);
+        let mixed = visual_batch(vec![PairVisual::Regions(record), image]).unwrap_err();
+        assert!(mixed
+            .to_string()
+            .contains("mixes images and region features"));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -577,6 +721,7 @@ mod tests {
         pairs.train.push(WeightedDataset {
             dataset: open("val"),
             weight: 1.0,
+            regions: None,
         });
         pairs.train[0].weight = 3.0;
         let mut draws = pairs.train_draws().unwrap();

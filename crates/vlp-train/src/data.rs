@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use vlp_data::regions::{open_regions, SharedRegions};
 use vlp_data::source::{
     CorruptBudget, DatasetSpec, OpenedDataset, SampleList, SampleSource, ShardSplit, SkipLimit,
     WebDatasetOptions,
@@ -17,8 +18,9 @@ use vlp_data::{
     RegionMasking, TextTokenizer, WeightedDataset,
 };
 
-use crate::config::{Architecture, PretrainConfig};
+use crate::config::{Architecture, PretrainConfig, VisualKind};
 use crate::error::Result;
+use crate::ConfigError;
 
 /// The world a configuration describes.
 pub fn world(config: &PretrainConfig) -> SyntheticWorld {
@@ -97,21 +99,53 @@ pub fn datasets(config: &PretrainConfig) -> Result<Option<DatasetPairs>> {
             Ok(WeightedDataset {
                 dataset: spec.open(Split::Train, &budget)?,
                 weight: spec.weight,
+                regions: regions(config, spec)?,
             })
         })
-        .collect::<Result<Vec<_>, DataError>>()?;
-    let held_out = match data.held_out_spec() {
-        Some(spec) => Some(held_out_source(&spec, &budget)?),
-        None => None,
+        .collect::<Result<Vec<_>>>()?;
+    let (held_out, held_out_regions) = match data.held_out_spec() {
+        Some(spec) => (
+            Some(held_out_source(&spec, &budget)?),
+            regions(config, &spec)?,
+        ),
+        None => (None, None),
     };
     Ok(Some(DatasetPairs {
         train,
         held_out,
+        held_out_regions,
         pipeline: data.image_transform().init()?,
         budget,
         seed: config.seed,
         shuffle_buffer: data.shuffle_buffer,
     }))
+}
+
+/// The region features of `spec`, opened when the model reads regions;
+/// their width must be `data.region_feature_size` (checked on the first
+/// record).
+fn regions(config: &PretrainConfig, spec: &DatasetSpec) -> Result<Option<SharedRegions>> {
+    let (Some(path), VisualKind::Regions) = (&spec.regions, config.model.visual) else {
+        return Ok(None);
+    };
+    let regions = open_regions(path)?;
+    let first = regions.ids().first().ok_or_else(|| DataError::RegionIo {
+        path: path.clone(),
+        reason: "holds no region features".into(),
+    })?;
+    let width = regions.get(first)?.feature_dim;
+    let expected = config.data.region_feature_size;
+    if width != expected {
+        return Err(ConfigError::invalid(
+            "data.region_feature_size",
+            format!(
+                "{} holds {width}-d region features; data.region_feature_size is {expected}",
+                path.display()
+            ),
+        )
+        .into());
+    }
+    Ok(Some(regions))
 }
 
 /// The held-out split of `spec` with random access: held-out shards are

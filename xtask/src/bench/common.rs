@@ -1,6 +1,7 @@
 //! What `bench ot` and `bench step` share: the reference interpreter and its
 //! virtual environment, child processes that report JSON, thread and
-//! contention control, medians, seeded inputs and the report's pieces.
+//! contention control, medians, seeded inputs (written as `.npy` files with
+//! vlp-data's writer) and the report's pieces.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +12,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use vlp_data::regions::{npy_bytes, NpyElement};
 
 /// The reference's flags, common to both benches.
 #[derive(clap::Args, Debug)]
@@ -289,6 +291,13 @@ pub(crate) fn contention_line(noisy: &[String]) -> String {
             noisy.join(", ")
         )
     }
+}
+
+/// Writes `values` (row-major, `shape`) as a `.npy` file for the Python
+/// references.
+pub(crate) fn write_npy<T: NpyElement>(path: &Path, values: &[T], shape: &[usize]) -> Result<()> {
+    std::fs::write(path, npy_bytes(values, shape))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// `len` standard normals from a ChaCha8 stream seeded with `seed`.

@@ -2,7 +2,7 @@
 //! implementations (PyTorch, POT; PIL and tokenizers for the input
 //! pipeline) on the same seeded inputs, in one command each.
 //!
-//! Both benches write their inputs as `.npy` files ([`npy`]), run the Python
+//! The benches write their inputs as `.npy` files, run the Python
 //! reference of `benches/reference/` in the virtual environment `.venv/`
 //! (created on demand, [`common`]) with the same thread count as vlp, flag
 //! measurements that other processes disturbed, and print a Markdown report
@@ -10,6 +10,5 @@
 
 pub mod common;
 pub mod data;
-pub mod npy;
 pub mod ot;
 pub mod step;

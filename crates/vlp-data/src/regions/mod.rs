@@ -6,7 +6,9 @@
 //! - [`ButdTsv`]: one bottom-up-attention TSV file, indexed once by byte
 //!   offset.
 //!
-//! Both implement [`RegionFeatureSource`]: opening a source reads only names
+//! Both implement [`RegionFeatureSource`] ([`open_regions`] picks by the
+//! path; [`region_record`] finds a dataset sample's record; [`write_npz`]
+//! writes one): opening a source reads only names
 //! or offsets, and each [`RegionFeatureSource::get`] decodes one image, so a
 //! loader worker's memory does not grow with the size of the data set.
 //! [`RegionRecords`] walks a source in order, skipping and counting corrupt
@@ -20,11 +22,50 @@ mod record;
 mod tsv;
 
 pub use batch::{RegionBatch, RegionTensors};
-pub use npz::NpzRegionDir;
+pub use npy::{npy_bytes, NpyElement};
+pub use npz::{write_npz, NpzRegionDir};
 pub use record::RegionRecord;
 pub use tsv::ButdTsv;
 
+use std::path::Path;
+use std::sync::Arc;
+
 use crate::DataError;
+
+/// A region feature source shared by loader threads.
+pub type SharedRegions = Arc<dyn RegionFeatureSource + Send>;
+
+/// The region features at `path`: a folder of per-image `.npz` files, or
+/// a BUTD TSV file.
+///
+/// # Errors
+/// [`DataError::RegionIo`] when the folder or file cannot be read.
+pub fn open_regions(path: &Path) -> Result<SharedRegions, DataError> {
+    Ok(match path.is_dir() {
+        true => Arc::new(NpzRegionDir::open(path)?),
+        false => Arc::new(ButdTsv::open(path)?),
+    })
+}
+
+/// The record of the sample `key` (its image id): the record named `key`,
+/// else the one named by the key's file stem (a JSONL or CSV sample's key
+/// is its image path: `images/000139.jpg` finds `000139`).
+///
+/// # Errors
+/// The source's error for the key when neither name is in it, or the
+/// record's decoding error.
+pub fn region_record(
+    source: &dyn RegionFeatureSource,
+    key: &str,
+) -> Result<RegionRecord, DataError> {
+    match (
+        source.get(key),
+        Path::new(key).file_stem().and_then(|s| s.to_str()),
+    ) {
+        (Err(DataError::UnknownImage { .. }), Some(stem)) if stem != key => source.get(stem),
+        (result, _) => result,
+    }
+}
 
 /// A set of per-image region features, keyed by image id.
 ///

@@ -1,5 +1,7 @@
-//! NumPy `.npy` arrays of floats (`float16`, `float32`, `float64`, either
-//! byte order, C or Fortran order), read into `f32`.
+//! NumPy `.npy` arrays: floats (`float16`, `float32`, `float64`, either
+//! byte order, C or Fortran order) read into `f32`, and `f32` / `i64`
+//! arrays written (format 1.0, little-endian, C order: what `np.load`
+//! reads; the NPZ export and the benchmarks' inputs for Python).
 //!
 //! A header parser of a few lines instead of `npyz`/`ndarray-npy`: both
 //! parse the header with `py_literal`, whose `pest` and `num-bigint`
@@ -180,6 +182,51 @@ fn fortran_to_c(values: &[f32], shape: &[usize]) -> Vec<f32> {
     out
 }
 
+/// An element type [`npy_bytes`] writes.
+pub trait NpyElement: Copy {
+    /// numpy's `descr` of the little-endian type.
+    const DESCR: &'static str;
+    /// Appends the little-endian bytes of `self`.
+    fn extend_le(self, bytes: &mut Vec<u8>);
+}
+
+macro_rules! npy_element {
+    ($($type:ty => $descr:literal),*) => {$(
+        impl NpyElement for $type {
+            const DESCR: &'static str = $descr;
+            fn extend_le(self, bytes: &mut Vec<u8>) {
+                bytes.extend_from_slice(&self.to_le_bytes());
+            }
+        }
+    )*};
+}
+npy_element!(f32 => "<f4", i64 => "<i8");
+
+/// The bytes of an `.npy` file (format 1.0) holding `values`, row-major with
+/// `shape`.
+pub fn npy_bytes<T: NpyElement>(values: &[T], shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': ({},), }}",
+        T::DESCR,
+        dims.join(", ")
+    );
+    // magic (6) + version (2) + length (2) + header + '\n': a multiple of 64.
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = Vec::with_capacity(10 + header.len() + std::mem::size_of_val(values));
+    bytes.extend_from_slice(MAGIC);
+    bytes.extend_from_slice(&[1, 0]);
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    for &value in values {
+        value.extend_le(&mut bytes);
+    }
+    bytes
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +257,19 @@ mod tests {
             .collect();
         let header = "{'descr': '<f2', 'fortran_order': False, 'shape': (2,), }";
         assert_eq!(parse_npy(&npy(header, &half)).unwrap().values, [1.0, -2.0]);
+    }
+
+    #[test]
+    fn written_arrays_read_back_with_numpy_headers() {
+        let bytes = npy_bytes(&[1.5f32, -2.0, 0.25, 4.0, 5.0, 6.0], &[2, 3]);
+        assert_eq!((bytes.len() - 6 * 4) % 64, 0, "the header pads to 64 bytes");
+        let array = parse_npy(&bytes).unwrap();
+        assert_eq!(array.shape, vec![2, 3]);
+        assert_eq!(array.values, vec![1.5, -2.0, 0.25, 4.0, 5.0, 6.0]);
+        let ints = npy_bytes(&[7i64, -1], &[2]);
+        let header = String::from_utf8_lossy(&ints[10..ints.len() - 16]);
+        assert!(header.contains("'descr': '<i8'") && header.contains("'shape': (2,)"));
+        assert_eq!(&ints[ints.len() - 16..ints.len() - 8], &7i64.to_le_bytes());
     }
 
     #[test]

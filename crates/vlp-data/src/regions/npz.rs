@@ -3,14 +3,15 @@
 //! `conf` `[N]` and `soft_labels` `[N, C]`.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::npy::{parse_npy, NpyArray};
+use super::npy::{npy_bytes, parse_npy, NpyArray};
 use super::{RegionFeatureSource, RegionRecord};
 use crate::DataError;
 use zip::result::ZipError;
-use zip::ZipArchive;
+use zip::write::SimpleFileOptions;
+use zip::{CompressionMethod, ZipArchive, ZipWriter};
 
 /// A directory of `<image_id>.npz` files.
 ///
@@ -79,6 +80,49 @@ impl RegionFeatureSource for NpzRegionDir {
         }
         NpzFile::open(self.path_of(image_id))?.record(image_id)
     }
+}
+
+/// Writes `record` as a UNITER-style `.npz` file that [`NpzRegionDir`]
+/// reads back: stored members `features` `[N, F]` and `norm_bb` `[N, 6]`
+/// (`x1, y1, x2, y2, w, h`), and `conf` `[N]` and `soft_labels` `[N, C]`
+/// when the record has them.
+///
+/// # Errors
+/// [`DataError::RegionIo`] naming `path` when it cannot be written.
+pub fn write_npz(path: &Path, record: &RegionRecord) -> Result<(), DataError> {
+    let n = record.num_boxes;
+    let norm_bb: Vec<f32> = record
+        .boxes
+        .iter()
+        .flat_map(|&[x1, y1, x2, y2]| [x1, y1, x2, y2, x2 - x1, y2 - y1])
+        .collect();
+    let mut arrays = vec![
+        (
+            "features",
+            npy_bytes(&record.features, &[n, record.feature_dim]),
+        ),
+        ("norm_bb", npy_bytes(&norm_bb, &[n, 6])),
+    ];
+    if let Some(conf) = &record.confidence {
+        arrays.push(("conf", npy_bytes(conf, &[n])));
+    }
+    if let Some(soft) = &record.soft_labels {
+        arrays.push(("soft_labels", npy_bytes(soft, &[n, record.num_classes])));
+    }
+    let write = || -> Result<(), Box<dyn std::error::Error>> {
+        let mut zip = ZipWriter::new(BufWriter::new(File::create(path)?));
+        let options = SimpleFileOptions::default().compression_method(CompressionMethod::Stored);
+        for (name, bytes) in arrays {
+            zip.start_file(format!("{name}.npy"), options)?;
+            zip.write_all(&bytes)?;
+        }
+        zip.finish()?.flush()?;
+        Ok(())
+    };
+    write().map_err(|e| DataError::RegionIo {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// One open `.npz` archive (a zip of `.npy` members, stored or deflated).

@@ -14,6 +14,7 @@ use super::{
     ShardSplit, WebDatasetOptions,
 };
 use crate::image::{decode, decode_file};
+use crate::regions::{open_regions, region_record, SharedRegions};
 use crate::synthetic::Split;
 use crate::DataError;
 
@@ -71,6 +72,14 @@ fn image_problem(sample: &Sample) -> Option<String> {
     decoded.err().map(|err| format!("sample {key}: {err}"))
 }
 
+/// The problems of `sample`: its image's, and its region record's when the
+/// dataset has region features (missing or undecodable).
+fn problems(sample: &Sample, regions: Option<&SharedRegions>) -> Vec<String> {
+    let record = regions.and_then(|regions| region_record(regions.as_ref(), &sample.key).err());
+    let record = record.map(|err| format!("sample {}: {err}", sample.key));
+    image_problem(sample).into_iter().chain(record).collect()
+}
+
 impl CheckReport {
     /// Adds `samples` of split `name` (skips counted in `budget`) and the
     /// problems of the images not seen before.
@@ -80,6 +89,7 @@ impl CheckReport {
         samples: &[Sample],
         budget: &CorruptBudget,
         seen: &mut HashSet<String>,
+        regions: Option<&SharedRegions>,
     ) {
         self.splits.push((name.to_string(), samples.len()));
         self.samples += samples.len();
@@ -89,18 +99,21 @@ impl CheckReport {
             .filter(|sample| seen.insert(sample.image.describe()))
             .collect();
         self.images += new.len();
-        let problems: Vec<Option<String>> = new.par_iter().map(|s| image_problem(s)).collect();
+        let problems: Vec<Vec<String>> = new.par_iter().map(|s| problems(s, regions)).collect();
         self.problems.extend(problems.into_iter().flatten());
     }
 }
 
 /// Checks the dataset `spec` names (`data check --format F --annotations
 /// FILE --images DIR`, or `--shards`): its training split (every split of
-/// a Karpathy file), each record parsed and each image decoded.
+/// a Karpathy file), each record parsed and each image decoded, and each
+/// image's region record read when the spec names `regions`.
 ///
 /// # Errors
 /// A file that cannot be opened or is not the format.
 pub fn check_spec(spec: &DatasetSpec) -> Result<CheckReport, DataError> {
+    let regions = spec.regions.as_deref().map(open_regions).transpose()?;
+    let regions = regions.as_ref();
     let mut report = CheckReport::default();
     let mut seen = HashSet::new();
     let splits: &[Split] = match spec.format {
@@ -118,7 +131,7 @@ pub fn check_spec(spec: &DatasetSpec) -> Result<CheckReport, DataError> {
                 let samples = (0..source.len())
                     .map(|i| source.get(i))
                     .collect::<Result<Vec<_>, _>>()?;
-                report.add(name, &samples, &budget, &mut seen);
+                report.add(name, &samples, &budget, &mut seen, regions);
             }
             Ok(OpenedDataset::Shards(shards)) => {
                 // Streamed in chunks: memory stays that of one chunk
@@ -136,8 +149,8 @@ pub fn check_spec(spec: &DatasetSpec) -> Result<CheckReport, DataError> {
                     count += chunk.len();
                     report.samples += chunk.len();
                     report.images += chunk.len();
-                    let problems: Vec<Option<String>> =
-                        chunk.par_iter().map(image_problem).collect();
+                    let problems: Vec<Vec<String>> =
+                        chunk.par_iter().map(|s| problems(s, regions)).collect();
                     report.problems.extend(problems.into_iter().flatten());
                 }
                 report.problems.extend(budget.report().reasons);
@@ -174,7 +187,7 @@ pub fn check(dir: &Path, format: ExportFormat) -> Result<CheckReport, DataError>
         {
             continue;
         }
-        report.add(name, &samples, &budget, &mut seen);
+        report.add(name, &samples, &budget, &mut seen, None);
     }
     if report.splits.is_empty() && report.problems.is_empty() {
         return Err(DataError::DatasetFormat(format!(
@@ -266,6 +279,77 @@ mod tests {
         assert!(all.contains("000000000001.png: No such file"), "{all}");
         assert!(all.contains("image 77"), "{all}");
         assert_eq!(report.images, 4);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Every sample's key finds its region record in the folder that
+    /// `export_regions` writes, in every layout (image ids, file stems,
+    /// WebDataset keys); a missing record is a problem naming the sample.
+    #[test]
+    fn exported_region_features_are_found_by_each_format_s_keys() {
+        use crate::regions::{open_regions, region_record};
+        use crate::source::export_regions;
+        use crate::synthetic::{DetectorConfig, SyntheticDetector};
+        let world = SyntheticWorld::new(2, 32);
+        let detector = SyntheticDetector::new(2, DetectorConfig::default());
+        for format in [
+            ExportFormat::Coco,
+            ExportFormat::Csv,
+            ExportFormat::WebDataset,
+        ] {
+            let dir = test_dir(&format!("regions-{format}"));
+            let options = ExportOptions {
+                scenes: 6,
+                held_out: 1,
+                shard_size: 4,
+                ..ExportOptions::new(format)
+            };
+            let summary = export(&world, &options, &dir).unwrap();
+            let regions = export_regions(&world, &detector, &summary).unwrap();
+            let source = open_regions(&regions).unwrap();
+            let budget = CorruptBudget::unlimited();
+            let samples = read_exported(&dir, format, Split::Train, &budget).unwrap();
+            assert!(samples.len() >= 6, "{format}");
+            for sample in &samples {
+                let record = region_record(source.as_ref(), &sample.key).unwrap();
+                // Every layout's key ends in the scene id (1, 2, ...).
+                let stem = Path::new(&sample.key)
+                    .file_stem()
+                    .unwrap()
+                    .to_str()
+                    .unwrap();
+                let scene = summary.scenes[stem.parse::<usize>().unwrap() - 1];
+                let expected = detector.detect(&world.sample(scene.split, scene.index).scene);
+                assert_eq!(
+                    record.features, expected.features,
+                    "{format} {}",
+                    sample.key
+                );
+            }
+            std::fs::remove_dir_all(&dir).unwrap();
+        }
+        let dir = test_dir("regions-check");
+        let options = ExportOptions {
+            scenes: 3,
+            held_out: 1,
+            ..ExportOptions::new(ExportFormat::Coco)
+        };
+        let summary = export(&world, &options, &dir).unwrap();
+        let regions = export_regions(&world, &detector, &summary).unwrap();
+        std::fs::remove_file(regions.join("2.npz")).unwrap();
+        let spec = DatasetSpec {
+            annotations: Some(dir.join("annotations/captions_train2017.json")),
+            images: Some(dir.join("train2017")),
+            regions: Some(regions),
+            ..DatasetSpec::new(ExportFormat::Coco)
+        };
+        let report = check_spec(&spec).unwrap();
+        assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+        assert!(
+            report.problems[0].starts_with("sample 2: "),
+            "{:?}",
+            report.problems
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -20,7 +20,8 @@ use super::{
     DelimitedOptions, ImagePattern, KarpathySelect, Sample, SampleSource, ShardSplit,
     SyntheticSource, Vqa2Options, WebDataset, WebDatasetOptions,
 };
-use crate::synthetic::{RgbImage, Split, SyntheticWorld};
+use crate::regions::write_npz;
+use crate::synthetic::{RgbImage, Split, SyntheticDetector, SyntheticWorld};
 use crate::DataError;
 
 /// The image names of an exported VQA v2 dataset (COCO's, as PNG).
@@ -103,6 +104,16 @@ impl ExportFormat {
                 vqa2_pattern().file_name(vqa2_split(split), id)
             ),
             _ => format!("images/{id:012}.png"),
+        }
+    }
+
+    /// The key this format's reader gives the sample of image `id`: the
+    /// image id where the annotations name one, else the image file's stem
+    /// (CSV, TSV) or the WebDataset key.
+    pub fn sample_key(self, id: u64) -> String {
+        match self {
+            ExportFormat::Csv | ExportFormat::Tsv | ExportFormat::WebDataset => format!("{id:012}"),
+            _ => id.to_string(),
         }
     }
 }
@@ -241,6 +252,31 @@ impl Writer {
     fn write_json(&mut self, relative: &str, value: &serde_json::Value) -> Result<(), DataError> {
         self.write(relative, value.to_string().as_bytes())
     }
+}
+
+/// Writes the detector regions of every scene `summary` exported as
+/// `regions/<key>.npz` in its folder, one UNITER-style file per image named
+/// by the key its reader gives the sample ([`ExportFormat::sample_key`]),
+/// so that a dataset's `regions` can name that folder; returns the folder.
+///
+/// # Errors
+/// [`DataError::RegionIo`] naming a file that cannot be written.
+pub fn export_regions(
+    world: &SyntheticWorld,
+    detector: &SyntheticDetector,
+    summary: &ExportSummary,
+) -> Result<PathBuf, DataError> {
+    let dir = summary.dir.join("regions");
+    fs::create_dir_all(&dir).map_err(|err| DataError::RegionIo {
+        path: dir.clone(),
+        reason: err.to_string(),
+    })?;
+    for scene in &summary.scenes {
+        let mut record = detector.detect(&world.sample(scene.split, scene.index).scene);
+        record.image_id = summary.format.sample_key(scene.id);
+        write_npz(&dir.join(format!("{}.npz", record.image_id)), &record)?;
+    }
+    Ok(dir)
 }
 
 /// `image` as a PNG file (lossless: decoding gives the same pixels).

@@ -50,8 +50,8 @@ pub use check::{check, check_spec, CheckReport};
 pub use coco::read_coco;
 pub use delimited::{read_delimited, Columns, DelimitedOptions};
 pub use export::{
-    export, read_exported, ExportFormat, ExportOptions, ExportSummary, ExportedScene,
-    EXPORT_VQA2_PATTERN, MIN_IMAGE_SIZE,
+    export, export_regions, read_exported, ExportFormat, ExportOptions, ExportSummary,
+    ExportedScene, EXPORT_VQA2_PATTERN, MIN_IMAGE_SIZE,
 };
 pub use jsonl::read_jsonl;
 pub use karpathy::{read_karpathy, KarpathySelect};

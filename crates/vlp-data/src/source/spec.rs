@@ -38,6 +38,11 @@ pub struct DatasetSpec {
     /// The shards, `data-{00000..00099}.tar` (`webdataset`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<String>,
+    /// Detector region features of the images, read in their place by a
+    /// model on regions: a folder of per-image `.npz` files or a BUTD TSV
+    /// file, keyed by image id ([`crate::regions::region_record`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regions: Option<PathBuf>,
     /// Share of the training pairs drawn from this dataset when several are
     /// mixed (relative to the others' weights; 1 by default).
     #[serde(default = "one", skip_serializing_if = "is_one")]
@@ -94,6 +99,7 @@ impl DatasetSpec {
             annotations: None,
             images: None,
             shards: None,
+            regions: None,
             weight: 1.0,
         }
     }

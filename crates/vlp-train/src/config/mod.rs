@@ -425,12 +425,20 @@ impl PretrainConfig {
         if !data.uses_datasets() {
             return Ok(());
         }
-        let needs_world = [
-            (
-                self.model.visual == VisualKind::Regions,
+        let regionless = data
+            .sources
+            .iter()
+            .chain(&data.held_out)
+            .any(|s| s.regions.is_none());
+        if self.model.visual == VisualKind::Regions && regionless {
+            return Err(ConfigError::invalid(
                 "model.visual",
-                "detector regions (model.visual = \"regions\")",
-            ),
+                "a model on regions (model.visual = \"regions\") reads each dataset's region \
+                 features: set `regions` in every [[data.sources]] and [data.held_out] \
+                 (--regions, --val-regions)",
+            ));
+        }
+        let needs_world = [
             (
                 data.hard_negative_twins,
                 "data.hard_negative_twins",
@@ -581,7 +589,18 @@ flip_probability = 0.0
         let mut regions = config.clone();
         regions.model.visual = VisualKind::Regions;
         let err = regions.validate().unwrap_err().to_string();
-        assert!(err.contains("model.visual"), "{err}");
+        assert!(
+            err.contains("model.visual") && err.contains("`regions`"),
+            "{err}"
+        );
+        // Region features for every dataset, the held-out one included.
+        let specs = regions
+            .data
+            .sources
+            .iter_mut()
+            .chain(&mut regions.data.held_out);
+        specs.for_each(|spec| spec.regions = Some("features.tsv".into()));
+        regions.validate().unwrap();
         config.data.sources[0].images = None;
         let err = config.validate().unwrap_err().to_string();
         assert!(

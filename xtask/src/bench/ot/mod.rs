@@ -23,9 +23,8 @@ use vlp_ot::{
 
 use super::common::{
     cpu_snapshot, in_scratch_dir, median, normals, others_share, reference_command, repo_root,
-    run_for_json, watching_others, write_json_rows, ReferenceArgs,
+    run_for_json, watching_others, write_json_rows, write_npy, ReferenceArgs,
 };
-use super::npy::write_npy;
 use report::report;
 
 /// Embedding width of the generated problems (UNITER-base hidden size).

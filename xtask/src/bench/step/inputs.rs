@@ -14,8 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::{MlmMasking, PretrainBatch, RegionTensors, SpecialTokens, VisualBatch};
 
 use super::Mode;
-use crate::bench::common::normals;
-use crate::bench::npy::write_npy;
+use crate::bench::common::{normals, write_npy};
 
 /// BERT's uncased vocabulary size.
 pub(super) const VOCAB_SIZE: usize = 30_522;
