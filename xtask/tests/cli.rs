@@ -345,26 +345,21 @@ fn data_export_writes_a_dataset_that_data_check_accepts() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `data export --format FORMAT --out OUT` of 60 training and 12 held-out
+/// scenes of 32 pixels, with `extra` flags.
+fn export_small(format: &str, out: &Path, extra: &[&str]) -> Output {
+    let out = out.display().to_string();
+    let mut args = vec!["data", "export", "--format", format, "--out", &out];
+    args.extend(["--scenes", "60", "--held-out", "12", "--image-size", "32"]);
+    args.extend(extra);
+    xtask(&args)
+}
+
 #[test]
 fn pretraining_reads_an_exported_dataset_and_a_wrong_path_is_a_usage_error() {
     let dir = temp_dir("data-pretrain");
     let data = dir.join("shards");
-    let output = xtask(&[
-        "data",
-        "export",
-        "--format",
-        "webdataset",
-        "--out",
-        data.to_str().unwrap(),
-        "--scenes",
-        "60",
-        "--held-out",
-        "12",
-        "--image-size",
-        "32",
-        "--shard-size",
-        "25",
-    ]);
+    let output = export_small("webdataset", &data, &["--shard-size", "25"]);
     assert!(output.status.success(), "{output:?}");
     let config = dir.join("tiny.toml");
     std::fs::write(&config, TINY).unwrap();
@@ -432,21 +427,7 @@ fn a_model_on_regions_reads_exported_region_features() {
     let dir = temp_dir("data-regions");
     let data = dir.join("coco");
     let path = |relative: &str| data.join(relative).display().to_string();
-    let output = xtask(&[
-        "data",
-        "export",
-        "--format",
-        "coco",
-        "--out",
-        &path(""),
-        "--scenes",
-        "60",
-        "--held-out",
-        "12",
-        "--image-size",
-        "32",
-        "--regions",
-    ]);
+    let output = export_small("coco", &data, &["--regions"]);
     assert!(output.status.success(), "{output:?}");
     let run = dir.join("run").display().to_string();
     let pretrain = |data: &str| {

@@ -506,10 +506,10 @@ impl TrainDraws {
 mod tests {
     use super::*;
     use crate::image::ImageTransformConfig;
-    use crate::source::{export, ExportFormat, ExportOptions, SampleList};
+    use crate::source::{export, ExportFormat, ExportOptions, ExportSummary, SampleList};
     use crate::synthetic::{Split, SyntheticWorld};
     use rand::SeedableRng;
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     fn pipeline() -> ImagePipeline {
         ImageTransformConfig::new()
@@ -520,6 +520,12 @@ mod tests {
     }
 
     fn exported(format: ExportFormat, tag: &str) -> (PathBuf, SyntheticWorld) {
+        let (summary, world) = exported_summary(format, tag);
+        (summary.dir, world)
+    }
+
+    /// 40 training and 8 held-out scenes of world 5, 16 to a shard.
+    fn exported_summary(format: ExportFormat, tag: &str) -> (ExportSummary, SyntheticWorld) {
         let dir = std::env::temp_dir().join(format!("vlp-pairs-{tag}-{}", std::process::id()));
         let world = SyntheticWorld::new(5, 32);
         let options = ExportOptions {
@@ -528,8 +534,16 @@ mod tests {
             shard_size: 16,
             ..ExportOptions::new(format)
         };
-        export(&world, &options, &dir).unwrap();
-        (dir, world)
+        (export(&world, &options, &dir).unwrap(), world)
+    }
+
+    /// The training split of a COCO export in `dir`.
+    fn coco_train(dir: &Path) -> crate::source::DatasetSpec {
+        crate::source::DatasetSpec {
+            annotations: Some(dir.join("annotations/captions_train2017.json")),
+            images: Some(dir.join("train2017")),
+            ..crate::source::DatasetSpec::new(ExportFormat::Coco)
+        }
     }
 
     fn pairs_of(train: OpenedDataset, held_out: Option<Arc<dyn SampleSource>>) -> DatasetPairs {
@@ -614,11 +628,7 @@ mod tests {
     #[test]
     fn training_pairs_without_augmentation_are_the_worlds_scenes() {
         let (dir, world) = exported(ExportFormat::Coco, "identity");
-        let spec = crate::source::DatasetSpec {
-            annotations: Some(dir.join("annotations/captions_train2017.json")),
-            images: Some(dir.join("train2017")),
-            ..crate::source::DatasetSpec::new(ExportFormat::Coco)
-        };
+        let spec = coco_train(&dir);
         let mut pairs = pairs_of(
             spec.open(Split::Train, &CorruptBudget::default()).unwrap(),
             None,
@@ -654,24 +664,13 @@ mod tests {
     #[test]
     fn pairs_read_region_features_in_place_of_images() {
         use crate::regions::open_regions;
-        use crate::source::{export_regions, DatasetSpec};
+        use crate::source::export_regions;
         use crate::synthetic::{DetectorConfig, SyntheticDetector};
-        let dir = std::env::temp_dir().join(format!("vlp-pairs-regions-{}", std::process::id()));
-        let world = SyntheticWorld::new(5, 32);
-        let options = ExportOptions {
-            scenes: 40,
-            held_out: 8,
-            ..ExportOptions::new(ExportFormat::Coco)
-        };
-        let summary = export(&world, &options, &dir).unwrap();
+        let (summary, world) = exported_summary(ExportFormat::Coco, "regions");
         let detector = SyntheticDetector::new(5, DetectorConfig::default());
         let regions = export_regions(&world, &detector, &summary).unwrap();
         std::fs::remove_file(regions.join("3.npz")).unwrap();
-        let spec = DatasetSpec {
-            annotations: Some(dir.join("annotations/captions_train2017.json")),
-            images: Some(dir.join("train2017")),
-            ..DatasetSpec::new(ExportFormat::Coco)
-        };
+        let (dir, spec) = (summary.dir.clone(), coco_train(&summary.dir));
         let budget = CorruptBudget::default();
         let mut pairs = pairs_of(spec.open(Split::Train, &budget).unwrap(), None);
         pairs.train[0].regions = Some(open_regions(&regions).unwrap());

@@ -4,6 +4,7 @@
 //! tokenizer and the batcher with the masking and targets that the chosen
 //! objectives need (survey §4).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -92,21 +93,21 @@ pub fn datasets(config: &PretrainConfig) -> Result<Option<DatasetPairs>> {
         return Ok(None);
     }
     let budget = budget(config);
-    let train = data
-        .sources
-        .iter()
-        .map(|spec| {
-            Ok(WeightedDataset {
-                dataset: spec.open(Split::Train, &budget)?,
-                weight: spec.weight,
-                regions: regions(config, spec)?,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
+    // A folder or TSV file named by several datasets (the held-out set is
+    // often the training set's other split) is opened and indexed once.
+    let mut opened = HashMap::new();
+    let mut train = Vec::with_capacity(data.sources.len());
+    for spec in &data.sources {
+        train.push(WeightedDataset {
+            dataset: spec.open(Split::Train, &budget)?,
+            weight: spec.weight,
+            regions: regions(config, spec, &mut opened)?,
+        });
+    }
     let (held_out, held_out_regions) = match data.held_out_spec() {
         Some(spec) => (
             Some(held_out_source(&spec, &budget)?),
-            regions(config, &spec)?,
+            regions(config, &spec, &mut opened)?,
         ),
         None => (None, None),
     };
@@ -121,13 +122,20 @@ pub fn datasets(config: &PretrainConfig) -> Result<Option<DatasetPairs>> {
     }))
 }
 
-/// The region features of `spec`, opened when the model reads regions;
-/// their width must be `data.region_feature_size` (checked on the first
-/// record).
-fn regions(config: &PretrainConfig, spec: &DatasetSpec) -> Result<Option<SharedRegions>> {
+/// The region features of `spec`, opened when the model reads regions
+/// (once per path: `opened` keeps those already opened); their width must
+/// be `data.region_feature_size` (checked on the first record).
+fn regions(
+    config: &PretrainConfig,
+    spec: &DatasetSpec,
+    opened: &mut HashMap<PathBuf, SharedRegions>,
+) -> Result<Option<SharedRegions>> {
     let (Some(path), VisualKind::Regions) = (&spec.regions, config.model.visual) else {
         return Ok(None);
     };
+    if let Some(regions) = opened.get(path) {
+        return Ok(Some(regions.clone()));
+    }
     let regions = open_regions(path)?;
     let first = regions.ids().first().ok_or_else(|| DataError::RegionIo {
         path: path.clone(),
@@ -145,6 +153,7 @@ fn regions(config: &PretrainConfig, spec: &DatasetSpec) -> Result<Option<SharedR
         )
         .into());
     }
+    opened.insert(path.clone(), regions.clone());
     Ok(Some(regions))
 }
 
