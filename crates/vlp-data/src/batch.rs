@@ -113,8 +113,9 @@ impl PretrainBatcher {
         Self::of(PairSource::World(world), tokenizer, max_text_len)
     }
 
-    /// [`Self::new`]'s batcher over datasets on disk (no detector: region
-    /// features and VQA questions come with the synthetic world only).
+    /// [`Self::new`]'s batcher over datasets on disk (no synthetic detector:
+    /// region features come from each dataset's `regions`, and VQA
+    /// questions with the synthetic world only).
     pub fn from_datasets(
         datasets: DatasetPairs,
         tokenizer: TextTokenizer,
