@@ -44,6 +44,16 @@ pub fn default_device() -> Option<DeviceSpec> {
         .map(|name| DeviceSpec::parse(name).expect("compiled-in names parse"))
 }
 
+/// `device`, or the default one; an error when this build has no backend.
+pub fn chosen(device: Option<DeviceSpec>) -> Result<DeviceSpec, crate::UsageError> {
+    device.or_else(default_device).ok_or_else(|| {
+        crate::UsageError(
+            "this build has no backend; enable one of the features ndarray, flex, wgpu, cuda"
+                .into(),
+        )
+    })
+}
+
 impl DeviceSpec {
     /// Parses `ndarray`, `flex`, `wgpu[:N]` or `cuda[:N]`, and checks that the
     /// backend is compiled into this build.

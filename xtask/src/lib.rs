@@ -12,6 +12,7 @@ pub mod assets;
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod finetune;
 pub mod plot;
 pub mod presets_command;
 pub mod progress;

@@ -51,6 +51,9 @@ enum Command {
     Pretrain(PretrainArgs),
     /// Re-evaluate a saved run folder.
     Eval(EvalArgs),
+    /// Fine-tune a pre-trained model on a downstream task and evaluate it.
+    #[command(subcommand)]
+    Finetune(xtask::finetune::FinetuneCommand),
     /// List the shipped presets with their architecture and parameter count.
     Presets(presets_command::PresetsArgs),
     /// Run every test, the GPU backends' compile checks and (where Vulkan
@@ -128,15 +131,6 @@ struct EvalArgs {
     device: Option<DeviceSpec>,
 }
 
-fn chosen_device(device: Option<DeviceSpec>) -> Result<DeviceSpec, UsageError> {
-    device.or_else(device::default_device).ok_or_else(|| {
-        UsageError(
-            "this build has no backend; enable one of the features ndarray, flex, wgpu, cuda"
-                .into(),
-        )
-    })
-}
-
 /// `YYYYMMDD-HHMMSS` in UTC, for default run names.
 fn utc_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -172,7 +166,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
-    let device = chosen_device(args.device)?;
+    let device = device::chosen(args.device)?;
     if !config.model.frozen.is_empty() {
         eprintln!("frozen (no gradient): {:?}", config.model.frozen);
     }
@@ -226,7 +220,7 @@ impl BackendJob for EvalJob {
 }
 
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let device = chosen_device(args.device)?;
+    let device = device::chosen(args.device)?;
     vlp_train::run_config(&args.run).map_err(report)?;
     let job = EvalJob { run: args.run };
     let report = device::dispatch(device, job).map_err(UsageError)??;
@@ -265,6 +259,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Step(args)) => bench::step::run(&args),
         Command::Bench(BenchCommand::Data(args)) => bench::data::run(&args),
         Command::Data(command) => xtask::data::run(&command),
+        Command::Finetune(command) => xtask::finetune::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

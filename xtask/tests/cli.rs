@@ -484,3 +484,90 @@ fn a_model_on_regions_reads_exported_region_features() {
     assert_usage_error(&output, "data.region_feature_size");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `finetune vqa` from a pre-training run on questions exported in the VQA
+/// v2 layout: the run folder, metrics and the official accuracy per answer
+/// type over every held-out question; a bad image pattern is a usage error
+/// and images that are not where the pattern says stop the run naming one.
+#[test]
+fn vqa_finetuning_from_a_run_reports_the_official_accuracy() {
+    let dir = temp_dir("finetune-vqa");
+    let data = dir.join("vqa2");
+    assert!(export_small("vqa2", &data, &[]).status.success());
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let (pre, out) = (dir.join("pre"), dir.join("vqa"));
+    let path = |p: &Path| p.display().to_string();
+    let pretrain = [
+        "pretrain",
+        "--config",
+        &path(&config),
+        "--steps",
+        "2",
+        "--batch-size",
+        "8",
+        "--out",
+        &path(&pre),
+    ];
+    assert!(xtask(&pretrain).status.success());
+    let file = |name: &str| path(&data.join(name));
+    let finetune = |pattern: &str| {
+        xtask(&[
+            "finetune",
+            "vqa",
+            "--questions",
+            &file("v2_OpenEnded_mscoco_train2014_questions.json"),
+            "--annotations",
+            &file("v2_mscoco_train2014_annotations.json"),
+            "--images",
+            &file("train2014"),
+            "--val-questions",
+            &file("v2_OpenEnded_mscoco_val2014_questions.json"),
+            "--val-annotations",
+            &file("v2_mscoco_val2014_annotations.json"),
+            "--val-images",
+            &file("val2014"),
+            "--image-pattern",
+            pattern,
+            "--init",
+            &path(&pre),
+            "--steps",
+            "3",
+            "--batch-size",
+            "8",
+            "--out",
+            &path(&out),
+        ])
+    };
+    let output = finetune("COCO_{split}2014_{image_id:012}.png");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("unknown word pieces"), "{stderr}");
+    for name in ["config.toml", "tokenizer.json", "answers.json", "model.mpk"] {
+        assert!(out.join(name).is_file(), "{name} missing");
+    }
+    let held_out = read_json(&data.join("v2_OpenEnded_mscoco_val2014_questions.json"));
+    let vqa = &read_json(&out.join("eval.json"))["vqa"];
+    assert_eq!(
+        vqa["questions"],
+        held_out["questions"].as_array().unwrap().len()
+    );
+    let accuracy = vqa["accuracy"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&accuracy), "{vqa}");
+    let types: Vec<&String> = vqa["per_answer_type"].as_object().unwrap().keys().collect();
+    assert_eq!(types, ["number", "other", "yes/no"]);
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(metrics.lines().last().unwrap()).unwrap();
+    assert_eq!(last["step"], 3);
+    assert!(last["vqa_loss"].as_f64().unwrap().is_finite(), "{last}");
+
+    assert_usage_error(&finetune("{id}.png"), "{id}");
+    let output = finetune("COCO_{split}2014_{image_id:012}.jpg");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("COCO_train2014_") && stderr.contains(".jpg"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -57,6 +57,22 @@ pub struct HostVqaBatch {
     pub num_answers: usize,
 }
 
+impl HostVqaBatch {
+    /// The questions and their soft scores on `device`.
+    pub fn to_device<B: Backend>(&self, device: &B::Device) -> VqaBatch<B> {
+        let (ids, padding) = tokens_to_tensors(&self.tokens, device);
+        let q = self.tokens.ids.len();
+        VqaBatch {
+            ids,
+            padding,
+            soft_targets: Tensor::from_data(
+                TensorData::new(self.soft_targets.clone(), [q, self.num_answers]),
+                device,
+            ),
+        }
+    }
+}
+
 /// [`HostVqaBatch`] on a device.
 #[derive(Debug, Clone)]
 pub struct VqaBatch<B: Backend> {
@@ -193,18 +209,7 @@ impl HostPretrainBatch {
                     rgb_targets: int_tensor(targets, [m, 3], device),
                 }
             }),
-            vqa: self.vqa.as_ref().map(|vqa| {
-                let (ids, padding) = tokens_to_tensors(&vqa.tokens, device);
-                let q = vqa.tokens.ids.len();
-                VqaBatch {
-                    ids,
-                    padding,
-                    soft_targets: Tensor::from_data(
-                        TensorData::new(vqa.soft_targets.clone(), [q, vqa.num_answers]),
-                        device,
-                    ),
-                }
-            }),
+            vqa: self.vqa.as_ref().map(|vqa| vqa.to_device(device)),
             uniforms: Tensor::from_data(
                 TensorData::new(self.uniforms.clone(), [2, batch_rows]),
                 device,

@@ -57,6 +57,7 @@ pub mod uniter;
 pub mod uniter_objectives;
 mod uniter_vision;
 pub mod vqa;
+pub mod vqa_finetune;
 pub mod wra;
 
 pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
@@ -89,6 +90,7 @@ pub use uniter::{UniterConfigError, UniterPretrainer, UniterPretrainerConfig};
 pub use uniter_objectives::UniterObjectives;
 pub use vlp_models::mean_pool;
 pub use vqa::{vqa_bce_loss, vqa_score, VqaHead, VqaHeadConfig};
+pub use vqa_finetune::UniterVqa;
 pub use wra::{
     distance_gap, fused_wra_objective, uniter_wra_config, word_alignment_mask, word_positions,
     wra_loss,

@@ -38,6 +38,7 @@ pub mod config;
 pub mod data;
 pub mod error;
 pub mod eval;
+pub mod finetune;
 pub mod metrics;
 pub mod micro_batch;
 pub mod params;

@@ -557,6 +557,7 @@ fn write_vqa2(writer: &mut Writer, split: Split, entries: &[Entry]) -> Result<()
         for (q, item) in e.sample.questions.iter().enumerate() {
             let question_id = e.scene.id * 1000 + q as u64;
             let answer = item.answer.clone().unwrap_or_default();
+            let kind = item.answer_type.as_deref().unwrap_or("other");
             questions.push(json!({"image_id": e.scene.id, "question": item.question,
                                   "question_id": question_id}));
             let answers: Vec<_> = (1..=10)
@@ -564,7 +565,7 @@ fn write_vqa2(writer: &mut Writer, split: Split, entries: &[Entry]) -> Result<()
                 .collect();
             annotations.push(json!({"question_id": question_id, "image_id": e.scene.id,
                                     "answers": answers, "multiple_choice_answer": answer,
-                                    "answer_type": "other", "question_type": "what"}));
+                                    "answer_type": kind, "question_type": "what"}));
         }
     }
     writer.write_json(

@@ -59,7 +59,7 @@ pub use lavis::read_lavis;
 pub use spec::{DatasetSpec, OpenedDataset};
 pub use synthetic::SyntheticSource;
 pub use vqa2::{answer_vocabulary, read_vqa2, ImagePattern, Vqa2Options, COCO_IMAGE_PATTERN};
-pub use vqa_answer::normalize_answer;
+pub use vqa_answer::{answer_type, normalize_answer};
 pub use webdataset::{
     expand_braces, read_shard, ShardSplit, WebDataset, WebDatasetOptions, WebDatasetStream,
 };
@@ -136,6 +136,9 @@ pub struct VqaQuestion {
     /// The normalised human answers (ten in VQA v2; empty without
     /// annotations), the input of [`crate::AnswerVocabulary::soft_targets`].
     pub answers: Vec<String>,
+    /// VQA v2's `answer_type` (`yes/no`, `number`, `other`), by which the
+    /// evaluation breaks accuracy down; `None` without annotations.
+    pub answer_type: Option<String>,
 }
 
 /// One example of a dataset: an image with its captions and/or questions.

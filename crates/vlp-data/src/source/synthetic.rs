@@ -4,7 +4,7 @@
 use crate::synthetic::{caption, Split, SyntheticWorld, NUM_PHRASINGS};
 use crate::DataError;
 
-use super::{ImageRef, Sample, SampleSource, VqaQuestion};
+use super::{answer_type, normalize_answer, ImageRef, Sample, SampleSource, VqaQuestion};
 
 /// Scenes `indices` of one split of a [`SyntheticWorld`]. Images are
 /// [`ImageRef::Pixels`]: the renders as the batcher uses them, so a source
@@ -62,6 +62,7 @@ impl SyntheticSource {
                 id: format!("{key}-{q}"),
                 question: item.question,
                 answers: vec![item.answer.clone(); 10],
+                answer_type: Some(answer_type(&normalize_answer(&item.answer)).to_string()),
                 answer: Some(item.answer),
             })
             .collect();

@@ -41,6 +41,8 @@ struct RawAnnotation {
     image_id: u64,
     answers: Vec<RawAnswer>,
     multiple_choice_answer: String,
+    #[serde(default)]
+    answer_type: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -164,8 +166,8 @@ pub fn read_vqa2(
     let mut samples: Vec<Sample> = Vec::new();
     let mut by_image: HashMap<u64, usize> = HashMap::new();
     for raw in file.questions {
-        let (answer, humans) = match (annotations, answers.remove(&raw.question_id)) {
-            (None, _) => (None, Vec::new()),
+        let (answer, humans, answer_type) = match (annotations, answers.remove(&raw.question_id)) {
+            (None, _) => (None, Vec::new(), None),
             (Some(_), Some(annotation)) if annotation.image_id == raw.image_id => (
                 Some(normalize_answer(&annotation.multiple_choice_answer)),
                 annotation
@@ -173,6 +175,7 @@ pub fn read_vqa2(
                     .iter()
                     .map(|a| normalize_answer(&a.answer))
                     .collect(),
+                annotation.answer_type,
             ),
             (Some(path), found) => {
                 budget.skip(format!(
@@ -207,6 +210,7 @@ pub fn read_vqa2(
             question: raw.question,
             answer,
             answers: humans,
+            answer_type,
         });
     }
     Ok(SampleList::new(questions.to_path_buf(), samples))

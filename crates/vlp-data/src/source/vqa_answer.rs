@@ -167,6 +167,17 @@ pub fn normalize_answer(answer: &str) -> String {
     digits_and_articles(&punctuation(text.trim()))
 }
 
+/// The VQA v2 answer type of a normalised answer, as the dataset assigns
+/// it from the answers: `yes/no`, `number` (digits only) or `other`. The
+/// synthetic world's questions get theirs this way.
+pub fn answer_type(answer: &str) -> &'static str {
+    match answer {
+        "yes" | "no" => "yes/no",
+        _ if !answer.is_empty() && answer.chars().all(|c| c.is_ascii_digit()) => "number",
+        _ => "other",
+    }
+}
+
 /// Whether `text` has a digit, a comma and a digit in a row (`commaStrip`).
 fn has_digit_comma_digit(text: &str) -> bool {
     let chars: Vec<char> = text.chars().collect();

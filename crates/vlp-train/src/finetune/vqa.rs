@@ -1,0 +1,413 @@
+//! VQA fine-tuning as a library call (survey §6; UNITER's recipe, Chen et
+//! al. 2020): a pre-training run's single-stream model (or a fresh one)
+//! gets a two-layer answer classifier on the fused `[CLS]`, is trained with
+//! binary cross-entropy on the VQA soft scores of the training split's
+//! frequent answers, and is scored on held-out questions with the official
+//! accuracy, overall and per answer type.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::{AutodiffModule, Module};
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use vlp_data::image::ImagePipeline;
+use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
+use vlp_data::{AnswerVocabulary, TextTokenizer};
+use vlp_objectives::{UniterPretrainer, UniterVqa, VqaHeadConfig};
+
+use super::vqa_data::{host_batch, read_examples, step_indices, VqaAccuracy, VqaExample, VqaFiles};
+use crate::checkpoint::{
+    load_checkpoint, save_checkpoint, write_atomic, MetricsFile, CONFIG_FILE, EVAL_FILE,
+    TOKENIZER_FILE,
+};
+use crate::config::{Architecture, PretrainConfig};
+use crate::error::{ConfigError, Result, TrainError};
+use crate::metrics::{Accumulator, MetricsRecord};
+use crate::run::run_config;
+use crate::trainer::{TrainObserver, TrainStart, Trainer};
+
+/// The answer vocabulary of a fine-tuned run, one answer per index.
+pub const ANSWERS_FILE: &str = "answers.json";
+
+/// How a VQA model is fine-tuned. The defaults reach ≥ 97% held-out
+/// accuracy on the synthetic world's questions from a default pre-training
+/// run (docs/finetuning.md has the measurements they were chosen from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VqaSettings {
+    /// Optimiser steps (1500).
+    pub steps: usize,
+    /// Questions per step (64).
+    pub batch_size: usize,
+    /// Peak learning rate (1e-3), reached after `warmup_steps`, then
+    /// decayed linearly to zero.
+    pub learning_rate: f64,
+    /// Linear warm-up steps (150, a tenth of the steps as UNITER).
+    pub warmup_steps: usize,
+    /// AdamW's decoupled weight decay (0.01).
+    pub weight_decay: f64,
+    /// Answers of at least this many training questions form the answer
+    /// vocabulary (9, as the bottom-up attention VQA models).
+    pub min_answer_count: usize,
+    /// Seed of the head's initialisation, the epochs' order and dropout (42).
+    pub seed: u64,
+    /// Steps between metrics lines (10).
+    pub log_every: usize,
+}
+
+impl Default for VqaSettings {
+    fn default() -> Self {
+        Self {
+            steps: 1500,
+            batch_size: 64,
+            learning_rate: 1e-3,
+            warmup_steps: 150,
+            weight_decay: 0.01,
+            min_answer_count: 9,
+            seed: 42,
+            log_every: 10,
+        }
+    }
+}
+
+/// A VQA fine-tuning run: data, where to start, where to write.
+#[derive(Debug, Clone)]
+pub struct VqaFinetune {
+    /// The training split.
+    pub train: VqaFiles,
+    /// The held-out split the accuracy is reported on.
+    pub val: VqaFiles,
+    /// A pre-training run folder to start from (its model, tokenizer and
+    /// architecture); `None`: the default architecture from scratch.
+    pub init: Option<PathBuf>,
+    /// A `tokenizer.json` for a run from scratch; `None`: a WordPiece
+    /// trained on the training questions.
+    pub tokenizer: Option<PathBuf>,
+    /// The run folder to write.
+    pub out: PathBuf,
+    /// Optimisation settings.
+    pub settings: VqaSettings,
+}
+
+/// A fine-tuning run with its data read and its tokenizer chosen.
+pub struct PreparedVqa {
+    run: VqaFinetune,
+    config: PretrainConfig,
+    tokenizer: TextTokenizer,
+    answers: AnswerVocabulary,
+    train: Vec<VqaExample>,
+    val: Vec<VqaExample>,
+    budget: CorruptBudget,
+    /// Share of the training questions' word pieces that are `[UNK]`.
+    pub unknown_token_rate: f64,
+}
+
+impl VqaFinetune {
+    /// Reads both splits, builds the answer vocabulary and picks the
+    /// tokenizer (the init run's, the given one, or one trained on the
+    /// training questions).
+    pub fn prepare(self) -> Result<PreparedVqa> {
+        let config = match &self.init {
+            Some(run) => run_config(run)?,
+            None => PretrainConfig::default(),
+        };
+        if !matches!(config.model.architecture, Architecture::SingleStream {}) {
+            return Err(ConfigError::invalid(
+                "model.architecture",
+                format!(
+                    "VQA fine-tuning needs a single_stream model, not {}",
+                    config.model.architecture.name()
+                ),
+            )
+            .into());
+        }
+        let budget = CorruptBudget::new(SkipLimit::default());
+        let train = read_examples(&self.train, &budget)?;
+        let val = read_examples(&self.val, &budget)?;
+        if train.is_empty() || val.is_empty() {
+            let empty = if train.is_empty() {
+                &self.train
+            } else {
+                &self.val
+            };
+            return Err(TrainError::file(
+                &empty.questions,
+                "no annotated question to train or evaluate on",
+            ));
+        }
+        let answers = vocabulary(&train, self.settings.min_answer_count)?;
+        let tokenizer = match (&self.init, &self.tokenizer) {
+            (Some(run), _) => TextTokenizer::from_file(run.join(TOKENIZER_FILE))?,
+            (None, Some(path)) => TextTokenizer::from_file(path)?,
+            (None, None) => {
+                let questions: Vec<String> = train.iter().map(|e| e.question.clone()).collect();
+                TextTokenizer::train_wordpiece(&questions, config.data.tokenizer_vocab_size)?
+            }
+        };
+        let unknown_token_rate = unknown_rate(&tokenizer, &train, config.data.max_text_len)?;
+        Ok(PreparedVqa {
+            run: self,
+            config,
+            tokenizer,
+            answers,
+            train,
+            val,
+            budget,
+            unknown_token_rate,
+        })
+    }
+}
+
+/// The answer vocabulary of the training questions' majority answers.
+fn vocabulary(train: &[VqaExample], min_count: usize) -> Result<AnswerVocabulary> {
+    let samples: Vec<vlp_data::source::Sample> = train
+        .iter()
+        .map(|e| vlp_data::source::Sample {
+            key: String::new(),
+            image: e.image.clone(),
+            captions: Vec::new(),
+            questions: vec![vlp_data::source::VqaQuestion {
+                id: String::new(),
+                question: String::new(),
+                answer: Some(e.answer.clone()),
+                answers: Vec::new(),
+                answer_type: None,
+            }],
+        })
+        .collect();
+    Ok(answer_vocabulary(&samples, min_count)?)
+}
+
+/// Share of `[UNK]` among the word pieces of the training questions.
+fn unknown_rate(tokenizer: &TextTokenizer, train: &[VqaExample], max_len: usize) -> Result<f64> {
+    let questions: Vec<String> = train.iter().map(|e| e.question.clone()).collect();
+    let tokens = tokenizer.encode(&questions, max_len)?;
+    let special = tokenizer.special();
+    let (mut unknown, mut total) = (0usize, 0usize);
+    for (ids, &len) in tokens.ids.iter().zip(&tokens.lengths) {
+        // `[CLS]` and `[SEP]` around the pieces.
+        let pieces = &ids[1..len.saturating_sub(1).max(1)];
+        unknown += pieces.iter().filter(|&&id| id == special.unk).count();
+        total += pieces.len();
+    }
+    Ok(unknown as f64 / total.max(1) as f64)
+}
+
+/// What a fine-tuning run wrote besides the model.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqaRunInfo {
+    /// The settings it ran with.
+    pub settings: VqaSettings,
+    /// The pre-training run it started from.
+    pub init: Option<PathBuf>,
+    /// Training and held-out questions.
+    pub questions: (usize, usize),
+    /// Share of `[UNK]` word pieces in the training questions.
+    pub unknown_token_rate: f64,
+}
+
+/// `eval.json` of a fine-tuned VQA run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VqaReport {
+    /// Held-out accuracy.
+    pub vqa: VqaAccuracy,
+}
+
+impl PreparedVqa {
+    /// Training and held-out questions.
+    pub fn questions(&self) -> (usize, usize) {
+        (self.train.len(), self.val.len())
+    }
+
+    /// The backbone's configuration with the fine-tuning's steps, batch
+    /// size, schedule and seed: what the [`Trainer`] and progress read.
+    pub fn schedule(&self) -> PretrainConfig {
+        let s = &self.run.settings;
+        PretrainConfig {
+            seed: s.seed,
+            steps: s.steps,
+            batch_size: s.batch_size,
+            micro_batches: 1,
+            learning_rate: s.learning_rate,
+            warmup_steps: s.warmup_steps,
+            weight_decay: s.weight_decay,
+            log_every: s.log_every,
+            ..self.config.clone()
+        }
+    }
+
+    /// Answers in the vocabulary.
+    pub fn num_answers(&self) -> usize {
+        self.answers.len()
+    }
+
+    /// Fine-tunes on `device`, evaluates on the held-out questions and
+    /// writes the run folder: `config.toml` (the backbone's), `tokenizer.json`,
+    /// `answers.json`, `finetune.json`, `metrics.jsonl`, `model.mpk`,
+    /// `eval.json`.
+    pub fn run<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<VqaReport> {
+        let out = &self.run.out;
+        std::fs::create_dir_all(out)
+            .map_err(|err| TrainError::file(out, format!("cannot create the run folder: {err}")))?;
+        self.tokenizer.save(out.join(TOKENIZER_FILE))?;
+        write_atomic(&out.join(CONFIG_FILE), self.config.to_toml().as_bytes())?;
+        write_json(&out.join(ANSWERS_FILE), &self.answers.answers())?;
+        let info = VqaRunInfo {
+            settings: self.run.settings.clone(),
+            init: self.run.init.clone(),
+            questions: self.questions(),
+            unknown_token_rate: self.unknown_token_rate,
+        };
+        write_json(&out.join("finetune.json"), &info)?;
+
+        let model = self.model::<B>(device)?;
+        let model = self.train(model, device, observer)?;
+        save_checkpoint(model.clone(), out)?;
+        let report = VqaReport {
+            vqa: self.evaluate(&model.valid(), device)?,
+        };
+        write_json(&out.join(EVAL_FILE), &report)?;
+        Ok(report)
+    }
+
+    /// The init run's backbone (or a fresh one) with a new answer head.
+    fn model<B: AutodiffBackend>(&self, device: &B::Device) -> Result<UniterVqa<B>> {
+        let config = &self.config;
+        B::seed(device, config.seed);
+        let pretrainer: UniterPretrainer<B> = config
+            .pretrainer(self.tokenizer.vocab_size())
+            .init(device)?;
+        let pretrainer = match &self.run.init {
+            Some(run) => load_checkpoint(pretrainer, run, device)?,
+            None => pretrainer,
+        };
+        B::seed(device, self.run.settings.seed);
+        let head = VqaHeadConfig::new(config.model.hidden_size, self.answers.len());
+        Ok(UniterVqa::new(pretrainer.backbone, &head, device))
+    }
+
+    /// The image pipeline (held-out resizing: no augmentation, UNITER
+    /// fine-tunes VQA without it).
+    fn pipeline(&self) -> Result<ImagePipeline> {
+        Ok(self.config.data.image_transform().init()?)
+    }
+
+    fn train<B: AutodiffBackend>(
+        &self,
+        mut model: UniterVqa<B>,
+        device: &B::Device,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<UniterVqa<B>> {
+        let s = &self.run.settings;
+        let mut trainer = Trainer::<B, UniterVqa<B>>::new(&self.schedule(), device)?;
+        let mut metrics = MetricsFile::create(&self.run.out)?;
+        let pipeline = self.pipeline()?;
+        observer.started(&TrainStart {
+            parameters: model.num_params(),
+            steps: s.steps,
+            batch_size: s.batch_size,
+            micro_batches: 1,
+            task_mix: None,
+        });
+        let (started, mut window) = (Instant::now(), (Instant::now(), 0usize));
+        let mut accumulator = Accumulator::default();
+        for step in 0..s.steps {
+            let examples: Vec<&VqaExample> =
+                step_indices(self.train.len(), s.batch_size, s.seed, step)
+                    .into_iter()
+                    .map(|i| &self.train[i])
+                    .collect();
+            let batch = host_batch(
+                &examples,
+                &self.tokenizer,
+                self.config.data.max_text_len,
+                &self.answers,
+                &pipeline,
+                &self.budget,
+            )?;
+            if batch.1.is_empty() {
+                // Every image of the step was unreadable (and counted).
+                observer.stepped(step);
+                continue;
+            }
+            window.1 += batch.1.len();
+            let (trained, values) = trainer.step(
+                model,
+                step,
+                vec![(batch.0, batch.1)],
+                |model: &UniterVqa<B>, (questions, visual)| {
+                    Ok(model.forward(&questions.to_device(device), &visual.to_device(device))?)
+                },
+                |model, _| Ok(model),
+            )?;
+            model = trained;
+            values.into_iter().for_each(|v| accumulator.add(v));
+            observer.stepped(step);
+            if (step + 1) % s.log_every == 0 || step + 1 == s.steps {
+                let mut objectives = accumulator.take();
+                let record = MetricsRecord {
+                    step: step + 1,
+                    loss: objectives.remove("loss").unwrap_or(f32::NAN),
+                    objectives,
+                    temperature: None,
+                    learning_rate: trainer.learning_rate(step),
+                    samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
+                    elapsed_seconds: started.elapsed().as_secs_f32(),
+                };
+                window = (Instant::now(), 0);
+                metrics.logged(&record)?;
+                observer.logged(&record)?;
+            }
+        }
+        observer.finished(started.elapsed().as_secs_f32());
+        Ok(model)
+    }
+
+    /// The official accuracy of the arg-max answers on the held-out questions.
+    fn evaluate<B: Backend>(
+        &self,
+        model: &UniterVqa<B>,
+        device: &B::Device,
+    ) -> Result<VqaAccuracy> {
+        let pipeline = self.pipeline()?;
+        let mut predictions = Vec::with_capacity(self.val.len());
+        let mut scored = Vec::with_capacity(self.val.len());
+        for chunk in self.val.chunks(EVAL_BATCH) {
+            let examples: Vec<&VqaExample> = chunk.iter().collect();
+            let (questions, visual, kept) = host_batch(
+                &examples,
+                &self.tokenizer,
+                self.config.data.max_text_len,
+                &self.answers,
+                &pipeline,
+                &self.budget,
+            )?;
+            if kept.is_empty() {
+                continue;
+            }
+            let questions = questions.to_device::<B>(device);
+            let logits = model.logits(questions.ids, questions.padding, &visual.to_device(device));
+            let best = logits.argmax(1).into_data().convert::<i64>();
+            let best: Vec<i64> = best.to_vec().map_err(|err| {
+                TrainError::file(&self.run.val.questions, format!("answer indices: {err:?}"))
+            })?;
+            let answers = self.answers.answers();
+            predictions.extend(best.into_iter().map(|i| answers[i as usize].clone()));
+            scored.extend(kept.into_iter().map(|position| chunk[position].clone()));
+        }
+        Ok(VqaAccuracy::of(&scored, &predictions))
+    }
+}
+
+/// Held-out questions per forward pass.
+const EVAL_BATCH: usize = 256;
+
+fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).expect("plain values serialise");
+    write_atomic(path, text.as_bytes())
+}
