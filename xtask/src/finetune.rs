@@ -1,4 +1,5 @@
-//! `cargo xtask finetune TASK`: fine-tuning on downstream data
+//! `cargo xtask finetune TASK` and `cargo xtask answer`: fine-tuning on
+//! downstream data and answering with the result
 //! ([`vlp_train::finetune`]); this module parses the flags and prints.
 
 use std::path::PathBuf;
@@ -6,7 +7,9 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use vlp_data::source::{ImagePattern, COCO_IMAGE_PATTERN};
-use vlp_train::finetune::{PreparedVqa, VqaFiles, VqaFinetune, VqaReport, VqaSettings};
+use vlp_train::finetune::{
+    PreparedVqa, VqaAnswerer, VqaFiles, VqaFinetune, VqaReport, VqaSettings,
+};
 
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::progress::Progress;
@@ -138,9 +141,53 @@ impl BackendJob for VqaJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let config = self.prepared.schedule();
-        let mut progress = Progress::new(&config, &self.device, Some(self.out));
+        let mut progress = Progress::new(&config, &self.device, Some(self.out))
+            .with_task("fine-tuning", "questions");
         self.prepared
             .run::<B>(&device, &mut progress)
+            .map_err(report)
+    }
+}
+
+/// Flags of `answer`.
+#[derive(Debug, Args)]
+pub struct AnswerArgs {
+    /// A run folder written by `finetune vqa`.
+    #[arg(long)]
+    run: PathBuf,
+    /// The image file.
+    image: PathBuf,
+    /// The question.
+    question: String,
+    /// How many answers to list.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
+    #[arg(long, value_parser = DeviceSpec::parse)]
+    device: Option<DeviceSpec>,
+}
+
+/// Prints the most likely answers to a question about an image.
+pub fn answer(args: AnswerArgs) -> anyhow::Result<()> {
+    let device = device::chosen(args.device)?;
+    let answers = device::dispatch(device, AnswerJob(args)).map_err(UsageError)??;
+    for (answer, probability) in answers {
+        println!("{probability:.3}  {answer}");
+    }
+    Ok(())
+}
+
+/// One question on the chosen backend (its inference backend: no dropout).
+struct AnswerJob(AnswerArgs);
+
+impl BackendJob for AnswerJob {
+    type Output = anyhow::Result<Vec<(String, f32)>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let args = self.0;
+        let answerer = VqaAnswerer::<B::InnerBackend>::load(&args.run, &device).map_err(report)?;
+        answerer
+            .answer(&args.image, &args.question, args.top, &device)
             .map_err(report)
     }
 }

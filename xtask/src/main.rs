@@ -54,6 +54,8 @@ enum Command {
     /// Fine-tune a pre-trained model on a downstream task and evaluate it.
     #[command(subcommand)]
     Finetune(xtask::finetune::FinetuneCommand),
+    /// Answer a question about an image with a `finetune vqa` run.
+    Answer(xtask::finetune::AnswerArgs),
     /// List the shipped presets with their architecture and parameter count.
     Presets(presets_command::PresetsArgs),
     /// Run every test, the GPU backends' compile checks and (where Vulkan
@@ -260,6 +262,7 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Data(args)) => bench::data::run(&args),
         Command::Data(command) => xtask::data::run(&command),
         Command::Finetune(command) => xtask::finetune::run(command),
+        Command::Answer(args) => xtask::finetune::answer(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -19,6 +19,8 @@ pub struct Progress {
     /// The architecture, device and folder named in the start lines.
     architecture: &'static str,
     context: String,
+    /// What is trained on what: ("pre-training", "pairs") by default.
+    task: (&'static str, &'static str),
 }
 
 impl Progress {
@@ -37,7 +39,14 @@ impl Progress {
             records: Vec::new(),
             architecture: config.model.architecture.name(),
             context,
+            task: ("pre-training", "pairs"),
         }
+    }
+
+    /// The start line names `verb` (`fine-tuning`) and `examples` (`questions`).
+    pub fn with_task(mut self, verb: &'static str, examples: &'static str) -> Self {
+        self.task = (verb, examples);
+        self
     }
 }
 
@@ -71,8 +80,9 @@ impl TrainObserver for Progress {
                 start.batch_size / parts
             ),
         };
+        let (verb, examples) = self.task;
         eprintln!(
-            "pre-training {} steps of {} pairs{micro_batches} {}",
+            "{verb} {} steps of {} {examples}{micro_batches} {}",
             start.steps, start.batch_size, self.context
         );
     }

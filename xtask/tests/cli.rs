@@ -561,6 +561,37 @@ fn vqa_finetuning_from_a_run_reports_the_official_accuracy() {
     assert_eq!(last["step"], 3);
     assert!(last["vqa_loss"].as_f64().unwrap().is_finite(), "{last}");
 
+    let question = &held_out["questions"][0];
+    let image = data.join(format!(
+        "val2014/COCO_val2014_{:012}.png",
+        question["image_id"].as_u64().unwrap()
+    ));
+    let run = path(&out);
+    let text = question["question"].as_str().unwrap();
+    let output = xtask(&["answer", "--run", &run, &path(&image), text, "--top", "3"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let answers: Vec<String> =
+        serde_json::from_value(read_json(&out.join("answers.json"))).unwrap();
+    let listed: Vec<(f64, &str)> = stdout
+        .lines()
+        .map(|line| {
+            let (p, answer) = line.split_once("  ").unwrap();
+            (p.parse().unwrap(), answer)
+        })
+        .collect();
+    assert_eq!(listed.len(), 3, "{stdout}");
+    for (p, answer) in &listed {
+        assert!(
+            (0.0..=1.0).contains(p) && answers.iter().any(|a| a == answer),
+            "{stdout}"
+        );
+    }
+    assert!(
+        listed.windows(2).all(|w| w[0].0 >= w[1].0),
+        "ranked: {stdout}"
+    );
+
     assert_usage_error(&finetune("{id}.png"), "{id}");
     let output = finetune("COCO_{split}2014_{image_id:012}.jpg");
     assert!(!output.status.success());

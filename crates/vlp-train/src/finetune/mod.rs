@@ -1,7 +1,10 @@
-//! Fine-tuning pre-trained models on downstream tasks (survey §6): VQA.
+//! Fine-tuning pre-trained models on downstream tasks (survey §6): VQA,
+//! and answering questions with the fine-tuned model.
 
+pub mod answer;
 pub mod vqa;
 pub mod vqa_data;
 
+pub use answer::VqaAnswerer;
 pub use vqa::{PreparedVqa, VqaFinetune, VqaReport, VqaRunInfo, VqaSettings, ANSWERS_FILE};
 pub use vqa_data::{VqaAccuracy, VqaExample, VqaFiles};

@@ -277,18 +277,16 @@ impl PreparedVqa {
 
     /// The init run's backbone (or a fresh one) with a new answer head.
     fn model<B: AutodiffBackend>(&self, device: &B::Device) -> Result<UniterVqa<B>> {
-        let config = &self.config;
-        B::seed(device, config.seed);
-        let pretrainer: UniterPretrainer<B> = config
-            .pretrainer(self.tokenizer.vocab_size())
-            .init(device)?;
-        let pretrainer = match &self.run.init {
-            Some(run) => load_checkpoint(pretrainer, run, device)?,
-            None => pretrainer,
-        };
-        B::seed(device, self.run.settings.seed);
-        let head = VqaHeadConfig::new(config.model.hidden_size, self.answers.len());
-        Ok(UniterVqa::new(pretrainer.backbone, &head, device))
+        let backbone = self.run.init.as_deref();
+        let seed = self.run.settings.seed;
+        vqa_model(
+            &self.config,
+            &self.tokenizer,
+            &self.answers,
+            backbone,
+            seed,
+            device,
+        )
     }
 
     /// The image pipeline (held-out resizing: no augmentation, UNITER
@@ -402,6 +400,28 @@ impl PreparedVqa {
         }
         Ok(VqaAccuracy::of(&scored, &predictions))
     }
+}
+
+/// The single-stream model `config` describes with an answer head over
+/// `answers`: the backbone from the pre-training run `backbone` when given
+/// (else as initialised from `config.seed`), the head drawn from `seed`.
+pub(crate) fn vqa_model<B: Backend>(
+    config: &PretrainConfig,
+    tokenizer: &TextTokenizer,
+    answers: &AnswerVocabulary,
+    backbone: Option<&Path>,
+    seed: u64,
+    device: &B::Device,
+) -> Result<UniterVqa<B>> {
+    B::seed(device, config.seed);
+    let pretrainer: UniterPretrainer<B> = config.pretrainer(tokenizer.vocab_size()).init(device)?;
+    let pretrainer = match backbone {
+        Some(run) => load_checkpoint(pretrainer, run, device)?,
+        None => pretrainer,
+    };
+    B::seed(device, seed);
+    let head = VqaHeadConfig::new(config.model.hidden_size, answers.len());
+    Ok(UniterVqa::new(pretrainer.backbone, &head, device))
 }
 
 /// Held-out questions per forward pass.
