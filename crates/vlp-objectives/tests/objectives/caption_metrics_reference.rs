@@ -57,10 +57,11 @@ fn bleu_and_cider_d_match_pycocoevalcap() {
     assert!(cider_d(&[one], &[vec![]]).is_err());
 }
 
-/// NLTK differs from pycocoevalcap only by the latter's 1e-15 and 1e-9
-/// terms: they agree wherever every n-gram order has a match (NLTK's value
-/// is then above 1e-6; without a match NLTK gives ~1e-77, pycocoevalcap a
-/// small positive value).
+/// NLTK differs from pycocoevalcap by the latter's 1e-15 and 1e-9 terms
+/// (without a match of some order NLTK gives ~1e-77, pycocoevalcap a small
+/// positive value) and by counting at least one n-gram of each order per
+/// candidate (pycocoevalcap: none when the candidate is shorter than n);
+/// they agree when every order matches and every candidate has 4 words.
 #[test]
 fn bleu4_matches_nltk_corpus_bleu_where_every_order_matches() {
     let f = vlp_test_support::fixture!("objectives/caption.json");
@@ -75,12 +76,15 @@ fn bleu4_matches_nltk_corpus_bleu_where_every_order_matches() {
             .collect();
         let got = corpus_bleu(&candidates, &references).unwrap()[3];
         let expected = case["bleu"].as_f64().unwrap();
-        if expected > 1e-6 {
+        let long = candidates.iter().all(|c| c.len() >= 4);
+        if expected > 1e-6 && long {
             assert!((got - expected).abs() < 1e-6, "got {got}, nltk {expected}");
             compared += 1;
+        } else if !long {
+            assert!(got > expected, "got {got}, nltk {expected}");
         } else {
             assert!(got < 1e-3, "got {got}, nltk {expected}");
         }
     }
-    assert_eq!(compared, 3);
+    assert_eq!(compared, 2);
 }
