@@ -1,5 +1,5 @@
 //! The vlp runner: `cargo xtask pretrain | eval | presets | ablate | test |
-//! bench | assets | data`: argument parsing, progress bars, plots, benchmarks.
+//! bench | assets | data | embed`: argument parsing, progress bars, plots, benchmarks.
 //!
 //! The logic lives in the library crates: a run is
 //! [`vlp_train::PretrainRun`], evaluation [`vlp_train::reevaluate`]. This

@@ -1,6 +1,6 @@
 //! `cargo xtask`: the vlp runner's command line (pretrain, eval, presets,
-//! ablate, bench, test, assets, data); the work is in the library crates and
-//! `xtask`'s modules, this file parses arguments and prints.
+//! ablate, bench, test, assets, data, embed); the work is in the library crates
+//! and `xtask`'s modules, this file parses arguments and prints.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand};
 use vlp_models::BertConfig;
+use vlp_train::embed::embed_file;
 use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
 use xtask::progress::Progress;
@@ -71,6 +72,33 @@ enum Command {
     /// Datasets: export the synthetic world in a real format, check a dataset.
     #[command(subcommand)]
     Data(xtask::data::DataCommand),
+    /// Embed texts (one per line) with a Hugging Face BERT: mean pooling, L2 norm.
+    Embed(EmbedArgs),
+}
+
+#[derive(Debug, Args)]
+struct EmbedArgs {
+    /// Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Text file, one text per line.
+    #[arg(long)]
+    texts: PathBuf,
+    /// The [N, D] f32 .npy to write; FILE.jsonl beside it indexes the rows.
+    #[arg(long)]
+    out: PathBuf,
+    /// Texts per forward pass.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+}
+
+/// Embeds on the default device's inner backend: no autodiff, so no dropout.
+impl BackendJob for EmbedArgs {
+    type Output = vlp_train::Result<vlp_train::embed::Embedded>;
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let a = self;
+        embed_file::<B::InnerBackend>(&a.checkpoint, &a.texts, &a.out, a.batch_size, &device)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,13 +164,9 @@ struct EvalArgs {
 /// `YYYYMMDD-HHMMSS` in UTC, for default run names.
 fn utc_stamp() -> String {
     let now = time::OffsetDateTime::now_utc();
-    let (date, clock) = (now.date(), now.time());
-    let (month, day) = (u8::from(date.month()), date.day());
-    let (hour, minute, second) = (clock.hour(), clock.minute(), clock.second());
-    format!(
-        "{:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}",
-        date.year()
-    )
+    let (year, month, day) = (now.year(), u8::from(now.month()), now.day());
+    let (hour, minute, second) = (now.hour(), now.minute(), now.second());
+    format!("{year:04}{month:02}{day:02}-{hour:02}{minute:02}{second:02}")
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
@@ -224,9 +248,14 @@ impl BackendJob for EvalJob {
 fn eval(args: EvalArgs) -> anyhow::Result<()> {
     let device = device::chosen(args.device)?;
     vlp_train::run_config(&args.run).map_err(report)?;
-    let job = EvalJob { run: args.run };
-    let report = device::dispatch(device, job).map_err(UsageError)??;
+    let report = device::dispatch(device, EvalJob { run: args.run }).map_err(UsageError)??;
     println!("{}", report.table());
+    Ok(())
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<()> {
+    let done = device::dispatch(device::chosen(None)?, args).map_err(UsageError)?;
+    println!("{}", done.map_err(report)?);
     Ok(())
 }
 
@@ -263,6 +292,7 @@ fn main() -> ExitCode {
         Command::Data(command) => xtask::data::run(&command),
         Command::Finetune(command) => xtask::finetune::run(command),
         Command::Answer(args) => xtask::finetune::answer(args),
+        Command::Embed(args) => embed(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,8 @@
 //!   and their original indices).
 //! - [`prefix`]: the PrefixLM split sampler (SimVLM).
 //! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
-//!   targets.
+//!   targets; [`vqa_accuracy`]: the official accuracy from raw answers,
+//!   overall and per answer type.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`collate`]: tokens, images and clips into padded tensors with masks,
 //!   generic over the Burn backend ([`tokens_to_tensors`] is the glue between
@@ -49,6 +50,7 @@ pub mod source;
 pub mod synthetic;
 pub mod tokenizer;
 pub mod visual;
+pub mod vqa_accuracy;
 pub mod vqa_targets;
 pub mod wordpiece_trainer;
 
@@ -79,4 +81,5 @@ pub use source::{
 };
 pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
+pub use vqa_accuracy::{vqa_accuracy, VqaAccuracy};
 pub use vqa_targets::{vqa_soft_score, AnswerVocabulary};

@@ -199,8 +199,8 @@ impl BertConfig {
 /// # Ok::<(), vlp_models::ImportError>(())
 /// ```
 ///
-/// `examples/embed_sentences.rs` embeds sentences with all-MiniLM-L6-v2
-/// this way. Text longer than the position table is an error from
+/// `vlp_train::embed` (`cargo xtask embed`) embeds sentences with
+/// all-MiniLM-L6-v2 this way. Text longer than the position table is an error from
 /// [`BertModel::try_forward`] ([`BertModel::forward`] panics on it); encode
 /// with `max_len = model.embeddings.max_positions()` to truncate it instead.
 #[derive(Module, Debug)]

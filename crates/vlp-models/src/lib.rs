@@ -35,9 +35,9 @@
 //! (`BertModel::<Flex>::from_pretrained`) or with `model.valid()`, which
 //! returns the same weights on the inner backend. Otherwise a Hugging Face
 //! model keeps its 0.1 dropout at inference and its outputs are noisy (see
-//! [`BertModel`]). `cargo run --release -p vlp-models --example
-//! embed_sentences` embeds sentences with all-MiniLM-L6-v2 (from
-//! `cargo xtask assets`) this way.
+//! [`BertModel`]). `cargo xtask embed` (and `cargo run --release -p
+//! vlp-train --example embed_sentences`) embeds sentences with
+//! all-MiniLM-L6-v2 (from `cargo xtask assets`) this way.
 
 mod attention;
 mod bert;

@@ -1,8 +1,6 @@
 //! Captioning as an objective (survey §4.2 PrefixLM and §4.8): next-token
-//! cross-entropy of a decoder or a PrefixLM stack, and corpus BLEU-4 as its
-//! metric.
-
-use std::collections::HashMap;
+//! cross-entropy of a decoder or a PrefixLM stack (its metrics are in
+//! [`crate::caption_metrics`]).
 
 use burn::prelude::*;
 
@@ -67,71 +65,4 @@ pub fn prefix_lm_loss<B: Backend>(
         labels.mask_fill(prefix, IGNORE_LABEL),
         label_smoothing,
     )
-}
-
-/// Corpus BLEU-4 with uniform weights and the brevity penalty, as NLTK's
-/// `corpus_bleu` with default weights and no smoothing: n-gram counts are
-/// clipped by the most frequent occurrence in any reference and summed over
-/// the corpus before dividing; the reference length of each candidate is
-/// the closest reference length (the shorter on ties). Returns 0 when the
-/// corpus has no matching unigram, no candidate token, or no matching
-/// n-gram of some order n ≤ 4 (where NLTK returns a value below 1e-70).
-///
-/// `candidates[i]` is a tokenised caption, `references[i]` its references.
-pub fn bleu4(candidates: &[Vec<String>], references: &[Vec<Vec<String>>]) -> Result<f64> {
-    if candidates.len() != references.len() {
-        return Err(shape_error(
-            "BLEU references",
-            format!("one list per candidate ({})", candidates.len()),
-            &[references.len()],
-        ));
-    }
-    let mut matches = [0usize; 4];
-    let mut totals = [0usize; 4];
-    let (mut candidate_length, mut reference_length) = (0usize, 0usize);
-    for (candidate, refs) in candidates.iter().zip(references) {
-        for n in 1..=4 {
-            let counts = ngram_counts(candidate, n);
-            let mut max_ref: HashMap<&[String], usize> = HashMap::new();
-            for reference in refs {
-                for (gram, count) in ngram_counts(reference, n) {
-                    let best = max_ref.entry(gram).or_insert(0);
-                    *best = (*best).max(count);
-                }
-            }
-            matches[n - 1] += counts
-                .iter()
-                .map(|(gram, &count)| count.min(max_ref.get(gram).copied().unwrap_or(0)))
-                .sum::<usize>();
-            totals[n - 1] += counts.values().sum::<usize>().max(1);
-        }
-        candidate_length += candidate.len();
-        reference_length += refs
-            .iter()
-            .map(Vec::len)
-            .min_by_key(|&len| (len.abs_diff(candidate.len()), len))
-            .unwrap_or(0);
-    }
-    if candidate_length == 0 || matches.contains(&0) {
-        return Ok(0.0);
-    }
-    let log_precision: f64 = matches
-        .iter()
-        .zip(&totals)
-        .map(|(&m, &t)| 0.25 * (m as f64 / t as f64).ln())
-        .sum();
-    let brevity = if candidate_length > reference_length {
-        1.0
-    } else {
-        (1.0 - reference_length as f64 / candidate_length as f64).exp()
-    };
-    Ok(brevity * log_precision.exp())
-}
-
-fn ngram_counts(tokens: &[String], n: usize) -> HashMap<&[String], usize> {
-    let mut counts = HashMap::new();
-    for gram in tokens.windows(n) {
-        *counts.entry(gram).or_insert(0) += 1;
-    }
-    counts
 }

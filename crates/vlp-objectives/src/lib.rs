@@ -14,7 +14,9 @@
 //! - [`wra`]: word-region alignment by optimal transport (UNITER, via `vlp-ot`).
 //! - [`fom`]: frame order modelling (HERO).
 //! - [`vqa`]: VQA answer classifier, soft-score BCE and accuracy.
-//! - [`caption`]: LM and PrefixLM losses with label smoothing, corpus BLEU-4.
+//! - [`caption`]: LM and PrefixLM losses with label smoothing.
+//! - [`caption_metrics`]: corpus BLEU-1..4 and CIDEr-D as pycocoevalcap
+//!   computes them.
 //! - [`mixing`]: task mixing by per-step sampling or weighted sum.
 //! - [`loss`]: shared primitives (cross-entropy with ignore and smoothing).
 //! - [`pretrainer`]: the [`Pretrainer`] and [`RetrievalModel`] traits every
@@ -38,6 +40,7 @@
 //! 0, never NaN; bad shapes or labels are [`ObjectiveError`]s.
 
 pub mod caption;
+pub mod caption_metrics;
 pub mod error;
 pub mod fom;
 pub mod itc;
@@ -60,7 +63,8 @@ pub mod vqa;
 pub mod vqa_finetune;
 pub mod wra;
 
-pub use caption::{bleu4, lm_loss, prefix_lm_loss, IGNORE_LABEL};
+pub use caption::{lm_loss, prefix_lm_loss, IGNORE_LABEL};
+pub use caption_metrics::{bleu::corpus_bleu, cider::cider_d, cider::CiderD};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{

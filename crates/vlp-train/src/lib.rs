@@ -5,7 +5,8 @@
 //! the learning-rate schedule and per-step generators ([`schedule`]), the
 //! run's data ([`data`]), held-out evaluation ([`eval`]), parameter counts
 //! ([`params`]), run folders and checkpoints ([`checkpoint`]), whole runs
-//! ([`run`]) and the objective ablation ([`ablation`]).
+//! ([`run`]), the objective ablation ([`ablation`]) and sentence embeddings
+//! from an imported BERT ([`embed`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -36,6 +37,7 @@ pub mod build;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
+pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod finetune;

@@ -1,8 +1,10 @@
 //! The integration tests of vlp-objectives, in one binary (one link and one
 //! instantiation of the models for the test backends instead of six):
 //! losses against PyTorch/NumPy fixtures (`losses_reference`,
-//! `objectives_reference`) and short trainings that must learn (`learns*`).
+//! `objectives_reference`), captioning metrics against pycocoevalcap
+//! (`caption_metrics_reference`) and short trainings that must learn (`learns*`).
 
+mod caption_metrics_reference;
 mod learns;
 mod learns_architectures;
 mod learns_simvlm;

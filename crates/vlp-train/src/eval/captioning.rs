@@ -1,11 +1,12 @@
 //! Held-out captioning (survey §4.8: image captioning as an evaluation of
 //! generative pre-training, SimVLM): captions generated from the image
-//! alone, scored by corpus BLEU-4 against every phrasing of the scene.
+//! alone, scored by corpus BLEU-1..4 and CIDEr-D against every phrasing of
+//! the scene.
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use vlp_data::{PretrainBatcher, TextTokenizer};
-use vlp_objectives::{bleu4, SimVlmPretrainer};
+use vlp_objectives::{cider_d, corpus_bleu, SimVlmPretrainer};
 
 use super::EvalSettings;
 use crate::error::Result;
@@ -14,9 +15,22 @@ use crate::error::Result;
 /// of each image's scene.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Captioning {
-    /// Corpus BLEU-4 (NLTK's `corpus_bleu`, no smoothing) over WordPiece
-    /// words (pieces merged), all phrasings as references.
+    /// Corpus BLEU-4 (pycocoevalcap's `Bleu`) over WordPiece words (pieces
+    /// merged), all phrasings as references.
     pub bleu4: f64,
+    /// Corpus BLEU-1, as [`Self::bleu4`].
+    #[serde(default)]
+    pub bleu1: f64,
+    /// Corpus BLEU-2.
+    #[serde(default)]
+    pub bleu2: f64,
+    /// Corpus BLEU-3.
+    #[serde(default)]
+    pub bleu3: f64,
+    /// Corpus CIDEr-D (pycocoevalcap's `Cider`, document frequencies over
+    /// the captioned images' references).
+    #[serde(default)]
+    pub cider: f64,
     /// Captions whose words equal one of their references exactly.
     pub exact_match: f64,
     /// Held-out images captioned.
@@ -56,8 +70,8 @@ fn words(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
 }
 
 /// Captions the first `settings.candidates` held-out pairs of the batcher
-/// from the image alone and scores them with corpus BLEU-4 against all
-/// captions of each image (every phrasing of a synthetic scene).
+/// from the image alone and scores them with corpus BLEU-1..4 and CIDEr-D
+/// against all captions of each image (every phrasing of a synthetic scene).
 pub fn captioning<B: Backend>(
     model: &SimVlmPretrainer<B>,
     data: &PretrainBatcher,
@@ -91,7 +105,8 @@ pub fn captioning<B: Backend>(
             candidates.push(words(tokenizer, &ids));
         }
     }
-    let bleu4 = bleu4(&candidates, &references)?;
+    let [bleu1, bleu2, bleu3, bleu4] = corpus_bleu(&candidates, &references)?;
+    let cider = cider_d(&candidates, &references)?.corpus;
     let exact = candidates
         .iter()
         .zip(&references)
@@ -99,6 +114,10 @@ pub fn captioning<B: Backend>(
         .count();
     Ok(Captioning {
         bleu4,
+        bleu1,
+        bleu2,
+        bleu3,
+        cider,
         exact_match: exact as f64 / n.max(1) as f64,
         images: n,
         beam_size: settings.caption_beam_size,

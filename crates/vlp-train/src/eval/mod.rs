@@ -20,7 +20,9 @@ use vlp_objectives::{
 
 pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
-pub use retrieval::{ranks, recall, retrieval, Recall, Retrieval, MATCHING_CANDIDATES};
+pub use retrieval::{
+    ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,
+};
 
 use crate::checkpoint::write_atomic;
 use crate::config::PretrainConfig;
@@ -165,8 +167,8 @@ impl EvalReport {
         }
         if let Some(c) = &self.captioning {
             sections.push(format!(
-                "held-out captioning of {} images (beam {}): BLEU-4 {:.3}, exact match {:.3}",
-                c.images, c.beam_size, c.bleu4, c.exact_match
+                "held-out captioning of {} images (beam {}): BLEU-4 {:.3}, CIDEr-D {:.3}, exact match {:.3}",
+                c.images, c.beam_size, c.bleu4, c.cider, c.exact_match
             ));
             for example in &c.examples {
                 sections.push(format!(

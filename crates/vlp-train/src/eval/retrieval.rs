@@ -9,7 +9,7 @@ use vlp_data::{tokens_to_tensors, PretrainBatcher};
 use vlp_objectives::{RankBy, RetrievalModel};
 
 use super::EvalSettings;
-use crate::error::Result;
+use crate::error::{ConfigError, Result};
 
 /// Recall at 1, 5 and 10.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -110,6 +110,63 @@ pub fn ranks(similarity: &[f32], n: usize, by_rows: bool) -> Vec<usize> {
 /// correct pairs.
 pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
     recall_from_ranks(&ranks(similarity, n, by_rows))
+}
+
+/// Recall@{1,5,10} in both directions when each image has several captions
+/// (the Karpathy-split protocol of COCO and Flickr30k, 5 captions per
+/// image, as ALBEF's and BLIP's evaluation ranks them). `similarity` is
+/// row-major `[images, captions]`; `caption_image[c]` is the image of
+/// caption `c`. Text → image: the rank of each caption's image among all
+/// images. Image → text: the best rank among the image's captions, i.e. the
+/// number of other images' captions scoring at least as high as the image's
+/// best caption. Ties with a wrong item count against the correct one.
+/// Returns `(text → image, image → text)`; an image without captions is an
+/// error, as are sizes that do not fit.
+pub fn recall_with_captions(
+    similarity: &[f32],
+    images: usize,
+    caption_image: &[usize],
+) -> Result<(Recall, Recall)> {
+    let captions = caption_image.len();
+    let invalid = |message: String| ConfigError::invalid("retrieval caption_image", message);
+    if similarity.len() != images * captions {
+        return Err(invalid(format!(
+            "a [{images}, {captions}] similarity matrix needs {} scores, got {}",
+            images * captions,
+            similarity.len()
+        ))
+        .into());
+    }
+    if let Some(c) = caption_image.iter().position(|&image| image >= images) {
+        return Err(invalid(format!(
+            "caption {c} belongs to image {} of {images}",
+            caption_image[c]
+        ))
+        .into());
+    }
+    let score = |image: usize, caption: usize| similarity[image * captions + caption];
+    let t2i: Vec<usize> = (0..captions)
+        .map(|c| {
+            let correct = score(caption_image[c], c);
+            (0..images)
+                .filter(|&i| i != caption_image[c] && score(i, c) >= correct)
+                .count()
+        })
+        .collect();
+    let mut i2t = Vec::with_capacity(images);
+    for image in 0..images {
+        let best = (0..captions)
+            .filter(|&c| caption_image[c] == image)
+            .map(|c| score(image, c))
+            .reduce(f32::max)
+            .ok_or_else(|| invalid(format!("image {image} has no caption")))?;
+        i2t.push(
+            (0..captions)
+                .filter(|&c| caption_image[c] != image && score(image, c) >= best)
+                .count(),
+        );
+    }
+    Ok((recall_from_ranks(&t2i), recall_from_ranks(&i2t)))
 }
 
 /// Measures retrieval on the batcher's held-out pairs in both directions
@@ -218,5 +275,68 @@ mod tests {
         let columns = recall(&similarity, 3, false);
         // Column 0: 0.9 best; column 1: 0.5 best; column 2: 0.3 beats 0.2 and 0.1.
         assert_eq!(columns.r1, 1.0);
+    }
+
+    /// Recall from a hand-computed list of ranks.
+    fn recall_of(ranks: &[usize]) -> Recall {
+        let rate = |k: usize| ranks.iter().filter(|&&r| r < k).count() as f64 / ranks.len() as f64;
+        Recall {
+            r1: rate(1),
+            r5: rate(5),
+            r10: rate(10),
+        }
+    }
+
+    #[test]
+    fn recall_with_captions_ranks_each_caption_and_the_best_caption_of_each_image() {
+        // 3 images, 2 captions each (c0, c1 → image 0; c2, c3 → 1; c4, c5 → 2).
+        let caption_image = [0, 0, 1, 1, 2, 2];
+        #[rustfmt::skip]
+        let similarity = [
+            // c0   c1   c2   c3   c4   c5
+            0.9, 0.2, 0.5, 0.1, 0.0, 0.3, // image 0
+            0.1, 0.8, 0.6, 0.4, 0.2, 0.3, // image 1
+            0.3, 0.1, 0.6, 0.2, 0.7, 0.3, // image 2
+        ];
+        let (t2i, i2t) = recall_with_captions(&similarity, 3, &caption_image).unwrap();
+        // Text → image, column by column: c0: 0.9 best → rank 0; c1: image 1's
+        // 0.8 beats 0.2 → 1; c2: 0.6 ties image 2's 0.6 → 1; c3: 0.4 best → 0;
+        // c4: 0.7 best → 0; c5: 0.3 ties both others → 2.
+        assert_eq!(t2i, recall_of(&[0, 1, 1, 0, 0, 2]));
+        // Image → text: image 0's best caption c0 (0.9) is first → 0; image 1's
+        // best c2 (0.6) is below c1 (0.8) → 1; image 2's best c4 (0.7) first → 0.
+        assert_eq!(i2t, recall_of(&[0, 1, 0]));
+        assert!((t2i.r1 - 0.5).abs() < 1e-12);
+        assert!((i2t.r1 - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!((i2t.r5, i2t.r10), (1.0, 1.0));
+    }
+
+    #[test]
+    fn recall_with_captions_counts_ties_pessimistically_over_many_items() {
+        // 12 images with one caption each, all scores equal except image 0's
+        // captions: every tie counts against the correct item.
+        let n = 12;
+        let mut similarity = vec![0.5f32; n * n];
+        similarity[0] = 1.0; // image 0 ↔ caption 0: strictly best.
+        let caption_image: Vec<usize> = (0..n).collect();
+        let (t2i, i2t) = recall_with_captions(&similarity, n, &caption_image).unwrap();
+        // Caption 0 ranks first; captions 1..12 tie with 10 other images at 0.5
+        // (image 0 scores them 0.5 too): rank 11, outside the top 10.
+        let mut ranks = vec![11; n];
+        ranks[0] = 0;
+        assert_eq!(t2i, recall_of(&ranks));
+        assert_eq!(i2t, recall_of(&ranks));
+        assert!((t2i.r10 - 1.0 / 12.0).abs() < 1e-12);
+        // With one caption per image it equals the square-matrix recall
+        // (rows are images here: the text queries are the columns).
+        assert_eq!(t2i, recall(&similarity, n, false));
+    }
+
+    #[test]
+    fn recall_with_captions_rejects_sizes_that_do_not_fit() {
+        assert!(recall_with_captions(&[0.0; 5], 2, &[0, 1, 1]).is_err());
+        assert!(recall_with_captions(&[0.0; 6], 2, &[0, 1, 2]).is_err());
+        // Image 1 has no caption.
+        assert!(recall_with_captions(&[0.0; 4], 2, &[0, 0]).is_err());
     }
 }

@@ -7,4 +7,4 @@ pub mod vqa_data;
 
 pub use answer::VqaAnswerer;
 pub use vqa::{PreparedVqa, VqaFinetune, VqaReport, VqaRunInfo, VqaSettings, ANSWERS_FILE};
-pub use vqa_data::{VqaAccuracy, VqaExample, VqaFiles};
+pub use vqa_data::{accuracy, VqaExample, VqaFiles};

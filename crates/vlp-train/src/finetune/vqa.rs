@@ -14,10 +14,10 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_data::image::ImagePipeline;
 use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
-use vlp_data::{AnswerVocabulary, TextTokenizer};
+use vlp_data::{AnswerVocabulary, TextTokenizer, VqaAccuracy};
 use vlp_objectives::{UniterPretrainer, UniterVqa, VqaHeadConfig};
 
-use super::vqa_data::{host_batch, read_examples, step_indices, VqaAccuracy, VqaExample, VqaFiles};
+use super::vqa_data::{accuracy, host_batch, read_examples, step_indices, VqaExample, VqaFiles};
 use crate::checkpoint::{
     load_checkpoint, save_checkpoint, write_atomic, MetricsFile, CONFIG_FILE, EVAL_FILE,
     TOKENIZER_FILE,
@@ -31,9 +31,7 @@ use crate::trainer::{TrainObserver, TrainStart, Trainer};
 /// The answer vocabulary of a fine-tuned run, one answer per index.
 pub const ANSWERS_FILE: &str = "answers.json";
 
-/// How a VQA model is fine-tuned. The defaults reach ≥ 97% held-out
-/// accuracy on the synthetic world's questions from a default pre-training
-/// run (docs/finetuning.md has the measurements they were chosen from).
+/// How a VQA model is fine-tuned (docs/finetuning.md has the measurements).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VqaSettings {
     /// Optimiser steps (1500).
@@ -398,7 +396,7 @@ impl PreparedVqa {
             predictions.extend(best.into_iter().map(|i| answers[i as usize].clone()));
             scored.extend(kept.into_iter().map(|position| chunk[position].clone()));
         }
-        Ok(VqaAccuracy::of(&scored, &predictions))
+        Ok(accuracy(&scored, &predictions))
     }
 }
 

@@ -3,17 +3,17 @@
 //! answers, drawn in seeded epochs, and the official accuracy (overall and
 //! per answer type) of predicted answers.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
-use serde::{Deserialize, Serialize};
 use vlp_data::image::{ImagePipeline, ImageSample, TransformMode};
 use vlp_data::source::{read_vqa2, CorruptBudget, ImagePattern, ImageRef, Vqa2Options};
-use vlp_data::{vqa_soft_score, AnswerVocabulary, HostVisual, HostVqaBatch, TextTokenizer};
+use vlp_data::{
+    vqa_soft_score, AnswerVocabulary, HostVisual, HostVqaBatch, TextTokenizer, VqaAccuracy,
+};
 
 use crate::error::Result;
 
@@ -145,54 +145,15 @@ pub fn host_batch(
     Ok((batch, HostVisual::Images(images), kept))
 }
 
-/// The official VQA accuracy of a run's answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct VqaAccuracy {
-    /// Mean accuracy over the questions, in `[0, 1]`.
-    pub accuracy: f64,
-    /// The same per answer type (`yes/no`, `number`, `other`).
-    pub per_answer_type: BTreeMap<String, f64>,
-    /// Questions scored.
-    pub questions: usize,
-}
-
-impl VqaAccuracy {
-    /// The accuracy of `predictions` (normalised answers, one per example).
-    pub fn of(examples: &[VqaExample], predictions: &[String]) -> Self {
-        let mut by_type: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        let mut total = 0.0;
-        for (example, prediction) in examples.iter().zip(predictions) {
-            let score = f64::from(vqa_soft_score(prediction, &example.answers));
-            total += score;
-            let entry = by_type.entry(example.answer_type.clone()).or_default();
-            entry.0 += score;
-            entry.1 += 1;
-        }
-        let questions = predictions.len().min(examples.len());
-        Self {
-            accuracy: total / questions.max(1) as f64,
-            per_answer_type: by_type
-                .into_iter()
-                .map(|(kind, (sum, count))| (kind, sum / count as f64))
-                .collect(),
-            questions,
-        }
-    }
-
-    /// `VQA accuracy 0.975 over 4707 questions (number 0.950, other 0.990, yes/no 0.985)`.
-    pub fn summary(&self) -> String {
-        let types: Vec<String> = self
-            .per_answer_type
+/// The official accuracy of `predictions` (normalised answers, one per
+/// example), overall and per answer type, in percent.
+pub fn accuracy(examples: &[VqaExample], predictions: &[String]) -> VqaAccuracy {
+    VqaAccuracy::from_scores(
+        examples
             .iter()
-            .map(|(kind, accuracy)| format!("{kind} {accuracy:.3}"))
-            .collect();
-        format!(
-            "VQA accuracy {:.4} over {} questions ({})",
-            self.accuracy,
-            self.questions,
-            types.join(", ")
-        )
-    }
+            .zip(predictions)
+            .map(|(e, p)| (&e.answer_type, vqa_soft_score(p, &e.answers))),
+    )
 }
 
 #[cfg(test)]
@@ -223,8 +184,8 @@ mod tests {
         }
     }
 
-    /// Ten humans of whom `m` agree give 0.3·m (m < 4) or 1, averaged per
-    /// type and overall (closed form of the official leave-one-out mean).
+    /// Ten humans of whom `m` agree give 30·m % (m < 4) or 100 %, averaged
+    /// per type and overall (closed form of the official leave-one-out mean).
     #[test]
     fn accuracy_is_the_official_mean_per_type() {
         let mut two = vec!["2"; 2];
@@ -235,11 +196,11 @@ mod tests {
             example(&["red"; 10], "other"),
         ];
         let predictions = ["yes", "2", "blue"].map(String::from);
-        let accuracy = VqaAccuracy::of(&examples, &predictions);
+        let accuracy = accuracy(&examples, &predictions);
         assert_eq!(accuracy.questions, 3);
-        assert!((accuracy.per_answer_type["yes/no"] - 1.0).abs() < 1e-9);
-        assert!((accuracy.per_answer_type["number"] - 0.6).abs() < 1e-6);
+        assert!((accuracy.per_answer_type["yes/no"] - 100.0).abs() < 1e-9);
+        assert!((accuracy.per_answer_type["number"] - 60.0).abs() < 1e-4);
         assert!((accuracy.per_answer_type["other"] - 0.0).abs() < 1e-9);
-        assert!((accuracy.accuracy - 1.6 / 3.0).abs() < 1e-6);
+        assert!((accuracy.accuracy - 160.0 / 3.0).abs() < 1e-4);
     }
 }

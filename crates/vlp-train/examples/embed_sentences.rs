@@ -1,13 +1,14 @@
 //! Sentence embeddings with an imported Hugging Face BERT (by default
 //! all-MiniLM-L6-v2, which `cargo xtask assets` puts in
-//! `assets/all-minilm-l6-v2`), through vlp-models alone:
+//! `assets/all-minilm-l6-v2`), through [`vlp_train::embed`]:
 //! sentence-transformers' recipe, the last hidden states averaged over the
-//! real (non-padding) tokens, then L2-normalised.
+//! real (non-padding) tokens, then L2-normalised. `cargo xtask embed` does
+//! the same for a file of texts and writes a `.npy`.
 //!
 //! ```sh
 //! cargo xtask assets
-//! cargo run --release -p vlp-models --example embed_sentences
-//! cargo run --release -p vlp-models --example embed_sentences -- \
+//! cargo run --release -p vlp-train --example embed_sentences
+//! cargo run --release -p vlp-train --example embed_sentences -- \
 //!     --model path/to/bert --json "A man is eating food." "Two dogs play in the snow."
 //! ```
 //!
@@ -27,8 +28,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::backend::Flex;
-use vlp_data::{tokens_to_tensors, TextTokenizer};
-use vlp_models::{l2_normalize, mean_pool, BertModel};
+use vlp_train::embed::embed_texts;
 
 /// The inference backend: no autodiff, so no dropout.
 type B = Flex;
@@ -72,16 +72,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = Default::default();
-    let (model, _report) = BertModel::<B>::from_pretrained(&args.model, &device)?;
-    let tokenizer = TextTokenizer::from_file(args.model.join("tokenizer.json"))?;
-    // At most as many tokens as the model has positions: longer sentences
-    // are truncated (keeping the final [SEP]) instead of failing in the model.
-    let tokens = tokenizer.encode(&args.sentences, model.embeddings.max_positions())?;
-    let (ids, padding) = tokens_to_tensors::<B>(&tokens, &device);
-    let hidden = model.try_forward(ids, padding.clone())?.last_hidden_state;
-    // sentence-transformers: the mean over the real tokens, L2-normalised.
-    let embeddings = l2_normalize(mean_pool(hidden, Some(padding)));
+    let embeddings = embed_texts::<B>(&args.model, &args.sentences, 64, &Default::default())?;
     let [count, width] = embeddings.dims();
     let values: Vec<f32> = embeddings.into_data().to_vec()?;
     let rows: Vec<&[f32]> = values.chunks(width).collect();
@@ -111,16 +102,6 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let needed = ["config.json", "model.safetensors", "tokenizer.json"];
-    if let Some(file) = needed.iter().find(|f| !args.model.join(f).is_file()) {
-        eprintln!(
-            "embed_sentences: {} has no {file}: run `cargo xtask assets` for \
-             all-MiniLM-L6-v2, or pass a Hugging Face BERT folder with --model DIR \
-             (or VLP_BERT_DIR)",
-            args.model.display()
-        );
-        return ExitCode::from(2);
-    }
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
