@@ -116,6 +116,10 @@ struct PretrainArgs {
     init_text: Option<PathBuf>,
     #[command(flatten)]
     data: xtask::data::DatasetArgs,
+    /// Continue the stopped run in this folder from its latest checkpoint,
+    /// with its own config.toml and tokenizer.json (only --device applies).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -150,6 +154,10 @@ fn utc_stamp() -> String {
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.resume {
+        let run = PretrainRun::resuming(dir).map_err(report)?;
+        return train(run, true, chosen_device(args.device)?);
+    }
     let preset = match &args.preset {
         Some(name) => Some(presets::find(name).map_err(|err| UsageError(err.to_string()))?),
         None => None,
@@ -176,17 +184,25 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     if !config.model.frozen.is_empty() {
         eprintln!("frozen (no gradient): {:?}", config.model.frozen);
     }
+    let run = PretrainRun {
+        config,
+        out,
+        tokenizer: args.tokenizer.or_else(|| {
+            args.init_text
+                .as_ref()
+                .map(|dir| dir.join("tokenizer.json"))
+        }),
+        init_text: args.init_text,
+    };
+    train(run, false, device)
+}
+
+/// Runs (or resumes) `run` on `device` and prints its report.
+fn train(run: PretrainRun, resume: bool, device: DeviceSpec) -> anyhow::Result<()> {
+    let out = run.out.clone();
     let job = PretrainJob {
-        run: PretrainRun {
-            config,
-            out: out.clone(),
-            tokenizer: args.tokenizer.or_else(|| {
-                args.init_text
-                    .as_ref()
-                    .map(|dir| dir.join("tokenizer.json"))
-            }),
-            init_text: args.init_text,
-        },
+        run,
+        resume,
         device: device.to_string(),
     };
     let report = device::dispatch(device, job).map_err(UsageError)??;
@@ -198,6 +214,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
 /// A pre-training run on the chosen backend, with progress on stderr.
 struct PretrainJob {
     run: PretrainRun,
+    resume: bool,
     device: String,
 }
 
@@ -207,7 +224,11 @@ impl BackendJob for PretrainJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let mut progress =
             Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
-        self.run.run::<B>(&device, &mut progress).map_err(report)
+        match self.resume {
+            true => self.run.resume::<B>(&device, &mut progress),
+            false => self.run.run::<B>(&device, &mut progress),
+        }
+        .map_err(report)
     }
 }
 
