@@ -82,6 +82,7 @@ mod tests {
     use super::*;
     use burn::backend::{Autodiff, Flex};
     use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::backend::Backend;
 
     type B = Autodiff<Flex>;
 

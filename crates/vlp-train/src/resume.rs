@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{recorder, write_atomic, CHECKPOINT_STEM};
 use crate::error::{Result, TrainError};
 use crate::metrics::Accumulator;
+use crate::trainer::materialize;
 
 /// The run folder's sub-folder of resumable checkpoints.
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
@@ -84,6 +85,8 @@ where
     let cannot = |what: &str, err: burn::record::RecorderError| {
         TrainError::file(&partial, format!("cannot write the {what}: {err}"))
     };
+    // A clone of a parameter Burn has not drawn yet would draw its own.
+    materialize(model);
     model
         .clone()
         .save_file(partial.join(CHECKPOINT_STEM), &recorder())
@@ -199,6 +202,7 @@ mod tests {
     use burn::backend::{Autodiff, Flex};
     use burn::nn::{Linear, LinearConfig};
     use burn::optim::AdamWConfig;
+    use burn::tensor::backend::Backend;
 
     type B = Autodiff<Flex>;
 

@@ -60,10 +60,13 @@ impl PretrainRun {
     pub fn resuming(run: &Path) -> Result<Self> {
         let config = run_config(run)?;
         if latest_checkpoint(run)?.is_none() {
-            return Err(ConfigError::Read {
-                path: run.join(CHECKPOINTS_DIR),
-                message: "the run has no checkpoint to resume from".into(),
-            }
+            return Err(ConfigError::invalid(
+                "resume",
+                format!(
+                    "{} has no checkpoint to resume from (none in {CHECKPOINTS_DIR}/)",
+                    run.display()
+                ),
+            )
             .into());
         }
         Ok(Self {
