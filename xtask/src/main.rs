@@ -45,6 +45,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Pre-train a model (any architecture; see `presets`) on the synthetic
@@ -149,6 +151,10 @@ struct PretrainArgs {
     init_text: Option<PathBuf>,
     #[command(flatten)]
     data: xtask::data::DatasetArgs,
+    /// Continue the stopped run in this folder from its latest checkpoint,
+    /// with its own config.toml and tokenizer.json (only --device applies).
+    #[arg(long, value_name = "RUN_DIR")]
+    resume: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +176,10 @@ fn utc_stamp() -> String {
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.resume {
+        let run = PretrainRun::resuming(dir).map_err(report)?;
+        return train(run, true, chosen_device(args.device)?);
+    }
     let preset = match &args.preset {
         Some(name) => Some(presets::find(name).map_err(|err| UsageError(err.to_string()))?),
         None => None,
@@ -196,17 +206,25 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     if !config.model.frozen.is_empty() {
         eprintln!("frozen (no gradient): {:?}", config.model.frozen);
     }
+    let run = PretrainRun {
+        config,
+        out,
+        tokenizer: args.tokenizer.or_else(|| {
+            args.init_text
+                .as_ref()
+                .map(|dir| dir.join("tokenizer.json"))
+        }),
+        init_text: args.init_text,
+    };
+    train(run, false, device)
+}
+
+/// Runs (or resumes) `run` on `device` and prints its report.
+fn train(run: PretrainRun, resume: bool, device: DeviceSpec) -> anyhow::Result<()> {
+    let out = run.out.clone();
     let job = PretrainJob {
-        run: PretrainRun {
-            config,
-            out: out.clone(),
-            tokenizer: args.tokenizer.or_else(|| {
-                args.init_text
-                    .as_ref()
-                    .map(|dir| dir.join("tokenizer.json"))
-            }),
-            init_text: args.init_text,
-        },
+        run,
+        resume,
         device: device.to_string(),
     };
     let report = device::dispatch(device, job).map_err(UsageError)??;
@@ -218,6 +236,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
 /// A pre-training run on the chosen backend, with progress on stderr.
 struct PretrainJob {
     run: PretrainRun,
+    resume: bool,
     device: String,
 }
 
@@ -227,7 +246,11 @@ impl BackendJob for PretrainJob {
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let mut progress =
             Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
-        self.run.run::<B>(&device, &mut progress).map_err(report)
+        match self.resume {
+            true => self.run.resume::<B>(&device, &mut progress),
+            false => self.run.run::<B>(&device, &mut progress),
+        }
+        .map_err(report)
     }
 }
 

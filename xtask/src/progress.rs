@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use vlp_train::checkpoint::CURVES_FILE;
+use vlp_train::checkpoint::{read_metrics, CURVES_FILE, METRICS_FILE};
 use vlp_train::{MetricsRecord, PretrainConfig, TrainObserver, TrainStart};
 
 /// Progress of one run: bar or lines on stderr, curves into the run folder.
@@ -85,6 +85,16 @@ impl TrainObserver for Progress {
             "{verb} {} steps of {} {examples}{micro_batches} {}",
             start.steps, start.batch_size, self.context
         );
+        if start.first_step > 0 {
+            eprintln!("resuming after step {}", start.first_step);
+            self.bar.set_position(start.first_step as u64);
+            // The curves start with the lines the stopped run logged.
+            let logged = self
+                .out
+                .as_ref()
+                .map(|out| read_metrics(&out.join(METRICS_FILE)));
+            self.records = logged.and_then(Result::ok).unwrap_or_default();
+        }
     }
 
     fn stepped(&mut self, _step: usize) {

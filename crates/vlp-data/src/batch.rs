@@ -43,6 +43,15 @@ pub enum TrainState {
     Datasets(TrainDraws),
 }
 
+impl TrainState {
+    /// Whether a step's draws depend on the steps before it (a shard
+    /// stream's position), not only on the seed and the step: a run resumed
+    /// at step k must then draw steps 0..k again to get there.
+    pub fn follows_past(&self) -> bool {
+        matches!(self, Self::Datasets(draws) if draws.streams_shards())
+    }
+}
+
 /// The pairs held out for retrieval and captioning, as the model reads them.
 #[derive(Debug, Clone)]
 pub struct HeldOutPairs {

@@ -154,6 +154,15 @@ pub struct TrainDraws {
     cumulative: Vec<f64>,
 }
 
+impl TrainDraws {
+    /// Whether any training dataset is read as a stream of shards.
+    pub fn streams_shards(&self) -> bool {
+        self.readers
+            .iter()
+            .any(|reader| matches!(reader, Reader::Shards { .. }))
+    }
+}
+
 enum Reader {
     Indexed(Arc<dyn SampleSource>),
     Shards {

@@ -48,7 +48,8 @@ pub fn checkpoint_path(run: &Path) -> PathBuf {
     run.join(format!("{CHECKPOINT_STEM}.mpk"))
 }
 
-fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
+/// The recorder of checkpoints: Burn's named MessagePack, full precision.
+pub(crate) fn recorder() -> NamedMpkFileRecorder<FullPrecisionSettings> {
     NamedMpkFileRecorder::new()
 }
 
@@ -92,12 +93,34 @@ impl MetricsFile {
         let file = std::fs::File::create(&path).map_err(|err| TrainError::file(&path, err))?;
         Ok(Self { path, file })
     }
+
+    /// Reopens `run/metrics.jsonl` to resume after `step` steps: the lines
+    /// logged after that step (by the run that stopped) are dropped, the
+    /// next ones appended.
+    pub fn resume(run: &Path, step: usize) -> Result<Self> {
+        let path = run.join(METRICS_FILE);
+        let kept: Vec<String> = read_metrics(&path)?
+            .iter()
+            .filter(|record| record.step <= step)
+            .map(|record| format!("{}\n", json_line(record)))
+            .collect();
+        write_atomic(&path, kept.concat().as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .map_err(|err| TrainError::file(&path, err))?;
+        Ok(Self { path, file })
+    }
+}
+
+fn json_line(record: &MetricsRecord) -> String {
+    serde_json::to_string(record).expect("a record of plain values serialises")
 }
 
 impl TrainObserver for MetricsFile {
     fn logged(&mut self, record: &MetricsRecord) -> Result<()> {
-        let line = serde_json::to_string(record).expect("a record of plain values serialises");
-        writeln!(self.file, "{line}").map_err(|err| TrainError::file(&self.path, err))
+        writeln!(self.file, "{}", json_line(record))
+            .map_err(|err| TrainError::file(&self.path, err))
     }
 }
 

@@ -7,6 +7,8 @@ use thiserror::Error;
 use vlp_data::DataError;
 use vlp_objectives::{ObjectiveError, UniterConfigError};
 
+use crate::resume::CheckpointRef;
+
 /// A configuration that cannot be read or describes no valid run.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum ConfigError {
@@ -95,12 +97,17 @@ pub enum TrainError {
         message: String,
     },
     /// The loss stopped being a finite number.
-    #[error("loss became {loss} at step {step}; lower learning_rate")]
+    #[error(
+        "loss became {loss} at step {step}; lower learning_rate (or set max_grad_norm); {}",
+        last_good(.last_checkpoint)
+    )]
     NonFiniteLoss {
         /// The 0-based step whose loss it was.
         step: usize,
         /// The value.
         loss: f32,
+        /// The run's last checkpoint written before it, to resume from.
+        last_checkpoint: Option<CheckpointRef>,
     },
     /// The background thread that builds batches stopped.
     #[error("the batch loader stopped")]
@@ -145,6 +152,17 @@ impl TrainError {
                         | DataError::Shards { .. }
                 )
         )
+    }
+}
+
+fn last_good(checkpoint: &Option<CheckpointRef>) -> String {
+    match checkpoint {
+        Some(checkpoint) => format!(
+            "last good checkpoint: {} (after step {})",
+            checkpoint.path.display(),
+            checkpoint.step
+        ),
+        None => "no checkpoint was written before it".into(),
     }
 }
 

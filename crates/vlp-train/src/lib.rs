@@ -2,11 +2,13 @@
 //! presets and validation ([`config`], [`presets`]), model building from a
 //! configuration for every architecture family ([`build`]), the [`Trainer`]
 //! with one step function for every model ([`trainer`], [`micro_batch`]),
-//! the learning-rate schedule and per-step generators ([`schedule`]), the
-//! run's data ([`data`]), held-out evaluation ([`eval`]), parameter counts
-//! ([`params`]), run folders and checkpoints ([`checkpoint`]), whole runs
-//! ([`run`]), the objective ablation ([`ablation`]) and sentence embeddings
-//! from an imported BERT ([`embed`]).
+//! the learning-rate schedule and per-step generators ([`schedule`]),
+//! gradient clipping by global norm ([`clip`]), the run's data ([`data`]),
+//! held-out evaluation ([`eval`]), parameter counts ([`params`]), run
+//! folders and checkpoints ([`checkpoint`]), resumable checkpoints
+//! ([`resume`]), whole runs ([`run`]), the objective ablation
+//! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]) and
+//! sentence embeddings from an imported BERT ([`embed`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -35,6 +37,7 @@
 pub mod ablation;
 pub mod build;
 pub mod checkpoint;
+pub mod clip;
 pub mod config;
 pub mod data;
 pub mod embed;
@@ -45,6 +48,7 @@ pub mod metrics;
 pub mod micro_batch;
 pub mod params;
 pub mod presets;
+pub mod resume;
 pub mod run;
 pub mod schedule;
 pub mod trainer;
@@ -56,6 +60,7 @@ pub use eval::{EvalReport, EvalSettings, Evaluate};
 pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
 pub use params::ParameterCount;
+pub use resume::CheckpointRef;
 pub use run::{reevaluate, run_config, PretrainRun};
-pub use schedule::{step_rng, LinearSchedule, StepDraw};
+pub use schedule::{backend_seed, step_rng, Decay, StepDraw, WarmupSchedule};
 pub use trainer::{materialize, sync_running_states, TrainObserver, TrainStart, Trainer};

@@ -65,7 +65,11 @@ pub fn step_values<B: Backend>(
 ) -> Result<Vec<(String, f32)>> {
     let loss = output.loss.clone().into_scalar().elem::<f32>();
     if !loss.is_finite() {
-        return Err(TrainError::NonFiniteLoss { step, loss });
+        return Err(TrainError::NonFiniteLoss {
+            step,
+            loss,
+            last_checkpoint: None,
+        });
     }
     let mut values = vec![("loss".to_string(), loss)];
     for objective in &output.objectives {
@@ -84,7 +88,7 @@ pub fn step_values<B: Backend>(
 /// Running sums of named values between two metrics lines. Each value is
 /// averaged over the steps that had it: with task sampling, an objective
 /// appears only in the steps that drew it.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Accumulator {
     sums: BTreeMap<String, (f32, usize)>,
 }

@@ -1,6 +1,6 @@
 //! A whole pre-training run as a library call (survey §5): tokenizer,
-//! model, training, checkpoint and held-out evaluation, in a run folder;
-//! and the re-evaluation of a saved run.
+//! model, training, checkpoints and held-out evaluation, in a run folder;
+//! the resumption of a stopped run; and the re-evaluation of a saved run.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +18,7 @@ use crate::config::PretrainConfig;
 use crate::data::{batcher, tokenizer};
 use crate::error::{ConfigError, Result, TrainError};
 use crate::eval::{data_report, evaluate, EvalReport, EvalSettings, Evaluate};
+use crate::resume::{latest_checkpoint, CHECKPOINTS_DIR};
 use crate::trainer::{TrainObserver, Trainer};
 
 /// A pre-training run: what to train, where to write it.
@@ -37,28 +38,79 @@ pub struct PretrainRun {
 impl PretrainRun {
     /// Trains on `device` and evaluates on held-out data, writing the run
     /// folder: `config.toml`, `tokenizer.json`, `metrics.jsonl`,
-    /// `model.mpk`, `eval.json`. Progress and metrics go to `observer` too.
+    /// `checkpoints/` (resumable, every `checkpoint_every` steps and at the
+    /// end), `model.mpk`, `eval.json`. Progress and metrics go to
+    /// `observer` too.
     pub fn run<B: AutodiffBackend>(
         &self,
         device: &B::Device,
         observer: &mut dyn TrainObserver,
     ) -> Result<EvalReport> {
-        let config = &self.config;
-        let tokenizer = tokenizer(config, self.tokenizer.as_deref())?;
+        let tokenizer = tokenizer(&self.config, self.tokenizer.as_deref())?;
         let out = &self.out;
         std::fs::create_dir_all(out)
             .map_err(|err| TrainError::file(out, format!("cannot create the run folder: {err}")))?;
         tokenizer.save(out.join(TOKENIZER_FILE))?;
-        write_atomic(&out.join(CONFIG_FILE), config.to_toml().as_bytes())?;
-        with_model::<B, _>(
+        write_atomic(&out.join(CONFIG_FILE), self.config.to_toml().as_bytes())?;
+        self.train::<B>(&tokenizer, false, device, observer)
+    }
+
+    /// The run of the folder `run` (its `config.toml` and `tokenizer.json`),
+    /// to [`Self::resume`].
+    pub fn resuming(run: &Path) -> Result<Self> {
+        let config = run_config(run)?;
+        if latest_checkpoint(run)?.is_none() {
+            return Err(ConfigError::invalid(
+                "resume",
+                format!(
+                    "{} has no checkpoint to resume from (none in {CHECKPOINTS_DIR}/)",
+                    run.display()
+                ),
+            )
+            .into());
+        }
+        Ok(Self {
             config,
+            out: run.to_path_buf(),
+            tokenizer: Some(run.join(TOKENIZER_FILE)),
+            // The checkpoint holds the whole model.
+            init_text: None,
+        })
+    }
+
+    /// Continues the stopped run of the run folder from its latest
+    /// checkpoint, exactly as if it had not stopped (the same batches,
+    /// learning rates, dropout masks and optimiser state; with one
+    /// micro-batch, the same losses): `metrics.jsonl` loses the lines
+    /// logged after the checkpoint and gets the rest; then as [`Self::run`].
+    pub fn resume<B: AutodiffBackend>(
+        &self,
+        device: &B::Device,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EvalReport> {
+        let tokenizer = tokenizer(&self.config, self.tokenizer.as_deref())?;
+        self.train::<B>(&tokenizer, true, device, observer)
+    }
+
+    /// Builds the model, trains it (from the latest checkpoint when
+    /// `resume`) and evaluates it.
+    fn train<B: AutodiffBackend>(
+        &self,
+        tokenizer: &TextTokenizer,
+        resume: bool,
+        device: &B::Device,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EvalReport> {
+        with_model::<B, _>(
+            &self.config,
             tokenizer.vocab_size(),
             tokenizer.special(),
             self.init_text.as_deref(),
             device,
             Training {
                 run: self,
-                tokenizer: &tokenizer,
+                tokenizer,
+                resume,
                 device,
                 observer,
             },
@@ -66,10 +118,11 @@ impl PretrainRun {
     }
 }
 
-/// Trains the freshly built model, saves it and evaluates it.
+/// Trains the freshly built (or resumed) model, saves it and evaluates it.
 struct Training<'a, B: AutodiffBackend> {
     run: &'a PretrainRun,
     tokenizer: &'a TextTokenizer,
+    resume: bool,
     device: &'a B::Device,
     observer: &'a mut dyn TrainObserver,
 }
@@ -84,8 +137,16 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
     {
         let (config, out) = (&self.run.config, &self.run.out);
         let batcher = batcher(config, self.tokenizer.clone())?;
-        let mut metrics = MetricsFile::create(out)?;
         let mut trainer = Trainer::new(config, self.device)?;
+        trainer.checkpoint_into(out);
+        let (model, mut metrics) = match self.resume {
+            true => {
+                let model = trainer.resume(model, out)?;
+                let done = trainer.resumed_step().unwrap_or(0);
+                (model, MetricsFile::resume(out, done)?)
+            }
+            false => (model, MetricsFile::create(out)?),
+        };
         let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;
         save_checkpoint(model.clone(), out)?;
         evaluate_into(&model.valid(), &batcher, config, out, self.device)

@@ -1,8 +1,10 @@
 //! The training loop (survey §5: pre-training with a mix of objectives):
 //! one optimiser step function for every model, whatever its architecture
 //! or batch, and [`Trainer::fit`], which feeds it the synthetic world's
-//! batches and reports through a [`TrainObserver`].
+//! batches, reports through a [`TrainObserver`], writes resumable
+//! checkpoints ([`crate::resume`]) and continues from one.
 
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
 
@@ -13,11 +15,16 @@ use burn::tensor::backend::AutodiffBackend;
 use vlp_data::{DataError, HostPretrainBatch, PretrainBatcher};
 use vlp_objectives::{ObjectiveMix, PretrainOutput, Pretrainer};
 
+use crate::clip::clip_global_norm;
 use crate::config::PretrainConfig;
-use crate::error::{Result, TrainError};
-use crate::metrics::{step_values, Accumulator, MetricsRecord};
+use crate::error::{ConfigError, Result, TrainError};
+use crate::metrics::{step_values, MetricsRecord};
 use crate::micro_batch::MicroBatchPools;
-use crate::schedule::{step_rng, LinearSchedule, StepDraw};
+use crate::resume::{
+    latest_checkpoint, load_resumable, save_resumable, CheckpointRef, TrainingState,
+    CHECKPOINTS_DIR,
+};
+use crate::schedule::{backend_seed, step_rng, StepDraw, WarmupSchedule};
 
 /// What leaves the trainer while it runs: progress, metrics, the end.
 /// Every method does nothing by default; `()` observes nothing.
@@ -67,8 +74,11 @@ impl<X: TrainObserver + ?Sized, Y: TrainObserver + ?Sized> TrainObserver for (&m
 pub struct TrainStart {
     /// Parameters of the model (trainable or not).
     pub parameters: usize,
-    /// Optimiser steps.
+    /// Optimiser steps of the whole run.
     pub steps: usize,
+    /// The first (0-based) step this call trains: 0, or the steps done by
+    /// the checkpoint a resumed run continues from.
+    pub first_step: usize,
     /// Image-text pairs per step.
     pub batch_size: usize,
     /// Micro-batches per step, run side by side.
@@ -82,13 +92,20 @@ pub struct TrainStart {
 pub type StepValues = Vec<Vec<(String, f32)>>;
 
 /// AdamW with the run's learning-rate schedule, and the thread pools its
-/// micro-batches run in (one pool: the whole batch in one pass).
+/// micro-batches run in (one pool: the whole batch in one pass); where it
+/// writes checkpoints and the state it resumes from.
 pub struct Trainer<B: AutodiffBackend, M: AutodiffModule<B>> {
     config: PretrainConfig,
-    schedule: LinearSchedule,
+    schedule: WarmupSchedule,
     optimizer: OptimizerAdaptor<AdamW, M, B>,
     pools: MicroBatchPools,
     device: B::Device,
+    /// The run folder resumable checkpoints go to (`None`: none written).
+    checkpoints: Option<PathBuf>,
+    /// The last checkpoint written or resumed from.
+    last_checkpoint: Option<CheckpointRef>,
+    /// The state [`Self::fit`] continues from.
+    resumed: Option<TrainingState>,
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
@@ -96,17 +113,63 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     pub fn new(config: &PretrainConfig, device: &B::Device) -> Result<Self> {
         Ok(Self {
             config: config.clone(),
-            schedule: LinearSchedule {
+            schedule: WarmupSchedule {
                 peak: config.learning_rate,
                 warmup_steps: config.warmup_steps,
                 steps: config.steps,
+                decay: config.schedule,
             },
             optimizer: AdamWConfig::new()
                 .with_weight_decay(config.weight_decay as f32)
                 .init::<B, M>(),
             pools: MicroBatchPools::new(config.micro_batches)?,
             device: device.clone(),
+            checkpoints: None,
+            last_checkpoint: None,
+            resumed: None,
         })
+    }
+
+    /// Makes [`Self::fit`] write a resumable checkpoint into the run folder
+    /// `run` every `checkpoint_every` steps and after the last step.
+    pub fn checkpoint_into(&mut self, run: &Path) {
+        self.checkpoints = Some(run.to_path_buf());
+    }
+
+    /// Loads the latest checkpoint of the run folder `run` into `model` and
+    /// the optimiser; [`Self::fit`] then continues after its step. Errors
+    /// when the run has no checkpoint, or one of another seed or beyond
+    /// the configured steps.
+    pub fn resume(&mut self, model: M, run: &Path) -> Result<M> {
+        let checkpoint = latest_checkpoint(run)?.ok_or_else(|| {
+            TrainError::file(run.join(CHECKPOINTS_DIR), "no checkpoint to resume from")
+        })?;
+        let (model, optimizer, state) =
+            load_resumable(&checkpoint, model, self.optimizer.clone(), &self.device)?;
+        if state.seed != self.config.seed || state.step > self.config.steps {
+            return Err(ConfigError::invalid(
+                "seed",
+                format!(
+                    "the checkpoint {} (seed {}, step {}) is not of this run (seed {}, {} steps)",
+                    checkpoint.path.display(),
+                    state.seed,
+                    state.step,
+                    self.config.seed,
+                    self.config.steps
+                ),
+            )
+            .into());
+        }
+        self.optimizer = optimizer;
+        self.resumed = Some(state);
+        self.last_checkpoint = Some(checkpoint);
+        Ok(model)
+    }
+
+    /// The steps done by the checkpoint [`Self::resume`] loaded, until
+    /// [`Self::fit`] continues from it.
+    pub fn resumed_step(&self) -> Option<usize> {
+        self.resumed.as_ref().map(|state| state.step)
     }
 
     /// The learning rate of step `step`.
@@ -118,10 +181,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     /// as the configuration's `micro_batches`), each on a copy of `model` in
     /// its own thread pool; the gradients of the losses summed (each
     /// micro-batch's weighted `1 / k`, so the step minimises the mean of
-    /// the micro-batch losses); one AdamW update at step `step`'s learning
-    /// rate; then `after` with each micro-batch's output, in order (ALBEF's
-    /// momentum update and queue: [`Pretrainer::after_step`]). Errors on a
-    /// loss that is not finite.
+    /// the micro-batch losses), clipped to the global norm `max_grad_norm`
+    /// when set; one AdamW update at step `step`'s learning rate; then
+    /// `after` with each micro-batch's output, in order (ALBEF's momentum
+    /// update and queue: [`Pretrainer::after_step`]). Errors on a loss that
+    /// is not finite.
     pub fn step<T, F, A>(
         &mut self,
         model: M,
@@ -156,6 +220,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             },
         )?;
         sync_running_states(&model);
+        let grads = match self.config.max_grad_norm {
+            max if max > 0.0 => clip_global_norm(&model, grads, max).0,
+            _ => grads,
+        };
         let mut model = self
             .optimizer
             .step(self.schedule.learning_rate(step), model, grads);
@@ -169,10 +237,14 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
 }
 
 impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
-    /// Trains `model` for the configuration's steps on batches of `batcher`
-    /// (built on a background thread; each step's draws depend only on the
-    /// seed and the step), with the configured objectives summed or one
-    /// sampled per step, reporting to `observer`.
+    /// Trains `model` for the configuration's steps (from the resumed
+    /// checkpoint's on, after [`Self::resume`]) on batches of `batcher`
+    /// (built on a background thread; each step's draws, the backend's
+    /// dropout masks included, depend only on the seed and the step), with
+    /// the configured objectives summed or one sampled per step, reporting
+    /// to `observer` and checkpointing after [`Self::checkpoint_into`]. A
+    /// loss that is not finite stops it with the step and the last
+    /// checkpoint named.
     pub fn fit(
         &mut self,
         mut model: M,
@@ -181,25 +253,32 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
     ) -> Result<M> {
         let config = self.config.clone();
         let mix = config.objectives.sampled_mix();
+        let resumed = self.resumed.take();
+        let first_step = resumed.as_ref().map_or(0, |state| state.step);
         observer.started(&TrainStart {
             parameters: model.num_params(),
             steps: config.steps,
+            first_step,
             batch_size: config.batch_size,
             micro_batches: config.micro_batches,
             task_mix: mix.clone(),
         });
-        let batches = spawn_loader(batcher.clone(), &config, 0)?;
-        let mut accumulator = Accumulator::default();
+        let batches = spawn_loader(batcher.clone(), &config, first_step)?;
+        let (mut accumulator, trained_before) = resumed.map_or_else(Default::default, |state| {
+            (state.pending_metrics, state.elapsed_seconds)
+        });
         let started = Instant::now();
+        let elapsed = || trained_before + started.elapsed().as_secs_f32();
         let mut window = (Instant::now(), 0usize);
-        for step in 0..config.steps {
+        for step in first_step..config.steps {
             let hosts = batches.recv().map_err(|_| TrainError::LoaderStopped)??;
+            B::seed(&self.device, backend_seed(config.seed, step));
             window.1 += hosts.iter().map(HostPretrainBatch::len).sum::<usize>();
             let objectives = mix
                 .as_ref()
                 .map(|mix| mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)));
             let device = self.device.clone();
-            let (trained, values) = self.step(
+            let trained = self.step(
                 model,
                 step,
                 hosts,
@@ -211,7 +290,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
                     })
                 },
                 |model, output| Ok(model.after_step(output)?),
-            )?;
+            );
+            let (trained, values) = trained.map_err(|err| match err {
+                TrainError::NonFiniteLoss { step, loss, .. } => TrainError::NonFiniteLoss {
+                    step,
+                    loss,
+                    last_checkpoint: self.last_checkpoint.clone(),
+                },
+                err => err,
+            })?;
             model = trained;
             values
                 .into_iter()
@@ -228,13 +315,28 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
                     temperature: model.temperature(),
                     learning_rate: self.learning_rate(step),
                     samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
-                    elapsed_seconds: started.elapsed().as_secs_f32(),
+                    elapsed_seconds: elapsed(),
                 };
                 window = (Instant::now(), 0);
                 observer.logged(&record)?;
             }
+            // After the metrics line, so that the pending values saved are
+            // those of no line yet written.
+            let every = config.checkpoint_every;
+            if let Some(run) = &self.checkpoints {
+                if (every > 0 && done.is_multiple_of(every)) || done == config.steps {
+                    let state = TrainingState {
+                        step: done,
+                        seed: config.seed,
+                        elapsed_seconds: elapsed(),
+                        pending_metrics: accumulator.clone(),
+                    };
+                    let saved = save_resumable(run, &model, &self.optimizer, &state)?;
+                    self.last_checkpoint = Some(saved);
+                }
+            }
         }
-        observer.finished(started.elapsed().as_secs_f32());
+        observer.finished(elapsed());
         Ok(model)
     }
 }
@@ -287,7 +389,9 @@ pub fn sync_running_states<B: AutodiffBackend, M: AutodiffModule<B>>(model: &M) 
 /// decoded in parallel on rayon's pool): `micro_batches` batches of
 /// `batch_size / micro_batches` pairs each, drawn one after the other, with
 /// `data.fused_pairs` shared among them. Each step's batches depend only on
-/// the seed and the step number (and, for shards, on the steps before).
+/// the seed and the step number (and, for shards, on the steps before:
+/// those the loader draws again and drops, to reach the stream's position
+/// at `first_step`).
 fn spawn_loader(
     mut batcher: PretrainBatcher,
     config: &PretrainConfig,
@@ -303,12 +407,19 @@ fn spawn_loader(
     );
     let size = config.batch_size / parts;
     batcher.fused_pairs = Some(config.data.fused_pairs.div_ceil(parts));
+    let replay_from = match state.follows_past() {
+        true => 0,
+        false => first_step,
+    };
     std::thread::spawn(move || {
-        for step in first_step..steps {
+        for step in replay_from..steps {
             let mut rng = step_rng(seed, step, StepDraw::Batch);
-            let batches = (0..parts)
+            let batches: Result<Vec<_>, DataError> = (0..parts)
                 .map(|_| batcher.train_batch(&mut state, size, twins, step as u64, &mut rng))
                 .collect();
+            if step < first_step && batches.is_ok() {
+                continue;
+            }
             if sender.send(batches).is_err() {
                 break;
             }

@@ -19,6 +19,7 @@ pub use objectives::{FixedWeights, ObjectiveSpec, ObjectivesConfig, Requirement,
 
 use crate::error::ConfigError;
 use crate::presets::Preset;
+use crate::schedule::Decay;
 
 /// Everything a pre-training run depends on. Every field has a default; a
 /// config file need only name what it changes. Unknown keys are errors.
@@ -41,14 +42,25 @@ pub struct PretrainConfig {
     /// With dropout the masks' draws interleave across threads, so runs are
     /// not bit-for-bit reproducible.
     pub micro_batches: usize,
-    /// Peak AdamW learning rate (after linear warm-up; linear decay to 0).
+    /// Peak AdamW learning rate (after linear warm-up; then `schedule`'s
+    /// decay to 0).
     pub learning_rate: f64,
     /// Warm-up steps.
     pub warmup_steps: usize,
+    /// The decay after the warm-up: `"linear"` (default; BERT, UNITER) or
+    /// `"cosine"` (CLIP, BLIP).
+    pub schedule: Decay,
     /// AdamW's decoupled weight decay.
     pub weight_decay: f64,
+    /// Clip the gradients' global L2 norm (over all parameters together)
+    /// to this before each update; 0 (default): no clipping. UNITER uses 2.0.
+    pub max_grad_norm: f64,
     /// Log a metrics line every this many steps.
     pub log_every: usize,
+    /// Write a resumable checkpoint (model, optimiser, step) into the run
+    /// folder every this many steps, and after the last step; 0: only after
+    /// the last step.
+    pub checkpoint_every: usize,
     /// Number of held-out test pairs in the retrieval evaluation, and of
     /// held-out images captioned by captioning models.
     pub eval_candidates: usize,
@@ -186,8 +198,11 @@ impl Default for PretrainConfig {
             micro_batches: 1,
             learning_rate: 2e-3,
             warmup_steps: 50,
+            schedule: Decay::Linear,
             weight_decay: 0.01,
+            max_grad_norm: 0.0,
             log_every: 10,
+            checkpoint_every: 200,
             eval_candidates: 1000,
             caption_beam_size: 3,
             data: DataConfig::default(),
@@ -374,6 +389,15 @@ impl PretrainConfig {
                 return Err(ConfigError::invalid(key, format!("{key} must be positive")));
             }
         }
+        if !(self.max_grad_norm >= 0.0 && self.max_grad_norm.is_finite()) {
+            return Err(ConfigError::invalid(
+                "max_grad_norm",
+                format!(
+                    "max_grad_norm must be 0 (off) or positive, got {}",
+                    self.max_grad_norm
+                ),
+            ));
+        }
         if let Some(albef) = self.fusion(self.data.tokenizer_vocab_size) {
             albef.validate().map_err(|err| {
                 ConfigError::invalid("model.architecture", format!("model.architecture.{err}"))
@@ -523,6 +547,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("hiden_size"), "{err}");
+        let survivor = PretrainConfig {
+            schedule: Decay::Cosine,
+            max_grad_norm: 2.0,
+            checkpoint_every: 50,
+            ..config
+        };
+        let text = survivor.to_toml();
+        assert!(text.contains("schedule = \"cosine\""), "{text}");
+        assert_eq!(toml::from_str::<PretrainConfig>(&text).unwrap(), survivor);
+        let err = toml::from_str::<PretrainConfig>("schedule = \"step\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("step"), "{err}");
+        let clip = PretrainConfig {
+            max_grad_norm: -1.0,
+            ..PretrainConfig::default()
+        };
+        let err = clip.validate().unwrap_err().to_string();
+        assert!(err.contains("max_grad_norm"), "{err}");
     }
 
     #[test]
