@@ -178,7 +178,7 @@ fn utc_stamp() -> String {
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.resume {
         let run = PretrainRun::resuming(dir).map_err(report)?;
-        return train(run, true, chosen_device(args.device)?);
+        return train(run, true, device::chosen(args.device)?);
     }
     let preset = match &args.preset {
         Some(name) => Some(presets::find(name).map_err(|err| UsageError(err.to_string()))?),

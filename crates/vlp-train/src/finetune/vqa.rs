@@ -306,6 +306,7 @@ impl PreparedVqa {
         observer.started(&TrainStart {
             parameters: model.num_params(),
             steps: s.steps,
+            first_step: 0,
             batch_size: s.batch_size,
             micro_batches: 1,
             task_mix: None,
