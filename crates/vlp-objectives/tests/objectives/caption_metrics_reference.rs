@@ -53,7 +53,7 @@ fn bleu_and_cider_d_match_pycocoevalcap() {
         assert!(diff < 1e-6, "{:?} vs {per:?}", cider.per_candidate);
     }
     let one = vec!["a".to_string()];
-    assert!(corpus_bleu(&[one.clone()], &[]).is_err());
+    assert!(corpus_bleu(std::slice::from_ref(&one), &[]).is_err());
     assert!(cider_d(&[one], &[vec![]]).is_err());
 }
 
