@@ -54,7 +54,7 @@ pub struct VqaArgs {
     /// trained on the training questions).
     #[arg(long, conflicts_with = "init")]
     tokenizer: Option<PathBuf>,
-    /// Optimiser steps [default: 1500].
+    /// Optimiser steps [default: 4500].
     #[arg(long)]
     steps: Option<usize>,
     /// Questions per step [default: 64].

@@ -18,7 +18,7 @@
 //!   and their original indices).
 //! - [`prefix`]: the PrefixLM split sampler (SimVLM).
 //! - [`vqa_targets`]: the official VQA v2 soft score and `[A]` answer
-//!   targets; [`vqa_accuracy`]: the official accuracy from raw answers,
+//!   targets; [`vqa_accuracy()`]: the official accuracy from raw answers,
 //!   overall and per answer type.
 //! - [`visual`]: pixels or detector regions, on the host and on a device.
 //! - [`collate`]: tokens, images and clips into padded tensors with masks,

@@ -71,11 +71,13 @@ impl<B: Backend> UniterVqa<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use burn::backend::{Autodiff, NdArray};
+    use burn::backend::NdArray;
     use vlp_features::{PatchEmbeddingsConfig, VisualEmbeddingsConfig};
     use vlp_models::{SingleStreamConfig, TransformerSize};
 
-    type B = Autodiff<NdArray>;
+    /// An inference backend: Burn applies dropout only under autodiff, so
+    /// two passes over the same inputs agree.
+    type B = NdArray;
 
     /// The logits are the head applied to the fused pooled `[CLS]` of the
     /// backbone's merged pass, and the loss is the BCE of those logits.

@@ -78,7 +78,7 @@ impl<'a> TfIdf<'a> {
 /// `Cider().compute_score`: an n-gram's document frequency is the number of
 /// candidates among whose references it occurs; each candidate scores
 /// `10 · mean over references of mean over n = 1..4` of
-/// [`TfIdf::similarity`]. The corpus score is the mean over candidates (so
+/// `TfIdf::similarity`. The corpus score is the mean over candidates (so
 /// it depends on the evaluated set, as in the COCO evaluation).
 ///
 /// `candidates[i]` is a tokenised caption, `references[i]` its (non-empty)

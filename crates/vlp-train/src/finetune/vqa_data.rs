@@ -98,6 +98,9 @@ pub fn step_indices(n: usize, batch_size: usize, seed: u64, step: usize) -> Vec<
         .collect()
 }
 
+/// Questions, their images and the positions they came from.
+pub type HostBatch = (HostVqaBatch, HostVisual, Vec<usize>);
+
 /// The host tensors of some questions: tokens, soft scores over `answers`
 /// and the images (decoded in parallel, resized as held-out images are),
 /// with the positions in `examples` of the rows. Examples whose image
@@ -109,7 +112,7 @@ pub fn host_batch(
     answers: &AnswerVocabulary,
     pipeline: &ImagePipeline,
     budget: &CorruptBudget,
-) -> Result<(HostVqaBatch, HostVisual, Vec<usize>)> {
+) -> Result<HostBatch> {
     let loaded: Vec<_> = examples
         .par_iter()
         .enumerate()
