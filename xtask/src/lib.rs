@@ -1,8 +1,10 @@
-//! The vlp runner: `cargo xtask pretrain | eval | presets | ablate | test |
-//! bench | assets | data | embed`: argument parsing, progress bars, plots, benchmarks.
+//! The vlp runner: `cargo xtask pretrain | finetune | answer | eval |
+//! presets | ablate | test | bench | assets | data | embed`: argument
+//! parsing, progress bars, plots, benchmarks.
 //!
 //! The logic lives in the library crates: a run is
-//! [`vlp_train::PretrainRun`], evaluation [`vlp_train::reevaluate`]. This
+//! [`vlp_train::PretrainRun`], evaluation [`vlp_train::reevaluate`],
+//! fine-tuning [`vlp_train::finetune`]. This
 //! crate alone names backends (cargo features `ndarray`, `flex`, `wgpu`,
 //! `cuda`) and picks one at run time (`--device`) through
 //! [`device::dispatch`].

@@ -1,6 +1,7 @@
-//! `cargo xtask`: the vlp runner's command line (pretrain, eval, presets,
-//! ablate, bench, test, assets, data, embed); the work is in the library crates
-//! and `xtask`'s modules, this file parses arguments and prints.
+//! `cargo xtask`: the vlp runner's command line (pretrain, finetune, answer,
+//! eval, presets, ablate, bench, test, assets, data, embed); the work is in
+//! the library crates and `xtask`'s modules, this file parses arguments and
+//! prints.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
