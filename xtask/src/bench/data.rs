@@ -24,9 +24,10 @@ use vlp_data::image::{
 use vlp_data::synthetic::SyntheticWorld;
 use vlp_data::TextTokenizer;
 
+use vlp_bench::stats::{contention_line, median, noisy, optional, ratio, watching_others};
+
 use super::common::{
-    contention_line, in_scratch_dir, median, noisy, optional, ratio, reference_command, repo_root,
-    run_for_json, watching_others, write_json_rows, ReferenceArgs, Row,
+    in_scratch_dir, reference_command, repo_root, run_for_json, write_json_rows, ReferenceArgs, Row,
 };
 
 /// The headline row's name.

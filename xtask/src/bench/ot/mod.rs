@@ -21,9 +21,11 @@ use vlp_ot::{
     CostBatch, ExactConfig, IpotConfig, SinkhornConfig, WraConfig,
 };
 
+use vlp_bench::stats::{cpu_snapshot, median, others_share, watching_others};
+use vlp_bench::{normals, write_npy};
+
 use super::common::{
-    cpu_snapshot, in_scratch_dir, median, normals, others_share, reference_command, repo_root,
-    run_for_json, watching_others, write_json_rows, write_npy, ReferenceArgs,
+    in_scratch_dir, reference_command, repo_root, run_for_json, write_json_rows, ReferenceArgs,
 };
 use report::report;
 

@@ -7,7 +7,9 @@ use anyhow::Result;
 use serde_json::Value;
 
 use super::{BenchOtArgs, Case, DIM, SINKHORN_ITERS, SINKHORN_REG};
-use crate::bench::common::{contention_line, noisy, Row};
+use vlp_bench::stats::{contention_line, noisy};
+
+use crate::bench::common::Row;
 
 /// (vlp key, reference key, row prefix): the rows of the table.
 const PAIRS: &[(&str, &str, &str)] = &[

@@ -4,17 +4,13 @@
 //! run. docs/benchmarks.md ("Training step") describes the model, the inputs
 //! and the measurement; this module runs them.
 //!
-//! `inputs.rs` generates the batch (and writes it as `.npy` files for the
-//! script); `worker.rs` is vlp's side, [`vlp_objectives::UniterPretrainer`]
-//! with MLM + ITM, measured in a child process of its own
-//! (`cargo xtask bench step --worker train|infer`) so that its peak RSS is
-//! that measurement's alone; `report.rs` prints the tables. Training runs in
-//! `--micro-batches` micro-batches side by side, each loss weighted by its
-//! share of the masked tokens and pairs so that the summed gradient is the
-//! whole batch's. Each figure is the median over `--reps` repetitions of
-//! `--steps` steps after `--warmup` steps, on `--threads` threads per side.
+//! [`vlp_bench::step`] generates the batch (written as `.npy` files for the
+//! script) and times vlp's side; `worker.rs` runs it in a child process of
+//! its own (`cargo xtask bench step --worker train|infer`) so that its peak
+//! RSS is that measurement's alone; `report.rs` prints the tables. Each
+//! figure is the median over `--reps` repetitions of `--steps` steps after
+//! `--warmup` steps, on `--threads` threads per side.
 
-mod inputs;
 mod report;
 mod worker;
 
@@ -23,13 +19,15 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+use vlp_bench::stats::watching_others;
+pub use vlp_bench::step::Mode;
+use vlp_bench::step::{Inputs, Measurement, Shape, HEADLINE};
+
 use super::common::{
     in_scratch_dir, numeric_flags, reference_command, repo_root, run_for_json, thread_env,
-    watching_others, write_json_rows, ReferenceArgs,
+    write_json_rows, ReferenceArgs,
 };
 use crate::device::{self, DeviceSpec};
-use inputs::{Inputs, Shape, HEADLINE};
-use worker::Measurement;
 
 /// Arguments of `cargo xtask bench step`.
 #[derive(clap::Args, Debug)]
@@ -95,24 +93,6 @@ impl BenchStepArgs {
             ("--reps", self.reps as u64),
             ("--seed", self.seed),
         ]
-    }
-}
-
-/// What one measurement runs.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mode {
-    /// Forward, backward and AdamW update.
-    Train,
-    /// Forward only, no autodiff, dropout off.
-    Infer,
-}
-
-impl Mode {
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Mode::Train => "train",
-            Mode::Infer => "infer",
-        }
     }
 }
 

@@ -7,10 +7,11 @@ use std::fmt::Write as _;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::inputs::{HEADLINE, VOCAB_SIZE};
-use super::worker::{Measurement, ONLY_IN_VLP};
+use vlp_bench::stats::{contention_line, noisy, optional, ratio};
+use vlp_bench::step::{Measurement, HEADLINE, ONLY_IN_VLP, VOCAB_SIZE};
+
 use super::{BenchStepArgs, Case, Mode};
-use crate::bench::common::{self, contention_line, noisy, optional, ratio};
+use crate::bench::common;
 use crate::device::DeviceSpec;
 
 /// One JSON result row (bench ot's columns plus throughput and memory).
@@ -215,7 +216,7 @@ fn model_mismatch(vlp: &Measurement, reference: &Measurement) -> Option<String> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::step::worker::Phases;
+    use vlp_bench::step::Phases;
 
     fn measurement(parameters: usize, first_mlm_loss: f64) -> Measurement {
         Measurement {

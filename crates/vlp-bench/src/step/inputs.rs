@@ -14,14 +14,14 @@ use rand_chacha::ChaCha8Rng;
 use vlp_data::{MlmMasking, PretrainBatch, RegionTensors, SpecialTokens, VisualBatch};
 
 use super::Mode;
-use crate::bench::common::{normals, write_npy};
+use crate::{normals, write_npy};
 
 /// BERT's uncased vocabulary size.
-pub(super) const VOCAB_SIZE: usize = 30_522;
+pub const VOCAB_SIZE: usize = 30_522;
 /// Width of a bottom-up-attention detector feature.
-pub(super) const FEATURE_SIZE: usize = 2048;
+pub const FEATURE_SIZE: usize = 2048;
 /// BERT uncased ids of `[PAD] [UNK] [CLS] [SEP] [MASK]`.
-pub(super) const SPECIAL: SpecialTokens = SpecialTokens {
+pub const SPECIAL: SpecialTokens = SpecialTokens {
     pad: 0,
     unk: 100,
     cls: 101,
@@ -29,9 +29,9 @@ pub(super) const SPECIAL: SpecialTokens = SpecialTokens {
     mask: 103,
 };
 /// First id of BERT uncased's whole words (below are specials and `[unused]`).
-pub(super) const FIRST_WORD_ID: i64 = 1996;
+pub const FIRST_WORD_ID: i64 = 1996;
 /// The headline case.
-pub(super) const HEADLINE: Shape = Shape {
+pub const HEADLINE: Shape = Shape {
     batch: 32,
     text_len: 32,
     regions: 36,
@@ -39,18 +39,23 @@ pub(super) const HEADLINE: Shape = Shape {
 
 /// Batch size, text length and region count of one case.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) struct Shape {
-    pub(super) batch: usize,
-    pub(super) text_len: usize,
-    pub(super) regions: usize,
+pub struct Shape {
+    /// Image-text pairs.
+    pub batch: usize,
+    /// Tokens per caption, `[CLS]` and `[SEP]` included, padded.
+    pub text_len: usize,
+    /// Detector regions per image.
+    pub regions: usize,
 }
 
 impl Shape {
-    pub(super) fn name(&self) -> String {
+    /// `b32-t32-r36`.
+    pub fn name(&self) -> String {
         format!("b{}-t{}-r{}", self.batch, self.text_len, self.regions)
     }
 
-    pub(super) fn parse(text: &str) -> Result<Shape> {
+    /// Reads a [`Shape::name`]; the error names the text.
+    pub fn parse(text: &str) -> Result<Shape> {
         let field = |prefix: char, part: Option<&str>| -> Result<usize> {
             part.and_then(|p| p.strip_prefix(prefix))
                 .and_then(|n| n.parse().ok())
@@ -70,7 +75,7 @@ impl Shape {
     }
 
     /// The JSON / table row name: what differs from the headline shape.
-    pub(super) fn benchmark(&self, mode: Mode) -> String {
+    pub fn benchmark(&self, mode: Mode) -> String {
         let mut name = format!("uniter-bench-{}-b{}", mode.name(), self.batch);
         if self.text_len != HEADLINE.text_len {
             write!(name, "-t{}", self.text_len).expect("writing to a String");
@@ -83,8 +88,9 @@ impl Shape {
 }
 
 /// One step's inputs on the host; every step of a measurement reuses them.
-pub(super) struct Inputs {
-    pub(super) shape: Shape,
+pub struct Inputs {
+    /// The batch's shape.
+    pub shape: Shape,
     /// `[B, T]` text: `[CLS]` words `[SEP]` then `[PAD]`.
     text_ids: Vec<i64>,
     /// `[B, T]` the text with BERT's MLM masking applied.
@@ -105,7 +111,7 @@ pub(super) struct Inputs {
 
 impl Inputs {
     /// A deterministic function of `shape` and `seed`.
-    pub(super) fn generate(shape: Shape, seed: u64) -> Inputs {
+    pub fn generate(shape: Shape, seed: u64) -> Inputs {
         let Shape {
             batch,
             text_len,
@@ -164,7 +170,7 @@ impl Inputs {
     }
 
     /// Writes the `.npy` files `benches/reference/uniter_step.py` reads.
-    pub(super) fn write(&self, dir: &Path) -> Result<()> {
+    pub fn write(&self, dir: &Path) -> Result<()> {
         let (b, t, r) = (self.shape.batch, self.shape.text_len, self.shape.regions);
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         let n = self.mlm_positions.len();
@@ -188,7 +194,7 @@ impl Inputs {
     /// `parts` consecutive row ranges of the batch, each with its share of the
     /// masked tokens and of the pairs (`[mlm, itm]`): the weights that make
     /// the parts' mean losses sum to the whole batch's.
-    pub(super) fn split(&self, parts: usize) -> Result<Vec<(Inputs, [f32; 2])>> {
+    pub fn split(&self, parts: usize) -> Result<Vec<(Inputs, [f32; 2])>> {
         let Shape {
             batch,
             text_len,
@@ -240,7 +246,7 @@ impl Inputs {
     /// row `i` with image row `i` (labelled by `itm_labels`), and MLM is
     /// learnt at every masked position, negatives' included, as in the
     /// PyTorch reference.
-    pub(super) fn to_batch<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
+    pub fn to_batch<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
         let (b, t, r) = (self.shape.batch, self.shape.text_len, self.shape.regions);
         let ints = |v: &[i64], shape: Vec<usize>| TensorData::new(v.to_vec(), shape);
         let n = self.mlm_positions.len();
