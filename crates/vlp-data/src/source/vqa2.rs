@@ -216,19 +216,16 @@ pub fn read_vqa2(
     Ok(SampleList::new(questions.to_path_buf(), samples))
 }
 
-/// The answers (normalised majority answers) of at least `min_count`
-/// questions of `samples` (the training split), most frequent first, ties
-/// in alphabetical order. None reaching `min_count` is an error.
-pub fn answer_vocabulary(
-    samples: &[Sample],
+/// The answers among `answers` (the training questions' normalised
+/// majority answers, [`VqaQuestion::answer`]) that at least `min_count`
+/// questions have, most frequent first, ties in alphabetical order. None
+/// reaching `min_count` is an error.
+pub fn answer_vocabulary<'a>(
+    answers: impl IntoIterator<Item = &'a str>,
     min_count: usize,
 ) -> Result<AnswerVocabulary, DataError> {
     let mut counts: HashMap<&str, usize> = HashMap::new();
-    for answer in samples
-        .iter()
-        .flat_map(|s| &s.questions)
-        .filter_map(|q| q.answer.as_deref())
-    {
+    for answer in answers {
         *counts.entry(answer).or_default() += 1;
     }
     let mut frequent: Vec<(&str, usize)> = counts
@@ -247,6 +244,15 @@ pub fn answer_vocabulary(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_answer_vocabulary_keeps_frequent_answers_most_frequent_first() {
+        let answers = ["no", "two", "yes", "no", "yes", "red", "two", "no", "blue"];
+        let vocabulary = answer_vocabulary(answers, 2).unwrap();
+        assert_eq!(vocabulary.answers(), ["no", "two", "yes"]);
+        let err = answer_vocabulary(answers, 4).unwrap_err().to_string();
+        assert!(err.contains("no answer occurs 4 times"), "{err}");
+    }
 
     #[test]
     fn image_patterns_pad_the_id() {

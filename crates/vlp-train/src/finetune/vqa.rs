@@ -137,7 +137,8 @@ impl VqaFinetune {
                 "no annotated question to train or evaluate on",
             ));
         }
-        let answers = vocabulary(&train, self.settings.min_answer_count)?;
+        let majority = train.iter().map(|e| e.answer.as_str());
+        let answers = answer_vocabulary(majority, self.settings.min_answer_count)?;
         let tokenizer = match (&self.init, &self.tokenizer) {
             (Some(run), _) => TextTokenizer::from_file(run.join(TOKENIZER_FILE))?,
             (None, Some(path)) => TextTokenizer::from_file(path)?,
@@ -158,26 +159,6 @@ impl VqaFinetune {
             unknown_token_rate,
         })
     }
-}
-
-/// The answer vocabulary of the training questions' majority answers.
-fn vocabulary(train: &[VqaExample], min_count: usize) -> Result<AnswerVocabulary> {
-    let samples: Vec<vlp_data::source::Sample> = train
-        .iter()
-        .map(|e| vlp_data::source::Sample {
-            key: String::new(),
-            image: e.image.clone(),
-            captions: Vec::new(),
-            questions: vec![vlp_data::source::VqaQuestion {
-                id: String::new(),
-                question: String::new(),
-                answer: Some(e.answer.clone()),
-                answers: Vec::new(),
-                answer_type: None,
-            }],
-        })
-        .collect();
-    Ok(answer_vocabulary(&samples, min_count)?)
 }
 
 /// Share of `[UNK]` among the word pieces of the training questions.
