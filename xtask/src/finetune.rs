@@ -1,12 +1,16 @@
-//! `cargo xtask finetune TASK` and `cargo xtask answer`: fine-tuning on
-//! downstream data and answering with the result
-//! ([`vlp_train::finetune`]); this module parses the flags and prints.
+//! `cargo xtask finetune TASK`, `cargo xtask eval TASK`, `cargo xtask
+//! answer` and `cargo xtask caption`: fine-tuning on downstream data,
+//! evaluating and answering with the result ([`vlp_train::finetune`]), and
+//! captioning images with a generative run ([`vlp_train::caption`]); this
+//! module parses the flags and prints.
 
 use std::path::PathBuf;
 
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use vlp_data::source::{ImagePattern, COCO_IMAGE_PATTERN};
+use vlp_data::VqaAccuracy;
+use vlp_train::caption::{CaptionSettings, Captioner};
 use vlp_train::finetune::{
     PreparedVqa, VqaAnswerer, VqaFiles, VqaFinetune, VqaReport, VqaSettings,
 };
@@ -69,6 +73,10 @@ pub struct VqaArgs {
     /// The run folder to write.
     #[arg(long)]
     out: PathBuf,
+    /// Continue the run in --out from its latest checkpoint (give the same
+    /// data, --init and settings).
+    #[arg(long)]
+    resume: bool,
     /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
     #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
@@ -107,6 +115,7 @@ pub fn run(command: FinetuneCommand) -> anyhow::Result<()> {
         tokenizer: args.tokenizer,
         out: args.out.clone(),
         settings,
+        resume: args.resume,
     }
     .prepare()
     .map_err(report)?;
@@ -188,6 +197,147 @@ impl BackendJob for AnswerJob {
         let answerer = VqaAnswerer::<B::InnerBackend>::load(&args.run, &device).map_err(report)?;
         answerer
             .answer(&args.image, &args.question, args.top, &device)
+            .map_err(report)
+    }
+}
+
+/// The downstream evaluations of `cargo xtask eval`.
+#[derive(Debug, Subcommand)]
+pub enum EvalCommand {
+    /// The official VQA accuracy of a `finetune vqa` run on a split in the
+    /// VQA v2 layout, overall and per answer type.
+    Vqa(VqaEvalArgs),
+}
+
+/// Flags of `eval vqa`.
+#[derive(Debug, Args)]
+pub struct VqaEvalArgs {
+    /// A run folder written by `finetune vqa`.
+    #[arg(long)]
+    run: PathBuf,
+    /// The questions (`v2_OpenEnded_mscoco_val2014_questions.json`).
+    #[arg(long)]
+    questions: PathBuf,
+    /// Their annotations (`v2_mscoco_val2014_annotations.json`).
+    #[arg(long)]
+    annotations: PathBuf,
+    /// The image folder.
+    #[arg(long)]
+    images: PathBuf,
+    /// Image file names: `{split}`, `{image_id}`, `{image_id:012}`.
+    #[arg(long, default_value = COCO_IMAGE_PATTERN)]
+    image_pattern: String,
+    /// The split's name in image file names (`{split}`).
+    #[arg(long, default_value = "val")]
+    split: String,
+    /// Also write `{"vqa": …}` (as `eval.json` has it) to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
+    #[arg(long, value_parser = DeviceSpec::parse)]
+    device: Option<DeviceSpec>,
+}
+
+/// Runs an `eval TASK` command.
+pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
+    let EvalCommand::Vqa(args) = command;
+    let image_pattern = ImagePattern::parse(&args.image_pattern)
+        .map_err(|err| UsageError(format!("--image-pattern: {err}")))?;
+    let files = VqaFiles {
+        questions: args.questions.clone(),
+        annotations: args.annotations.clone(),
+        images: args.images.clone(),
+        split: args.split.clone(),
+        image_pattern,
+    };
+    let device = device::chosen(args.device)?;
+    let job = VqaEvalJob {
+        run: args.run.clone(),
+        files,
+    };
+    let accuracy = device::dispatch(device, job).map_err(UsageError)??;
+    println!("{}", accuracy.summary());
+    if let Some(out) = &args.out {
+        let json = serde_json::to_string_pretty(&VqaReport { vqa: accuracy })?;
+        std::fs::write(out, json + "\n")
+            .map_err(|err| UsageError(format!("--out {}: {err}", out.display())))?;
+    }
+    Ok(())
+}
+
+/// A fine-tuned run's accuracy on the chosen backend (its inference
+/// backend: no dropout).
+struct VqaEvalJob {
+    run: PathBuf,
+    files: VqaFiles,
+}
+
+impl BackendJob for VqaEvalJob {
+    type Output = anyhow::Result<VqaAccuracy>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        eprintln!(
+            "evaluating {} on {}",
+            self.run.display(),
+            self.files.questions.display()
+        );
+        let answerer = VqaAnswerer::<B::InnerBackend>::load(&self.run, &device).map_err(report)?;
+        answerer.evaluate(&self.files, &device).map_err(report)
+    }
+}
+
+/// Flags of `caption`.
+#[derive(Debug, Args)]
+pub struct CaptionArgs {
+    /// A run folder of an encoder_decoder or prefix_lm model (e.g.
+    /// `pretrain --preset simvlm-tiny`).
+    #[arg(long)]
+    run: PathBuf,
+    /// The image files.
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Beam hypotheses (1: greedy).
+    #[arg(long, default_value_t = CaptionSettings::default().beam_size)]
+    beam_size: usize,
+    /// α of the beam's ranking `log_prob / len^α` (0: probability alone).
+    #[arg(long, default_value_t = CaptionSettings::default().length_penalty)]
+    length_penalty: f64,
+    /// Most tokens per caption, `[SEP]` included.
+    #[arg(long, default_value_t = CaptionSettings::default().max_len)]
+    max_len: usize,
+    /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
+    #[arg(long, value_parser = DeviceSpec::parse)]
+    device: Option<DeviceSpec>,
+}
+
+/// Prints one caption per image: `path<TAB>caption`.
+pub fn caption(args: CaptionArgs) -> anyhow::Result<()> {
+    let device = device::chosen(args.device)?;
+    let images = args.images.clone();
+    let captions = device::dispatch(device, CaptionJob(args)).map_err(UsageError)??;
+    for (image, caption) in images.iter().zip(captions) {
+        println!("{}\t{caption}", image.display());
+    }
+    Ok(())
+}
+
+/// Captions on the chosen backend (its inference backend: no dropout).
+struct CaptionJob(CaptionArgs);
+
+impl BackendJob for CaptionJob {
+    type Output = anyhow::Result<Vec<String>>;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
+        let args = self.0;
+        let settings = CaptionSettings {
+            beam_size: args.beam_size,
+            length_penalty: args.length_penalty,
+            max_len: args.max_len,
+            ..CaptionSettings::default()
+        };
+        let captioner = Captioner::<B::InnerBackend>::load(&args.run, &device).map_err(report)?;
+        captioner
+            .caption(&args.images, &settings, &device)
             .map_err(report)
     }
 }

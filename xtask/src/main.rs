@@ -60,6 +60,8 @@ enum Command {
     Finetune(xtask::finetune::FinetuneCommand),
     /// Answer a question about an image with a `finetune vqa` run.
     Answer(xtask::finetune::AnswerArgs),
+    /// Caption images with an encoder-decoder or PrefixLM run.
+    Caption(xtask::finetune::CaptionArgs),
     /// List the shipped presets with their architecture and parameter count.
     Presets(presets_command::PresetsArgs),
     /// Run every test, the GPU backends' compile checks and (where Vulkan
@@ -159,10 +161,15 @@ struct PretrainArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct EvalArgs {
+    /// A downstream task's evaluation of a fine-tuned run (default: the
+    /// pre-training run's own held-out evaluation).
+    #[command(subcommand)]
+    task: Option<xtask::finetune::EvalCommand>,
     /// The run folder written by `cargo xtask pretrain`.
-    #[arg(long)]
-    run: PathBuf,
+    #[arg(long, required = true)]
+    run: Option<PathBuf>,
     /// Backend and device (default: flex if compiled in).
     #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
@@ -269,10 +276,10 @@ impl BackendJob for EvalJob {
     }
 }
 
-fn eval(args: EvalArgs) -> anyhow::Result<()> {
-    let device = device::chosen(args.device)?;
-    vlp_train::run_config(&args.run).map_err(report)?;
-    let report = device::dispatch(device, EvalJob { run: args.run }).map_err(UsageError)??;
+fn eval(run: PathBuf, device: Option<DeviceSpec>) -> anyhow::Result<()> {
+    let device = device::chosen(device)?;
+    vlp_train::run_config(&run).map_err(report)?;
+    let report = device::dispatch(device, EvalJob { run }).map_err(UsageError)??;
     println!("{}", report.table());
     Ok(())
 }
@@ -294,18 +301,27 @@ fn main() -> ExitCode {
         }
         Err(err) => {
             let message = err.to_string();
-            let first = message
-                .lines()
+            let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines
                 .next()
                 .unwrap_or("invalid arguments")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .to_string();
+            // "… were not provided:" lists the arguments on the next line.
+            if let (true, Some(next)) = (first.ends_with(':'), lines.next()) {
+                first = format!("{first} {next}");
+            }
             eprintln!("error: {first} (see `cargo xtask --help`)");
             return ExitCode::from(2);
         }
     };
     let result = match cli.command {
         Command::Pretrain(args) => pretrain(args),
-        Command::Eval(args) => eval(args),
+        Command::Eval(args) => match (args.task, args.run) {
+            (Some(task), _) => xtask::finetune::eval(task),
+            (None, Some(run)) => eval(run, args.device),
+            (None, None) => Err(UsageError("eval needs --run or a task".into()).into()),
+        },
         Command::Presets(args) => presets_command::run(&args),
         Command::Test(args) => test_command::run(&args),
         Command::Bench(BenchCommand::Ot(args)) => bench::ot::run(&args),
@@ -316,6 +332,7 @@ fn main() -> ExitCode {
         Command::Data(command) => xtask::data::run(&command),
         Command::Finetune(command) => xtask::finetune::run(command),
         Command::Answer(args) => xtask::finetune::answer(args),
+        Command::Caption(args) => xtask::finetune::caption(args),
         Command::Embed(args) => embed(args),
     };
     match result {

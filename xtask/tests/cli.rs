@@ -561,6 +561,29 @@ fn vqa_finetuning_from_a_run_reports_the_official_accuracy() {
     assert_eq!(last["step"], 3);
     assert!(last["vqa_loss"].as_f64().unwrap().is_finite(), "{last}");
 
+    // `eval vqa` of the saved run on the held-out split scores what the
+    // fine-tuning's own evaluation scored.
+    let scores = dir.join("scores.json");
+    let output = xtask(&[
+        "eval",
+        "vqa",
+        "--run",
+        &path(&out),
+        "--questions",
+        &file("v2_OpenEnded_mscoco_val2014_questions.json"),
+        "--annotations",
+        &file("v2_mscoco_val2014_annotations.json"),
+        "--images",
+        &file("val2014"),
+        "--image-pattern",
+        "COCO_{split}2014_{image_id:012}.png",
+        "--out",
+        &path(&scores),
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(&read_json(&scores)["vqa"], vqa);
+    assert_usage_error(&xtask(&["eval"]), "--run");
+
     let question = &held_out["questions"][0];
     let image = data.join(format!(
         "val2014/COCO_val2014_{:012}.png",
@@ -600,6 +623,59 @@ fn vqa_finetuning_from_a_run_reports_the_official_accuracy() {
         stderr.contains("COCO_train2014_") && stderr.contains(".jpg"),
         "{stderr}"
     );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `caption` with a tiny PrefixLM run on pixels: one `path<TAB>caption`
+/// line per image, in order, for greedy and beam decoding; a run of another
+/// architecture is a usage error naming it, a missing image an error naming
+/// the file.
+#[test]
+fn caption_writes_one_line_per_image_and_names_bad_runs_and_files() {
+    let dir = temp_dir("caption");
+    let data = dir.join("coco");
+    assert!(export_small("coco", &data, &[]).status.success());
+    let path = |p: &Path| p.display().to_string();
+    let pretrain = |name: &str, extra: &str| {
+        let config = dir.join(format!("{name}.toml"));
+        std::fs::write(&config, format!("{TINY}{extra}")).unwrap();
+        let run = dir.join(name);
+        let args = ["pretrain", "--config", &path(&config), "--steps", "2"];
+        let output = xtask(&[&args[..], &["--batch-size", "8", "--out", &path(&run)]].concat());
+        assert!(output.status.success(), "{output:?}");
+        path(&run)
+    };
+    let prefix_lm = pretrain("prefix", "[model.architecture]\nkind = \"prefix_lm\"\n");
+    let images: Vec<String> = ["000000000001.png", "000000000002.png"]
+        .iter()
+        .map(|name| path(&data.join("train2017").join(name)))
+        .collect();
+    for beam in ["1", "3"] {
+        let mut args = vec!["caption", "--run", &prefix_lm, "--beam-size", beam];
+        args.extend(images.iter().map(String::as_str));
+        let output = xtask(&args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{output:?}");
+        let lines: Vec<(&str, &str)> = stdout
+            .lines()
+            .map(|line| line.split_once('\t').unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{stdout}");
+        for ((image, caption), expected) in lines.iter().zip(&images) {
+            assert_eq!(image, expected);
+            assert!(
+                !caption.contains("[SEP]") && !caption.contains("##"),
+                "{caption}"
+            );
+        }
+    }
+    let uniter = pretrain("uniter", "");
+    let output = xtask(&["caption", "--run", &uniter, &images[0]]);
+    assert_usage_error(&output, "model.architecture");
+    let missing = path(&data.join("missing.png"));
+    let output = xtask(&["caption", "--run", &prefix_lm, &missing]);
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("missing.png"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

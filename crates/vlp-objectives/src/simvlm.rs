@@ -187,9 +187,15 @@ impl<B: Backend> SimVlmPretrainer<B> {
 
     /// Captions of the images or regions in `visual`, generated from
     /// `[CLS]` alone: greedy when `beam <= 1`, otherwise beam search with
-    /// `beam` hypotheses (length penalty 1); at most `max_len` tokens,
-    /// `[SEP]` included and left out of the result.
-    pub fn caption(&self, visual: &VisualBatch<B>, max_len: usize, beam: usize) -> Vec<Vec<u32>> {
+    /// `beam` hypotheses ranked by `log_prob / len^length_penalty`; at most
+    /// `max_len` tokens, `[SEP]` included and left out of the result.
+    pub fn caption(
+        &self,
+        visual: &VisualBatch<B>,
+        max_len: usize,
+        beam: usize,
+        length_penalty: f64,
+    ) -> Vec<Vec<u32>> {
         let rows = visual.len();
         let device = match visual {
             VisualBatch::Images(images) => images.device(),
@@ -198,6 +204,7 @@ impl<B: Backend> SimVlmPretrainer<B> {
         let prompt = int_tensor(vec![self.cls_id as i64; rows], [rows, 1], &device);
         let config = BeamSearchConfig::new(self.sep_id)
             .with_beam_size(beam)
+            .with_length_penalty(length_penalty)
             .with_max_len(max_len);
         let generated = match &self.model {
             SimVlmModel::EncoderDecoder(model) => {
@@ -376,7 +383,7 @@ mod tests {
                 SimVlmPretrainerConfig::new(architecture, 2, 3).init(&Default::default());
             let visual = batch(vec![1, 1]).visual;
             for beam in [1, 3] {
-                let captions = model.caption(&visual, 4, beam);
+                let captions = model.caption(&visual, 4, beam, 1.0);
                 assert_eq!(captions.len(), 2);
                 assert!(captions.iter().all(|c| c.len() <= 4 && !c.contains(&3)));
             }

@@ -7,8 +7,9 @@
 //! held-out evaluation ([`eval`]), parameter counts ([`params`]), run
 //! folders and checkpoints ([`checkpoint`]), resumable checkpoints
 //! ([`resume`]), whole runs ([`run`]), the objective ablation
-//! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]) and
-//! sentence embeddings from an imported BERT ([`embed`]).
+//! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]),
+//! captioning image files with a generative run ([`caption`]) and sentence
+//! embeddings from an imported BERT ([`embed`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -36,6 +37,7 @@
 
 pub mod ablation;
 pub mod build;
+pub mod caption;
 pub mod checkpoint;
 pub mod clip;
 pub mod config;

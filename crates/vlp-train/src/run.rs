@@ -11,8 +11,7 @@ use vlp_objectives::Pretrainer;
 
 use crate::build::{with_model, ModelTask};
 use crate::checkpoint::{
-    load_checkpoint, save_checkpoint, write_atomic, MetricsFile, CONFIG_FILE, EVAL_FILE,
-    TOKENIZER_FILE,
+    load_checkpoint, save_checkpoint, write_atomic, CONFIG_FILE, EVAL_FILE, TOKENIZER_FILE,
 };
 use crate::config::PretrainConfig;
 use crate::data::{batcher, tokenizer};
@@ -138,15 +137,7 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
         let (config, out) = (&self.run.config, &self.run.out);
         let batcher = batcher(config, self.tokenizer.clone())?;
         let mut trainer = Trainer::new(config, self.device)?;
-        trainer.checkpoint_into(out);
-        let (model, mut metrics) = match self.resume {
-            true => {
-                let model = trainer.resume(model, out)?;
-                let done = trainer.resumed_step().unwrap_or(0);
-                (model, MetricsFile::resume(out, done)?)
-            }
-            false => (model, MetricsFile::create(out)?),
-        };
+        let (model, mut metrics) = trainer.open_run(model, out, self.resume)?;
         let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;
         save_checkpoint(model.clone(), out)?;
         evaluate_into(&model.valid(), &batcher, config, out, self.device)

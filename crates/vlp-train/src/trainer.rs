@@ -15,6 +15,7 @@ use burn::tensor::backend::AutodiffBackend;
 use vlp_data::{DataError, HostPretrainBatch, PretrainBatcher};
 use vlp_objectives::{ObjectiveMix, PretrainOutput, Pretrainer};
 
+use crate::checkpoint::MetricsFile;
 use crate::clip::clip_global_norm;
 use crate::config::PretrainConfig;
 use crate::error::{ConfigError, Result, TrainError};
@@ -166,6 +167,20 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         Ok(model)
     }
 
+    /// Writes checkpoints into the run folder `out` ([`Self::checkpoint_into`])
+    /// and, when `resume`, continues from its latest one ([`Self::resume`]):
+    /// the model to train and the run's metrics file, continued after the
+    /// checkpoint's step or new.
+    pub fn open_run(&mut self, model: M, out: &Path, resume: bool) -> Result<(M, MetricsFile)> {
+        self.checkpoint_into(out);
+        if !resume {
+            return Ok((model, MetricsFile::create(out)?));
+        }
+        let model = self.resume(model, out)?;
+        let done = self.resumed_step().unwrap_or(0);
+        Ok((model, MetricsFile::resume(out, done)?))
+    }
+
     /// The steps done by the checkpoint [`Self::resume`] loaded, until
     /// [`Self::fit`] continues from it.
     pub fn resumed_step(&self) -> Option<usize> {
@@ -236,6 +251,90 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     }
 }
 
+/// What [`Trainer::fit_task`] trains a model on: the micro-batches a loader
+/// builds on the host and how the model trains on one. Pre-training
+/// ([`Trainer::fit`]) and fine-tuning ([`crate::finetune`]) are two of them.
+pub trait TrainTask<B: AutodiffBackend, M>: Sync {
+    /// One micro-batch as the loader builds it.
+    type Batch: Send;
+
+    /// Samples (pairs, questions) in `batch`, for the samples/s figure.
+    fn samples(batch: &Self::Batch) -> usize;
+
+    /// The output of `model` on `batch` at (0-based) step `step`.
+    fn forward(
+        &self,
+        model: &M,
+        batch: Self::Batch,
+        step: usize,
+        device: &B::Device,
+    ) -> Result<PretrainOutput<B>>;
+
+    /// Runs after the optimiser update, once per micro-batch's output.
+    fn after_step(&self, model: M, _output: &PretrainOutput<B>) -> Result<M> {
+        Ok(model)
+    }
+
+    /// The learnt temperature the metrics line reports, if any.
+    fn temperature(&self, _model: &M) -> Option<f32> {
+        None
+    }
+
+    /// The per-step objective sampling, when there is one.
+    fn task_mix(&self) -> Option<ObjectiveMix> {
+        None
+    }
+}
+
+/// Each step's micro-batches, built ahead of training on another thread
+/// (`None`: none of the step's samples could be read, and the step trains
+/// nothing).
+pub type StepBatches<T> = Receiver<Result<Option<Vec<T>>>>;
+
+/// Pre-training: the pre-trainer's objectives, summed or one sampled per
+/// step (`mix`, drawn from the seed and the step).
+struct Pretraining {
+    mix: Option<ObjectiveMix>,
+    seed: u64,
+}
+
+impl<B: AutodiffBackend, M: Pretrainer<B>> TrainTask<B, M> for Pretraining {
+    type Batch = HostPretrainBatch;
+
+    fn samples(batch: &HostPretrainBatch) -> usize {
+        batch.len()
+    }
+
+    fn forward(
+        &self,
+        model: &M,
+        host: HostPretrainBatch,
+        step: usize,
+        device: &B::Device,
+    ) -> Result<PretrainOutput<B>> {
+        let batch = host.to_device::<B>(device);
+        Ok(match &self.mix {
+            Some(mix) => {
+                let objectives = mix.step(&mut step_rng(self.seed, step, StepDraw::Objectives));
+                model.forward_step(&batch, &objectives)?
+            }
+            None => model.forward(&batch),
+        })
+    }
+
+    fn after_step(&self, model: M, output: &PretrainOutput<B>) -> Result<M> {
+        Ok(model.after_step(output)?)
+    }
+
+    fn temperature(&self, model: &M) -> Option<f32> {
+        model.temperature()
+    }
+
+    fn task_mix(&self) -> Option<ObjectiveMix> {
+        self.mix.clone()
+    }
+}
+
 impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
     /// Trains `model` for the configuration's steps (from the resumed
     /// checkpoint's on, after [`Self::resume`]) on batches of `batcher`
@@ -247,12 +346,37 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
     /// checkpoint named.
     pub fn fit(
         &mut self,
-        mut model: M,
+        model: M,
         batcher: &PretrainBatcher,
         observer: &mut dyn TrainObserver,
     ) -> Result<M> {
+        let first_step = self.resumed_step().unwrap_or(0);
+        let batches = spawn_loader(batcher.clone(), &self.config, first_step)?;
+        let task = Pretraining {
+            mix: self.config.objectives.sampled_mix(),
+            seed: self.config.seed,
+        };
+        self.fit_task(model, &task, batches, observer)
+    }
+}
+
+impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
+    /// Trains `model` on `task` for the configuration's steps (from the
+    /// resumed checkpoint's on, after [`Self::resume`]): step by step, the
+    /// micro-batches of `batches` (one entry per step from the first step
+    /// on), the backend reseeded from the seed and the step (dropout), a
+    /// metrics line every `log_every` steps to `observer`, a resumable
+    /// checkpoint every `checkpoint_every` steps and after the last after
+    /// [`Self::checkpoint_into`]. A loss that is not finite stops it with
+    /// the step and the last checkpoint named.
+    pub fn fit_task<T: TrainTask<B, M>>(
+        &mut self,
+        mut model: M,
+        task: &T,
+        batches: StepBatches<T::Batch>,
+        observer: &mut dyn TrainObserver,
+    ) -> Result<M> {
         let config = self.config.clone();
-        let mix = config.objectives.sampled_mix();
         let resumed = self.resumed.take();
         let first_step = resumed.as_ref().map_or(0, |state| state.step);
         observer.started(&TrainStart {
@@ -261,9 +385,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
             first_step,
             batch_size: config.batch_size,
             micro_batches: config.micro_batches,
-            task_mix: mix.clone(),
+            task_mix: task.task_mix(),
         });
-        let batches = spawn_loader(batcher.clone(), &config, first_step)?;
         let (mut accumulator, trained_before) = resumed.map_or_else(Default::default, |state| {
             (state.pending_metrics, state.elapsed_seconds)
         });
@@ -272,37 +395,30 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
         let mut window = (Instant::now(), 0usize);
         for step in first_step..config.steps {
             let hosts = batches.recv().map_err(|_| TrainError::LoaderStopped)??;
-            B::seed(&self.device, backend_seed(config.seed, step));
-            window.1 += hosts.iter().map(HostPretrainBatch::len).sum::<usize>();
-            let objectives = mix
-                .as_ref()
-                .map(|mix| mix.step(&mut step_rng(config.seed, step, StepDraw::Objectives)));
-            let device = self.device.clone();
-            let trained = self.step(
-                model,
-                step,
-                hosts,
-                |model: &M, host: HostPretrainBatch| {
-                    let batch = host.to_device::<B>(&device);
-                    Ok(match &objectives {
-                        Some(objectives) => model.forward_step(&batch, objectives)?,
-                        None => model.forward(&batch),
-                    })
-                },
-                |model, output| Ok(model.after_step(output)?),
-            );
-            let (trained, values) = trained.map_err(|err| match err {
-                TrainError::NonFiniteLoss { step, loss, .. } => TrainError::NonFiniteLoss {
+            if let Some(hosts) = hosts {
+                B::seed(&self.device, backend_seed(config.seed, step));
+                window.1 += hosts.iter().map(T::samples).sum::<usize>();
+                let device = self.device.clone();
+                let trained = self.step(
+                    model,
                     step,
-                    loss,
-                    last_checkpoint: self.last_checkpoint.clone(),
-                },
-                err => err,
-            })?;
-            model = trained;
-            values
-                .into_iter()
-                .for_each(|values| accumulator.add(values));
+                    hosts,
+                    |model: &M, host| task.forward(model, host, step, &device),
+                    |model, output| task.after_step(model, output),
+                );
+                let (trained, values) = trained.map_err(|err| match err {
+                    TrainError::NonFiniteLoss { step, loss, .. } => TrainError::NonFiniteLoss {
+                        step,
+                        loss,
+                        last_checkpoint: self.last_checkpoint.clone(),
+                    },
+                    err => err,
+                })?;
+                model = trained;
+                values
+                    .into_iter()
+                    .for_each(|values| accumulator.add(values));
+            }
             observer.stepped(step);
 
             let done = step + 1;
@@ -312,7 +428,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B> + Pretrainer<B>> Trainer<B, M> {
                     step: done,
                     loss: objectives.remove("loss").unwrap_or(f32::NAN),
                     objectives,
-                    temperature: model.temperature(),
+                    temperature: task.temperature(&model),
                     learning_rate: self.learning_rate(step),
                     samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
                     elapsed_seconds: elapsed(),
@@ -396,7 +512,7 @@ fn spawn_loader(
     mut batcher: PretrainBatcher,
     config: &PretrainConfig,
     first_step: usize,
-) -> Result<Receiver<Result<Vec<HostPretrainBatch>, DataError>>> {
+) -> Result<StepBatches<HostPretrainBatch>> {
     let mut state = batcher.train_draws()?;
     let (sender, receiver) = sync_channel(PREFETCH_STEPS);
     let (seed, steps, parts, twins) = (
@@ -420,7 +536,7 @@ fn spawn_loader(
             if step < first_step && batches.is_ok() {
                 continue;
             }
-            if sender.send(batches).is_err() {
+            if sender.send(batches.map(Some).map_err(Into::into)).is_err() {
                 break;
             }
         }

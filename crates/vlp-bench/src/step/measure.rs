@@ -2,7 +2,7 @@
 //! [`UniterPretrainer`] with MLM + ITM, driven through
 //! [`Pretrainer::forward`] on the seeded batch and timed step by step —
 //! training (forward, backward, AdamW; in micro-batches side by side) or
-//! forward only. The runner calls [`measure`] in a child process of its own
+//! forward only. The runner calls [`StepSettings::measure`] in a child process of its own
 //! so that the peak RSS is that measurement's alone.
 
 use std::time::Instant;

@@ -67,7 +67,7 @@ fn loss_falls(architecture: impl Fn(usize) -> SimVlmArchitecture) {
         .unwrap();
     let captions = model
         .valid()
-        .caption(&host.visual.to_device::<NdArray>(&device), 30, 2);
+        .caption(&host.visual.to_device::<NdArray>(&device), 30, 2, 1.0);
     for caption in &captions {
         assert!(!caption.is_empty(), "a caption is generated");
         assert!(

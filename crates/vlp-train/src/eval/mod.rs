@@ -18,7 +18,8 @@ use vlp_objectives::{
     UniterPretrainer,
 };
 
-pub use captioning::{captioning, CaptionExample, Captioning};
+pub(crate) use captioning::words;
+pub use captioning::{captioning, CaptionExample, Captioning, CAPTION_LENGTH_PENALTY};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
 pub use retrieval::{
     ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,

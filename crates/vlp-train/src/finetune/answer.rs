@@ -1,25 +1,25 @@
 //! Answering questions about images with a fine-tuned VQA run (survey §6):
 //! the run's model, tokenizer and answer vocabulary, one merged pass per
-//! question, the answers ranked by the classifier's sigmoid.
+//! question, the answers ranked by the classifier's sigmoid; and the
+//! official accuracy of the run on any split in the VQA v2 layout.
 
 use std::path::Path;
 
 use burn::prelude::*;
 use vlp_data::image::{ImageSample, ImageSource, TransformMode};
-use vlp_data::{AnswerVocabulary, HostVisual, TextTokenizer};
+use vlp_data::source::{CorruptBudget, SkipLimit};
+use vlp_data::{AnswerVocabulary, HostVisual, TextTokenizer, VqaAccuracy};
 use vlp_objectives::UniterVqa;
 
-use super::vqa::{vqa_model, ANSWERS_FILE};
+use super::vqa::{score, vqa_model, ANSWERS_FILE};
+use super::vqa_data::{read_examples, VqaFiles, VqaInputs};
 use crate::checkpoint::{load_checkpoint, TOKENIZER_FILE};
-use crate::config::PretrainConfig;
 use crate::error::{Result, TrainError};
 use crate::run::run_config;
 
 /// A fine-tuned VQA model, ready to answer.
 pub struct VqaAnswerer<B: Backend> {
-    config: PretrainConfig,
-    tokenizer: TextTokenizer,
-    answers: AnswerVocabulary,
+    inputs: VqaInputs,
     model: UniterVqa<B>,
 }
 
@@ -36,12 +36,34 @@ impl<B: Backend> VqaAnswerer<B> {
         let answers = AnswerVocabulary::new(answers)?;
         let model = vqa_model(&config, &tokenizer, &answers, None, config.seed, device)?;
         let model = load_checkpoint(model, run, device)?;
-        Ok(Self {
-            config,
+        let inputs = VqaInputs {
             tokenizer,
+            max_text_len: config.data.max_text_len,
             answers,
-            model,
-        })
+            pipeline: config.data.image_transform().init()?,
+            budget: CorruptBudget::new(SkipLimit::default()),
+        };
+        Ok(Self { inputs, model })
+    }
+
+    /// The official accuracy (overall and per answer type) on every
+    /// annotated question of `files`; unreadable images are skipped and
+    /// counted, within the default budget.
+    pub fn evaluate(&self, files: &VqaFiles, device: &B::Device) -> Result<VqaAccuracy> {
+        let examples = read_examples(files, &self.inputs.budget)?;
+        if examples.is_empty() {
+            return Err(TrainError::file(
+                &files.questions,
+                "no annotated question to evaluate on",
+            ));
+        }
+        score(
+            &self.model,
+            &self.inputs,
+            &examples,
+            &files.questions,
+            device,
+        )
     }
 
     /// The `k` most likely answers to `question` about the image file
@@ -53,17 +75,17 @@ impl<B: Backend> VqaAnswerer<B> {
         k: usize,
         device: &B::Device,
     ) -> Result<Vec<(String, f32)>> {
-        let pipeline = self.config.data.image_transform().init()?;
         let sample = ImageSample {
             index: 0,
             image: ImageSource::File(image),
             caption: "",
         };
-        let (pixels, _) = pipeline.load(&sample, TransformMode::Eval)?;
+        let (pixels, _) = self.inputs.pipeline.load(&sample, TransformMode::Eval)?;
         let visual = HostVisual::Images(vec![pixels]).to_device::<B>(device);
         let tokens = self
+            .inputs
             .tokenizer
-            .encode(&[question.to_string()], self.config.data.max_text_len)?;
+            .encode(&[question.to_string()], self.inputs.max_text_len)?;
         let (ids, padding) = vlp_data::tokens_to_tensors::<B>(&tokens, device);
         let logits = self.model.logits(ids, padding, &visual);
         let probabilities: Vec<f32> = burn::tensor::activation::sigmoid(logits)
@@ -72,6 +94,7 @@ impl<B: Backend> VqaAnswerer<B> {
             .to_vec()
             .map_err(|err| TrainError::file(image, format!("answer scores: {err:?}")))?;
         let mut ranked: Vec<(String, f32)> = self
+            .inputs
             .answers
             .answers()
             .iter()

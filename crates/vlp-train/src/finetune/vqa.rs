@@ -6,32 +6,30 @@
 //! accuracy, overall and per answer type.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::sync::mpsc::sync_channel;
 
-use burn::module::{AutodiffModule, Module};
+use burn::module::AutodiffModule;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
-use vlp_data::image::ImagePipeline;
 use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
-use vlp_data::{AnswerVocabulary, TextTokenizer, VqaAccuracy};
-use vlp_objectives::{UniterPretrainer, UniterVqa, VqaHeadConfig};
+use vlp_data::{AnswerVocabulary, HostVisual, HostVqaBatch, TextTokenizer, VqaAccuracy};
+use vlp_objectives::{PretrainOutput, UniterPretrainer, UniterVqa, VqaHeadConfig};
 
-use super::vqa_data::{
-    accuracy, host_batch, read_examples, step_indices, HostBatch, VqaExample, VqaFiles,
-};
+use super::vqa_data::{accuracy, read_examples, step_indices, VqaExample, VqaFiles, VqaInputs};
 use crate::checkpoint::{
-    load_checkpoint, save_checkpoint, write_atomic, MetricsFile, CONFIG_FILE, EVAL_FILE,
-    TOKENIZER_FILE,
+    load_checkpoint, save_checkpoint, write_atomic, CONFIG_FILE, EVAL_FILE, TOKENIZER_FILE,
 };
 use crate::config::{Architecture, PretrainConfig};
 use crate::error::{ConfigError, Result, TrainError};
-use crate::metrics::{Accumulator, MetricsRecord};
 use crate::run::run_config;
-use crate::trainer::{TrainObserver, TrainStart, Trainer};
+use crate::trainer::{TrainObserver, TrainTask, Trainer};
 
 /// The answer vocabulary of a fine-tuned run, one answer per index.
 pub const ANSWERS_FILE: &str = "answers.json";
+
+/// A fine-tuned run's settings and start ([`VqaRunInfo`]).
+pub const RUN_INFO_FILE: &str = "finetune.json";
 
 /// How a VQA model is fine-tuned (docs/finetuning.md has the measurements).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -55,6 +53,9 @@ pub struct VqaSettings {
     pub seed: u64,
     /// Steps between metrics lines (10).
     pub log_every: usize,
+    /// Steps between resumable checkpoints (500; one more after the last
+    /// step), which `resume` continues from.
+    pub checkpoint_every: usize,
 }
 
 impl Default for VqaSettings {
@@ -68,6 +69,7 @@ impl Default for VqaSettings {
             min_answer_count: 9,
             seed: 42,
             log_every: 10,
+            checkpoint_every: 500,
         }
     }
 }
@@ -89,17 +91,18 @@ pub struct VqaFinetune {
     pub out: PathBuf,
     /// Optimisation settings.
     pub settings: VqaSettings,
+    /// Continue the run in `out` from its latest checkpoint (the same data,
+    /// `init` and settings; its tokenizer and answers are checked).
+    pub resume: bool,
 }
 
 /// A fine-tuning run with its data read and its tokenizer chosen.
 pub struct PreparedVqa {
     run: VqaFinetune,
     config: PretrainConfig,
-    tokenizer: TextTokenizer,
-    answers: AnswerVocabulary,
+    inputs: VqaInputs,
     train: Vec<VqaExample>,
     val: Vec<VqaExample>,
-    budget: CorruptBudget,
     /// Share of the training questions' word pieces that are `[UNK]`.
     pub unknown_token_rate: f64,
 }
@@ -139,7 +142,11 @@ impl VqaFinetune {
         }
         let majority = train.iter().map(|e| e.answer.as_str());
         let answers = answer_vocabulary(majority, self.settings.min_answer_count)?;
+        if self.resume {
+            self.check_resumable(&answers)?;
+        }
         let tokenizer = match (&self.init, &self.tokenizer) {
+            _ if self.resume => TextTokenizer::from_file(self.out.join(TOKENIZER_FILE))?,
             (Some(run), _) => TextTokenizer::from_file(run.join(TOKENIZER_FILE))?,
             (None, Some(path)) => TextTokenizer::from_file(path)?,
             (None, None) => {
@@ -148,16 +155,57 @@ impl VqaFinetune {
             }
         };
         let unknown_token_rate = unknown_rate(&tokenizer, &train, config.data.max_text_len)?;
+        let inputs = VqaInputs {
+            max_text_len: config.data.max_text_len,
+            pipeline: config.data.image_transform().init()?,
+            tokenizer,
+            answers,
+            budget,
+        };
         Ok(PreparedVqa {
             run: self,
             config,
-            tokenizer,
-            answers,
+            inputs,
             train,
             val,
-            budget,
             unknown_token_rate,
         })
+    }
+}
+
+impl VqaFinetune {
+    /// Errors unless `out` is a fine-tuning run of these settings, start
+    /// and answers (what [`Trainer::resume`] cannot check).
+    fn check_resumable(&self, answers: &AnswerVocabulary) -> Result<()> {
+        let read = |name: &str| {
+            let path = self.out.join(name);
+            let text = std::fs::read_to_string(&path).map_err(|err| {
+                TrainError::file(
+                    &path,
+                    format!("cannot resume: no fine-tuning run here ({err})"),
+                )
+            })?;
+            Ok::<_, TrainError>((path, text))
+        };
+        let (path, text) = read(RUN_INFO_FILE)?;
+        let info: VqaRunInfo = serde_json::from_str(&text)
+            .map_err(|err| TrainError::file(&path, format!("not a fine-tuning record: {err}")))?;
+        if info.settings != self.settings || info.init != self.init {
+            return Err(TrainError::file(
+                &path,
+                "cannot resume: the run was started with other settings or another --init",
+            ));
+        }
+        let (path, text) = read(ANSWERS_FILE)?;
+        let saved: Vec<String> = serde_json::from_str(&text)
+            .map_err(|err| TrainError::file(&path, format!("not an answer list: {err}")))?;
+        if saved != answers.answers() {
+            return Err(TrainError::file(
+                &path,
+                "cannot resume: the training questions give other answers than the run's",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -215,13 +263,14 @@ impl PreparedVqa {
             warmup_steps: s.warmup_steps,
             weight_decay: s.weight_decay,
             log_every: s.log_every,
+            checkpoint_every: s.checkpoint_every,
             ..self.config.clone()
         }
     }
 
     /// Answers in the vocabulary.
     pub fn num_answers(&self) -> usize {
-        self.answers.len()
+        self.inputs.answers.len()
     }
 
     /// Fine-tunes on `device`, evaluates on the held-out questions and
@@ -236,16 +285,16 @@ impl PreparedVqa {
         let out = &self.run.out;
         std::fs::create_dir_all(out)
             .map_err(|err| TrainError::file(out, format!("cannot create the run folder: {err}")))?;
-        self.tokenizer.save(out.join(TOKENIZER_FILE))?;
+        self.inputs.tokenizer.save(out.join(TOKENIZER_FILE))?;
         write_atomic(&out.join(CONFIG_FILE), self.config.to_toml().as_bytes())?;
-        write_json(&out.join(ANSWERS_FILE), &self.answers.answers())?;
+        write_json(&out.join(ANSWERS_FILE), &self.inputs.answers.answers())?;
         let info = VqaRunInfo {
             settings: self.run.settings.clone(),
             init: self.run.init.clone(),
             questions: self.questions(),
             unknown_token_rate: self.unknown_token_rate,
         };
-        write_json(&out.join("finetune.json"), &info)?;
+        write_json(&out.join(RUN_INFO_FILE), &info)?;
 
         let model = self.model::<B>(device)?;
         let model = self.train(model, device, observer)?;
@@ -263,96 +312,50 @@ impl PreparedVqa {
         let seed = self.run.settings.seed;
         vqa_model(
             &self.config,
-            &self.tokenizer,
-            &self.answers,
+            &self.inputs.tokenizer,
+            &self.inputs.answers,
             backbone,
             seed,
             device,
         )
     }
 
-    /// The image pipeline (held-out resizing: no augmentation, UNITER
-    /// fine-tunes VQA without it).
-    fn pipeline(&self) -> Result<ImagePipeline> {
-        Ok(self.config.data.image_transform().init()?)
-    }
-
-    /// [`host_batch`] of `examples` with the run's tokenizer, answers and budget.
-    fn batch(&self, examples: &[&VqaExample], pipeline: &ImagePipeline) -> Result<HostBatch> {
-        let max_len = self.config.data.max_text_len;
-        host_batch(
-            examples,
-            &self.tokenizer,
-            max_len,
-            &self.answers,
-            pipeline,
-            &self.budget,
-        )
-    }
-
+    /// Trains `model` with [`Trainer::fit_task`], each step's questions and
+    /// images prepared ahead of it on another thread; resumes from the run
+    /// folder's latest checkpoint when the run is resumed.
     fn train<B: AutodiffBackend>(
         &self,
-        mut model: UniterVqa<B>,
+        model: UniterVqa<B>,
         device: &B::Device,
         observer: &mut dyn TrainObserver,
     ) -> Result<UniterVqa<B>> {
         let s = &self.run.settings;
         let mut trainer = Trainer::<B, UniterVqa<B>>::new(&self.schedule(), device)?;
-        let mut metrics = MetricsFile::create(&self.run.out)?;
-        let pipeline = self.pipeline()?;
-        observer.started(&TrainStart {
-            parameters: model.num_params(),
-            steps: s.steps,
-            first_step: 0,
-            batch_size: s.batch_size,
-            micro_batches: 1,
-            task_mix: None,
-        });
-        let (started, mut window) = (Instant::now(), (Instant::now(), 0usize));
-        let mut accumulator = Accumulator::default();
-        for step in 0..s.steps {
-            let examples: Vec<&VqaExample> =
-                step_indices(self.train.len(), s.batch_size, s.seed, step)
-                    .into_iter()
-                    .map(|i| &self.train[i])
-                    .collect();
-            let batch = self.batch(&examples, &pipeline)?;
-            if batch.1.is_empty() {
-                // Every image of the step was unreadable (and counted).
-                observer.stepped(step);
-                continue;
-            }
-            window.1 += batch.1.len();
-            let (trained, values) = trainer.step(
-                model,
-                step,
-                vec![(batch.0, batch.1)],
-                |model: &UniterVqa<B>, (questions, visual)| {
-                    Ok(model.forward(&questions.to_device(device), &visual.to_device(device))?)
-                },
-                |model, _| Ok(model),
-            )?;
-            model = trained;
-            values.into_iter().for_each(|v| accumulator.add(v));
-            observer.stepped(step);
-            if (step + 1) % s.log_every == 0 || step + 1 == s.steps {
-                let mut objectives = accumulator.take();
-                let record = MetricsRecord {
-                    step: step + 1,
-                    loss: objectives.remove("loss").unwrap_or(f32::NAN),
-                    objectives,
-                    temperature: None,
-                    learning_rate: trainer.learning_rate(step),
-                    samples_per_second: window.1 as f32 / window.0.elapsed().as_secs_f32(),
-                    elapsed_seconds: started.elapsed().as_secs_f32(),
-                };
-                window = (Instant::now(), 0);
-                metrics.logged(&record)?;
-                observer.logged(&record)?;
-            }
-        }
-        observer.finished(started.elapsed().as_secs_f32());
-        Ok(model)
+        let (model, mut metrics) = trainer.open_run(model, &self.run.out, self.run.resume)?;
+        let first_step = trainer.resumed_step().unwrap_or(0);
+        std::thread::scope(|scope| {
+            let (sender, batches) = sync_channel(PREFETCH_STEPS);
+            scope.spawn(move || {
+                for step in first_step..s.steps {
+                    let examples: Vec<&VqaExample> =
+                        step_indices(self.train.len(), s.batch_size, s.seed, step)
+                            .into_iter()
+                            .map(|i| &self.train[i])
+                            .collect();
+                    // Every image of a step unreadable (and counted): no step.
+                    let batch = self
+                        .inputs
+                        .batch(&examples)
+                        .map(|(questions, visual, kept)| {
+                            (!kept.is_empty()).then(|| vec![(questions, visual)])
+                        });
+                    if sender.send(batch).is_err() {
+                        break;
+                    }
+                }
+            });
+            trainer.fit_task(model, &VqaTask, batches, &mut (&mut metrics, observer))
+        })
     }
 
     /// The official accuracy of the arg-max answers on the held-out questions.
@@ -361,27 +364,47 @@ impl PreparedVqa {
         model: &UniterVqa<B>,
         device: &B::Device,
     ) -> Result<VqaAccuracy> {
-        let pipeline = self.pipeline()?;
-        let mut predictions = Vec::with_capacity(self.val.len());
-        let mut scored = Vec::with_capacity(self.val.len());
-        for chunk in self.val.chunks(EVAL_BATCH) {
-            let examples: Vec<&VqaExample> = chunk.iter().collect();
-            let (questions, visual, kept) = self.batch(&examples, &pipeline)?;
-            if kept.is_empty() {
-                continue;
-            }
-            let questions = questions.to_device::<B>(device);
-            let logits = model.logits(questions.ids, questions.padding, &visual.to_device(device));
-            let best = logits.argmax(1).into_data().convert::<i64>();
-            let best: Vec<i64> = best.to_vec().map_err(|err| {
-                TrainError::file(&self.run.val.questions, format!("answer indices: {err:?}"))
-            })?;
-            let answers = self.answers.answers();
-            predictions.extend(best.into_iter().map(|i| answers[i as usize].clone()));
-            scored.extend(kept.into_iter().map(|position| chunk[position].clone()));
-        }
-        Ok(accuracy(&scored, &predictions))
+        score(
+            model,
+            &self.inputs,
+            &self.val,
+            &self.run.val.questions,
+            device,
+        )
     }
+}
+
+/// The official accuracy of `model`'s arg-max answers to `examples` (of
+/// the questions file `source`), overall and per answer type; questions
+/// whose image cannot be read are left out and counted in the inputs'
+/// budget.
+pub(crate) fn score<B: Backend>(
+    model: &UniterVqa<B>,
+    inputs: &VqaInputs,
+    examples: &[VqaExample],
+    source: &Path,
+    device: &B::Device,
+) -> Result<VqaAccuracy> {
+    let mut predictions = Vec::with_capacity(examples.len());
+    let mut scored = Vec::with_capacity(examples.len());
+    for chunk in examples.chunks(EVAL_BATCH) {
+        let (questions, visual, kept) = inputs.batch(&chunk.iter().collect::<Vec<_>>())?;
+        if kept.is_empty() {
+            continue;
+        }
+        let questions = questions.to_device::<B>(device);
+        let logits = model.logits(questions.ids, questions.padding, &visual.to_device(device));
+        let best: Vec<i64> = logits
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .to_vec()
+            .map_err(|err| TrainError::file(source, format!("answer indices: {err:?}")))?;
+        let answers = inputs.answers.answers();
+        predictions.extend(best.into_iter().map(|i| answers[i as usize].clone()));
+        scored.extend(kept.into_iter().map(|position| chunk[position].clone()));
+    }
+    Ok(accuracy(&scored, &predictions))
 }
 
 /// The single-stream model `config` describes with an answer head over
@@ -408,6 +431,31 @@ pub(crate) fn vqa_model<B: Backend>(
 
 /// Held-out questions per forward pass.
 const EVAL_BATCH: usize = 256;
+
+/// Steps whose batches are prepared ahead of training.
+const PREFETCH_STEPS: usize = 4;
+
+/// One step of VQA fine-tuning: the answer head's binary cross-entropy on
+/// a batch of questions with their images.
+struct VqaTask;
+
+impl<B: AutodiffBackend> TrainTask<B, UniterVqa<B>> for VqaTask {
+    type Batch = (HostVqaBatch, HostVisual);
+
+    fn samples(batch: &Self::Batch) -> usize {
+        batch.1.len()
+    }
+
+    fn forward(
+        &self,
+        model: &UniterVqa<B>,
+        (questions, visual): Self::Batch,
+        _step: usize,
+        device: &B::Device,
+    ) -> Result<PretrainOutput<B>> {
+        Ok(model.forward(&questions.to_device(device), &visual.to_device(device))?)
+    }
+}
 
 fn write_json<T: Serialize + ?Sized>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value).expect("plain values serialise");

@@ -101,51 +101,64 @@ pub fn step_indices(n: usize, batch_size: usize, seed: u64, step: usize) -> Vec<
 /// Questions, their images and the positions they came from.
 pub type HostBatch = (HostVqaBatch, HostVisual, Vec<usize>);
 
-/// The host tensors of some questions: tokens, soft scores over `answers`
-/// and the images (decoded in parallel, resized as held-out images are),
-/// with the positions in `examples` of the rows. Examples whose image
-/// cannot be loaded are left out and counted in `budget`.
-pub fn host_batch(
-    examples: &[&VqaExample],
-    tokenizer: &TextTokenizer,
-    max_text_len: usize,
-    answers: &AnswerVocabulary,
-    pipeline: &ImagePipeline,
-    budget: &CorruptBudget,
-) -> Result<HostBatch> {
-    let loaded: Vec<_> = examples
-        .par_iter()
-        .enumerate()
-        .map(|(index, example)| {
-            let sample = ImageSample {
-                index: index as u64,
-                image: example.image.as_source(),
-                caption: "",
-            };
-            pipeline.load(&sample, TransformMode::Eval)
-        })
-        .collect();
-    let (mut images, mut questions, mut humans) = (Vec::new(), Vec::new(), Vec::new());
-    let mut kept = Vec::with_capacity(examples.len());
-    for (position, (example, image)) in examples.iter().zip(loaded).enumerate() {
-        match image {
-            Ok((image, _)) => {
-                budget.read();
-                kept.push(position);
-                images.push(image);
-                questions.push(example.question.clone());
-                humans.push(example.answers.clone());
+/// How a run turns questions into model inputs: its tokenizer and text
+/// length, its answer vocabulary, the held-out image transform (UNITER
+/// fine-tunes VQA without augmentation) and the budget that counts
+/// unreadable images.
+#[derive(Debug, Clone)]
+pub struct VqaInputs {
+    /// The run's tokenizer.
+    pub tokenizer: TextTokenizer,
+    /// Tokens per question, `[CLS]` and `[SEP]` included.
+    pub max_text_len: usize,
+    /// The answers the classifier scores.
+    pub answers: AnswerVocabulary,
+    /// Images to the model's squares.
+    pub pipeline: ImagePipeline,
+    /// Unreadable images skipped so far, and how many may be.
+    pub budget: CorruptBudget,
+}
+
+impl VqaInputs {
+    /// The host tensors of some questions: tokens, soft scores over the
+    /// answers and the images (decoded in parallel), with the positions in
+    /// `examples` of the rows. Examples whose image cannot be loaded are
+    /// left out and counted in the budget.
+    pub fn batch(&self, examples: &[&VqaExample]) -> Result<HostBatch> {
+        let loaded: Vec<_> = examples
+            .par_iter()
+            .enumerate()
+            .map(|(index, example)| {
+                let sample = ImageSample {
+                    index: index as u64,
+                    image: example.image.as_source(),
+                    caption: "",
+                };
+                self.pipeline.load(&sample, TransformMode::Eval)
+            })
+            .collect();
+        let (mut images, mut questions, mut humans) = (Vec::new(), Vec::new(), Vec::new());
+        let mut kept = Vec::with_capacity(examples.len());
+        for (position, (example, image)) in examples.iter().zip(loaded).enumerate() {
+            match image {
+                Ok((image, _)) => {
+                    self.budget.read();
+                    kept.push(position);
+                    images.push(image);
+                    questions.push(example.question.clone());
+                    humans.push(example.answers.clone());
+                }
+                Err(err) => self.budget.skip(err.to_string())?,
             }
-            Err(err) => budget.skip(err.to_string())?,
         }
+        let tokens = self.tokenizer.encode(&questions, self.max_text_len)?;
+        let batch = HostVqaBatch {
+            tokens,
+            soft_targets: self.answers.soft_target_batch(&humans),
+            num_answers: self.answers.len(),
+        };
+        Ok((batch, HostVisual::Images(images), kept))
     }
-    let tokens = tokenizer.encode(&questions, max_text_len)?;
-    let batch = HostVqaBatch {
-        tokens,
-        soft_targets: answers.soft_target_batch(&humans),
-        num_answers: answers.len(),
-    };
-    Ok((batch, HostVisual::Images(images), kept))
 }
 
 /// The official accuracy of `predictions` (normalised answers, one per
