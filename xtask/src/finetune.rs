@@ -10,10 +10,11 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use vlp_data::source::{ImagePattern, COCO_IMAGE_PATTERN};
 use vlp_data::VqaAccuracy;
-use vlp_train::caption::{CaptionSettings, Captioner};
+use vlp_train::caption::{generative, CaptionSettings, Captioner};
 use vlp_train::finetune::{
     PreparedVqa, VqaAnswerer, VqaFiles, VqaFinetune, VqaReport, VqaSettings,
 };
+use vlp_train::PretrainRun;
 
 use crate::device::{self, BackendJob, DeviceSpec};
 use crate::progress::Progress;
@@ -25,6 +26,65 @@ pub enum FinetuneCommand {
     /// VQA on a dataset in the VQA v2 layout: answer classifier on the fused
     /// `[CLS]`, binary cross-entropy on soft scores, official accuracy.
     Vqa(VqaArgs),
+    /// Captioning: a generative run (encoder_decoder, prefix_lm) trained on
+    /// a caption dataset with PrefixLM, held-out BLEU-1..4 and CIDEr-D.
+    Caption(CaptionFinetuneArgs),
+}
+
+/// Flags of `finetune caption`.
+#[derive(Debug, Args)]
+pub struct CaptionFinetuneArgs {
+    /// The generative pre-training run to start from (its model, tokenizer
+    /// and configuration).
+    #[arg(long)]
+    init: PathBuf,
+    /// Optimiser steps [default: the run's].
+    #[arg(long)]
+    steps: Option<usize>,
+    /// Image-caption pairs per step [default: the run's].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Peak learning rate [default: the run's].
+    #[arg(long)]
+    learning_rate: Option<f64>,
+    /// Seed of the data order and dropout [default: the run's].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Beam size of the held-out captions, 1: greedy [default: the run's].
+    #[arg(long)]
+    beam_size: Option<usize>,
+    /// α of the beam's ranking `log_prob / len^α` [default: the run's].
+    #[arg(long)]
+    length_penalty: Option<f64>,
+    #[command(flatten)]
+    data: crate::data::DatasetArgs,
+    /// The run folder to write (`pretrain --resume` continues it).
+    #[arg(long)]
+    out: PathBuf,
+    /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
+    #[arg(long, value_parser = DeviceSpec::parse)]
+    pub device: Option<DeviceSpec>,
+}
+
+/// The run `finetune caption` trains: the init run with the flags' data,
+/// schedule and decoding.
+pub fn caption_run(args: &CaptionFinetuneArgs) -> anyhow::Result<PretrainRun> {
+    let mut run = PretrainRun::starting_from(&args.init, args.out.clone()).map_err(report)?;
+    generative(&run.config, &args.init).map_err(report)?;
+    let config = &mut run.config;
+    if let Some(steps) = args.steps {
+        (config.steps, config.warmup_steps) = (steps, steps / 10);
+    }
+    config.batch_size = args.batch_size.unwrap_or(config.batch_size);
+    config.learning_rate = args.learning_rate.unwrap_or(config.learning_rate);
+    config.seed = args.seed.unwrap_or(config.seed);
+    config.caption_beam_size = args.beam_size.unwrap_or(config.caption_beam_size);
+    config.caption_length_penalty = args.length_penalty.unwrap_or(config.caption_length_penalty);
+    args.data.apply(&mut config.data)?;
+    config
+        .validate()
+        .map_err(|err| UsageError(err.to_string()))?;
+    Ok(run)
 }
 
 /// Flags of `finetune vqa`.
@@ -82,9 +142,8 @@ pub struct VqaArgs {
     device: Option<DeviceSpec>,
 }
 
-/// Runs a `finetune` command.
-pub fn run(command: FinetuneCommand) -> anyhow::Result<()> {
-    let FinetuneCommand::Vqa(args) = command;
+/// Runs `finetune vqa`.
+pub fn run(args: VqaArgs) -> anyhow::Result<()> {
     let pattern = ImagePattern::parse(&args.image_pattern)
         .map_err(|err| UsageError(format!("--image-pattern: {err}")))?;
     let files = |questions, annotations, images, split: &str| VqaFiles {
@@ -296,15 +355,17 @@ pub struct CaptionArgs {
     /// The image files.
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// Beam hypotheses (1: greedy).
-    #[arg(long, default_value_t = CaptionSettings::default().beam_size)]
-    beam_size: usize,
-    /// α of the beam's ranking `log_prob / len^α` (0: probability alone).
-    #[arg(long, default_value_t = CaptionSettings::default().length_penalty)]
-    length_penalty: f64,
-    /// Most tokens per caption, `[SEP]` included.
-    #[arg(long, default_value_t = CaptionSettings::default().max_len)]
-    max_len: usize,
+    /// Beam hypotheses, 1: greedy [default: the run's caption_beam_size].
+    #[arg(long)]
+    beam_size: Option<usize>,
+    /// α of the beam's ranking `log_prob / len^α`, 0: by probability alone
+    /// [default: the run's caption_length_penalty].
+    #[arg(long)]
+    length_penalty: Option<f64>,
+    /// Most tokens per caption, `[SEP]` included [default: the run's
+    /// data.max_text_len].
+    #[arg(long)]
+    max_len: Option<usize>,
     /// `flex`, `ndarray`, `wgpu[:N]` or `cuda[:N]`.
     #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
@@ -329,13 +390,14 @@ impl BackendJob for CaptionJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let args = self.0;
-        let settings = CaptionSettings {
-            beam_size: args.beam_size,
-            length_penalty: args.length_penalty,
-            max_len: args.max_len,
-            ..CaptionSettings::default()
-        };
         let captioner = Captioner::<B::InnerBackend>::load(&args.run, &device).map_err(report)?;
+        let run = captioner.settings;
+        let settings = CaptionSettings {
+            beam_size: args.beam_size.unwrap_or(run.beam_size),
+            length_penalty: args.length_penalty.unwrap_or(run.length_penalty),
+            max_len: args.max_len.unwrap_or(run.max_len),
+            ..run
+        };
         captioner
             .caption(&args.images, &settings, &device)
             .map_err(report)

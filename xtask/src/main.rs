@@ -12,6 +12,7 @@ use vlp_models::BertConfig;
 use vlp_train::embed::embed_file;
 use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
+use xtask::finetune::FinetuneCommand;
 use xtask::progress::Progress;
 use xtask::{assets, bench, presets_command, report, test_command, UsageError};
 
@@ -57,7 +58,7 @@ enum Command {
     Eval(EvalArgs),
     /// Fine-tune a pre-trained model on a downstream task and evaluate it.
     #[command(subcommand)]
-    Finetune(xtask::finetune::FinetuneCommand),
+    Finetune(FinetuneCommand),
     /// Answer a question about an image with a `finetune vqa` run.
     Answer(xtask::finetune::AnswerArgs),
     /// Caption images with an encoder-decoder or PrefixLM run.
@@ -223,8 +224,15 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
                 .map(|dir| dir.join("tokenizer.json"))
         }),
         init_text: args.init_text,
+        init: None,
     };
     train(run, false, device)
+}
+
+/// `finetune caption`: the init run's model trained on the flags' data.
+fn finetune_caption(args: &xtask::finetune::CaptionFinetuneArgs) -> anyhow::Result<()> {
+    let run = xtask::finetune::caption_run(args)?;
+    train(run, false, device::chosen(args.device)?)
 }
 
 /// Runs (or resumes) `run` on `device` and prints its report.
@@ -330,7 +338,8 @@ fn main() -> ExitCode {
         Command::Bench(BenchCommand::Step(args)) => bench::step::run(&args),
         Command::Bench(BenchCommand::Data(args)) => bench::data::run(&args),
         Command::Data(command) => xtask::data::run(&command),
-        Command::Finetune(command) => xtask::finetune::run(command),
+        Command::Finetune(FinetuneCommand::Vqa(args)) => xtask::finetune::run(args),
+        Command::Finetune(FinetuneCommand::Caption(args)) => finetune_caption(&args),
         Command::Answer(args) => xtask::finetune::answer(args),
         Command::Caption(args) => xtask::finetune::caption(args),
         Command::Embed(args) => embed(args),

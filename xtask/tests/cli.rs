@@ -627,11 +627,12 @@ fn vqa_finetuning_from_a_run_reports_the_official_accuracy() {
 }
 
 /// `caption` with a tiny PrefixLM run on pixels: one `path<TAB>caption`
-/// line per image, in order, for greedy and beam decoding; a run of another
-/// architecture is a usage error naming it, a missing image an error naming
-/// the file.
+/// line per image, in order, for greedy and beam decoding; `finetune
+/// caption` trains that run on an exported COCO dataset and scores held-out
+/// captions with the flags' decoding; a run of another architecture is a
+/// usage error naming it, a missing image an error naming the file.
 #[test]
-fn caption_writes_one_line_per_image_and_names_bad_runs_and_files() {
+fn caption_and_caption_finetuning_from_a_prefix_lm_run() {
     let dir = temp_dir("caption");
     let data = dir.join("coco");
     assert!(export_small("coco", &data, &[]).status.success());
@@ -669,9 +670,39 @@ fn caption_writes_one_line_per_image_and_names_bad_runs_and_files() {
             );
         }
     }
+    let file = |name: &str| path(&data.join(name));
+    let finetune = |init: &str| {
+        let args = ["finetune", "caption", "--init", init, "--steps", "2"];
+        let decoding = ["--beam-size", "1", "--length-penalty", "0.5"];
+        let coco = [
+            "--format",
+            "coco",
+            "--annotations",
+            &file("annotations/captions_train2017.json"),
+            "--images",
+            &file("train2017"),
+            "--val-annotations",
+            &file("annotations/captions_val2017.json"),
+            "--val-images",
+            &file("val2017"),
+        ];
+        let out = path(&dir.join("finetuned"));
+        xtask(&[&args[..], &decoding, &coco, &["--out", &out]].concat())
+    };
+    let output = finetune(&prefix_lm);
+    assert!(output.status.success(), "{output:?}");
+    let captioning = &read_json(&dir.join("finetuned/eval.json"))["captioning"];
+    assert_eq!(captioning["beam_size"], 1, "{captioning}");
+    assert_eq!(captioning["images"], 12, "{captioning}");
+    assert!(captioning["cider"].as_f64().unwrap() >= 0.0, "{captioning}");
+    let saved = std::fs::read_to_string(dir.join("finetuned/config.toml")).unwrap();
+    assert!(saved.contains("caption_length_penalty = 0.5"), "{saved}");
+    assert!(saved.contains("format = \"coco\""), "{saved}");
+
     let uniter = pretrain("uniter", "");
     let output = xtask(&["caption", "--run", &uniter, &images[0]]);
     assert_usage_error(&output, "model.architecture");
+    assert_usage_error(&finetune(&uniter), "model.architecture");
     let missing = path(&data.join("missing.png"));
     let output = xtask(&["caption", "--run", &prefix_lm, &missing]);
     assert!(!output.status.success());

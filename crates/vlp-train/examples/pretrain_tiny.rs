@@ -37,6 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out: "runs/example-pretrain-tiny".into(),
         tokenizer: None,
         init_text: None,
+        init: None,
     };
     let report = run.run::<Autodiff<Flex>>(&Default::default(), &mut PrintMetrics)?;
     println!("{}", report.table());

@@ -12,9 +12,10 @@ use vlp_data::{HostVisual, TextTokenizer};
 use vlp_objectives::SimVlmPretrainer;
 
 use crate::checkpoint::{load_checkpoint, TOKENIZER_FILE};
+use crate::config::PretrainConfig;
 use crate::config::{Architecture, VisualKind};
 use crate::error::{ConfigError, Result};
-use crate::eval::{words, CAPTION_LENGTH_PENALTY};
+use crate::eval::words;
 use crate::run::run_config;
 
 /// How captions are decoded.
@@ -31,14 +32,14 @@ pub struct CaptionSettings {
     pub batch_size: usize,
 }
 
-impl Default for CaptionSettings {
-    /// Beam 3 (the runner's held-out captioning), α = 1 (Hugging Face's
-    /// default), 40 tokens, 32 images per pass.
-    fn default() -> Self {
+impl CaptionSettings {
+    /// What a run's held-out captioning uses (`caption_beam_size`,
+    /// `caption_length_penalty`, `data.max_text_len`), 32 images per pass.
+    pub fn of(config: &PretrainConfig) -> Self {
         Self {
-            beam_size: 3,
-            length_penalty: CAPTION_LENGTH_PENALTY,
-            max_len: 40,
+            beam_size: config.caption_beam_size,
+            length_penalty: config.caption_length_penalty,
+            max_len: config.data.max_text_len,
             batch_size: 32,
         }
     }
@@ -46,6 +47,8 @@ impl Default for CaptionSettings {
 
 /// A generative run's model, ready to caption images.
 pub struct Captioner<B: Backend> {
+    /// The run's own decoding settings.
+    pub settings: CaptionSettings,
     tokenizer: TextTokenizer,
     pipeline: ImagePipeline,
     model: SimVlmPretrainer<B>,
@@ -57,21 +60,7 @@ impl<B: Backend> Captioner<B> {
     /// naming `model.architecture` (`model.visual`).
     pub fn load(run: &Path, device: &B::Device) -> Result<Self> {
         let config = run_config(run)?;
-        if !matches!(
-            config.model.architecture,
-            Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {}
-        ) {
-            return Err(ConfigError::invalid(
-                "model.architecture",
-                format!(
-                    "model.architecture is {} in {}: captioning needs an encoder_decoder or \
-                     prefix_lm model",
-                    config.model.architecture.name(),
-                    run.display()
-                ),
-            )
-            .into());
-        }
+        generative(&config, run)?;
         if config.model.visual == VisualKind::Regions {
             return Err(ConfigError::invalid(
                 "model.visual",
@@ -85,6 +74,7 @@ impl<B: Backend> Captioner<B> {
             .simvlm(tokenizer.vocab_size(), tokenizer.special())
             .init(device);
         Ok(Self {
+            settings: CaptionSettings::of(&config),
             model: load_checkpoint(model, run, device)?,
             pipeline: config.data.image_transform().init()?,
             tokenizer,
@@ -133,5 +123,23 @@ impl<B: Backend> Captioner<B> {
             );
         }
         Ok(captions)
+    }
+}
+
+/// Errors unless the run folder `run`'s `config` is a generative model
+/// (`encoder_decoder` or `prefix_lm`), naming `model.architecture`.
+pub fn generative(config: &PretrainConfig, run: &Path) -> Result<()> {
+    match config.model.architecture {
+        Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => Ok(()),
+        _ => Err(ConfigError::invalid(
+            "model.architecture",
+            format!(
+                "model.architecture is {} in {}: captioning needs an encoder_decoder or \
+                 prefix_lm model",
+                config.model.architecture.name(),
+                run.display()
+            ),
+        )
+        .into()),
     }
 }

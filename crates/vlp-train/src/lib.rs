@@ -26,7 +26,7 @@
 //! config.data.fused_pairs = 4;
 //! config.eval_candidates = 8;
 //! let out = std::env::temp_dir().join(format!("vlp-train-doc-{}", std::process::id()));
-//! let run = PretrainRun { config, out: out.clone(), tokenizer: None, init_text: None };
+//! let run = PretrainRun { config, out: out.clone(), tokenizer: None, init_text: None, init: None };
 //! let report = run.run::<Autodiff<NdArray>>(&Default::default(), &mut ())?;
 //! let t2i = report.retrieval.expect("uniter-tiny ranks candidates").t2i;
 //! assert!((0.0..=1.0).contains(&t2i.r1));

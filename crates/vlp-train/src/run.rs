@@ -32,6 +32,9 @@ pub struct PretrainRun {
     /// A Hugging Face BERT folder whose `model.safetensors` initialises the
     /// text embeddings, the transformer and the pooler.
     pub init_text: Option<PathBuf>,
+    /// A run folder whose `model.mpk` starts the whole model (fine-tuning
+    /// a run on other data; `config.model` must be that run's).
+    pub init: Option<PathBuf>,
 }
 
 impl PretrainRun {
@@ -54,6 +57,19 @@ impl PretrainRun {
         self.train::<B>(&tokenizer, false, device, observer)
     }
 
+    /// A run writing `out` that starts from the run folder `init`: its
+    /// configuration, tokenizer and whole model. Change `config` (its data,
+    /// steps, learning rate) to fine-tune it or continue its pre-training.
+    pub fn starting_from(init: &Path, out: PathBuf) -> Result<Self> {
+        Ok(Self {
+            config: run_config(init)?,
+            out,
+            tokenizer: Some(init.join(TOKENIZER_FILE)),
+            init_text: None,
+            init: Some(init.to_path_buf()),
+        })
+    }
+
     /// The run of the folder `run` (its `config.toml` and `tokenizer.json`),
     /// to [`Self::resume`].
     pub fn resuming(run: &Path) -> Result<Self> {
@@ -74,6 +90,7 @@ impl PretrainRun {
             tokenizer: Some(run.join(TOKENIZER_FILE)),
             // The checkpoint holds the whole model.
             init_text: None,
+            init: None,
         })
     }
 
@@ -136,6 +153,10 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
     {
         let (config, out) = (&self.run.config, &self.run.out);
         let batcher = batcher(config, self.tokenizer.clone())?;
+        let model = match &self.run.init {
+            Some(run) if !self.resume => load_checkpoint(model, run, self.device)?,
+            _ => model,
+        };
         let mut trainer = Trainer::new(config, self.device)?;
         let (model, mut metrics) = trainer.open_run(model, out, self.resume)?;
         let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;

@@ -65,6 +65,7 @@ fn temp_run(dir: &Path, name: &str) -> PretrainRun {
         out: dir.join(name),
         tokenizer: None,
         init_text: None,
+        init: None,
     }
 }
 

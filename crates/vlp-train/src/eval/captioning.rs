@@ -50,10 +50,6 @@ pub struct CaptionExample {
     pub reference: String,
 }
 
-/// The beam search's length penalty α (`log_prob / len^α`; Hugging Face's
-/// default), for held-out captioning and `cargo xtask caption`'s default.
-pub const CAPTION_LENGTH_PENALTY: f64 = 1.0;
-
 /// Whole words of WordPiece `ids` (continuation pieces `##…` joined to the
 /// word before them), special tokens dropped.
 pub(crate) fn words(tokenizer: &TextTokenizer, ids: &[u32]) -> Vec<String> {
@@ -105,7 +101,7 @@ pub fn captioning<B: Backend>(
             &visual.slice_rows(start, end),
             settings.max_text_len,
             settings.caption_beam_size,
-            CAPTION_LENGTH_PENALTY,
+            settings.caption_length_penalty,
         ) {
             candidates.push(words(tokenizer, &ids));
         }

@@ -19,7 +19,7 @@ use vlp_objectives::{
 };
 
 pub(crate) use captioning::words;
-pub use captioning::{captioning, CaptionExample, Captioning, CAPTION_LENGTH_PENALTY};
+pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
 pub use retrieval::{
     ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,
@@ -37,6 +37,8 @@ pub struct EvalSettings {
     pub candidates: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
+    /// α of the beam's ranking `log_prob / len^α`.
+    pub caption_length_penalty: f64,
     /// Longest caption in tokens.
     pub max_text_len: usize,
     /// Held-out batches each objective is scored on.
@@ -56,6 +58,7 @@ impl EvalSettings {
         Self {
             candidates: config.eval_candidates,
             caption_beam_size: config.caption_beam_size,
+            caption_length_penalty: config.caption_length_penalty,
             max_text_len: config.data.max_text_len,
             objective_batches: Self::OBJECTIVE_BATCHES,
             batch_size: config.batch_size,
