@@ -11,7 +11,7 @@ has created .venv; it deletes its inputs when done, so keep them with
     .venv/bin/python benches/reference/uniter_step.py --inputs DIR/b32-t32-r36 \
         --mode train --threads 2 --warmup 2 --steps 3 --reps 3 --out result.json
 
-Inputs (`.npy`, written by xtask/src/bench/step/inputs.rs):
+Inputs (`.npy`, written by crates/vlp-bench/src/step/inputs.rs):
     input_ids [B, T] int64       masked text ([CLS] ... [SEP] then [PAD])
     attention_mask [B, T] int64  1 at real tokens, 0 at padding
     mlm_positions [N] int64      flat positions b * T + t of the masked tokens
