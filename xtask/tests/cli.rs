@@ -757,13 +757,11 @@ fn embed_writes_minilm_sentence_embeddings_and_names_bad_paths() {
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let minilm = root.join("assets/all-minilm-l6-v2");
-    if !minilm.join("model.safetensors").is_file() {
-        eprintln!(
-            "skipped: {} is missing (cargo xtask assets)",
-            minilm.display()
-        );
-        return;
-    }
+    assert!(
+        minilm.join("model.safetensors").is_file(),
+        "{} is missing: run `cargo xtask assets` first",
+        minilm.display()
+    );
     let reference = read_json(&root.join("crates/vlp-models/tests/fixtures/minilm_reference.json"));
     let sentences: Vec<&str> = reference["sentences"]
         .as_array()
