@@ -7,8 +7,10 @@
 //! held-out evaluation ([`eval`]), parameter counts ([`params`]), run
 //! folders and checkpoints ([`checkpoint`]), resumable checkpoints
 //! ([`resume`]), whole runs ([`run`]), the objective ablation
-//! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]) and
-//! sentence embeddings from an imported BERT ([`embed`]).
+//! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]),
+//! sentence embeddings from an imported BERT ([`embed`]) and inference on a
+//! run folder: embedding, search and zero-shot classification in the
+//! model's joint text-image space ([`inference`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -44,6 +46,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod finetune;
+pub mod inference;
 pub mod metrics;
 pub mod micro_batch;
 pub mod params;

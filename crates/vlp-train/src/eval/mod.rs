@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use vlp_data::source::SkipReport;
 use vlp_data::{PairSource, PretrainBatcher};
 use vlp_objectives::{
-    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
-    UniterPretrainer,
+    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, RetrievalModel,
+    SimVlmPretrainer, UniterPretrainer,
 };
 
 pub use captioning::{captioning, CaptionExample, Captioning};
@@ -101,6 +101,13 @@ pub trait Evaluate<B: Backend> {
         settings: &EvalSettings,
         device: &B::Device,
     ) -> Result<EvalReport>;
+
+    /// The model as a [`RetrievalModel`] (its unimodal embeddings or
+    /// matching head), for inference on a run folder
+    /// ([`crate::inference`]); `None` for a generative model.
+    fn retrieval_model(&self) -> Option<&dyn RetrievalModel<B>> {
+        None
+    }
 }
 
 /// Models with a shared text-image space (or a matching head) are measured
@@ -111,6 +118,10 @@ macro_rules! evaluate_by_retrieval {
             fn evaluate(&self, data: &PretrainBatcher, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
                 let retrieval = retrieval(self, data, settings, device)?;
                 Ok(EvalReport { retrieval, ..EvalReport::default() })
+            }
+
+            fn retrieval_model(&self) -> Option<&dyn RetrievalModel<B>> {
+                Some(self)
             }
         }
     )*};
