@@ -3,6 +3,7 @@
 //! `cargo xtask eval` reproduces from the checkpoint; inference on a run
 //! folder in [`inference`].
 
+#[path = "cli/inference.rs"]
 mod inference;
 
 use std::path::{Path, PathBuf};

@@ -105,7 +105,7 @@ fn embed_search_and_classify_read_a_run_folder() {
         "{index}"
     );
     assert!(rows[2..].iter().all(|r| r["kind"] == "image"), "{index}");
-    assert!(paths.windows(2).all(|w| w[0] < w[1]) && paths[0].ends_with("000000000000.png"));
+    assert!(paths.windows(2).all(|w| w[0] < w[1]) && paths[0].ends_with("000000000001.png"));
 
     let output = xtask(&[
         "search",
