@@ -18,6 +18,7 @@ use vlp_models::{l2_normalize, mean_pool, BertModel};
 
 use crate::checkpoint::write_atomic;
 use crate::error::{ConfigError, Result, TrainError};
+use crate::eval::floats;
 
 /// The files of a Hugging Face BERT folder that [`embed_texts`] reads.
 pub const BERT_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
@@ -141,12 +142,7 @@ pub(crate) fn write_indexed_rows<B: Backend>(
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|err| TrainError::file(parent, err))?;
     }
-    let values: Vec<f32> = embeddings
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("converted to f32");
-    write_atomic(out, &npy_bytes(&values, &[rows, width]))?;
+    write_atomic(out, &npy_bytes(&floats(embeddings), &[rows, width]))?;
     let path = out.with_extension("jsonl");
     let lines: String = index.iter().map(|line| format!("{line}\n")).collect();
     write_atomic(&path, lines.as_bytes())?;

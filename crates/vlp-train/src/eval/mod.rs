@@ -20,6 +20,7 @@ use vlp_objectives::{
 
 pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
+pub(crate) use retrieval::floats;
 pub use retrieval::{
     ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,
 };

@@ -352,7 +352,7 @@ projection_dim = 32
         let classes = dir.join("classes");
         let mut rng = ChaCha8Rng::seed_from_u64(11);
         let side = world.image_size as f32;
-        for colour in 0..CLASSES {
+        for (colour, (name, _)) in COLOURS.iter().enumerate().take(CLASSES) {
             for i in 0..PER_CLASS {
                 let size = rng.random_range(0..SIZES.len());
                 let radius = (SIZES[size].1 * side).round();
@@ -366,8 +366,7 @@ projection_dim = 32
                     radius,
                 };
                 let image = render(&[object], world.image_size, &mut rng);
-                let name = format!("{}/{i}.png", COLOURS[colour].0);
-                write_png(&classes.join(name), &image);
+                write_png(&classes.join(format!("{name}/{i}.png")), &image);
             }
         }
         let templates: Vec<String> = ["a small {} circle", "a large {} square", "a {} cross"]

@@ -7,13 +7,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use vlp_data::source::SkipReport;
 
 use super::images::image_files;
 use super::{InferenceRun, DEFAULT_BATCH_SIZE};
 use crate::error::{ConfigError, Result};
+use crate::eval::floats;
 
 /// One image found.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,15 +51,6 @@ pub fn top_k(scores: &[f32], k: usize) -> Vec<usize> {
     order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
     order.truncate(k);
     order
-}
-
-/// The values of a tensor on the host.
-pub(crate) fn floats<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("converted to f32")
 }
 
 /// The `top` image files of the folder `images` ([`image_files`]) most

@@ -16,10 +16,10 @@ use vlp_data::source::SkipReport;
 use vlp_models::l2_normalize;
 
 use super::images::class_folders;
-use super::search::floats;
 use super::{InferenceRun, DEFAULT_BATCH_SIZE};
 use crate::checkpoint::write_atomic;
 use crate::error::{ConfigError, Result};
+use crate::eval::floats;
 
 /// The report's file in the run folder.
 pub const CLASSIFY_FILE: &str = "classify.json";
