@@ -1,5 +1,6 @@
 //! The vlp runner: `cargo xtask pretrain | finetune | answer | eval |
-//! presets | ablate | test | bench | assets | data | embed`: argument
+//! presets | ablate | test | bench | assets | data | embed | search |
+//! classify`: argument
 //! parsing, progress bars, plots, benchmarks.
 //!
 //! The logic lives in the library crates: a run is
@@ -15,6 +16,7 @@ pub mod bench;
 pub mod data;
 pub mod device;
 pub mod finetune;
+pub mod inference;
 pub mod plot;
 pub mod presets_command;
 pub mod progress;

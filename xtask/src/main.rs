@@ -1,5 +1,6 @@
 //! `cargo xtask`: the vlp runner's command line (pretrain, finetune, answer,
-//! eval, presets, ablate, bench, test, assets, data, embed); the work is in
+//! eval, presets, ablate, bench, test, assets, data, embed, search,
+//! classify); the work is in
 //! the library crates and `xtask`'s modules, this file parses arguments and
 //! prints.
 
@@ -13,6 +14,7 @@ use vlp_train::embed::embed_file;
 use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
 use xtask::finetune::FinetuneCommand;
+use xtask::inference::RunEmbedJob;
 use xtask::progress::Progress;
 use xtask::{assets, bench, presets_command, report, test_command, UsageError};
 
@@ -78,18 +80,30 @@ enum Command {
     /// Datasets: export the synthetic world in a real format, check a dataset.
     #[command(subcommand)]
     Data(xtask::data::DataCommand),
-    /// Embed texts (one per line) with a Hugging Face BERT: mean pooling, L2 norm.
+    /// Embed texts (one per line) with a Hugging Face BERT (mean pooling, L2
+    /// norm), or texts and images with a run's model (--run).
     Embed(EmbedArgs),
+    /// Search a folder of images with a text query in a run's joint space.
+    Search(xtask::inference::SearchArgs),
+    /// Zero-shot classification of class folders of images with a run's model.
+    Classify(xtask::inference::ClassifyArgs),
 }
 
 #[derive(Debug, Args)]
 struct EmbedArgs {
     /// Hugging Face BERT folder (config.json, model.safetensors, tokenizer.json).
+    #[arg(long, required_unless_present = "run", conflicts_with = "run")]
+    checkpoint: Option<PathBuf>,
+    /// A run folder of `cargo xtask pretrain` whose model embeds (a joint
+    /// text-image space: clip, albef, dual-stream).
     #[arg(long)]
-    checkpoint: PathBuf,
+    run: Option<PathBuf>,
     /// Text file, one text per line.
-    #[arg(long)]
-    texts: PathBuf,
+    #[arg(long, required_unless_present = "run")]
+    texts: Option<PathBuf>,
+    /// With --run: a folder whose image files are embedded too, after the texts.
+    #[arg(long, requires = "run")]
+    images: Option<PathBuf>,
     /// The [N, D] f32 .npy to write; FILE.jsonl beside it indexes the rows.
     #[arg(long)]
     out: PathBuf,
@@ -99,7 +113,14 @@ struct EmbedArgs {
 }
 
 /// Embeds on the default device's inner backend: no autodiff, so no dropout.
-impl BackendJob for EmbedArgs {
+struct BertEmbedJob {
+    checkpoint: PathBuf,
+    texts: PathBuf,
+    out: PathBuf,
+    batch_size: usize,
+}
+
+impl BackendJob for BertEmbedJob {
     type Output = vlp_train::Result<vlp_train::embed::Embedded>;
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         let a = self;
@@ -293,7 +314,39 @@ fn eval(run: PathBuf, device: Option<DeviceSpec>) -> anyhow::Result<()> {
 }
 
 fn embed(args: EmbedArgs) -> anyhow::Result<()> {
-    let done = device::dispatch(device::chosen(None)?, args).map_err(UsageError)?;
+    let device = device::chosen(None)?;
+    let (out, batch_size) = (args.out, args.batch_size);
+    let done = match (args.run, args.checkpoint, args.texts) {
+        (Some(run), _, texts) => {
+            let images = args.images;
+            let job = RunEmbedJob {
+                run,
+                texts,
+                images,
+                out,
+                batch_size,
+            };
+            device::dispatch(device, job)
+                .map_err(UsageError)?
+                .map(|done| done.to_string())
+        }
+        (None, Some(checkpoint), Some(texts)) => {
+            let job = BertEmbedJob {
+                checkpoint,
+                texts,
+                out,
+                batch_size,
+            };
+            device::dispatch(device, job)
+                .map_err(UsageError)?
+                .map(|done| done.to_string())
+        }
+        _ => {
+            return Err(
+                UsageError("pass --checkpoint DIR --texts FILE, or --run DIR".into()).into(),
+            )
+        }
+    };
     println!("{}", done.map_err(report)?);
     Ok(())
 }
@@ -343,6 +396,8 @@ fn main() -> ExitCode {
         Command::Answer(args) => xtask::finetune::answer(args),
         Command::Caption(args) => xtask::finetune::caption(args),
         Command::Embed(args) => embed(args),
+        Command::Search(args) => xtask::inference::search_images(args),
+        Command::Classify(args) => xtask::inference::classify_images(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

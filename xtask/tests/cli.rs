@@ -1,6 +1,10 @@
 //! The runner as a user meets it: bad input gives a one-line error and exit
 //! code 2 (never a panic), and a tiny run writes every artefact, which
-//! `cargo xtask eval` reproduces from the checkpoint.
+//! `cargo xtask eval` reproduces from the checkpoint; inference on a run
+//! folder in [`inference`].
+
+#[path = "cli/inference.rs"]
+mod inference;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

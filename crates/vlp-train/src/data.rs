@@ -77,7 +77,7 @@ fn dataset_corpus(config: &PretrainConfig) -> Result<Vec<String>> {
 }
 
 /// The run's budget of corrupt samples (`data.max_skipped`).
-fn budget(config: &PretrainConfig) -> CorruptBudget {
+pub(crate) fn budget(config: &PretrainConfig) -> CorruptBudget {
     CorruptBudget::new(SkipLimit {
         max_share: config.data.max_skipped,
         ..SkipLimit::default()

@@ -18,6 +18,7 @@ use vlp_models::{l2_normalize, mean_pool, BertModel};
 
 use crate::checkpoint::write_atomic;
 use crate::error::{ConfigError, Result, TrainError};
+use crate::eval::floats;
 
 /// The files of a Hugging Face BERT folder that [`embed_texts`] reads.
 pub const BERT_FILES: [&str; 3] = ["config.json", "model.safetensors", "tokenizer.json"];
@@ -94,7 +95,7 @@ pub fn embed_texts<B: Backend>(
 }
 
 /// A path ending in `.npy`, or an error naming it.
-fn check_npy_path(out: &Path) -> Result<()> {
+pub(crate) fn check_npy_path(out: &Path) -> Result<()> {
     if out.extension().is_some_and(|ext| ext == "npy") {
         return Ok(());
     }
@@ -112,7 +113,7 @@ pub fn write_embeddings<B: Backend>(
     embeddings: Tensor<B, 2>,
 ) -> Result<PathBuf> {
     check_npy_path(out)?;
-    let [rows, width] = embeddings.dims();
+    let [rows, _] = embeddings.dims();
     if rows != texts.len() {
         return Err(ConfigError::invalid(
             "texts",
@@ -120,23 +121,32 @@ pub fn write_embeddings<B: Backend>(
         )
         .into());
     }
+    let index: Vec<serde_json::Value> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, text)| serde_json::json!({ "index": i, "text": text }))
+        .collect();
+    write_indexed_rows(out, embeddings, &index)
+}
+
+/// Writes `embeddings` `[N, D]` to `out` (a `.npy` of `f32`) and `index`,
+/// one JSON line per row, to `out` with the extension `.jsonl`; both
+/// atomically, creating the folder. Returns the index's path. The caller
+/// checks that `out` ends in `.npy` and that `index` has `N` lines.
+pub(crate) fn write_indexed_rows<B: Backend>(
+    out: &Path,
+    embeddings: Tensor<B, 2>,
+    index: &[serde_json::Value],
+) -> Result<PathBuf> {
+    let [rows, width] = embeddings.dims();
     if let Some(parent) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|err| TrainError::file(parent, err))?;
     }
-    let values: Vec<f32> = embeddings
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("converted to f32");
-    write_atomic(out, &npy_bytes(&values, &[rows, width]))?;
-    let index = out.with_extension("jsonl");
-    let lines: String = texts
-        .iter()
-        .enumerate()
-        .map(|(i, text)| format!("{}\n", serde_json::json!({ "index": i, "text": text })))
-        .collect();
-    write_atomic(&index, lines.as_bytes())?;
-    Ok(index)
+    write_atomic(out, &npy_bytes(&floats(embeddings), &[rows, width]))?;
+    let path = out.with_extension("jsonl");
+    let lines: String = index.iter().map(|line| format!("{line}\n")).collect();
+    write_atomic(&path, lines.as_bytes())?;
+    Ok(path)
 }
 
 /// What [`embed_file`] wrote.

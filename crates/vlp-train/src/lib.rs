@@ -8,8 +8,10 @@
 //! folders and checkpoints ([`checkpoint`]), resumable checkpoints
 //! ([`resume`]), whole runs ([`run`]), the objective ablation
 //! ([`ablation`]), fine-tuning on downstream tasks ([`finetune`]),
-//! captioning image files with a generative run ([`caption`]) and sentence
-//! embeddings from an imported BERT ([`embed`]).
+//! captioning image files with a generative run ([`caption`]), sentence
+//! embeddings from an imported BERT ([`embed`]) and inference on a run
+//! folder: embedding, search and zero-shot classification in the model's
+//! joint text-image space ([`inference`]).
 //!
 //! Generic over the Burn backend: nothing here names one. Progress and
 //! metrics leave the trainer through a [`TrainObserver`]; the runner
@@ -46,6 +48,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod finetune;
+pub mod inference;
 pub mod metrics;
 pub mod micro_batch;
 pub mod params;
@@ -66,3 +69,14 @@ pub use resume::CheckpointRef;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{backend_seed, step_rng, Decay, StepDraw, WarmupSchedule};
 pub use trainer::{materialize, sync_running_states, TrainObserver, TrainStart, Trainer};
+
+/// Held by this crate's unit tests that build models on NdArray: its
+/// generator is one global, and a test initialising a model while another
+/// seeds or draws would start from unpredictable weights.
+#[cfg(test)]
+pub(crate) fn ndarray_draws() -> std::sync::MutexGuard<'static, ()> {
+    static DRAWS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    DRAWS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

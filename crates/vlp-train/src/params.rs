@@ -126,6 +126,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     fn count(name: &str) -> (PretrainConfig, ParameterCount) {
+        let _draws = crate::ndarray_draws();
         let config = PretrainConfig::from_layers(Some(presets::find(name).unwrap()), None).unwrap();
         let count = ParameterCount::of::<Autodiff<NdArray>>(&config, &Default::default()).unwrap();
         (config, count)

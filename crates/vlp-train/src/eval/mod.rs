@@ -14,13 +14,14 @@ use serde::{Deserialize, Serialize};
 use vlp_data::source::SkipReport;
 use vlp_data::{PairSource, PretrainBatcher};
 use vlp_objectives::{
-    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, SimVlmPretrainer,
-    UniterPretrainer,
+    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, RetrievalModel,
+    SimVlmPretrainer, UniterPretrainer,
 };
 
 pub(crate) use captioning::words;
 pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
+pub(crate) use retrieval::floats;
 pub use retrieval::{
     ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,
 };
@@ -105,6 +106,13 @@ pub trait Evaluate<B: Backend> {
         settings: &EvalSettings,
         device: &B::Device,
     ) -> Result<EvalReport>;
+
+    /// The model as a [`RetrievalModel`] (its unimodal embeddings or
+    /// matching head), for inference on a run folder
+    /// ([`crate::inference`]); `None` for a generative model.
+    fn retrieval_model(&self) -> Option<&dyn RetrievalModel<B>> {
+        None
+    }
 }
 
 /// Models with a shared text-image space (or a matching head) are measured
@@ -115,6 +123,10 @@ macro_rules! evaluate_by_retrieval {
             fn evaluate(&self, data: &PretrainBatcher, settings: &EvalSettings, device: &B::Device) -> Result<EvalReport> {
                 let retrieval = retrieval(self, data, settings, device)?;
                 Ok(EvalReport { retrieval, ..EvalReport::default() })
+            }
+
+            fn retrieval_model(&self) -> Option<&dyn RetrievalModel<B>> {
+                Some(self)
             }
         }
     )*};

@@ -249,7 +249,8 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
     }))
 }
 
-fn floats<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+/// The values of a tensor on the host, as `f32`.
+pub(crate) fn floats<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
     tensor
         .into_data()
         .convert::<f32>()
