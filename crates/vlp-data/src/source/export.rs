@@ -279,8 +279,9 @@ pub fn export_regions(
     Ok(dir)
 }
 
-/// `image` as a PNG file (lossless: decoding gives the same pixels).
-fn png(image: &RgbImage, name: &str) -> Result<Vec<u8>, DataError> {
+/// `image` as the bytes of a PNG file (lossless: decoding gives the same
+/// pixels); an encoder error names the file `name`.
+pub fn png(image: &RgbImage, name: &str) -> Result<Vec<u8>, DataError> {
     let mut bytes = Vec::new();
     PngEncoder::new(&mut bytes)
         .write_image(

@@ -50,7 +50,7 @@ pub use check::{check, check_spec, CheckReport};
 pub use coco::read_coco;
 pub use delimited::{read_delimited, Columns, DelimitedOptions};
 pub use export::{
-    export, export_regions, read_exported, ExportFormat, ExportOptions, ExportSummary,
+    export, export_regions, png, read_exported, ExportFormat, ExportOptions, ExportSummary,
     ExportedScene, EXPORT_VQA2_PATTERN, MIN_IMAGE_SIZE,
 };
 pub use jsonl::read_jsonl;

@@ -268,8 +268,6 @@ mod tests {
     use std::path::Path;
 
     use burn::backend::{Autodiff, NdArray};
-    use image::codecs::png::PngEncoder;
-    use image::{ExtendedColorType, ImageEncoder};
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
     use vlp_data::synthetic::{
@@ -307,15 +305,7 @@ projection_dim = 32
 
     fn write_png(path: &Path, image: &RgbImage) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut bytes = Vec::new();
-        PngEncoder::new(&mut bytes)
-            .write_image(
-                &image.pixels,
-                image.width as u32,
-                image.height as u32,
-                ExtendedColorType::Rgb8,
-            )
-            .unwrap();
+        let bytes = vlp_data::source::png(image, &path.display().to_string()).unwrap();
         std::fs::write(path, bytes).unwrap();
     }
 
