@@ -11,12 +11,11 @@ use vlp_data::image::{ImagePipeline, ImageSample, ImageSource, TransformMode};
 use vlp_data::{HostVisual, TextTokenizer};
 use vlp_objectives::SimVlmPretrainer;
 
-use crate::checkpoint::{load_checkpoint, TOKENIZER_FILE};
-use crate::config::PretrainConfig;
-use crate::config::{Architecture, VisualKind};
+use crate::checkpoint::load_checkpoint;
+use crate::config::{Architecture, PretrainConfig};
 use crate::error::{ConfigError, Result};
 use crate::eval::words;
-use crate::run::run_config;
+use crate::inference::InferenceRun;
 
 /// How captions are decoded.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -55,28 +54,24 @@ pub struct Captioner<B: Backend> {
 }
 
 impl<B: Backend> Captioner<B> {
-    /// Loads a run folder of an `encoder_decoder` or `prefix_lm` model;
-    /// another architecture, or a run on region features, is an error
-    /// naming `model.architecture` (`model.visual`).
+    /// Loads a run folder of an `encoder_decoder` or `prefix_lm` model
+    /// ([`InferenceRun::open`]); another architecture, or a run on region
+    /// features, is an error naming `model.architecture` (`model.visual`).
     pub fn load(run: &Path, device: &B::Device) -> Result<Self> {
-        let config = run_config(run)?;
+        let InferenceRun {
+            config,
+            tokenizer,
+            pipeline,
+            ..
+        } = InferenceRun::open(run)?;
         generative(&config, run)?;
-        if config.model.visual == VisualKind::Regions {
-            return Err(ConfigError::invalid(
-                "model.visual",
-                "model.visual is regions: captioning image files needs a model on pixels \
-                 (patches or grid), not on the synthetic detector's regions",
-            )
-            .into());
-        }
-        let tokenizer = TextTokenizer::from_file(run.join(TOKENIZER_FILE))?;
         let model = config
             .simvlm(tokenizer.vocab_size(), tokenizer.special())
             .init(device);
         Ok(Self {
             settings: CaptionSettings::of(&config),
             model: load_checkpoint(model, run, device)?,
-            pipeline: config.data.image_transform().init()?,
+            pipeline,
             tokenizer,
         })
     }

@@ -147,17 +147,28 @@ fn complete_checkpoints(run: &Path) -> Result<Vec<CheckpointRef>> {
         .collect())
 }
 
-/// Removes `run`'s checkpoints older than `step` and the partial folders
-/// of writes that did not finish.
+/// Removes `run`'s checkpoints of other steps than `step` (older ones, and
+/// newer ones an earlier run into the same folder left) and the partial
+/// folders of writes that did not finish.
 fn remove_stale(run: &Path, step: usize) -> Result<()> {
     for path in checkpoint_folders(run)? {
         let name = path.file_name().and_then(|name| name.to_str());
         let partial = name.is_some_and(|name| name.starts_with(".step-"));
-        if partial || step_of(&path).is_some_and(|older| older < step) {
+        if partial || step_of(&path).is_some_and(|other| other != step) {
             std::fs::remove_dir_all(&path).map_err(io(&path))?;
         }
     }
     Ok(())
+}
+
+/// Removes `run`'s checkpoint folder, if any: a run that starts over in a
+/// folder must not leave an earlier run's checkpoints to a later resume.
+pub fn remove_checkpoints(run: &Path) -> Result<()> {
+    let dir = run.join(CHECKPOINTS_DIR);
+    match dir.is_dir() {
+        true => std::fs::remove_dir_all(&dir).map_err(io(&dir)),
+        false => Ok(()),
+    }
 }
 
 /// The checkpoint of `run` with the most steps, if any.
@@ -258,6 +269,12 @@ mod tests {
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
             .collect();
         assert_eq!(left, ["step-0000008"], "older and partial folders go");
+        // A new run into the folder writes step 4 again: the other run's
+        // step 8 goes too, so a resume cannot pick it.
+        let again = save_resumable(&run, &model, &optimizer, &state(4)).unwrap();
+        assert_eq!(latest_checkpoint(&run).unwrap(), Some(again));
+        remove_checkpoints(&run).unwrap();
+        assert_eq!(latest_checkpoint(&run).unwrap(), None);
         std::fs::remove_dir_all(&run).unwrap();
     }
 }
