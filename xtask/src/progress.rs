@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use vlp_train::checkpoint::{read_metrics, CURVES_FILE, METRICS_FILE};
-use vlp_train::{MetricsRecord, PretrainConfig, TrainObserver, TrainStart};
+use vlp_train::{MetricsRecord, PretrainConfig, TrainEnd, TrainObserver, TrainStart};
 
 /// Progress of one run: bar or lines on stderr, curves into the run folder.
 pub struct Progress {
@@ -115,9 +115,12 @@ impl TrainObserver for Progress {
         Ok(())
     }
 
-    fn finished(&mut self, seconds: f32) {
+    fn finished(&mut self, end: &TrainEnd) {
         self.bar.finish_and_clear();
-        eprintln!("trained {} steps in {seconds:.1}s", self.steps);
+        eprintln!(
+            "trained {} steps in {:.1}s ({} distinct batch shapes)",
+            self.steps, end.seconds, end.batch_shapes
+        );
         if let Some(out) = &self.out {
             if let Err(err) = crate::plot::loss_curves(&self.records, &out.join(CURVES_FILE)) {
                 eprintln!("warning: no loss curves: {err:#}");

@@ -12,13 +12,13 @@ use crate::masking::MlmMasking;
 use crate::negatives::random_negatives;
 use crate::patch_masking::PatchMasking;
 use crate::prefix::draw_prefix_length;
-use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch};
+use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch, TargetSlots};
 use crate::region_masking::RegionMasking;
 use crate::regions::RegionBatch;
 use crate::synthetic::{
     caption, questions, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
 };
-use crate::tokenizer::TextTokenizer;
+use crate::tokenizer::{TextPadding, TextTokenizer};
 use crate::visual::HostVisual;
 use crate::vqa_targets::AnswerVocabulary;
 use crate::DataError;
@@ -89,6 +89,10 @@ pub struct PretrainBatcher {
     pub tokenizer: TextTokenizer,
     /// Longest token sequence, `[CLS]` and `[SEP]` included.
     pub max_text_len: usize,
+    /// How token rows are padded (captions and questions alike).
+    pub text_padding: TextPadding,
+    /// How many rows the MLM and masked-patch targets take on the device.
+    pub target_slots: TargetSlots,
     /// How captions are masked for MLM.
     pub masking: MlmMasking,
     /// Probability that a matching example is turned into a negative.
@@ -138,6 +142,8 @@ impl PretrainBatcher {
             source,
             tokenizer,
             max_text_len,
+            text_padding: TextPadding::Longest,
+            target_slots: TargetSlots::Exact,
             masking: MlmMasking::default(),
             itm_negative_probability: 0.5,
             fused_pairs: None,
@@ -146,6 +152,14 @@ impl PretrainBatcher {
             patch_masking: None,
             vqa_answers: None,
         }
+    }
+
+    /// Sets [`Self::text_padding`] and [`Self::target_slots`]: shape-stable
+    /// batches for GPU backends, or exact ones.
+    pub fn with_shapes(mut self, padding: TextPadding, slots: TargetSlots) -> Self {
+        self.text_padding = padding;
+        self.target_slots = slots;
+        self
     }
 
     /// Sets [`Self::masking`].
@@ -408,7 +422,9 @@ impl PretrainBatcher {
         inputs: Pairs,
         rng: &mut ChaCha8Rng,
     ) -> Result<HostPretrainBatch, DataError> {
-        let tokens = self.tokenizer.encode(&texts, self.max_text_len)?;
+        let tokens = self
+            .tokenizer
+            .encode_padded(&texts, self.max_text_len, self.text_padding)?;
         let special = self.tokenizer.special();
         let vocab_size = self.tokenizer.vocab_size();
         let mut mlm_ids = Vec::with_capacity(tokens.ids.len());
@@ -487,6 +503,7 @@ impl PretrainBatcher {
             itm_image: pairs.image_index,
             itm_labels: pairs.is_match,
             descriptions,
+            target_slots: self.target_slots,
             prefix_lengths,
             masked_regions,
             masked_patches,
@@ -512,7 +529,9 @@ impl PretrainBatcher {
             soft_targets.extend(answers.soft_targets(&[item.answer.as_str(); 10]));
         }
         Ok(HostVqaBatch {
-            tokens: self.tokenizer.encode(&texts, self.max_text_len)?,
+            tokens: self
+                .tokenizer
+                .encode_padded(&texts, self.max_text_len, self.text_padding)?,
             soft_targets,
             num_answers: answers.len(),
         })
@@ -528,265 +547,4 @@ enum Pairs {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::patch_masking::patch_rgb_targets;
-    use crate::pretrain_batch::matched_region_targets;
-    use crate::visual::VisualBatch;
-    use burn::backend::NdArray;
-    use rand::SeedableRng;
-
-    #[test]
-    fn whole_word_masking_predicts_whole_words() {
-        let world = SyntheticWorld::new(0, 32);
-        // A small vocabulary splits the world's words into several pieces.
-        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 60).unwrap();
-        let batcher = PretrainBatcher::new(world, tokenizer, 64)
-            .with_masking(MlmMasking {
-                whole_word: true,
-                ..MlmMasking::default()
-            })
-            .with_itm_negative_probability(0.0);
-        let mut rng = ChaCha8Rng::seed_from_u64(3);
-        let host = batcher
-            .batch(Split::Train, &[0, 1, 2, 3, 4, 5], &mut rng)
-            .unwrap();
-        let words = &host.tokens.word_ids;
-        assert!(
-            words.iter().flatten().flatten().count()
-                > words
-                    .iter()
-                    .map(|row| row.iter().flatten().max().unwrap() + 1)
-                    .sum::<u32>() as usize,
-            "some words have several tokens"
-        );
-        let targets: HashSet<(usize, usize)> = host
-            .mlm_targets
-            .iter()
-            .map(|&(row, t, _)| (row, t))
-            .collect();
-        for &(row, t, _) in &host.mlm_targets {
-            let word = words[row][t].expect("specials are never predicted");
-            for (u, other) in words[row].iter().enumerate() {
-                if *other == Some(word) {
-                    assert!(
-                        targets.contains(&(row, u)),
-                        "row {row}: word {word} is split"
-                    );
-                }
-            }
-        }
-    }
-
-    fn region_batcher() -> PretrainBatcher {
-        let world = SyntheticWorld::new(0, 32);
-        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
-        PretrainBatcher::new(world, tokenizer, 32)
-            .with_fused_pairs(Some(5))
-            .with_detector(Some(SyntheticDetector::new(0, Default::default())))
-            .with_region_masking(Some(RegionMasking::uniter()))
-            .with_vqa_answers(Some(AnswerVocabulary::synthetic()))
-    }
-
-    #[test]
-    fn masked_region_targets_follow_the_matched_pairs_into_the_fused_pass() {
-        let batcher = region_batcher();
-        let mut rng = ChaCha8Rng::seed_from_u64(5);
-        let host = batcher
-            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
-            .unwrap();
-        let masked = host.masked_regions.as_ref().unwrap();
-        let HostVisual::Regions(regions) = &host.visual else {
-            panic!("the batcher has a detector");
-        };
-        let (r, dim, classes) = (regions.regions, regions.feature_dim, regions.num_classes);
-        let (positions, features, soft) =
-            matched_region_targets(masked, &host.itm_image, &host.itm_labels);
-        // Independent count: every masked slot of every matched pair's image.
-        let expected: usize = (0..host.itm_labels.len())
-            .filter(|&i| host.itm_labels[i])
-            .map(|i| {
-                (0..r)
-                    .filter(|&s| masked.mask[host.itm_image[i] * r + s])
-                    .count()
-            })
-            .sum();
-        assert!(expected > 0 && host.itm_labels.contains(&false));
-        assert_eq!(positions.len(), expected);
-        let soft_labels = regions.soft_labels.as_ref().unwrap();
-        for (k, &position) in positions.iter().enumerate() {
-            let (pair, slot) = (position as usize / r, position as usize % r);
-            assert!(host.itm_labels[pair]);
-            let source = host.itm_image[pair] * r + slot;
-            assert!(masked.mask[source]);
-            assert_eq!(
-                &features[k * dim..(k + 1) * dim],
-                &regions.features[source * dim..(source + 1) * dim],
-                "the target is the unmasked feature"
-            );
-            assert!(masked.batch.features[source * dim..(source + 1) * dim]
-                .iter()
-                .all(|&v| v == 0.0));
-            assert_eq!(
-                &soft[k * classes..(k + 1) * classes],
-                &soft_labels[source * classes..(source + 1) * classes]
-            );
-        }
-        let batch = host.to_device::<NdArray>(&Default::default());
-        let mvm = batch.mvm.unwrap();
-        assert_eq!(mvm.feature_targets.dims(), [expected, dim]);
-        assert_eq!(mvm.soft_label_targets.dims(), [expected, classes]);
-        assert_eq!(batch.uniforms.dims(), [2, 8]);
-    }
-
-    #[test]
-    fn masked_patch_targets_are_the_original_colours_at_fused_positions() {
-        let batcher = region_batcher()
-            .with_detector(None)
-            .with_region_masking(None)
-            .with_vqa_answers(None)
-            .with_patch_masking(Some(PatchMasking::vilt(8)));
-        let mut rng = ChaCha8Rng::seed_from_u64(7);
-        let host = batcher
-            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
-            .unwrap();
-        let HostVisual::Images(images) = &host.visual else {
-            panic!("no detector: pixels");
-        };
-        let masked = host.masked_patches.as_ref().unwrap();
-        let p = (32 / 8) * (32 / 8);
-        assert_eq!((masked.num_patches, masked.mask.len()), (p, 8 * p));
-        let batch = host.to_device::<NdArray>(&Default::default());
-        let mpp = batch.mpp.unwrap();
-        assert_eq!(
-            mpp.patch_mask.into_data().to_vec::<bool>().unwrap(),
-            masked.mask
-        );
-        let positions: Vec<i64> = mpp.positions.into_data().convert::<i64>().to_vec().unwrap();
-        let targets: Vec<i64> = mpp
-            .rgb_targets
-            .into_data()
-            .convert::<i64>()
-            .to_vec()
-            .unwrap();
-        // Independently: every masked patch of every matched pair's image, in
-        // pair order, with [CLS] at token 0 of each image.
-        let mut expected_positions = Vec::new();
-        let mut expected_targets = Vec::new();
-        for pair in (0..host.itm_labels.len()).filter(|&i| host.itm_labels[i]) {
-            let image = host.itm_image[pair];
-            let colours = patch_rgb_targets(&images[image], 8).unwrap();
-            for patch in (0..p).filter(|&k| masked.mask[image * p + k]) {
-                expected_positions.push((pair * (p + 1) + 1 + patch) as i64);
-                expected_targets.extend(colours[patch].map(i64::from));
-            }
-        }
-        assert!(!expected_positions.is_empty() && host.itm_labels.contains(&false));
-        assert_eq!(positions, expected_positions);
-        assert_eq!(targets, expected_targets);
-        // The targets are not one colour: the scenes' patches differ.
-        assert!(targets.chunks(3).any(|rgb| rgb != &targets[..3]));
-
-        let regions = batcher
-            .clone()
-            .with_detector(Some(SyntheticDetector::new(0, Default::default())));
-        let error = regions.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
-        assert!(error.to_string().contains("patch_masking"), "{error}");
-        let uneven = batcher.with_patch_masking(Some(PatchMasking::vilt(5)));
-        let error = uneven.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
-        assert!(error.to_string().contains("5-pixel patches"), "{error}");
-    }
-
-    #[test]
-    fn questions_ask_about_the_fused_images_with_full_credit_targets() {
-        let batcher = region_batcher();
-        let mut rng = ChaCha8Rng::seed_from_u64(6);
-        let host = batcher
-            .batch(Split::Train, &[0, 1, 2, 3, 4, 5, 6, 7], &mut rng)
-            .unwrap();
-        let vqa = host.vqa.as_ref().unwrap();
-        let answers = AnswerVocabulary::synthetic();
-        assert_eq!(vqa.tokens.ids.len(), 5, "one question per fused image");
-        for row in vqa.soft_targets.chunks(answers.len()) {
-            assert_eq!(row.iter().filter(|&&v| v == 1.0).count(), 1);
-            assert_eq!(row.iter().filter(|&&v| v == 0.0).count(), answers.len() - 1);
-        }
-        let batch = host.to_device::<NdArray>(&Default::default());
-        assert_eq!(batch.vqa.unwrap().soft_targets.dims(), [5, answers.len()]);
-
-        let pixels = region_batcher().with_detector(None);
-        let error = pixels.batch(Split::Train, &[0, 1], &mut rng).unwrap_err();
-        assert!(error.to_string().contains("needs regions"), "{error}");
-    }
-
-    #[test]
-    fn collates_consistent_tensors() {
-        let world = SyntheticWorld::new(0, 32);
-        let tokenizer = TextTokenizer::train_wordpiece(&world.corpus(100), 200).unwrap();
-        let batcher = PretrainBatcher::new(world, tokenizer, 32);
-        let mut rng = ChaCha8Rng::seed_from_u64(0);
-        let host = batcher
-            .batch(Split::Train, &[0, 1, 2, 3], &mut rng)
-            .unwrap();
-        let device = Default::default();
-        let batch = host.to_device::<NdArray>(&device);
-        let t = host.tokens.ids[0].len();
-        let VisualBatch::Images(images) = &batch.visual else {
-            panic!("no detector: pixels");
-        };
-        assert_eq!(images.dims(), [4, 3, 32, 32]);
-        assert_eq!(batch.text_ids.dims(), [4, t]);
-        assert_eq!(batch.mlm_ids.dims(), [4, t]);
-        let pixel = images.clone().slice([0..1, 0..1, 0..1, 0..1]).into_scalar();
-        assert!((-1.0..=1.0).contains(&pixel));
-        let padding: Vec<bool> = batch.text_padding.into_data().to_vec().unwrap();
-        for (row, &len) in host.tokens.lengths.iter().enumerate() {
-            for col in 0..t {
-                assert_eq!(padding[row * t + col], col >= len);
-            }
-        }
-        let subset = batcher.clone().with_fused_pairs(Some(2));
-        let partial = subset.batch(Split::Train, &[0, 1, 2, 3], &mut rng).unwrap();
-        assert_eq!(
-            (
-                partial.itm_labels.len(),
-                partial.itm_text.len(),
-                partial.itm_image.len()
-            ),
-            (2, 2, 2)
-        );
-        assert!(partial.mlm_targets.iter().all(|&(row, _, _)| row < 2));
-        for (&prefix, &len) in host.prefix_lengths.iter().zip(&host.tokens.lengths) {
-            assert!((1..len).contains(&prefix));
-        }
-        assert_eq!(batch.prefix_lengths, host.prefix_lengths);
-        let twins = batcher.draw(Split::Train, 10, true, &mut rng);
-        let keys: HashSet<String> = twins.iter().map(|s| s.scene.description_key()).collect();
-        assert_eq!((twins.len(), keys.len()), (10, 10));
-        let positions: Vec<i64> = batch
-            .mlm_positions
-            .into_data()
-            .convert::<i64>()
-            .to_vec()
-            .unwrap();
-        let labels: Vec<i64> = batch
-            .mlm_labels
-            .into_data()
-            .convert::<i64>()
-            .to_vec()
-            .unwrap();
-        let matched = host.itm_labels.iter().filter(|&&m| m).count();
-        assert!(
-            positions.len() >= matched,
-            "at least one masked token per matching pair"
-        );
-        for (&flat, &label) in positions.iter().zip(&labels) {
-            let (row, col) = (flat as usize / t, flat as usize % t);
-            assert!(
-                host.itm_labels[row],
-                "MLM targets come from matching pairs only"
-            );
-            assert_eq!(host.tokens.ids[row][col] as i64, label);
-        }
-    }
-}
+mod tests;

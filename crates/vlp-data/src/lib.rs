@@ -68,7 +68,7 @@ pub use negatives::{random_negatives, ItmPairs};
 pub use patch_masking::{patch_mask_to_tensor, patch_rgb_targets, MaskedPatches, PatchMasking};
 pub use prefix::{draw_prefix_length, IMAGE_ONLY_PREFIX_PROBABILITY};
 pub use pretrain_batch::{
-    HostPretrainBatch, HostVqaBatch, MppBatch, MvmBatch, PretrainBatch, VqaBatch,
+    HostPretrainBatch, HostVqaBatch, MppBatch, MvmBatch, PretrainBatch, TargetSlots, VqaBatch,
 };
 pub use region_masking::{MaskedRegionTensors, MaskedRegions, RegionMasking};
 pub use regions::{
@@ -79,7 +79,7 @@ pub use source::{
     CorruptBudget, ExportFormat, ImageRef, Sample, SampleList, SampleSource, SkipLimit,
     SyntheticSource, VqaQuestion, WebDataset,
 };
-pub use tokenizer::{SpecialTokens, TextTokenizer, TokenizedBatch};
+pub use tokenizer::{SpecialTokens, TextPadding, TextTokenizer, TokenizedBatch};
 pub use visual::{HostVisual, VisualBatch};
 pub use vqa_accuracy::{vqa_accuracy, VqaAccuracy};
 pub use vqa_targets::{vqa_soft_score, AnswerVocabulary};

@@ -44,6 +44,43 @@ pub struct HostPretrainBatch {
     /// `[2, B]` uniforms in `[0, 1)` for sampling hard negatives (ALBEF):
     /// row 0 one per text, row 1 one per image.
     pub uniforms: Vec<f32>,
+    /// How many rows the MLM and masked-patch targets take on the device.
+    pub target_slots: TargetSlots,
+}
+
+/// How many rows the targets gathered from a batch's fused pass (MLM tokens,
+/// masked patches) take on the device. Their number changes with every
+/// batch (each token or patch is masked at random), and a GPU backend
+/// compiles and autotunes its kernels once per shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TargetSlots {
+    /// As many rows as targets: the least work, a new shape nearly every
+    /// batch.
+    #[default]
+    Exact,
+    /// The next power of two (at least 1): a handful of shapes per run, at
+    /// most twice the rows. The padding rows gather position 0 and carry
+    /// target -1, which the losses and accuracies leave out. Masked-region
+    /// targets (regression on features) keep their exact count.
+    PowerOfTwo,
+}
+
+impl TargetSlots {
+    /// Rows for `targets` targets.
+    pub fn rows(self, targets: usize) -> usize {
+        match self {
+            Self::Exact => targets,
+            Self::PowerOfTwo => targets.next_power_of_two(),
+        }
+    }
+
+    /// `values` padded with `fill` to [`Self::rows`] of `values.len() /
+    /// width` rows of `width`.
+    fn pad(self, mut values: Vec<i64>, width: usize, fill: i64) -> (Vec<i64>, usize) {
+        let rows = self.rows(values.len() / width);
+        values.resize(rows * width, fill);
+        (values, rows)
+    }
 }
 
 /// Questions about the first images of a batch and their answer targets.
@@ -160,6 +197,35 @@ impl HostPretrainBatch {
         self.visual.is_empty()
     }
 
+    /// The sizes of the tensors [`Self::to_device`] makes that may change
+    /// from batch to batch: the visual input, the text length, the MLM
+    /// targets of the matching pairs, the fused pairs, the masked regions or
+    /// patches predicted and the question length. Equal shapes mean the
+    /// same kernels: what a GPU backend compiles and autotunes once.
+    pub fn shape(&self) -> Vec<usize> {
+        let mut shape = self.visual.shape().to_vec();
+        let mlm = self.mlm_targets.iter();
+        let slots = self.target_slots;
+        shape.extend([
+            self.tokens.ids.first().map_or(0, Vec::len),
+            slots.rows(mlm.filter(|&&(row, _, _)| self.itm_labels[row]).count()),
+            self.itm_labels.len(),
+        ]);
+        if let Some(masked) = &self.masked_regions {
+            let (positions, _, _) =
+                matched_region_targets(masked, &self.itm_image, &self.itm_labels);
+            shape.push(positions.len());
+        }
+        if let Some(masked) = &self.masked_patches {
+            let (positions, _) = matched_patch_targets(masked, &self.itm_image, &self.itm_labels);
+            shape.push(slots.rows(positions.len()));
+        }
+        if let Some(vqa) = &self.vqa {
+            shape.push(vqa.tokens.ids.first().map_or(0, Vec::len));
+        }
+        shape
+    }
+
     /// The batch as tensors on `device`; MLM targets are kept on the matching
     /// pairs only.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> PretrainBatch<B> {
@@ -176,7 +242,8 @@ impl HostPretrainBatch {
             .map(|&&(r, t, _)| (r * cols + t) as i64)
             .collect();
         let labels: Vec<i64> = targets.iter().map(|&&(_, _, id)| id as i64).collect();
-        let n = targets.len();
+        let (positions, n) = self.target_slots.pad(positions, 1, 0);
+        let (labels, _) = self.target_slots.pad(labels, 1, -1);
         let index = |v: &[usize]| v.iter().map(|&i| i as i64).collect::<Vec<_>>();
         let batch_rows = self.len();
         PretrainBatch {
@@ -202,7 +269,8 @@ impl HostPretrainBatch {
             mpp: self.masked_patches.as_ref().map(|masked| {
                 let (positions, targets) =
                     matched_patch_targets(masked, &self.itm_image, &self.itm_labels);
-                let m = positions.len();
+                let (positions, m) = self.target_slots.pad(positions, 1, 0);
+                let (targets, _) = self.target_slots.pad(targets, 3, -1);
                 MppBatch {
                     patch_mask: patch_mask_to_tensor(&masked.mask, batch_rows, device),
                     positions: int_tensor(positions, [m], device),

@@ -13,6 +13,46 @@ use tokenizers::{AddedToken, Tokenizer, TokenizerImpl};
 use crate::wordpiece_trainer::DeterministicWordPieceTrainer;
 use crate::DataError;
 
+/// How a batch of token rows is padded.
+///
+/// A CPU backend runs any shape at the same speed, so padding to the
+/// batch's longest row costs least there. A GPU backend (CubeCL) compiles
+/// and autotunes its kernels once per shape, so a run whose batches take a
+/// new length every step keeps compiling: [`Self::Buckets`] bounds the
+/// number of shapes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextPadding {
+    /// Pad to the longest row of the batch.
+    Longest,
+    /// Pad up to the next multiple of `ceil(max_len / n)`, capped at
+    /// `max_len`: at most `n` distinct lengths (`Buckets(1)`: always
+    /// `max_len`).
+    Buckets(usize),
+}
+
+impl TextPadding {
+    /// `n` buckets, or [`Self::Longest`] for `n = 0` (the configuration's
+    /// spelling, `data.text_buckets`).
+    pub fn buckets(n: usize) -> Self {
+        match n {
+            0 => Self::Longest,
+            n => Self::Buckets(n),
+        }
+    }
+
+    /// The padded length of a batch whose longest row has `longest` tokens
+    /// (at most `max_len`).
+    pub fn padded_length(self, longest: usize, max_len: usize) -> usize {
+        match self {
+            Self::Longest => longest,
+            Self::Buckets(n) => {
+                let width = max_len.div_ceil(n.max(1));
+                (longest.div_ceil(width) * width).min(max_len)
+            }
+        }
+    }
+}
+
 /// Ids of the special tokens vlp relies on (BERT's names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpecialTokens {
@@ -172,6 +212,18 @@ impl TextTokenizer {
     /// its `max_position_embeddings` (`vlp_features::TextEmbeddings::max_positions`);
     /// [`tokens_to_tensors`](crate::tokens_to_tensors) makes the model's input.
     pub fn encode(&self, texts: &[String], max_len: usize) -> Result<TokenizedBatch, DataError> {
+        self.encode_padded(texts, max_len, TextPadding::Longest)
+    }
+
+    /// [`Self::encode`], padded as `padding` says: to the longest row, or up
+    /// to the next of a few fixed lengths so that a GPU backend compiles each
+    /// kernel for a handful of shapes instead of one per caption length.
+    pub fn encode_padded(
+        &self,
+        texts: &[String],
+        max_len: usize,
+        padding: TextPadding,
+    ) -> Result<TokenizedBatch, DataError> {
         if max_len < 2 {
             return Err(DataError::Tokenize {
                 text: texts.first().cloned().unwrap_or_default(),
@@ -200,7 +252,7 @@ impl TextTokenizer {
             })
             .unzip();
         let lengths: Vec<usize> = ids.iter().map(Vec::len).collect();
-        let longest = lengths.iter().copied().max().unwrap_or(0);
+        let longest = padding.padded_length(lengths.iter().copied().max().unwrap_or(0), max_len);
         for (sequence, words) in ids.iter_mut().zip(&mut word_ids) {
             sequence.resize(longest, self.special.pad);
             words.resize(longest, None);
@@ -269,6 +321,42 @@ mod tests {
             tokenizer.encode(&texts, 32).unwrap()
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn buckets_bound_the_padded_lengths_of_the_world_captions() {
+        assert_eq!(TextPadding::buckets(0), TextPadding::Longest);
+        // Width ceil(40 / 4) = 10: lengths 10, 20, 30, 40.
+        let four = TextPadding::Buckets(4);
+        let padded: Vec<usize> = [1, 10, 11, 29, 31, 40]
+            .iter()
+            .map(|&n| four.padded_length(n, 40))
+            .collect();
+        assert_eq!(padded, [10, 10, 20, 30, 40, 40]);
+        // Widths that do not divide max_len still cap at it: ceil(41/4) = 11.
+        assert_eq!(four.padded_length(39, 41), 41);
+        assert_eq!(TextPadding::Buckets(1).padded_length(3, 40), 40);
+
+        let tokenizer = TextTokenizer::train_wordpiece(&corpus(), 200).unwrap();
+        let captions = crate::synthetic::SyntheticWorld::new(1, 64).corpus(400);
+        let mut shapes = std::collections::BTreeSet::new();
+        for batch in captions.chunks(8) {
+            let longest = tokenizer.encode(batch, 40).unwrap();
+            let bucketed = tokenizer.encode_padded(batch, 40, four).unwrap();
+            assert_eq!(bucketed.lengths, longest.lengths);
+            let width = bucketed.ids[0].len();
+            assert!(width >= longest.ids[0].len() && bucketed.ids.iter().all(|r| r.len() == width));
+            // The padding is [PAD] with no word behind it.
+            for (row, words) in bucketed.ids.iter().zip(&bucketed.word_ids) {
+                let real = &row[..longest.ids[0].len()];
+                assert!(row[real.len()..]
+                    .iter()
+                    .all(|&id| id == tokenizer.special().pad));
+                assert!(words[real.len()..].iter().all(Option::is_none));
+            }
+            shapes.insert(width);
+        }
+        assert!(!shapes.is_empty() && shapes.len() <= 4, "{shapes:?}");
     }
 
     #[test]

@@ -30,6 +30,18 @@ impl HostVisual {
         self.len() == 0
     }
 
+    /// `[examples, width, height]` of images, `[examples, regions, feature
+    /// size]` of regions: the tensor shape the batch becomes.
+    pub fn shape(&self) -> [usize; 3] {
+        match self {
+            HostVisual::Images(images) => {
+                let (width, height) = images.first().map_or((0, 0), |i| (i.width, i.height));
+                [images.len(), width, height]
+            }
+            HostVisual::Regions(regions) => [regions.len(), regions.regions, regions.feature_dim],
+        }
+    }
+
     /// The inputs as tensors on `device`.
     pub fn to_device<B: Backend>(&self, device: &B::Device) -> VisualBatch<B> {
         match self {

@@ -266,7 +266,7 @@ impl<B: Backend> MppHead<B> {
 /// Masked patch prediction loss: mean cross-entropy over the `N × 3` channel
 /// targets. `logits` `[N, 3, 256]` (channel-major, as ViLT stacks its
 /// `768` outputs), `targets` `[N, 3]` bins (`vlp_data::patch_rgb_targets`)
-/// at the masked patches.
+/// at the masked patches; negative bins mark padding rows, left out.
 pub fn masked_patch_loss<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
@@ -284,14 +284,13 @@ pub fn masked_patch_loss<B: Backend>(
     }
     let out_of_range = targets
         .clone()
-        .lower_elem(0)
-        .bool_or(targets.clone().greater_equal_elem(RGB_BINS as i64))
+        .greater_equal_elem(RGB_BINS as i64)
         .any()
         .into_scalar();
     if out_of_range.elem::<bool>() {
         return Err(value_error(
             "masked patch prediction targets",
-            format!("bins must lie in 0..{RGB_BINS}"),
+            format!("bins must lie in 0..{RGB_BINS} (negative: padding)"),
         ));
     }
     Ok(cross_entropy(

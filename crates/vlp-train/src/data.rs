@@ -16,7 +16,7 @@ use vlp_data::source::{
 use vlp_data::synthetic::{Split, SyntheticDetector, SyntheticWorld};
 use vlp_data::{
     AnswerVocabulary, DataError, DatasetPairs, MlmMasking, PatchMasking, PretrainBatcher,
-    RegionMasking, TextTokenizer, WeightedDataset,
+    RegionMasking, TargetSlots, TextPadding, TextTokenizer, WeightedDataset,
 };
 
 use crate::config::{Architecture, PretrainConfig, VisualKind};
@@ -35,12 +35,24 @@ pub fn detector(config: &PretrainConfig) -> Option<SyntheticDetector> {
         .map(|detector| SyntheticDetector::new(config.seed, detector))
 }
 
-/// Loads the tokenizer from `path`, or trains a WordPiece of
-/// `data.tokenizer_vocab_size` on the captions of the first
+/// Loads the tokenizer from `path` (else from `data.tokenizer`), or trains a
+/// WordPiece of `data.tokenizer_vocab_size` on the captions of the first
 /// `data.tokenizer_corpus_scenes` training samples (of each dataset, or of
 /// the world with its questions).
 pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> Result<TextTokenizer> {
-    Ok(match path {
+    let configured = config.data.tokenizer.as_deref().filter(|_| path.is_none());
+    if let Some(missing) = configured.filter(|file| !file.exists()) {
+        return Err(ConfigError::Invalid {
+            key: "data.tokenizer".into(),
+            message: format!(
+                "data.tokenizer {} does not exist: fetch the assets with `cargo xtask \
+                 assets` and run from the workspace root, or give --tokenizer FILE",
+                missing.display()
+            ),
+        }
+        .into());
+    }
+    Ok(match path.or(configured) {
         Some(path) => TextTokenizer::from_file(path)?,
         None => {
             let corpus = match config.data.uses_datasets() {
@@ -195,6 +207,13 @@ pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> Result<Pret
             probability: config.data.mlm_probability,
             ..MlmMasking::default()
         })
+        .with_shapes(
+            TextPadding::buckets(config.data.text_buckets),
+            match config.data.pad_targets {
+                true => TargetSlots::PowerOfTwo,
+                false => TargetSlots::Exact,
+            },
+        )
         .with_itm_negative_probability(config.data.itm_negative_probability)
         .with_fused_pairs(Some(config.data.fused_pairs))
         .with_region_masking(

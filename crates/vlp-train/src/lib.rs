@@ -68,7 +68,7 @@ pub use params::ParameterCount;
 pub use resume::CheckpointRef;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{backend_seed, step_rng, Decay, StepDraw, WarmupSchedule};
-pub use trainer::{materialize, sync_running_states, TrainObserver, TrainStart, Trainer};
+pub use trainer::{materialize, sync_running_states, TrainEnd, TrainObserver, TrainStart, Trainer};
 
 /// Held by this crate's unit tests that build models on NdArray: its
 /// generator is one global, and a test initialising a model while another

@@ -144,7 +144,13 @@ mod tests {
         .unwrap();
         for (name, reference) in &references {
             let (_, count) = count(name);
-            let ratio = count.backbone as f64 / *reference as f64;
+            // UNITER published bert-base-cased (28,996 words); the preset
+            // reads BERT's uncased vocabulary (30,522), the one vlp ships.
+            let vocabulary = match name.as_str() {
+                "uniter-base" => (30522 - 28996) * 768,
+                _ => 0,
+            };
+            let ratio = (count.backbone - vocabulary) as f64 / *reference as f64;
             assert!(
                 (ratio - 1.0).abs() < 0.01,
                 "{name}: {} parameters, reference {reference}",
@@ -165,6 +171,52 @@ mod tests {
             "SimVLM-base encoder {encoder}"
         );
         assert!(simvlm.backbone > 2 * encoder);
+    }
+
+    /// `pretrain --preset NAME` builds its model for the tokenizer it
+    /// loads. The BERT-family `-base` presets load BERT's uncased vocabulary
+    /// (the MiniLM asset), so the model it builds has the parameters that
+    /// `cargo xtask presets` prints ([`ParameterCount::of`]).
+    #[test]
+    fn bert_family_base_presets_build_the_model_presets_prints() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut checked = Vec::new();
+        for preset in PRESETS.iter().filter(|p| p.name.ends_with("-base")) {
+            let (mut config, printed) = count(preset.name);
+            // CLIP's BPE and SimVLM's SentencePiece vocabularies are not shipped.
+            let Some(file) = config.data.tokenizer.clone() else {
+                continue;
+            };
+            config.data.tokenizer = Some(root.join(file));
+            let tokenizer = crate::data::tokenizer(&config, None).unwrap();
+            let _draws = crate::ndarray_draws();
+            let built = with_model::<Autodiff<NdArray>, _>(
+                &config,
+                tokenizer.vocab_size(),
+                tokenizer.special(),
+                None,
+                &Default::default(),
+                CountParameters,
+            )
+            .unwrap();
+            let built: usize = built.iter().map(|(_, n)| n).sum();
+            assert_eq!(built, printed.total, "{}", preset.name);
+            checked.push(preset.name);
+        }
+        assert_eq!(
+            checked,
+            ["uniter-base", "vilbert-base", "lxmert-base", "albef-base"]
+        );
+        // Without the asset the run stops naming the key and the command.
+        let mut config = count("uniter-base").0;
+        config.data.tokenizer = Some("assets/missing/tokenizer.json".into());
+        let err = crate::data::tokenizer(&config, None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("data.tokenizer") && err.contains("cargo xtask assets"),
+            "{err}"
+        );
     }
 
     /// The pre-training heads each family trains beside its backbone: the

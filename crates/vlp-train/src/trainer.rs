@@ -4,6 +4,7 @@
 //! batches, reports through a [`TrainObserver`], writes resumable
 //! checkpoints ([`crate::resume`]) and continues from one.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::time::Instant;
@@ -22,8 +23,8 @@ use crate::error::{ConfigError, Result, TrainError};
 use crate::metrics::{step_values, MetricsRecord};
 use crate::micro_batch::MicroBatchPools;
 use crate::resume::{
-    latest_checkpoint, load_resumable, save_resumable, CheckpointRef, TrainingState,
-    CHECKPOINTS_DIR,
+    latest_checkpoint, load_resumable, remove_checkpoints, save_resumable, CheckpointRef,
+    TrainingState, CHECKPOINTS_DIR,
 };
 use crate::schedule::{backend_seed, step_rng, StepDraw, WarmupSchedule};
 
@@ -41,8 +42,8 @@ pub trait TrainObserver {
         Ok(())
     }
 
-    /// Training is over after `seconds`.
-    fn finished(&mut self, _seconds: f32) {}
+    /// Training is over.
+    fn finished(&mut self, _end: &TrainEnd) {}
 }
 
 impl TrainObserver for () {}
@@ -64,9 +65,9 @@ impl<X: TrainObserver + ?Sized, Y: TrainObserver + ?Sized> TrainObserver for (&m
         self.1.logged(record)
     }
 
-    fn finished(&mut self, seconds: f32) {
-        self.0.finished(seconds);
-        self.1.finished(seconds);
+    fn finished(&mut self, end: &TrainEnd) {
+        self.0.finished(end);
+        self.1.finished(end);
     }
 }
 
@@ -86,6 +87,17 @@ pub struct TrainStart {
     pub micro_batches: usize,
     /// The per-step task sampling, when `strategy = "sample"`.
     pub task_mix: Option<ObjectiveMix>,
+}
+
+/// How a training run (or its resumed part) went.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainEnd {
+    /// Seconds of training, those before a resume included.
+    pub seconds: f32,
+    /// Distinct batch shapes ([`TrainTask::shape`]) the steps of this call
+    /// trained on: each is a set of kernels a GPU backend compiles and
+    /// autotunes (`data.text_buckets` bounds the text lengths).
+    pub batch_shapes: usize,
 }
 
 /// One step's named values (loss, each objective's loss and metric), one
@@ -170,10 +182,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     /// Writes checkpoints into the run folder `out` ([`Self::checkpoint_into`])
     /// and, when `resume`, continues from its latest one ([`Self::resume`]):
     /// the model to train and the run's metrics file, continued after the
-    /// checkpoint's step or new.
+    /// checkpoint's step or new (an earlier run's checkpoints removed).
     pub fn open_run(&mut self, model: M, out: &Path, resume: bool) -> Result<(M, MetricsFile)> {
         self.checkpoint_into(out);
         if !resume {
+            remove_checkpoints(out)?;
             return Ok((model, MetricsFile::create(out)?));
         }
         let model = self.resume(model, out)?;
@@ -261,6 +274,10 @@ pub trait TrainTask<B: AutodiffBackend, M>: Sync {
     /// Samples (pairs, questions) in `batch`, for the samples/s figure.
     fn samples(batch: &Self::Batch) -> usize;
 
+    /// The sizes of `batch`'s tensors that may change between batches
+    /// ([`HostPretrainBatch::shape`]): the run counts the distinct ones.
+    fn shape(batch: &Self::Batch) -> Vec<usize>;
+
     /// The output of `model` on `batch` at (0-based) step `step`.
     fn forward(
         &self,
@@ -303,6 +320,10 @@ impl<B: AutodiffBackend, M: Pretrainer<B>> TrainTask<B, M> for Pretraining {
 
     fn samples(batch: &HostPretrainBatch) -> usize {
         batch.len()
+    }
+
+    fn shape(batch: &HostPretrainBatch) -> Vec<usize> {
+        batch.shape()
     }
 
     fn forward(
@@ -393,9 +414,11 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         let started = Instant::now();
         let elapsed = || trained_before + started.elapsed().as_secs_f32();
         let mut window = (Instant::now(), 0usize);
+        let mut shapes = HashSet::new();
         for step in first_step..config.steps {
             let hosts = batches.recv().map_err(|_| TrainError::LoaderStopped)??;
             if let Some(hosts) = hosts {
+                shapes.extend(hosts.iter().map(T::shape));
                 B::seed(&self.device, backend_seed(config.seed, step));
                 window.1 += hosts.iter().map(T::samples).sum::<usize>();
                 let device = self.device.clone();
@@ -452,7 +475,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
                 }
             }
         }
-        observer.finished(elapsed());
+        observer.finished(&TrainEnd {
+            seconds: elapsed(),
+            batch_shapes: shapes.len(),
+        });
         Ok(model)
     }
 }

@@ -15,7 +15,7 @@ use vlp_train::checkpoint::{read_metrics, METRICS_FILE};
 use vlp_train::finetune::vqa_data::read_examples;
 use vlp_train::finetune::{accuracy, VqaExample, VqaFiles, VqaFinetune, VqaSettings};
 use vlp_train::resume::{checkpoint_dir, latest_checkpoint};
-use vlp_train::{MetricsRecord, PretrainConfig, PretrainRun, TrainError, TrainObserver};
+use vlp_train::{MetricsRecord, PretrainConfig, PretrainRun, TrainEnd, TrainError, TrainObserver};
 
 type B = Autodiff<Flex>;
 
@@ -54,6 +54,16 @@ impl TrainObserver for StopAt {
             true => Err(TrainError::file("metrics.jsonl", "stopped by the test")),
             false => Ok(()),
         }
+    }
+}
+
+/// The number of distinct batch shapes a run reports at its end.
+#[derive(Default)]
+struct Shapes(Option<usize>);
+
+impl TrainObserver for Shapes {
+    fn finished(&mut self, end: &TrainEnd) {
+        self.0 = Some(end.batch_shapes);
     }
 }
 
@@ -100,7 +110,22 @@ fn a_run_stopped_after_6_steps_and_resumed_logs_what_the_whole_run_logs() {
     let device = Default::default();
 
     let whole = temp_run(&dir, "whole");
-    whole.run::<B>(&device, &mut ()).unwrap();
+    let mut shapes = Shapes::default();
+    whole.run::<B>(&device, &mut shapes).unwrap();
+    // Shape-stable batches (the defaults: text buckets, padded targets)
+    // against exact ones, whose MLM target count changes nearly every step.
+    let mut exact = temp_run(&dir, "exact");
+    (
+        exact.config.data.text_buckets,
+        exact.config.data.pad_targets,
+    ) = (0, false);
+    let mut exact_shapes = Shapes::default();
+    exact.run::<B>(&device, &mut exact_shapes).unwrap();
+    let (stable, exact) = (shapes.0.unwrap(), exact_shapes.0.unwrap());
+    assert!(
+        stable <= 4 && exact >= 6,
+        "{stable} stable, {exact} exact shapes in 8 steps"
+    );
     let expected = read_metrics(&whole.out.join(METRICS_FILE)).unwrap();
     assert_eq!(expected.len(), 3, "lines after steps 3, 6 and 8");
     let last = latest_checkpoint(&whole.out).unwrap().unwrap();

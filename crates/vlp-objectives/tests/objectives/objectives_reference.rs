@@ -166,6 +166,27 @@ fn masked_patch_prediction_matches_vilt() {
     assert_close(scalar(loss), &p["loss"]);
     let device = Default::default();
     let _seeded = seeded::<B>(&device, 0);
+    // A padding row (negative bins, any logits) leaves the loss as it was.
+    let logits: Tensor<B, 3> = float(&p["logits"]);
+    let [rows, _, _] = logits.dims();
+    let padded_logits = Tensor::cat(
+        vec![
+            logits,
+            Tensor::random(
+                [1, 3, 256],
+                burn::tensor::Distribution::Normal(0.0, 3.0),
+                &device,
+            ),
+        ],
+        0,
+    );
+    let padded_targets = Tensor::cat(
+        vec![int(&p["targets"]), Tensor::full([1, 3], -1, &device)],
+        0,
+    );
+    assert_eq!(padded_targets.dims(), [rows + 1, 3]);
+    let padded = masked_patch_loss(padded_logits, padded_targets).unwrap();
+    assert_close(scalar(padded), &p["loss"]);
     let none = masked_patch_loss(
         Tensor::<B, 3>::zeros([0, 3, 256], &device),
         Tensor::zeros([0, 3], &device),

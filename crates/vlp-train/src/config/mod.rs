@@ -6,7 +6,7 @@
 mod model;
 mod objectives;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use vlp_data::image::{ImageTransformConfig, Normalization};
@@ -86,10 +86,29 @@ pub struct DataConfig {
     pub image_size: usize,
     /// Longest caption in tokens, `[CLS]`/`[SEP]` included.
     pub max_text_len: usize,
+    /// Token rows are padded up to one of this many lengths (multiples of
+    /// `ceil(max_text_len / text_buckets)`), so a GPU backend compiles and
+    /// autotunes each kernel for at most that many text shapes; 0 pads to
+    /// each batch's longest caption (the least work on a CPU, a new shape
+    /// for nearly every batch on a GPU). Default 4.
+    pub text_buckets: usize,
+    /// Pad the MLM and masked-patch targets of each batch to the next power
+    /// of two (padding rows are left out of the losses), so their number
+    /// takes a handful of values per run instead of a new one nearly every
+    /// step; `false` keeps exact counts (a little less work on a CPU).
+    /// Default true.
+    pub pad_targets: bool,
     /// Vocabulary size of the WordPiece tokenizer trained on the world's corpus.
     pub tokenizer_vocab_size: usize,
     /// Scenes whose captions and questions train the tokenizer.
     pub tokenizer_corpus_scenes: usize,
+    /// A `tokenizer.json` to use instead of training a WordPiece of
+    /// `tokenizer_vocab_size`; relative paths start at the working
+    /// directory (the workspace root under `cargo xtask`). The BERT-family
+    /// `-base` presets name BERT's uncased vocabulary,
+    /// `assets/all-minilm-l6-v2/tokenizer.json` (`cargo xtask assets`).
+    /// `--tokenizer` overrides it. Default: unset.
+    pub tokenizer: Option<PathBuf>,
     /// Fraction of text tokens MLM predicts.
     pub mlm_probability: f64,
     /// Probability that an ITM example is turned into a negative pair.
@@ -222,8 +241,11 @@ impl Default for DataConfig {
         Self {
             image_size: 64,
             max_text_len: 40,
+            text_buckets: 4,
+            pad_targets: true,
             tokenizer_vocab_size: 200,
             tokenizer_corpus_scenes: 2000,
+            tokenizer: None,
             mlm_probability: 0.15,
             itm_negative_probability: 0.5,
             fused_pairs: 32,

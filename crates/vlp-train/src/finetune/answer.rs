@@ -8,7 +8,7 @@ use std::path::Path;
 use burn::prelude::*;
 use vlp_data::image::{ImageSample, ImageSource, TransformMode};
 use vlp_data::source::{CorruptBudget, SkipLimit};
-use vlp_data::{AnswerVocabulary, HostVisual, TextTokenizer, VqaAccuracy};
+use vlp_data::{AnswerVocabulary, HostVisual, TextPadding, TextTokenizer, VqaAccuracy};
 use vlp_objectives::UniterVqa;
 
 use super::vqa::{score, vqa_model, ANSWERS_FILE};
@@ -39,6 +39,7 @@ impl<B: Backend> VqaAnswerer<B> {
         let inputs = VqaInputs {
             tokenizer,
             max_text_len: config.data.max_text_len,
+            text_padding: TextPadding::buckets(config.data.text_buckets),
             answers,
             pipeline: config.data.image_transform().init()?,
             budget: CorruptBudget::new(SkipLimit::default()),

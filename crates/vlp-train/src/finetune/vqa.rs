@@ -13,7 +13,9 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
-use vlp_data::{AnswerVocabulary, HostVisual, HostVqaBatch, TextTokenizer, VqaAccuracy};
+use vlp_data::{
+    AnswerVocabulary, HostVisual, HostVqaBatch, TextPadding, TextTokenizer, VqaAccuracy,
+};
 use vlp_objectives::{PretrainOutput, UniterPretrainer, UniterVqa, VqaHeadConfig};
 
 use super::vqa_data::{accuracy, read_examples, step_indices, VqaExample, VqaFiles, VqaInputs};
@@ -157,6 +159,7 @@ impl VqaFinetune {
         let unknown_token_rate = unknown_rate(&tokenizer, &train, config.data.max_text_len)?;
         let inputs = VqaInputs {
             max_text_len: config.data.max_text_len,
+            text_padding: TextPadding::buckets(config.data.text_buckets),
             pipeline: config.data.image_transform().init()?,
             tokenizer,
             answers,
@@ -444,6 +447,11 @@ impl<B: AutodiffBackend> TrainTask<B, UniterVqa<B>> for VqaTask {
 
     fn samples(batch: &Self::Batch) -> usize {
         batch.1.len()
+    }
+
+    fn shape(batch: &Self::Batch) -> Vec<usize> {
+        let question = batch.0.tokens.ids.first().map_or(0, Vec::len);
+        [batch.1.shape().as_slice(), &[question]].concat()
     }
 
     fn forward(

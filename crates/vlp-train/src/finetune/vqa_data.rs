@@ -12,7 +12,8 @@ use rayon::prelude::*;
 use vlp_data::image::{ImagePipeline, ImageSample, TransformMode};
 use vlp_data::source::{read_vqa2, CorruptBudget, ImagePattern, ImageRef, Vqa2Options};
 use vlp_data::{
-    vqa_soft_score, AnswerVocabulary, HostVisual, HostVqaBatch, TextTokenizer, VqaAccuracy,
+    vqa_soft_score, AnswerVocabulary, HostVisual, HostVqaBatch, TextPadding, TextTokenizer,
+    VqaAccuracy,
 };
 
 use crate::error::Result;
@@ -111,6 +112,8 @@ pub struct VqaInputs {
     pub tokenizer: TextTokenizer,
     /// Tokens per question, `[CLS]` and `[SEP]` included.
     pub max_text_len: usize,
+    /// How question rows are padded (`data.text_buckets`).
+    pub text_padding: TextPadding,
     /// The answers the classifier scores.
     pub answers: AnswerVocabulary,
     /// Images to the model's squares.
@@ -151,7 +154,9 @@ impl VqaInputs {
                 Err(err) => self.budget.skip(err.to_string())?,
             }
         }
-        let tokens = self.tokenizer.encode(&questions, self.max_text_len)?;
+        let tokens =
+            self.tokenizer
+                .encode_padded(&questions, self.max_text_len, self.text_padding)?;
         let batch = HostVqaBatch {
             tokens,
             soft_targets: self.answers.soft_target_batch(&humans),
