@@ -266,22 +266,14 @@ impl<B: Backend> MppHead<B> {
 /// Masked patch prediction loss: mean cross-entropy over the `N × 3` channel
 /// targets. `logits` `[N, 3, 256]` (channel-major, as ViLT stacks its
 /// `768` outputs), `targets` `[N, 3]` bins (`vlp_data::patch_rgb_targets`)
-/// at the masked patches; negative bins mark padding rows, left out.
+/// at the masked patches; negative bins mark padding rows, left out. A bin
+/// of 256 or more is an error, which costs a read of one value back from
+/// the device; the MPP objective reads nothing, as `vlp_data` builds its
+/// bins from bytes.
 pub fn masked_patch_loss<B: Backend>(
     logits: Tensor<B, 3>,
     targets: Tensor<B, 2, Int>,
 ) -> crate::Result<Tensor<B, 1>> {
-    let [rows, channels, bins] = logits.dims();
-    if channels != 3 || bins != RGB_BINS || targets.dims() != [rows, 3] {
-        return Err(shape_error(
-            "masked patch prediction logits / targets",
-            format!("[N, 3, {RGB_BINS}] and [N, 3]"),
-            &[rows, channels, bins],
-        ));
-    }
-    if rows == 0 {
-        return Ok(Tensor::zeros([1], &logits.device()));
-    }
     let out_of_range = targets
         .clone()
         .greater_equal_elem(RGB_BINS as i64)
@@ -291,6 +283,23 @@ pub fn masked_patch_loss<B: Backend>(
         return Err(value_error(
             "masked patch prediction targets",
             format!("bins must lie in 0..{RGB_BINS} (negative: padding)"),
+        ));
+    }
+    patch_bin_loss(logits, targets)
+}
+
+/// [`masked_patch_loss`] for bins known to lie below 256 (the shapes are
+/// checked, the values not).
+pub(crate) fn patch_bin_loss<B: Backend>(
+    logits: Tensor<B, 3>,
+    targets: Tensor<B, 2, Int>,
+) -> crate::Result<Tensor<B, 1>> {
+    let [rows, channels, bins] = logits.dims();
+    if channels != 3 || bins != RGB_BINS || targets.dims() != [rows, 3] {
+        return Err(shape_error(
+            "masked patch prediction logits / targets",
+            format!("[N, 3, {RGB_BINS}] and [N, 3]"),
+            &[rows, channels, bins],
         ));
     }
     Ok(cross_entropy(

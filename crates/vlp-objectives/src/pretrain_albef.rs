@@ -618,7 +618,7 @@ mod tests {
         for seed in 0..120 {
             let output;
             (model, output) = step(model, &mut optimizer, &batch(&batcher, &pairs, seed));
-            accuracy.push(output.objective("itc").unwrap().metric);
+            accuracy.push(output.objective("itc").unwrap().metric_value());
         }
         let mean = |steps: &[f32]| steps.iter().sum::<f32>() / steps.len() as f32;
         let (early, late) = (mean(&accuracy[..10]), mean(&accuracy[105..]));

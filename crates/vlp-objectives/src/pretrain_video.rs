@@ -143,7 +143,7 @@ impl<B: Backend> VideoPretrainer<B> {
             .filter(|&row| shuffled.targets[row as usize] >= 0)
             .collect();
         let metric = if moved.is_empty() {
-            0.0
+            Tensor::zeros([1], &device)
         } else {
             let moved = Tensor::from_data(TensorData::new(moved.clone(), [moved.len()]), &device);
             accuracy(logits.select(0, moved.clone()), targets.select(0, moved))
@@ -273,8 +273,8 @@ mod tests {
         let none = model
             .forward(clips_to_tensor(&refs, &device), &unshuffled)
             .unwrap();
+        assert_eq!(none.metric_value(), 0.0);
         assert_eq!(none.loss.into_scalar().elem::<f32>(), 0.0);
-        assert_eq!(none.metric, 0.0);
 
         let error = model
             .forward(clips_to_tensor(&refs[..2], &device), &shuffled)
@@ -296,8 +296,8 @@ mod tests {
         for b in 0..batches {
             let (clips, shuffled) = batch(world, Split::Test, b * size, size, &mut rng, &device);
             let output = model.forward(clips, &shuffled).unwrap();
+            accuracy += output.metric_value() / batches as f32;
             loss += output.loss.into_scalar().elem::<f32>() / batches as f32;
-            accuracy += output.metric / batches as f32;
         }
         (loss, accuracy)
     }

@@ -19,8 +19,10 @@ pub struct ObjectiveOutput<B: Backend> {
     /// The objective's own measure: masked-token accuracy for MLM, match
     /// accuracy for ITM, in-batch text→image accuracy for ITC, next-token
     /// accuracy for language modelling, mean squared error for feature
-    /// regression, the negative-minus-positive distance gap for WRA.
-    pub metric: f32,
+    /// regression, the negative-minus-positive distance gap for WRA. `[1]`,
+    /// detached and left on the device: a training step reads nothing back
+    /// (the trainer reads a run's metrics once per metrics line).
+    pub metric: Tensor<B, 1>,
     /// What [`Self::metric`] measures ("accuracy", "mse", "gap", "vqa_score"),
     /// the suffix of its key in metrics files (`mlm_accuracy`).
     pub metric_name: &'static str,
@@ -40,6 +42,11 @@ pub struct PretrainOutput<B: Backend> {
 }
 
 impl<B: Backend> ObjectiveOutput<B> {
+    /// [`Self::metric`] read back to the host.
+    pub fn metric_value(&self) -> f32 {
+        self.metric.clone().into_scalar().elem()
+    }
+
     /// A classification objective called `name`: `loss(logits, labels)` on
     /// `logits` `[N, C]` and `labels` `[N]`, measured by accuracy.
     pub fn classification(

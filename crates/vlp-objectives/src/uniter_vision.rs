@@ -13,7 +13,7 @@ use crate::loss::accuracy;
 use crate::mlm::gather_positions;
 use crate::mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
-    masked_patch_loss, RGB_BINS,
+    patch_bin_loss, RGB_BINS,
 };
 use crate::pretrainer::ObjectiveOutput;
 use crate::uniter::UniterPretrainer;
@@ -63,7 +63,7 @@ impl<B: Backend> UniterPretrainer<B> {
                 o.mrfr,
                 ObjectiveOutput {
                     name: "mrfr",
-                    metric: loss.clone().into_scalar().elem(),
+                    metric: loss.clone().detach(),
                     metric_name: "mse",
                     loss,
                 },
@@ -102,7 +102,7 @@ impl<B: Backend> UniterPretrainer<B> {
             let logits = head.forward(hidden.clone());
             let metric = match &argmax {
                 Some(argmax) => accuracy(logits.clone().detach(), argmax.clone()),
-                None => 0.0,
+                None => Tensor::zeros([1], &logits.device()),
             };
             out.push((
                 weight,
@@ -152,7 +152,8 @@ impl<B: Backend> UniterPretrainer<B> {
                 mpp.rgb_targets.clone().reshape([m * 3]),
             ),
             metric_name: "accuracy",
-            loss: masked_patch_loss(logits, mpp.rgb_targets.clone())?,
+            // `vlp_data` builds the bins from bytes: nothing to check on the device.
+            loss: patch_bin_loss(logits, mpp.rgb_targets.clone())?,
         })
     }
 }

@@ -83,21 +83,18 @@ pub fn vqa_bce_loss<B: Backend>(
     Ok(bce.mean().mul_scalar(dims[1] as f64))
 }
 
-/// VQA accuracy: the mean over questions of the soft score of the arg-max
-/// answer. `logits`, `soft_scores` `[B, A]`; empty batch → 0.
+/// VQA accuracy `[1]`: the mean over questions of the soft score of the
+/// arg-max answer, on the device. `logits`, `soft_scores` `[B, A]`; empty
+/// batch → 0.
 pub fn vqa_score<B: Backend>(
     logits: Tensor<B, 2>,
     soft_scores: Tensor<B, 2>,
-) -> crate::Result<f32> {
+) -> crate::Result<Tensor<B, 1>> {
     let dims = logits.dims();
     check_pair(&dims, &soft_scores.dims())?;
     if dims.contains(&0) {
-        return Ok(0.0);
+        return Ok(Tensor::zeros([1], &logits.device()));
     }
     let best = logits.argmax(1);
-    Ok(soft_scores
-        .gather(1, best)
-        .mean()
-        .into_scalar()
-        .elem::<f32>())
+    Ok(soft_scores.gather(1, best).mean())
 }

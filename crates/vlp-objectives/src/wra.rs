@@ -103,40 +103,19 @@ pub fn word_positions<B: Backend>(padding: Tensor<B, 2, Bool>) -> Tensor<B, 2, B
         .bool_and(position.lower(lengths.sub_scalar(1).expand([batch, len])))
 }
 
-/// `mean(distance | negative) − mean(distance | positive)` of WRA distances
-/// `[B]` with labels `positive` `[B]`; a missing group counts as 0.
-pub fn distance_gap(distances: &[f32], positive: &[bool]) -> f32 {
-    let mean = |want: bool| {
-        let values: Vec<f32> = distances
-            .iter()
-            .zip(positive)
-            .filter(|(_, &p)| p == want)
-            .map(|(&d, _)| d)
-            .collect();
-        values.iter().sum::<f32>() / values.len().max(1) as f32
+/// `mean(distance | negative) − mean(distance | positive)` `[1]` of WRA
+/// distances `[B]` with labels `positive` `[B]`, on the device; a missing
+/// group counts as 0.
+pub fn distance_gap<B: Backend>(
+    distances: Tensor<B, 1>,
+    positive: Tensor<B, 1, Bool>,
+) -> Tensor<B, 1> {
+    let positive = positive.float();
+    let negative = positive.clone().neg().add_scalar(1.0);
+    let mean = |weights: Tensor<B, 1>| {
+        (distances.clone() * weights.clone()).sum() / weights.sum().clamp_min(1.0)
     };
-    mean(false) - mean(true)
-}
-
-fn floats<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
-    tensor
-        .into_data()
-        .convert::<f32>()
-        .to_vec()
-        .expect("converted to f32")
-}
-
-fn bools<B: Backend, const D: usize>(tensor: Tensor<B, D, Bool>) -> Vec<bool> {
-    // Through integers: backends store bools in different dtypes.
-    tensor
-        .int()
-        .into_data()
-        .convert::<i64>()
-        .to_vec::<i64>()
-        .expect("converted to i64")
-        .into_iter()
-        .map(|v| v != 0)
-        .collect()
+    mean(negative) - mean(positive)
 }
 
 /// WRA as a step's objective on a single-stream fused pass over the ITM
@@ -169,10 +148,7 @@ pub fn fused_wra_objective<B: Backend>(
         Some(&padding),
         &config,
     )?;
-    let gap = distance_gap(
-        &floats(distances.clone().detach()),
-        &bools(positive.clone()),
-    );
+    let gap = distance_gap(distances.clone().detach(), positive.clone());
     Ok(ObjectiveOutput {
         name: "wra",
         loss: vlp_ot::wra_loss(distances, positive, &uniter_wra_config())?,
@@ -186,6 +162,19 @@ mod tests {
     use super::*;
     use burn::backend::NdArray;
     use burn::tensor::TensorData;
+
+    fn bools<B: Backend, const D: usize>(tensor: Tensor<B, D, Bool>) -> Vec<bool> {
+        // Through integers: backends store bools in different dtypes.
+        tensor
+            .int()
+            .into_data()
+            .convert::<i64>()
+            .to_vec::<i64>()
+            .expect("converted to i64")
+            .into_iter()
+            .map(|v| v != 0)
+            .collect()
+    }
 
     #[test]
     fn words_exclude_cls_sep_and_padding() {
@@ -208,8 +197,18 @@ mod tests {
 
     #[test]
     fn gap_is_negative_mean_minus_positive_mean() {
-        let gap = distance_gap(&[0.2, 0.4, 1.0, 0.6], &[true, true, false, false]);
-        assert!((gap - (0.8 - 0.3)).abs() < 1e-6);
-        assert_eq!(distance_gap(&[0.5], &[true]), -0.5, "no negatives: 0 − 0.5");
+        let gap = |distances: &[f32], positive: &[bool]| {
+            let device = Default::default();
+            let distances = Tensor::<NdArray, 1>::from_floats(distances, &device);
+            let positive = Tensor::<NdArray, 1, Bool>::from_bool(
+                TensorData::new(positive.to_vec(), [positive.len()]),
+                &device,
+            );
+            distance_gap(distances, positive).into_scalar()
+        };
+        assert!(
+            (gap(&[0.2, 0.4, 1.0, 0.6], &[true, true, false, false]) - (0.8 - 0.3)).abs() < 1e-6
+        );
+        assert_eq!(gap(&[0.5], &[true]), -0.5, "no negatives: 0 − 0.5");
     }
 }

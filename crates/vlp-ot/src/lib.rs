@@ -30,11 +30,12 @@
 //!   x86-64 CPUs that have it, detected at run time; portable
 //!   auto-vectorised code elsewhere). For B = 32, 40 × 36, 2 threads:
 //!   ~0.4 ms through [`ipot::ipot_via_host`] against ~4–8 ms for the tensor
-//!   path or PyTorch (see `docs/benchmarks.md`). This is the default of
-//!   [`wra::WraConfig`] ([`wra::SolverPath::Host`]).
+//!   path or PyTorch (see `docs/benchmarks.md`).
 //! - On **GPU backends** use the tensor path ([`ipot::ipot`],
 //!   [`sinkhorn::sinkhorn`]) to avoid a device→host synchronisation per
-//!   step ([`wra::SolverPath::Tensor`]). Sinkhorn's tensor path still reads
+//!   step ([`wra::SolverPath::Tensor`]). [`wra::WraConfig`]'s default,
+//!   [`wra::SolverPath::Auto`], takes the tensor path on CubeCL backends
+//!   (WGPU, CUDA) and the host path on the others. Sinkhorn's tensor path still reads
 //!   back one number every `check_every` iterations for its stopping test.
 //! - The exact solver is host-only (a pivoting algorithm); [`exact::exact`]
 //!   accepts a tensor of any backend and reads it back. Use it for

@@ -15,11 +15,27 @@ pub enum SolverPath {
     /// Read the `[B, M, N]` costs back to the host and run the fused CPU
     /// kernel ([`crate::ipot::ipot_host`]). Best on CPU backends (NdArray,
     /// Flex): one small read-back instead of hundreds of tiny tensor ops.
-    #[default]
     Host,
     /// Tensor ops on the backend's device ([`crate::ipot::ipot`]). Best on
     /// GPU backends, where it avoids a device→host synchronisation.
     Tensor,
+    /// [`Self::Tensor`] on CubeCL backends (WGPU, CUDA, ROCm: those whose
+    /// `Backend::name` names CubeCL), [`Self::Host`] on the others (the CPU
+    /// backends NdArray and Flex).
+    #[default]
+    Auto,
+}
+
+impl SolverPath {
+    /// The path taken on `device`: [`Self::Auto`] resolved, the others as
+    /// they are.
+    pub fn resolve<B: Backend>(self, device: &B::Device) -> SolverPath {
+        match self {
+            SolverPath::Auto if B::name(device).contains("cubecl") => SolverPath::Tensor,
+            SolverPath::Auto => SolverPath::Host,
+            path => path,
+        }
+    }
 }
 
 /// How positive and negative distances are combined into the loss.
@@ -34,7 +50,8 @@ pub enum WraReduction {
 }
 
 /// WRA settings. Defaults: weight 0.1 (UNITER), cosine cost, IPOT
-/// `β = 0.5`, 50 iterations, `k = 1`, host solver path, mean difference.
+/// `β = 0.5`, 50 iterations, `k = 1`, solver path chosen by the backend
+/// ([`SolverPath::Auto`]), mean difference.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct WraConfig {
     /// Multiplier of the loss (UNITER: 0.1).
@@ -55,7 +72,7 @@ impl Default for WraConfig {
             weight: 0.1,
             cost: CostKind::Cosine,
             ipot: IpotConfig::default(),
-            path: SolverPath::Host,
+            path: SolverPath::Auto,
             reduction: WraReduction::MeanDifference,
         }
     }
@@ -74,9 +91,9 @@ pub fn wra_distance<B: Backend>(
     config: &WraConfig,
 ) -> Result<Tensor<B, 1>> {
     let cost = config.cost.compute(txt, img)?;
-    let out = match config.path {
-        SolverPath::Host => ipot_via_host(cost, padding, &config.ipot)?,
+    let out = match config.path.resolve::<B>(&cost.device()) {
         SolverPath::Tensor => ipot(cost, padding, &config.ipot)?,
+        _ => ipot_via_host(cost, padding, &config.ipot)?,
     };
     Ok(out.distance)
 }
@@ -130,6 +147,19 @@ mod tests {
 
     fn scalar(t: Tensor<Nd, 1>) -> f32 {
         t.into_data().into_vec::<f32>().unwrap()[0]
+    }
+
+    #[test]
+    fn the_default_path_solves_on_the_host_on_a_cpu_backend() {
+        let device = Default::default();
+        assert_eq!(WraConfig::default().path, SolverPath::Auto);
+        assert_eq!(SolverPath::Auto.resolve::<Nd>(&device), SolverPath::Host);
+        type Ad = burn::backend::Autodiff<Nd>;
+        assert_eq!(SolverPath::Auto.resolve::<Ad>(&device), SolverPath::Host);
+        assert_eq!(
+            SolverPath::Tensor.resolve::<Nd>(&device),
+            SolverPath::Tensor
+        );
     }
 
     #[test]

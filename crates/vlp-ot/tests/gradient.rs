@@ -56,8 +56,8 @@ fn wra_distance_gradient_matches_finite_differences() {
                 .compute(t3::<Inner>(&x, [bsz, m, d]), t3::<Inner>(&y, [bsz, n, d]))
                 .unwrap();
             let plan = match path {
-                SolverPath::Host => ipot_via_host(c0, Some(&pad_i), &cfg.ipot).unwrap().plan,
                 SolverPath::Tensor => ipot(c0, Some(&pad_i), &cfg.ipot).unwrap().plan,
+                _ => ipot_via_host(c0, Some(&pad_i), &cfg.ipot).unwrap().plan,
             };
             let plan = host(plan);
             let f = |xv: &[f64], yv: &[f64]| -> f64 {

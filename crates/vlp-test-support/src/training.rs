@@ -38,7 +38,7 @@ impl History {
         self.losses
             .push(output.objectives.iter().map(|o| scalar(&o.loss)).collect());
         self.metrics
-            .push(output.objectives.iter().map(|o| o.metric).collect());
+            .push(output.objectives.iter().map(|o| o.metric_value()).collect());
     }
 
     /// Number of steps recorded.

@@ -12,35 +12,37 @@
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ElementConversion;
 use burn::Tensor;
 
 /// Scales `grads` (of `model`'s parameters) so that their global L2 norm is
 /// at most `max_norm`, as PyTorch's `clip_grad_norm_`: by
-/// `max_norm / (norm + 1e-6)` when that is below 1. Returns the gradients
-/// and their norm before clipping.
+/// `min(1, max_norm / (norm + 1e-6))`. The norm and the factor stay on the
+/// device, so a step reads nothing back for them. Returns the gradients and
+/// their norm `[1]` before clipping (`None` without any gradient).
 pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     model: &M,
     mut grads: GradientsParams,
     max_norm: f64,
-) -> (GradientsParams, f64) {
+) -> (GradientsParams, Option<Tensor<B::InnerBackend, 1>>) {
     let mut squares = SquaredNorm::<B> {
         grads: &grads,
         sum: None,
     };
     model.visit(&mut squares);
-    let norm = squares
-        .sum
-        .map_or(0.0, |sum| sum.into_scalar().elem::<f64>().sqrt());
-    let scale = max_norm / (norm + 1e-6);
-    if scale < 1.0 {
-        model.visit(&mut Scale::<B> {
-            grads: &mut grads,
-            scale,
-            backend: std::marker::PhantomData,
-        });
-    }
-    (grads, norm)
+    let Some(norm) = squares.sum.map(|sum| sum.sqrt()) else {
+        return (grads, None);
+    };
+    let scale = norm
+        .clone()
+        .add_scalar(1e-6)
+        .recip()
+        .mul_scalar(max_norm)
+        .clamp_max(1.0);
+    model.visit(&mut Scale::<B> {
+        grads: &mut grads,
+        scale,
+    });
+    (grads, Some(norm))
 }
 
 /// Sums the squares of every float parameter's gradient.
@@ -62,17 +64,17 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for SquaredNorm<'_, B> {
     }
 }
 
-/// Multiplies every float parameter's gradient by `scale`.
-struct Scale<'a, B> {
+/// Multiplies every float parameter's gradient by `scale` `[1]`.
+struct Scale<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
-    scale: f64,
-    backend: std::marker::PhantomData<B>,
+    scale: Tensor<B::InnerBackend, 1>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for Scale<'_, B> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
-            self.grads.register(param.id, grad.mul_scalar(self.scale));
+            let scale = self.scale.clone().reshape([1; D]);
+            self.grads.register(param.id, grad.mul(scale));
         }
     }
 }
@@ -118,6 +120,7 @@ mod tests {
         B::seed(&device, 3);
         let model = LinearConfig::new(2, 1).init::<B>(&device);
         let (clipped, norm) = clip_global_norm(&model, grads_of(&model), 1.0);
+        let norm = norm.unwrap().into_data().to_vec::<f32>().unwrap()[0];
         assert!((norm - 5.0).abs() < 1e-6, "{norm}");
         let expected = [0.6, 0.0, 0.8];
         let got = values(&model, &clipped);

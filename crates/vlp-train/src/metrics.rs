@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_objectives::PretrainOutput;
 
@@ -57,32 +58,90 @@ impl MetricsRecord {
     }
 }
 
+/// One step's named values (the loss, each objective's loss and metric),
+/// one list per micro-batch, still on the device.
+pub type StepValues<B> = Vec<Vec<(String, Tensor<B, 1>)>>;
+
 /// The named values a metrics line averages: the loss, and each objective's
-/// loss and metric. Errors on a loss that is not finite.
-pub fn step_values<B: Backend>(
+/// loss and metric, detached from the graph and left on the device (read by
+/// [`PendingValues::read_into`]).
+pub fn step_values<B: AutodiffBackend>(
     output: &PretrainOutput<B>,
-    step: usize,
-) -> Result<Vec<(String, f32)>> {
-    let loss = output.loss.clone().into_scalar().elem::<f32>();
-    if !loss.is_finite() {
-        return Err(TrainError::NonFiniteLoss {
-            step,
-            loss,
-            last_checkpoint: None,
-        });
-    }
-    let mut values = vec![("loss".to_string(), loss)];
+) -> Vec<(String, Tensor<B::InnerBackend, 1>)> {
+    let mut values = vec![("loss".to_string(), output.loss.clone().inner())];
     for objective in &output.objectives {
         values.push((
             format!("{}_loss", objective.name),
-            objective.loss.clone().into_scalar().elem::<f32>(),
+            objective.loss.clone().inner(),
         ));
         values.push((
             format!("{}_{}", objective.name, objective.metric_name),
-            objective.metric,
+            objective.metric.clone().inner(),
         ));
     }
-    Ok(values)
+    values
+}
+
+/// The values of the steps since the last read, on the device: a step reads
+/// nothing back, so a GPU runs ahead of the host between two metrics lines
+/// (or checkpoints), and then one read brings every value of those steps.
+pub struct PendingValues<B: Backend> {
+    steps: Vec<(usize, StepValues<B>)>,
+}
+
+impl<B: Backend> Default for PendingValues<B> {
+    fn default() -> Self {
+        Self { steps: Vec::new() }
+    }
+}
+
+impl<B: Backend> PendingValues<B> {
+    /// Keeps the values of (0-based) step `step`.
+    pub fn push(&mut self, step: usize, values: StepValues<B>) {
+        self.steps.push((step, values));
+    }
+
+    /// Reads every pending value back in one transfer and adds them to
+    /// `accumulator`, step by step in order (the sums of a run that read
+    /// each step at once). Errors on the first step whose loss is not
+    /// finite, naming it; the values of the steps before it are added.
+    pub fn read_into(&mut self, accumulator: &mut Accumulator) -> Result<()> {
+        let steps = std::mem::take(&mut self.steps);
+        let tensors: Vec<Tensor<B, 1>> = steps
+            .iter()
+            .flat_map(|(_, parts)| parts.iter().flatten())
+            .map(|(_, value)| value.clone().reshape([1]))
+            .collect();
+        if tensors.is_empty() {
+            return Ok(());
+        }
+        let read: Vec<f32> = Tensor::cat(tensors, 0)
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("converted to f32");
+        let mut read = read.into_iter();
+        for (step, parts) in steps {
+            for part in parts {
+                let named: Vec<(String, f32)> = part
+                    .into_iter()
+                    .map(|(name, _)| (name, read.next().unwrap_or(f32::NAN)))
+                    .collect();
+                if let Some(&(_, loss)) = named
+                    .iter()
+                    .find(|(name, value)| name == "loss" && !value.is_finite())
+                {
+                    return Err(TrainError::NonFiniteLoss {
+                        step,
+                        loss,
+                        last_checkpoint: None,
+                    });
+                }
+                accumulator.add(named);
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Running sums of named values between two metrics lines. Each value is

@@ -20,7 +20,7 @@ use crate::checkpoint::MetricsFile;
 use crate::clip::clip_global_norm;
 use crate::config::PretrainConfig;
 use crate::error::{ConfigError, Result, TrainError};
-use crate::metrics::{step_values, MetricsRecord};
+use crate::metrics::{step_values, MetricsRecord, PendingValues, StepValues};
 use crate::micro_batch::MicroBatchPools;
 use crate::resume::{
     latest_checkpoint, load_resumable, remove_checkpoints, save_resumable, CheckpointRef,
@@ -99,10 +99,6 @@ pub struct TrainEnd {
     /// autotunes (`data.text_buckets` bounds the text lengths).
     pub batch_shapes: usize,
 }
-
-/// One step's named values (loss, each objective's loss and metric), one
-/// list per micro-batch.
-pub type StepValues = Vec<Vec<(String, f32)>>;
 
 /// AdamW with the run's learning-rate schedule, and the thread pools its
 /// micro-batches run in (one pool: the whole batch in one pass); where it
@@ -212,8 +208,8 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     /// the micro-batch losses), clipped to the global norm `max_grad_norm`
     /// when set; one AdamW update at step `step`'s learning rate; then
     /// `after` with each micro-batch's output, in order (ALBEF's momentum
-    /// update and queue: [`Pretrainer::after_step`]). Errors on a loss that
-    /// is not finite.
+    /// update and queue: [`Pretrainer::after_step`]). The step's values
+    /// ([`step_values`]) stay on the device: nothing is read back.
     pub fn step<T, F, A>(
         &mut self,
         model: M,
@@ -221,7 +217,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         micro_batches: Vec<T>,
         forward: F,
         mut after: A,
-    ) -> Result<(M, StepValues)>
+    ) -> Result<(M, StepValues<B::InnerBackend>)>
     where
         T: Send,
         F: Fn(&M, T) -> Result<PretrainOutput<B>> + Sync,
@@ -239,7 +235,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             micro_batches,
             |copy: &M, batch| {
                 let output = forward(copy, batch)?;
-                let values = step_values(&output, step)?;
+                let values = step_values(&output);
                 let loss = match parts {
                     1 => output.loss.clone(),
                     _ => output.loss.clone() * (1.0 / parts as f32),
@@ -388,8 +384,10 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
     /// on), the backend reseeded from the seed and the step (dropout), a
     /// metrics line every `log_every` steps to `observer`, a resumable
     /// checkpoint every `checkpoint_every` steps and after the last after
-    /// [`Self::checkpoint_into`]. A loss that is not finite stops it with
-    /// the step and the last checkpoint named.
+    /// [`Self::checkpoint_into`]. The steps' values are read back only for
+    /// a metrics line or a checkpoint ([`PendingValues`]); a loss that is
+    /// not finite stops the run there, naming its step and the last
+    /// checkpoint (written before it).
     pub fn fit_task<T: TrainTask<B, M>>(
         &mut self,
         mut model: M,
@@ -411,6 +409,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         let (mut accumulator, trained_before) = resumed.map_or_else(Default::default, |state| {
             (state.pending_metrics, state.elapsed_seconds)
         });
+        let mut pending = PendingValues::default();
         let started = Instant::now();
         let elapsed = || trained_before + started.elapsed().as_secs_f32();
         let mut window = (Instant::now(), 0usize);
@@ -429,23 +428,32 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
                     |model: &M, host| task.forward(model, host, step, &device),
                     |model, output| task.after_step(model, output),
                 );
-                let (trained, values) = trained.map_err(|err| match err {
-                    TrainError::NonFiniteLoss { step, loss, .. } => TrainError::NonFiniteLoss {
-                        step,
-                        loss,
-                        last_checkpoint: self.last_checkpoint.clone(),
-                    },
-                    err => err,
-                })?;
+                let (trained, values) = trained?;
                 model = trained;
-                values
-                    .into_iter()
-                    .for_each(|values| accumulator.add(values));
+                pending.push(step, values);
             }
             observer.stepped(step);
 
             let done = step + 1;
-            if done % config.log_every == 0 || done == config.steps {
+            let every = config.checkpoint_every;
+            let checkpoint = self.checkpoints.is_some()
+                && ((every > 0 && done.is_multiple_of(every)) || done == config.steps);
+            let log = done % config.log_every == 0 || done == config.steps;
+            if log || checkpoint {
+                // The one read of the steps' values: a loss that is not
+                // finite stops the run before a checkpoint can keep it.
+                pending
+                    .read_into(&mut accumulator)
+                    .map_err(|err| match err {
+                        TrainError::NonFiniteLoss { step, loss, .. } => TrainError::NonFiniteLoss {
+                            step,
+                            loss,
+                            last_checkpoint: self.last_checkpoint.clone(),
+                        },
+                        err => err,
+                    })?;
+            }
+            if log {
                 let mut objectives = accumulator.take();
                 let record = MetricsRecord {
                     step: done,
@@ -461,18 +469,15 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             }
             // After the metrics line, so that the pending values saved are
             // those of no line yet written.
-            let every = config.checkpoint_every;
-            if let Some(run) = &self.checkpoints {
-                if (every > 0 && done.is_multiple_of(every)) || done == config.steps {
-                    let state = TrainingState {
-                        step: done,
-                        seed: config.seed,
-                        elapsed_seconds: elapsed(),
-                        pending_metrics: accumulator.clone(),
-                    };
-                    let saved = save_resumable(run, &model, &self.optimizer, &state)?;
-                    self.last_checkpoint = Some(saved);
-                }
+            if let (Some(run), true) = (&self.checkpoints, checkpoint) {
+                let state = TrainingState {
+                    step: done,
+                    seed: config.seed,
+                    elapsed_seconds: elapsed(),
+                    pending_metrics: accumulator.clone(),
+                };
+                let saved = save_resumable(run, &model, &self.optimizer, &state)?;
+                self.last_checkpoint = Some(saved);
             }
         }
         observer.finished(&TrainEnd {
@@ -593,8 +598,8 @@ mod tests {
             loss: loss.clone(),
             objectives: vec![ObjectiveOutput {
                 name: "square",
+                metric: Tensor::from_floats([0.5], &loss.device()),
                 loss,
-                metric: 0.5,
                 metric_name: "half",
             }],
             momentum_embeddings: None,
@@ -689,26 +694,40 @@ mod tests {
         close(running_mean_on_two_threads(false), [0.3, 0.25]);
     }
 
+    /// A step reads nothing back; the read of its values finds a loss
+    /// that is not finite and names its step, after adding the values of
+    /// the steps before it.
     #[test]
-    fn a_loss_that_is_not_finite_stops_the_step_and_names_it() {
+    fn a_loss_that_is_not_finite_is_found_at_the_read_and_named() {
         let device = Default::default();
         B::seed(&device, 8);
-        let model = LinearConfig::new(2, 1).init::<B>(&device);
+        let mut model = LinearConfig::new(2, 1).init::<B>(&device);
         let mut trainer =
             Trainer::<B, Linear<B>>::new(&PretrainConfig::default(), &device).unwrap();
-        let x = Tensor::<B, 2>::ones([2, 2], &device);
-        let err = trainer
-            .step(
-                model,
-                3,
-                vec![x],
-                |m, x| Ok(output(m, x, f32::NAN)),
-                |m, _| Ok(m),
-            )
+        let mut pending = PendingValues::default();
+        for (step, scale) in [(2, 1.0), (3, f32::NAN), (4, 1.0)] {
+            let x = Tensor::<B, 2>::ones([2, 2], &device);
+            let (stepped, values) = trainer
+                .step(
+                    model,
+                    step,
+                    vec![x],
+                    |m, x| Ok(output(m, x, scale)),
+                    |m, _| Ok(m),
+                )
+                .expect("the step itself reads no value");
+            model = stepped;
+            pending.push(step, values);
+        }
+        let mut accumulator = Default::default();
+        let err = pending
+            .read_into(&mut accumulator)
             .expect_err("a NaN loss is an error");
         assert!(
             matches!(err, TrainError::NonFiniteLoss { step: 3, .. }),
             "{err}"
         );
+        let means = accumulator.take();
+        assert!(means["loss"].is_finite() && means["square_half"] == 0.5);
     }
 }

@@ -474,7 +474,7 @@ fn vqa_head_loss_and_score_match_uniter() {
         scalar(vqa_bce_loss(logits.clone(), scores.clone()).unwrap()),
         &f["loss"],
     );
-    assert_close(vqa_score(logits, scores).unwrap() as f64, &f["score"]);
+    assert_close(scalar(vqa_score(logits, scores).unwrap()), &f["score"]);
     // Saturated logits stay finite and exact.
     let large = vqa_bce_loss(float(&f["large_logits"]), float(&f["large_scores"])).unwrap();
     assert_close(scalar(large), &f["large_loss"]);
@@ -483,7 +483,7 @@ fn vqa_head_loss_and_score_match_uniter() {
         scalar(vqa_bce_loss(empty.clone(), empty.clone()).unwrap()),
         0.0
     );
-    assert_eq!(vqa_score(empty.clone(), empty).unwrap(), 0.0);
+    assert_eq!(scalar(vqa_score(empty.clone(), empty).unwrap()), 0.0);
 }
 
 // ---- Captioning ------------------------------------------------------------

@@ -65,8 +65,8 @@ fn held_out<B: Backend>(
             device,
         );
         let output = model.forward(clips, &shuffled)?;
+        metric += output.metric_value();
         loss += output.loss.into_scalar().elem::<f32>();
-        metric += output.metric;
         metric_name = output.metric_name;
     }
     let n = HELD_OUT_BATCHES as f32;

@@ -55,7 +55,9 @@ pub struct PretrainConfig {
     /// Clip the gradients' global L2 norm (over all parameters together)
     /// to this before each update; 0 (default): no clipping. UNITER uses 2.0.
     pub max_grad_norm: f64,
-    /// Log a metrics line every this many steps.
+    /// Log a metrics line every this many steps (default 10). The steps'
+    /// losses and metrics stay on the device until then (or until a
+    /// checkpoint), so a GPU does not wait for the host between lines.
     pub log_every: usize,
     /// Write a resumable checkpoint (model, optimiser, step) into the run
     /// folder every this many steps, and after the last step; 0: only after

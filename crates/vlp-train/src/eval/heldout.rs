@@ -53,8 +53,8 @@ pub fn heldout_objectives<B: Backend, M: Pretrainer<B>>(
             let entry =
                 sums.entry(objective.name.to_string())
                     .or_insert((0.0, 0.0, objective.metric_name));
+            entry.1 += objective.metric_value();
             entry.0 += objective.loss.into_scalar().elem::<f32>();
-            entry.1 += objective.metric;
         }
     }
     let n = batches.max(1) as f32;
