@@ -11,7 +11,7 @@ use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Parser, Subcommand};
 use vlp_models::BertConfig;
 use vlp_train::embed::embed_file;
-use vlp_train::{presets, EvalReport, PretrainConfig, PretrainRun};
+use vlp_train::{presets, EvalReport, Precision, PretrainConfig, PretrainRun};
 use xtask::device::{self, BackendJob, DeviceSpec};
 use xtask::finetune::FinetuneCommand;
 use xtask::inference::RunEmbedJob;
@@ -153,6 +153,11 @@ struct PretrainArgs {
     /// Backend and device: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
     #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
+    /// Float type of the run: f32, bf16 (no loss scaling needed; the safe
+    /// half precision on GPUs) or f16, where the backend computes in it
+    /// (flex, cuda; not ndarray) [config: precision].
+    #[arg(long)]
+    precision: Option<Precision>,
     /// Seed of data, initialisation and sampling [config: seed].
     #[arg(long)]
     seed: Option<u64>,
@@ -225,6 +230,7 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
     config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
     config.seed = args.seed.unwrap_or(config.seed);
+    config.precision = args.precision.unwrap_or(config.precision);
     args.data.apply(&mut config.data)?;
     config
         .validate()

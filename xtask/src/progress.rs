@@ -27,9 +27,10 @@ impl Progress {
     /// Progress of a run of `config` on `device`, drawing its curves into
     /// `out` when given.
     pub fn new(config: &PretrainConfig, device: &str, out: Option<PathBuf>) -> Self {
+        let precision = config.precision;
         let context = match &out {
-            Some(out) => format!("on {device} (run folder {})", out.display()),
-            None => format!("on {device}"),
+            Some(out) => format!("on {device} in {precision} (run folder {})", out.display()),
+            None => format!("on {device} in {precision}"),
         };
         Self {
             bar: progress_bar(config.steps),

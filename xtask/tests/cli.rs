@@ -253,6 +253,111 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
             );
         }
     }
+    // ALBEF's protocol: the ITM head re-ranks each query's top 5, which
+    // can move R@1 but not R@5 or R@10.
+    let config_file = run.join("config.toml");
+    let saved = std::fs::read_to_string(&config_file).unwrap();
+    assert!(saved.contains("eval_rerank_top_k = 0\n"), "{saved}");
+    let saved = saved.replace("eval_rerank_top_k = 0\n", "eval_rerank_top_k = 5\n");
+    std::fs::write(&config_file, saved).unwrap();
+    let output = xtask(&["eval", "--run", run.to_str().unwrap(), "--device", "flex"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let reranked = read_json(&run.join("eval.json"));
+    assert_eq!(
+        reranked["retrieval"]["ranked_by"],
+        "embeddings, top 5 re-ranked by matching"
+    );
+    for direction in ["t2i", "i2t"] {
+        for k in ["r5", "r10"] {
+            assert_eq!(
+                reranked["retrieval"][direction][k], reevaluated["retrieval"][direction][k],
+                "{direction} {k}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// `--precision`: the tiny run trains in bf16 and f16 on Flex (each run
+/// its own process: Burn fixes a device's float type once per process).
+/// bf16 keeps f32's range and follows the f32 run of the same seed through
+/// its updates; f16's forward matches too, but AdamW's ε (1e-8) underflows
+/// in f16, so its updates drift (README: "Precision"). NdArray computes in f32 only
+/// and says so, naming the key.
+#[test]
+fn half_precision_runs_follow_the_f32_run_on_flex() {
+    let dir = temp_dir("precision");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let losses = |precision: &str| -> Vec<f64> {
+        let run = dir.join(precision);
+        let output = xtask(&[
+            "pretrain",
+            "--config",
+            config.to_str().unwrap(),
+            "--steps",
+            "4",
+            "--batch-size",
+            "8",
+            "--seed",
+            "5",
+            "--device",
+            "flex",
+            "--precision",
+            precision,
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{precision}: {stderr}");
+        assert!(stderr.contains(&format!("in {precision}")), "{stderr}");
+        let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+        assert!(
+            saved.contains(&format!("precision = \"{precision}\"")),
+            "{saved}"
+        );
+        std::fs::read_to_string(run.join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line["loss"].as_f64().unwrap()
+            })
+            .collect()
+    };
+    let (f32, bf16, f16) = (losses("f32"), losses("bf16"), losses("f16"));
+    let close = |a: f64, b: f64| (a / b - 1.0).abs() < 0.02;
+    assert_eq!(f32.len(), 2);
+    assert!(
+        close(bf16[0], f32[0]) && close(bf16[1], f32[1]),
+        "bf16 {bf16:?}, f32 {f32:?}"
+    );
+    assert!(
+        close(f16[0], f32[0]) && f16.iter().all(|l| l.is_finite()),
+        "f16 {f16:?}, f32 {f32:?}"
+    );
+    // bf16 and f32 differ at all: the runs did compute in their types.
+    assert_ne!(bf16[0], f32[0]);
+    let output = xtask(&[
+        "pretrain",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "ndarray",
+        "--precision",
+        "bf16",
+        "--out",
+        dir.join("nd").to_str().unwrap(),
+    ]);
+    assert_usage_error(
+        &output,
+        "precision bf16 is not supported by autodiff<ndarray>",
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("(it has: f32)"));
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -328,11 +328,18 @@ impl<B: Backend> ModuleMapper<B> for MomentumMixer<B> {
 /// ALBEF's feature queue: the last `capacity` momentum text and image
 /// embeddings (`[K, D]` each, oldest first), used as extra negatives.
 /// Stored detached; enqueuing past the capacity drops the oldest rows.
+///
+/// [`ItcQueueBuffers::queue`] gives a fixed-shape view instead: all `K`
+/// rows of its buffers with a validity mask ([`Self::valid`]), so that a
+/// step's shapes do not grow while the queue fills and nothing is read
+/// back from the device.
 #[derive(Clone, Debug)]
 pub struct ItcQueue<B: Backend> {
     capacity: usize,
     /// `[len, D]` text and image embeddings; `None` while empty.
     entries: Option<(Tensor<B, 2>, Tensor<B, 2>)>,
+    /// `[len]`, `true` at the rows that hold a pair; `None`: all of them.
+    valid: Option<Tensor<B, 1, Bool>>,
 }
 
 impl<B: Backend> ItcQueue<B> {
@@ -341,6 +348,7 @@ impl<B: Backend> ItcQueue<B> {
         Self {
             capacity,
             entries: None,
+            valid: None,
         }
     }
 
@@ -365,7 +373,8 @@ impl<B: Backend> ItcQueue<B> {
         self.capacity
     }
 
-    /// Number of pairs held.
+    /// Rows of [`Self::text`] and [`Self::image`]: the pairs held, or the
+    /// capacity for a view of [`ItcQueueBuffers`] (see [`Self::valid`]).
     pub fn len(&self) -> usize {
         self.entries.as_ref().map_or(0, |(text, _)| text.dims()[0])
     }
@@ -383,6 +392,12 @@ impl<B: Backend> ItcQueue<B> {
     /// Queued image embeddings `[len, D]` (`None` when empty).
     pub fn image(&self) -> Option<Tensor<B, 2>> {
         self.entries.as_ref().map(|(_, image)| image.clone())
+    }
+
+    /// `[len]`: which rows hold a pair (`None`: every row), for the
+    /// fixed-shape view of [`ItcQueueBuffers::queue`].
+    pub fn valid(&self) -> Option<Tensor<B, 1, Bool>> {
+        self.valid.clone()
     }
 
     /// Appends a batch of pairs `text`, `image` `[b, D]` (detached) and drops
@@ -404,6 +419,12 @@ impl<B: Backend> ItcQueue<B> {
                 ));
             }
         }
+        if self.valid.is_some() {
+            return Err(value_error(
+                "ITC queue",
+                "a view of ItcQueueBuffers is enqueued with ItcQueueBuffers::enqueue",
+            ));
+        }
         let (text, image) = match self.entries.take() {
             Some((old_text, old_image)) => (
                 Tensor::cat(vec![old_text, text.detach()], 0),
@@ -423,11 +444,15 @@ impl<B: Backend> ItcQueue<B> {
     }
 
     /// Removes and returns the `count` oldest pairs (fewer if the queue is
-    /// shorter; `None` when nothing is removed).
+    /// shorter; `None` when nothing is removed, and for a view of
+    /// [`ItcQueueBuffers`]).
     pub fn dequeue(&mut self, count: usize) -> Option<(Tensor<B, 2>, Tensor<B, 2>)> {
         let len = self.len();
         let count = count.min(len);
         if count == 0 {
+            return None;
+        }
+        if self.valid.is_some() {
             return None;
         }
         let (text, image) = self.entries.take()?;
@@ -444,9 +469,13 @@ impl<B: Backend> ItcQueue<B> {
 /// An [`ItcQueue`] kept as module parameters, so that checkpoints carry it
 /// and a resumed run sees the same negatives: fixed `[K, D]` buffers and the
 /// number of filled rows. No gradient; the buffers are allocated lazily.
+/// Every operation keeps the shapes fixed and stays on the device (the
+/// filled length too), so a GPU compiles the step's kernels once and does
+/// not wait for the host.
 #[derive(Module, Debug)]
 pub struct ItcQueueBuffers<B: Backend> {
-    /// `[K, D]` queued text embeddings, oldest first; rows from `len` on are 0.
+    /// `[K, D]` queued text embeddings, oldest first, newest in the last
+    /// row; the `K - len` rows before the filled ones are 0.
     pub text: Param<Tensor<B, 2>>,
     /// `[K, D]` queued image embeddings, as `text`.
     pub image: Param<Tensor<B, 2>>,
@@ -479,23 +508,47 @@ impl<B: Backend> ItcQueueBuffers<B> {
         capacity
     }
 
-    /// The queue (reads the filled length back from the device).
+    /// The queue as [`itc_loss_with_queue`] takes it, without a read: all
+    /// `K` rows of the buffers, with the filled ones (the last `len`)
+    /// marked in [`ItcQueue::valid`].
     pub fn queue(&self) -> ItcQueue<B> {
-        let len = self.len.val().into_scalar().elem::<i64>().max(0) as usize;
-        let len = len.min(self.capacity());
+        let capacity = self.capacity();
+        let rows = Tensor::<B, 1, Int>::arange(0..capacity as i64, &self.len.device());
+        // Row i holds a pair when i + len >= K.
+        let valid = (rows + self.len.val()).greater_equal_elem(capacity as i64);
         ItcQueue {
-            capacity: self.capacity(),
+            capacity,
+            entries: Some((self.text.val(), self.image.val())),
+            valid: Some(valid),
+        }
+    }
+
+    /// The pairs held, oldest first (reads the filled length back: for
+    /// inspection and tests, not for a training step).
+    pub fn held(&self) -> ItcQueue<B> {
+        let capacity = self.capacity();
+        let len = self
+            .len
+            .val()
+            .into_scalar()
+            .elem::<i64>()
+            .clamp(0, capacity as i64) as usize;
+        ItcQueue {
+            capacity,
             entries: (len > 0).then(|| {
                 (
-                    self.text.val().narrow(0, 0, len),
-                    self.image.val().narrow(0, 0, len),
+                    self.text.val().narrow(0, capacity - len, len),
+                    self.image.val().narrow(0, capacity - len, len),
                 )
             }),
+            valid: None,
         }
     }
 
     /// [`ItcQueue::enqueue`] on the stored queue: appends `text`, `image`
-    /// `[b, D]` (detached), dropping the oldest pairs beyond the capacity.
+    /// `[b, D]` (detached) after the newest row, dropping the oldest `b`
+    /// rows, so the buffers keep their shape; the filled length is updated
+    /// on the device.
     pub fn enqueue(self, text: Tensor<B, 2>, image: Tensor<B, 2>) -> crate::Result<Self> {
         let [capacity, dim] = self.text.lazy_shape().dims();
         if text.dims()[1] != dim {
@@ -505,22 +558,31 @@ impl<B: Backend> ItcQueueBuffers<B> {
                 &text.dims(),
             ));
         }
-        let mut queue = self.queue();
-        queue.enqueue(text, image)?;
-        let len = queue.len();
-        let device = self.len.val().device();
-        let fill = |entries: Option<Tensor<B, 2>>| match entries {
-            Some(entries) if len < capacity => Tensor::cat(
-                vec![entries, Tensor::zeros([capacity - len, dim], &device)],
-                0,
-            ),
-            Some(entries) => entries,
-            None => Tensor::zeros([capacity, dim], &device),
+        if text.dims() != image.dims() {
+            return Err(shape_error(
+                "queued image embeddings",
+                format!("{:?} (as the text embeddings)", text.dims()),
+                &image.dims(),
+            ));
+        }
+        let batch = text.dims()[0];
+        let push = |buffer: Tensor<B, 2>, fresh: Tensor<B, 2>| {
+            let fresh = fresh.detach();
+            if batch >= capacity {
+                fresh.narrow(0, batch - capacity, capacity)
+            } else {
+                Tensor::cat(vec![buffer, fresh], 0).narrow(0, batch, capacity)
+            }
         };
+        let len = self
+            .len
+            .val()
+            .add_scalar(batch as i64)
+            .clamp_max(capacity as i64);
         Ok(Self {
-            text: Param::initialized(self.text.id, fill(queue.text())),
-            image: Param::initialized(self.image.id, fill(queue.image())),
-            len: Param::initialized(self.len.id, Tensor::full([1], len as i64, &device)),
+            text: Param::initialized(self.text.id, push(self.text.val(), text)),
+            image: Param::initialized(self.image.id, push(self.image.val(), image)),
+            len: Param::initialized(self.len.id, len),
         })
     }
 }
@@ -529,7 +591,8 @@ impl<B: Backend> ItcQueueBuffers<B> {
 ///
 /// `text`, `image` `[B, D]`: unit embeddings of the online encoders;
 /// `text_m`, `image_m` `[B, D]`: of the momentum encoders; `queue`: earlier
-/// momentum embeddings `[K, D]`; `temperature` `[1]` (clamped τ). Against the
+/// momentum embeddings `[K, D]` (rows that [`ItcQueue::valid`] marks empty
+/// are left out); `temperature` `[1]` (clamped τ). Against the
 /// candidates `[text_m; queue.text]` and `[image_m; queue.image]` (`B + K`,
 /// no gradient), the image→text and text→image logits are `sim / τ`, and
 /// the targets are `α · softmax(sim_m / τ) + (1 − α) · onehot(diagonal)`,
@@ -581,6 +644,25 @@ pub fn itc_loss_with_queue<B: Backend>(
         return Ok(Tensor::zeros([1], &text.device()));
     }
     let (text_m, image_m) = (text_m.detach(), image_m.detach());
+    let device = text.device();
+    // Candidates that are empty rows of a fixed-shape queue get a bias
+    // that no logit overcomes (|sim / τ| <= 1,000), so both the logits'
+    // and the targets' softmax give them 0.
+    let hidden = queue.valid().map(|valid| {
+        let queued = valid.dims()[0];
+        Tensor::cat(
+            vec![
+                Tensor::<B, 1>::zeros([batch], &device),
+                Tensor::<B, 1>::zeros([queued], &device).mask_fill(valid.bool_not(), -1e4),
+            ],
+            0,
+        )
+        .reshape([1, batch + queued])
+    });
+    let hide = |logits: Tensor<B, 2>| match &hidden {
+        Some(bias) => logits + bias.clone(),
+        None => logits,
+    };
     let with_queue = |fresh: Tensor<B, 2>, queued: Option<Tensor<B, 2>>| match queued {
         Some(queued) => Tensor::cat(vec![fresh, queued], 0),
         None => fresh,
@@ -591,7 +673,6 @@ pub fn itc_loss_with_queue<B: Backend>(
     let tau = temperature.reshape([1, 1]);
     let tau_m = tau.clone().detach();
 
-    let device = text.device();
     let eye = Tensor::<B, 2>::eye(batch, &device);
     let diagonal = if candidates > batch {
         Tensor::cat(
@@ -602,7 +683,7 @@ pub fn itc_loss_with_queue<B: Backend>(
         eye
     };
     let soft_targets = |sim_m: Tensor<B, 2>| {
-        softmax(sim_m / tau_m.clone(), 1).mul_scalar(alpha)
+        softmax(hide(sim_m / tau_m.clone()), 1).mul_scalar(alpha)
             + diagonal.clone().mul_scalar(1.0 - alpha)
     };
     let i2t_targets = soft_targets(image_m.matmul(text_all.clone()));
@@ -610,8 +691,8 @@ pub fn itc_loss_with_queue<B: Backend>(
     let soft_cross_entropy = |logits: Tensor<B, 2>, targets: Tensor<B, 2>| {
         (log_softmax(logits, 1) * targets).sum_dim(1).mean().neg()
     };
-    let i2t = soft_cross_entropy(image.matmul(text_all) / tau.clone(), i2t_targets);
-    let t2i = soft_cross_entropy(text.matmul(image_all) / tau, t2i_targets);
+    let i2t = soft_cross_entropy(hide(image.matmul(text_all) / tau.clone()), i2t_targets);
+    let t2i = soft_cross_entropy(hide(text.matmul(image_all) / tau), t2i_targets);
     Ok((i2t + t2i).div_scalar(2.0))
 }
 

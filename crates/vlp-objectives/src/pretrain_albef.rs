@@ -524,7 +524,7 @@ mod tests {
         B::seed(&Default::default(), 2);
         let mut model = config(&batcher, 6).init::<B>(&Default::default()).unwrap();
         let mut optimizer = AdamWConfig::new().init();
-        assert_eq!(momentum(&model).queue.queue().len(), 0);
+        assert_eq!(momentum(&model).queue.held().len(), 0);
         let mut enqueued: Vec<(Vec<f32>, Vec<f32>)> = Vec::new();
         for (seed, expected_len) in [(0, 4), (1, 6), (2, 6)] {
             let indices = [
@@ -537,7 +537,7 @@ mod tests {
             (model, output) = step(model, &mut optimizer, &batch(&batcher, &indices, seed));
             let (text_m, image_m) = output.momentum_embeddings.unwrap();
             enqueued.push((values(text_m), values(image_m)));
-            let queue = momentum(&model).queue.queue();
+            let queue = momentum(&model).queue.held();
             assert_eq!(queue.len(), expected_len);
             // The newest rows are the step's embeddings; older ones precede them.
             let all_text: Vec<f32> = enqueued.iter().flat_map(|(t, _)| t.clone()).collect();
@@ -552,12 +552,13 @@ mod tests {
                 all_image[all_image.len() - keep..]
             );
         }
-        // The stored rows past the filled length stay zero until filled.
+        // The stored rows before the filled ones stay zero until filled.
         let fresh = config(&batcher, 6).init::<B>(&Default::default()).unwrap();
         let mut optimizer = AdamWConfig::new().init();
         let (fresh, _) = step(fresh, &mut optimizer, &batch(&batcher, &[0, 1, 2, 3], 0));
         let stored = values(momentum(&fresh).queue.text.val());
-        assert!(stored[4 * 16..].iter().all(|v| *v == 0.0));
+        assert!(stored[..(6 - 4) * 16].iter().all(|v| *v == 0.0));
+        assert!(stored[(6 - 4) * 16..].iter().any(|v| *v != 0.0));
     }
 
     #[test]
@@ -576,7 +577,7 @@ mod tests {
             .unwrap()
             .load_record(recorder.load(bytes, &device).unwrap());
         let (saved, restored) = (momentum(&model), momentum(&loaded));
-        assert_eq!(restored.queue.queue().len(), 4);
+        assert_eq!(restored.queue.held().len(), 4);
         for (a, b) in [
             (saved.queue.text.val(), restored.queue.text.val()),
             (saved.queue.image.val(), restored.queue.image.val()),
@@ -625,7 +626,7 @@ mod tests {
         println!("ITC in-batch accuracy {early} -> {late}");
         // Chance is 1/16.
         assert!(early < 0.2 && late > 0.35, "{early} -> {late}");
-        assert_eq!(momentum(&model).queue.queue().len(), 32);
+        assert_eq!(momentum(&model).queue.held().len(), 32);
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub enum TrainError {
     },
     /// The loss stopped being a finite number.
     #[error(
-        "loss became {loss} at step {step}; lower learning_rate (or set max_grad_norm); {}",
+        "loss became {loss} at step {}; lower learning_rate (or set max_grad_norm); {}",
+        .step + 1,
         last_good(.last_checkpoint)
     )]
     NonFiniteLoss {

@@ -3,7 +3,8 @@
 //! configuration for every architecture family ([`build`]), the [`Trainer`]
 //! with one step function for every model ([`trainer`], [`micro_batch`]),
 //! the learning-rate schedule and per-step generators ([`schedule`]),
-//! gradient clipping by global norm ([`clip`]), the run's data ([`data`]),
+//! gradient clipping by global norm ([`clip`]), the run's float type
+//! ([`precision`]), the run's data ([`data`]),
 //! held-out evaluation ([`eval`]), parameter counts ([`params`]), run
 //! folders and checkpoints ([`checkpoint`]), resumable checkpoints
 //! ([`resume`]), whole runs ([`run`]), the objective ablation
@@ -52,6 +53,7 @@ pub mod inference;
 pub mod metrics;
 pub mod micro_batch;
 pub mod params;
+pub mod precision;
 pub mod presets;
 pub mod resume;
 pub mod run;
@@ -65,6 +67,7 @@ pub use eval::{EvalReport, EvalSettings, Evaluate};
 pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
 pub use params::ParameterCount;
+pub use precision::Precision;
 pub use resume::CheckpointRef;
 pub use run::{reevaluate, run_config, PretrainRun};
 pub use schedule::{backend_seed, step_rng, Decay, StepDraw, WarmupSchedule};

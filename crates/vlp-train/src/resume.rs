@@ -255,7 +255,7 @@ mod tests {
         assert_eq!(latest_checkpoint(&run).unwrap(), Some(newer.clone()));
         // A diverged run names the checkpoint to resume from.
         let diverged = TrainError::NonFiniteLoss {
-            step: 9,
+            step: 8,
             loss: f32::NAN,
             last_checkpoint: Some(newer),
         };

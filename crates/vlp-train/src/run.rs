@@ -117,6 +117,7 @@ impl PretrainRun {
         device: &B::Device,
         observer: &mut dyn TrainObserver,
     ) -> Result<EvalReport> {
+        self.config.precision.apply::<B>(device)?;
         with_model::<B, _>(
             &self.config,
             tokenizer.vocab_size(),
@@ -197,9 +198,11 @@ pub fn run_config(run: &Path) -> Result<PretrainConfig> {
 }
 
 /// Loads a saved run's checkpoint into a freshly built model, evaluates it
-/// on held-out data on `device` and rewrites its `eval.json`.
+/// on held-out data on `device`, in the run's precision, and rewrites its
+/// `eval.json`.
 pub fn reevaluate<B: AutodiffBackend>(run: &Path, device: &B::Device) -> Result<EvalReport> {
     let config = run_config(run)?;
+    config.precision.apply::<B>(device)?;
     let tokenizer = tokenizer(&config, Some(&run.join(TOKENIZER_FILE)))?;
     with_model::<B, _>(
         &config,

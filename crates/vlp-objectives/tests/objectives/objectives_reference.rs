@@ -321,29 +321,51 @@ fn queue_loss_with_distillation_matches_albef() {
     let f = fixture("itc");
     let device = Default::default();
     let _seeded = seeded::<B>(&device, 0);
+    let (queue_text, queue_image) = (float(&f["queue_text"]), float(&f["queue_image"]));
     let mut queue = ItcQueue::<B>::new(5);
     queue
-        .enqueue(float(&f["queue_text"]), float(&f["queue_image"]))
+        .enqueue(queue_text.clone(), queue_image.clone())
         .unwrap();
-    for case in f["albef"].as_array().unwrap() {
-        let queue = if case["queue"].as_bool().unwrap() {
-            queue.clone()
-        } else {
-            ItcQueue::new(5)
-        };
-        let temperature =
-            Tensor::<B, 1>::from_floats([case["temperature"].as_f64().unwrap() as f32], &device);
-        let loss = itc_loss_with_queue(
-            float(&f["text"]),
-            float(&f["image"]),
-            float(&f["text_m"]),
-            float(&f["image_m"]),
-            &queue,
-            temperature,
-            case["alpha"].as_f64().unwrap(),
+    // The fixed-shape queue of a training step: buffers of 9 rows, filled
+    // in two enqueues; its empty rows must change nothing.
+    let [rows, dim] = queue_text.dims();
+    let empty = ItcQueueBuffers::<B>::new(9, dim, &device);
+    let buffers = empty
+        .clone()
+        .enqueue(
+            queue_text.clone().narrow(0, 0, 2),
+            queue_image.clone().narrow(0, 0, 2),
+        )
+        .unwrap()
+        .enqueue(
+            queue_text.narrow(0, 2, rows - 2),
+            queue_image.narrow(0, 2, rows - 2),
         )
         .unwrap();
-        assert_close(scalar(loss), &case["loss"]);
+    assert_eq!(buffers.queue().len(), 9);
+    for case in f["albef"].as_array().unwrap() {
+        let (queue, view) = if case["queue"].as_bool().unwrap() {
+            (queue.clone(), buffers.queue())
+        } else {
+            (ItcQueue::new(5), empty.queue())
+        };
+        for queue in [queue, view] {
+            let temperature = Tensor::<B, 1>::from_floats(
+                [case["temperature"].as_f64().unwrap() as f32],
+                &device,
+            );
+            let loss = itc_loss_with_queue(
+                float(&f["text"]),
+                float(&f["image"]),
+                float(&f["text_m"]),
+                float(&f["image_m"]),
+                &queue,
+                temperature,
+                case["alpha"].as_f64().unwrap(),
+            )
+            .unwrap();
+            assert_close(scalar(loss), &case["loss"]);
+        }
     }
 }
 

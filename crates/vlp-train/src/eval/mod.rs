@@ -23,7 +23,8 @@ pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
 pub(crate) use retrieval::floats;
 pub use retrieval::{
-    ranks, recall, recall_with_captions, retrieval, Recall, Retrieval, MATCHING_CANDIDATES,
+    ranks, recall, recall_with_captions, rerank_top_k, retrieval, Recall, Retrieval,
+    MATCHING_CANDIDATES,
 };
 
 use crate::checkpoint::write_atomic;
@@ -36,6 +37,9 @@ use crate::error::Result;
 pub struct EvalSettings {
     /// Held-out scenes retrieved among (or captioned).
     pub candidates: usize,
+    /// Each query's top candidates by similarity re-ranked by the matching
+    /// head (0: none).
+    pub rerank_top_k: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
     /// α of the beam's ranking `log_prob / len^α`.
@@ -58,6 +62,7 @@ impl EvalSettings {
     pub fn of(config: &PretrainConfig) -> Self {
         Self {
             candidates: config.eval_candidates,
+            rerank_top_k: config.eval_rerank_top_k,
             caption_beam_size: config.caption_beam_size,
             caption_length_penalty: config.caption_length_penalty,
             max_text_len: config.data.max_text_len,

@@ -1,7 +1,8 @@
 //! Held-out image-text retrieval (survey §6: the downstream task that
 //! contrastive and matching pre-training serve): `candidates` test scenes
 //! with pairwise distinct descriptions, one caption each, ranked by
-//! contrastive similarity or by the matching head.
+//! contrastive similarity or by the matching head, or by the similarity
+//! with each query's top `k` re-ranked by the matching head (ALBEF, BLIP).
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -31,8 +32,9 @@ pub struct Retrieval {
     pub i2t: Recall,
     /// Candidates in each direction.
     pub candidates: usize,
-    /// What ranked the candidates: "embeddings" (contrastive similarity) or
-    /// "matching" (the ITM head's score of every pair).
+    /// What ranked the candidates: "embeddings" (contrastive similarity),
+    /// "matching" (the ITM head's score of every pair) or "embeddings, top
+    /// K re-ranked by matching".
     #[serde(default = "ranked_by_embeddings")]
     pub ranked_by: String,
 }
@@ -106,6 +108,45 @@ pub fn ranks(similarity: &[f32], n: usize, by_rows: bool) -> Vec<usize> {
         .collect()
 }
 
+/// ALBEF's and BLIP's re-ranking of a square similarity matrix (rows are
+/// texts): each query's `k` most similar items are re-scored by
+/// `matching(query, items)` and placed above every other item in the order
+/// of those scores; the others keep their similarity order. Returns the
+/// scores of the new ranking in the same layout (for [`recall`] with the
+/// same `by_rows`). Re-ranking only reorders the top `k`, so R@K for
+/// K ≥ `k` is unchanged.
+pub fn rerank_top_k(
+    similarity: &[f32],
+    n: usize,
+    by_rows: bool,
+    k: usize,
+    mut matching: impl FnMut(usize, &[usize]) -> Result<Vec<f32>>,
+) -> Result<Vec<f32>> {
+    let mut scores = similarity.to_vec();
+    let above = similarity.iter().copied().fold(f32::MIN, f32::max);
+    let k = k.min(n);
+    for query in 0..n {
+        let mut items: Vec<usize> = (0..n).collect();
+        items.sort_by(|&a, &b| {
+            score(similarity, n, by_rows, query, b)
+                .total_cmp(&score(similarity, n, by_rows, query, a))
+        });
+        items.truncate(k);
+        let matched = matching(query, &items)?;
+        let lowest = matched.iter().copied().fold(f32::MAX, f32::min);
+        for (&item, &m) in items.iter().zip(&matched) {
+            // Above the largest similarity, in the matching head's order.
+            let at = if by_rows {
+                query * n + item
+            } else {
+                item * n + query
+            };
+            scores[at] = above + 1.0 + (m - lowest);
+        }
+    }
+    Ok(scores)
+}
+
 /// Recall@{1,5,10} of a square similarity matrix whose diagonal holds the
 /// correct pairs.
 pub fn recall(similarity: &[f32], n: usize, by_rows: bool) -> Recall {
@@ -175,9 +216,9 @@ pub fn recall_with_captions(
 /// contrastive similarity of the unimodal embeddings, or, for a model
 /// without a shared space, by its matching head's score of every pair
 /// (UNITER; at most [`MATCHING_CANDIDATES`] scenes). `None` when the model
-/// has neither. (Re-ranking the top candidates with the ITM head, as ALBEF
-/// does, was measured and made R@1 worse for the contrastive models: their
-/// ITM head is trained on random negatives.)
+/// has neither. With `settings.rerank_top_k = k > 0` the matching head
+/// re-ranks each query's top `k` by similarity ([`rerank_top_k`]; an error
+/// for a model without one).
 pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
     model: &M,
     data: &PretrainBatcher,
@@ -237,15 +278,52 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         }
     };
 
+    let k = settings.rerank_top_k;
+    if k == 0 || rank_by == RankBy::Matching {
+        return Ok(Some(Retrieval {
+            t2i: recall(&similarity, n, true),
+            i2t: recall(&similarity, n, false),
+            candidates: n,
+            ranked_by: match rank_by {
+                RankBy::Matching => "matching",
+                _ => "embeddings",
+            }
+            .into(),
+        }));
+    }
+    let rows = |indices: Vec<usize>| {
+        let indices = indices.into_iter().map(|i| i as i64).collect::<Vec<_>>();
+        let len = indices.len();
+        Tensor::<B, 1, Int>::from_data(TensorData::new(indices, [len]), device)
+    };
+    // Matching scores of text `texts[i]` with image `images[i]`.
+    let matching = |texts: Vec<usize>, images: Vec<usize>| -> Result<Vec<f32>> {
+        let (texts, images) = (rows(texts), rows(images));
+        let scores = model
+            .match_scores(
+                ids.clone().select(0, texts.clone()),
+                padding.clone().select(0, texts),
+                &visual.select(images),
+            )
+            .ok_or_else(|| {
+                ConfigError::invalid(
+                    "eval_rerank_top_k",
+                    "eval_rerank_top_k needs a model with a matching (ITM) head; set it to 0",
+                )
+            })?;
+        Ok(floats(scores))
+    };
+    let t2i = rerank_top_k(&similarity, n, true, k, |text, images| {
+        matching(vec![text; images.len()], images.to_vec())
+    })?;
+    let i2t = rerank_top_k(&similarity, n, false, k, |image, texts| {
+        matching(texts.to_vec(), vec![image; texts.len()])
+    })?;
     Ok(Some(Retrieval {
-        t2i: recall(&similarity, n, true),
-        i2t: recall(&similarity, n, false),
+        t2i: recall(&t2i, n, true),
+        i2t: recall(&i2t, n, false),
         candidates: n,
-        ranked_by: match rank_by {
-            RankBy::Matching => "matching",
-            _ => "embeddings",
-        }
-        .into(),
+        ranked_by: format!("embeddings, top {} re-ranked by matching", k.min(n)),
     }))
 }
 
@@ -276,6 +354,45 @@ mod tests {
         let columns = recall(&similarity, 3, false);
         // Column 0: 0.9 best; column 1: 0.5 best; column 2: 0.3 beats 0.2 and 0.1.
         assert_eq!(columns.r1, 1.0);
+    }
+
+    /// Re-ranking by a matching head that knows the answer: within the top
+    /// `k` it moves the correct item first; outside it changes nothing.
+    #[test]
+    fn rerank_orders_the_top_k_by_matching_and_leaves_the_rest() {
+        #[rustfmt::skip]
+        let similarity = [
+            0.5, 0.9, 0.1, // text 0: images 1, 0, 2
+            0.2, 0.3, 0.8, // text 1: images 2, 1, 0
+            0.7, 0.1, 0.6, // text 2: images 0, 2, 1
+        ];
+        assert_eq!(recall(&similarity, 3, true).r1, 0.0);
+        let knows = |query: usize, items: &[usize]| -> Result<Vec<f32>> {
+            Ok(items
+                .iter()
+                .map(|&i| f32::from(u8::from(i == query)))
+                .collect())
+        };
+        let mut asked = Vec::new();
+        let top2 = rerank_top_k(&similarity, 3, true, 2, |query, items| {
+            asked.push((query, items.to_vec()));
+            knows(query, items)
+        })
+        .unwrap();
+        // Asked about each text's two most similar images, most similar first.
+        assert_eq!(asked, [(0, vec![1, 0]), (1, vec![2, 1]), (2, vec![0, 2])]);
+        assert_eq!(recall(&top2, 3, true).r1, 1.0);
+        // Top 1: the correct image is never among them, so nothing moves.
+        let top1 = rerank_top_k(&similarity, 3, true, 1, knows).unwrap();
+        assert_eq!(ranks(&top1, 3, true), ranks(&similarity, 3, true));
+        // Image → text along the columns: image 0's texts are 2, 0, 1.
+        let columns = rerank_top_k(&similarity, 3, false, 2, knows).unwrap();
+        assert_eq!(ranks(&columns, 3, false), [0, 0, 0]);
+        assert_eq!(ranks(&similarity, 3, false), [1, 1, 1]);
+        let failing = rerank_top_k(&similarity, 3, true, 2, |_, _| {
+            Err(ConfigError::invalid("eval_rerank_top_k", "no head").into())
+        });
+        assert!(failing.is_err());
     }
 
     /// Recall from a hand-computed list of ranks.
