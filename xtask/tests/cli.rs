@@ -157,27 +157,23 @@ fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// `pretrain` of the `config` file for 4 steps of 8 pairs, seed 5, into
+/// `out`, with `extra` flags.
+fn tiny_run(config: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (config, out) = (config.to_str().unwrap(), out.to_str().unwrap());
+    let mut args = vec!["pretrain", "--config", config, "--steps", "4"];
+    args.extend(["--batch-size", "8", "--seed", "5", "--out", out]);
+    args.extend(extra);
+    xtask(&args)
+}
+
 #[test]
 fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
     let dir = temp_dir("run");
     let config = dir.join("tiny.toml");
     std::fs::write(&config, TINY).unwrap();
     let run = dir.join("run");
-    let output = xtask(&[
-        "pretrain",
-        "--config",
-        config.to_str().unwrap(),
-        "--steps",
-        "4",
-        "--batch-size",
-        "8",
-        "--seed",
-        "5",
-        "--device",
-        "ndarray",
-        "--out",
-        run.to_str().unwrap(),
-    ]);
+    let output = tiny_run(&config, &run, &["--device", "ndarray"]);
     assert!(
         output.status.success(),
         "{}",
@@ -286,8 +282,8 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
 /// its own process: Burn fixes a device's float type once per process).
 /// bf16 keeps f32's range and follows the f32 run of the same seed through
 /// its updates; f16's forward matches too, but AdamW's ε (1e-8) underflows
-/// in f16, so its updates drift (README: "Precision"). NdArray computes in f32 only
-/// and says so, naming the key.
+/// in f16, so its updates drift (README: "Precision"). NdArray computes in
+/// f32 only and says so, naming the key.
 #[test]
 fn half_precision_runs_follow_the_f32_run_on_flex() {
     let dir = temp_dir("precision");
@@ -295,23 +291,11 @@ fn half_precision_runs_follow_the_f32_run_on_flex() {
     std::fs::write(&config, TINY).unwrap();
     let losses = |precision: &str| -> Vec<f64> {
         let run = dir.join(precision);
-        let output = xtask(&[
-            "pretrain",
-            "--config",
-            config.to_str().unwrap(),
-            "--steps",
-            "4",
-            "--batch-size",
-            "8",
-            "--seed",
-            "5",
-            "--device",
-            "flex",
-            "--precision",
-            precision,
-            "--out",
-            run.to_str().unwrap(),
-        ]);
+        let output = tiny_run(
+            &config,
+            &run,
+            &["--device", "flex", "--precision", precision],
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "{precision}: {stderr}");
         assert!(stderr.contains(&format!("in {precision}")), "{stderr}");
