@@ -89,7 +89,7 @@ pub use generate::{beam_search, greedy, BeamSearchConfig, Generated, NextTokenMo
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
 pub use lm_head::{LmHead, LmHeadConfig};
-pub use mask::AttentionMask;
+pub use mask::{AttentionMask, HIDDEN};
 pub use pooler::{PooledOutput, Pooler, PoolerConfig};
 pub use pooling::{l2_normalize, mean_pool};
 pub use prefix_lm::{PrefixLmConfig, PrefixLmModel, PrefixLmState};

@@ -14,7 +14,7 @@ use burn::tensor::TensorData;
 /// `exp` underflows to exactly 0 after the softmax's max subtraction, small
 /// enough that it and two of them added stay finite in f16 (max 65,504):
 /// -1e9 would be -inf there, and `0 × -inf` NaN in [`AttentionMask::padding`].
-const HIDDEN: f32 = -1e4;
+pub const HIDDEN: f32 = -1e4;
 
 /// Which keys each query may attend to, broadcastable to `[B, heads, Q, K]`.
 #[derive(Debug, Clone)]

@@ -645,15 +645,17 @@ pub fn itc_loss_with_queue<B: Backend>(
     }
     let (text_m, image_m) = (text_m.detach(), image_m.detach());
     let device = text.device();
-    // Candidates that are empty rows of a fixed-shape queue get a bias
-    // that no logit overcomes (|sim / τ| <= 1,000), so both the logits'
-    // and the targets' softmax give them 0.
+    // Candidates that are empty rows of a fixed-shape queue get the
+    // attention masks' hidden-key bias, which no logit overcomes
+    // (|sim / τ| <= 1,000), so both the logits' and the targets' softmax
+    // give them 0.
     let hidden = queue.valid().map(|valid| {
         let queued = valid.dims()[0];
         Tensor::cat(
             vec![
                 Tensor::<B, 1>::zeros([batch], &device),
-                Tensor::<B, 1>::zeros([queued], &device).mask_fill(valid.bool_not(), -1e4),
+                Tensor::<B, 1>::zeros([queued], &device)
+                    .mask_fill(valid.bool_not(), vlp_models::HIDDEN),
             ],
             0,
         )
