@@ -25,7 +25,7 @@
 //! table must keep training at the new size. The matrices reproduce
 //! PyTorch's `upsample_bicubic2d` (border taps clamped), which the tests
 //! check against Burn's own forward `interpolate` and against Hugging Face
-//! ViT's `interpolate_pos_encoding` (`tests/patch_positions.rs`).
+//! ViT's `interpolate_pos_encoding` (`tests/features/patch_positions.rs`).
 
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};

@@ -1,10 +1,8 @@
 //! vlp-ot solvers against POT (fixtures from `fixtures/gen_fixtures.py`).
 
-mod common;
-
+use crate::common::load_fixtures;
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
-use common::load_fixtures;
 use vlp_ot::{
     emd, exact_host, ipot_host, sinkhorn, sinkhorn_host, CostBatch, ExactConfig, IpotConfig,
     SinkhornConfig,
@@ -108,7 +106,7 @@ fn sinkhorn_equals_pot_sinkhorn2_log() {
             ..cfg
         };
         let t = sinkhorn(cost, None, Some((wa, wb)), &cfg32).unwrap();
-        let got32 = common::host1(t.distance)[0];
+        let got32 = crate::common::host1(t.distance)[0];
         assert!(
             close(got32, p.value, 1e-4),
             "{}: tensor {got32} vs POT {}",

@@ -2,11 +2,9 @@
 //! both paths, with padding anywhere (not only at the end) and junk costs in
 //! the padded entries.
 
-mod common;
-
+use crate::common::{host1, host3, Rng};
 use burn::backend::NdArray;
 use burn::tensor::{Bool, Tensor, TensorData};
-use common::{host1, host3, Rng};
 use vlp_ot::{
     exact_host, ipot, ipot_host, sinkhorn, sinkhorn_host, CostBatch, ExactConfig, IpotConfig,
     Padding, SinkhornConfig,

@@ -2,10 +2,8 @@
 //! padding): IPOT with UNITER's defaults is within 2% of exact OT on both
 //! paths, and the tensor wrapper of the exact solver agrees with the host one.
 
-mod common;
-
+use crate::common::{embeddings, host1, tensor3, Rng};
 use burn::backend::NdArray;
-use common::{embeddings, host1, tensor3, Rng};
 use vlp_ot::{
     cosine_cost, exact, exact_host, ipot, ipot_via_host, CostBatch, ExactConfig, IpotConfig,
     Padding,

@@ -1,11 +1,9 @@
 //! Plan marginals: Sinkhorn (both paths, non-uniform weights, padding) and
 //! IPOT after convergence equal `a` and `b` to 1e-4.
 
-mod common;
-
+use crate::common::{embeddings, host3, tensor3, Rng};
 use burn::backend::NdArray;
 use burn::tensor::{Tensor, TensorData};
-use common::{embeddings, host3, tensor3, Rng};
 use vlp_ot::{
     cosine_cost, ipot, ipot_host, sinkhorn, sinkhorn_host, CostBatch, IpotConfig, Padding,
     SinkhornConfig,

@@ -3,11 +3,9 @@
 //! at the evaluation point (the plan is detached: gradients flow through the
 //! cost only), for both solver paths, with padding.
 
-mod common;
-
+use crate::common::Rng;
 use burn::backend::{Autodiff, NdArray};
 use burn::tensor::{Tensor, TensorData};
-use common::Rng;
 use vlp_ot::{
     ipot, ipot_via_host, wra_distance, wra_objective, CostKind, Padding, SolverPath, WraConfig,
 };

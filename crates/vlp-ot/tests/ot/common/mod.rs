@@ -114,7 +114,7 @@ fn floats(rest: &str) -> Vec<f64> {
 }
 
 pub fn load_fixtures() -> (Vec<Problem>, Batch) {
-    let text = include_str!("../fixtures/pot_fixtures.txt");
+    let text = include_str!("../../fixtures/pot_fixtures.txt");
     let mut problems = Vec::new();
     let mut batch = None;
     let mut lines = text.lines().filter(|l| !l.starts_with('#'));
