@@ -31,7 +31,8 @@
 //! - [`pretrain_batch`]: what one pre-training step takes, on the host and
 //!   on a device; [`batch`]: [`PretrainBatcher`], which builds them from the
 //!   synthetic world or from datasets on disk ([`dataset_pairs`]: pairs
-//!   drawn, mixed by weight, images loaded in parallel, broken ones skipped).
+//!   drawn, mixed by weight, images loaded in parallel, broken ones skipped);
+//!   [`shard`]: a batch as one shard of a data-parallel step.
 
 pub mod batch;
 pub mod collate;
@@ -46,6 +47,7 @@ pub mod prefix;
 pub mod pretrain_batch;
 pub mod region_masking;
 pub mod regions;
+pub mod shard;
 pub mod source;
 pub mod synthetic;
 pub mod tokenizer;
@@ -75,6 +77,7 @@ pub use regions::{
     ButdTsv, NpzRegionDir, RegionBatch, RegionFeatureSource, RegionRecord, RegionRecords,
     RegionTensors,
 };
+pub use shard::ShardGather;
 pub use source::{
     CorruptBudget, ExportFormat, ImageRef, Sample, SampleList, SampleSource, SkipLimit,
     SyntheticSource, VqaQuestion, WebDataset,

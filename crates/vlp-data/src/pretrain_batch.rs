@@ -2,11 +2,14 @@
 //! optional region, patch and VQA targets) on the host, and moved to a
 //! device in one step ([`HostPretrainBatch::to_device`]).
 
+use std::sync::Arc;
+
 use burn::tensor::{backend::Backend, Bool, Int, Tensor, TensorData};
 
 use crate::collate::{int_tensor, tokens_to_tensors};
 use crate::patch_masking::{patch_mask_to_tensor, MaskedPatches};
 use crate::region_masking::MaskedRegions;
+use crate::shard::ShardGather;
 use crate::tokenizer::TokenizedBatch;
 use crate::visual::{HostVisual, VisualBatch};
 
@@ -184,6 +187,9 @@ pub struct PretrainBatch<B: Backend> {
     pub vqa: Option<VqaBatch<B>>,
     /// `[2, B]` uniforms for sampling hard negatives.
     pub uniforms: Tensor<B, 2>,
+    /// When the batch is one shard of a data-parallel step: the other
+    /// shards' rows, for contrastive negatives from the global batch.
+    pub shard: Option<Arc<dyn ShardGather<B>>>,
 }
 
 impl HostPretrainBatch {
@@ -296,6 +302,7 @@ impl HostPretrainBatch {
                 device,
             ),
             prefix_lengths: self.prefix_lengths.clone(),
+            shard: None,
         }
     }
 }

@@ -13,19 +13,18 @@
 //! a module, so checkpoints carry it), and [`itc_loss_with_queue`] is the
 //! contrastive loss against batch + queue with ALBEF's soft targets.
 //!
-//! # Multi-device training
+//! # Data-parallel training
 //!
-//! InfoNCE's negatives are the other pairs of the batch, so with data
-//! parallelism each device must see every device's embeddings: all-gather
-//! the text and image embeddings before the `[B, B·world]` logits, with a
-//! gather that passes gradients back to the local slice (open_clip's
-//! `gather_features(gather_with_grad=True)`, LAVIS's `all_gather_with_grad`;
-//! a plain `all_gather` cuts the gradient of the remote negatives), and
-//! take the targets at offset `rank · B`. The queue is filled with the
-//! all-gathered momentum embeddings (ALBEF's `concat_all_gather`, no gradient
-//! needed), so every device holds the same queue. Burn 0.21's collectives
-//! (`burn-collective`) offer all-reduce; an all-gather with gradient is not
-//! in this crate yet.
+//! InfoNCE's negatives are the other pairs of the batch, so when a step's
+//! batch is split into shards (micro-batches, devices) each shard must see
+//! every shard's embeddings: [`gather_pairs`] gathers the text and image
+//! embeddings over the step's shards ([`PretrainBatch::shard`]) before the
+//! logits, and every shard computes the global batch's `[N, N]` loss
+//! (open_clip's `gather_with_grad=True, local_loss=False`). The gather
+//! passes each shard's own rows the gradient of every shard's copy of the
+//! loss, so the summed gradients are the global loss's. ALBEF's momentum
+//! embeddings are gathered too (no gradient) and each shard enqueues its
+//! own, in order, so the queue is the one a single batch would fill.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
@@ -34,6 +33,7 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::nn::{Initializer, Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::{log_softmax, softmax};
+use vlp_data::PretrainBatch;
 
 use crate::error::{shape_error, value_error, ObjectiveError};
 use crate::loss::{cross_entropy, l2_normalize};
@@ -206,6 +206,37 @@ pub fn itc_objective<B: Backend>(logits: Tensor<B, 2>) -> ObjectiveOutput<B> {
     let [rows, _] = logits.dims();
     let diagonal = Tensor::<B, 1, Int>::arange(0..rows as i64, &logits.device());
     ObjectiveOutput::classification("itc", logits, diagonal, |logits, _| itc_loss(logits))
+}
+
+/// `batch`'s text and image embeddings `[n, D]`, gathered over the step's
+/// shards into the global batch's `[N, D]` (one collective call for both)
+/// when `batch` is a shard of a data-parallel step, so that contrastive
+/// negatives come from the whole step; unchanged otherwise.
+pub fn gather_pairs<B: Backend>(
+    batch: &PretrainBatch<B>,
+    text: Tensor<B, 2>,
+    image: Tensor<B, 2>,
+) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    let Some(shard) = &batch.shard else {
+        return (text, image);
+    };
+    let [_, width] = text.dims();
+    let both = shard.gather(Tensor::cat(vec![text, image], 1));
+    let [_, total] = both.dims();
+    (
+        both.clone().narrow(1, 0, width),
+        both.narrow(1, width, total - width),
+    )
+}
+
+/// The block of `logits` (text rows × image columns, as [`gather_pairs`]
+/// gathers them) of `batch`'s own pairs: all of `logits` when the batch is
+/// not a shard.
+pub fn own_pairs<B: Backend>(batch: &PretrainBatch<B>, logits: Tensor<B, 2>) -> Tensor<B, 2> {
+    match &batch.shard {
+        Some(shard) => logits.slice([shard.rows(), shard.rows()]),
+        None => logits,
+    }
 }
 
 /// A momentum copy of `online` for [`momentum_update`], returned with

@@ -68,8 +68,8 @@ pub use caption_metrics::{bleu::corpus_bleu, cider::cider_d, cider::CiderD};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{
-    itc_loss, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead,
-    ItcHeadConfig, ItcQueue, ItcQueueBuffers, TemperatureParameterization,
+    gather_pairs, itc_loss, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update,
+    own_pairs, ItcHead, ItcHeadConfig, ItcQueue, ItcQueueBuffers, TemperatureParameterization,
 };
 pub use itm::{
     hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,

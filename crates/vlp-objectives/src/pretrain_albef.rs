@@ -18,8 +18,8 @@ use vlp_models::{mean_pool, FusionConfig, FusionModel, TransformerEncoder};
 
 use crate::error::value_error;
 use crate::itc::{
-    itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead, ItcHeadConfig,
-    ItcQueueBuffers,
+    gather_pairs, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead,
+    ItcHeadConfig, ItcQueueBuffers,
 };
 use crate::itm::ItmHead;
 use crate::loss::l2_normalize;
@@ -148,7 +148,9 @@ impl<B: Backend> AlbefMomentum<B> {
     /// ITC of the online unit embeddings `text`, `image` `[B, D]` against the
     /// batch's and the queue's momentum embeddings with soft targets; the
     /// metric is the in-batch text→image accuracy of the online `logits`
-    /// `[B, B]`. Returns the step's momentum embeddings too.
+    /// `[B, B]`. With a sharded batch, `text` and `image` are the global
+    /// batch's ([`gather_pairs`]) and the momentum embeddings are gathered
+    /// too. Returns this batch's momentum embeddings, for the queue.
     fn itc(
         &self,
         batch: &PretrainBatch<B>,
@@ -161,11 +163,14 @@ impl<B: Backend> AlbefMomentum<B> {
             .embed_text(batch.text_ids.clone(), batch.text_padding.clone())
             .detach();
         let image_m = self.encoders.embed_image(&batch.visual).detach();
+        // The loss sees the global batch's momentum embeddings; the queue
+        // takes this shard's (every shard enqueues its own, in order).
+        let (all_text_m, all_image_m) = gather_pairs(batch, text_m.clone(), image_m.clone());
         let loss = itc_loss_with_queue(
             text,
             image,
-            text_m.clone(),
-            image_m.clone(),
+            all_text_m,
+            all_image_m,
             &self.queue.queue(),
             temperature,
             self.distill_alpha,
@@ -285,12 +290,13 @@ impl<B: Backend> Pretrainer<B> for AlbefPretrainer<B> {
             padding: image_tokens.padding.clone(),
             tokens: backbone.encode_image(image_tokens),
         };
-        let text_embeddings = self
-            .itc_head
-            .embed_text(mean_pool(text, Some(padding.clone())));
-        let image_embeddings = self
-            .itc_head
-            .embed_image(mean_pool(image.tokens.clone(), image.padding.clone()));
+        let (text_embeddings, image_embeddings) = gather_pairs(
+            batch,
+            self.itc_head
+                .embed_text(mean_pool(text, Some(padding.clone()))),
+            self.itc_head
+                .embed_image(mean_pool(image.tokens.clone(), image.padding.clone())),
+        );
         let logits = self
             .itc_head
             .logits(text_embeddings.clone(), image_embeddings.clone());

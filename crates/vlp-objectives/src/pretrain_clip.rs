@@ -6,7 +6,7 @@ use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 use vlp_models::{DualEncoderConfig, DualEncoderModel};
 
-use crate::itc::itc_objective;
+use crate::itc::{gather_pairs, itc_objective};
 use crate::loss::l2_normalize;
 use crate::pretrainer::{PretrainOutput, Pretrainer, RetrievalModel};
 
@@ -37,8 +37,11 @@ impl ClipPretrainerConfig {
 impl<B: Backend> Pretrainer<B> for ClipPretrainer<B> {
     /// Symmetric InfoNCE over the batch's pairs: `exp(logit_scale) · cos(text, image)`.
     fn forward(&self, batch: &PretrainBatch<B>) -> PretrainOutput<B> {
-        let text = self.embed_text(batch.text_ids.clone(), batch.text_padding.clone());
-        let image = self.embed_image(&batch.visual);
+        let (text, image) = gather_pairs(
+            batch,
+            self.embed_text(batch.text_ids.clone(), batch.text_padding.clone()),
+            self.embed_image(&batch.visual),
+        );
         let scale = self.backbone.logit_scale().exp().unsqueeze::<2>();
         let itc = itc_objective(text.matmul(image.transpose()) * scale);
         PretrainOutput {

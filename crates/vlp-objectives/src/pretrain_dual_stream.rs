@@ -5,7 +5,7 @@ use burn::prelude::*;
 use vlp_data::{PretrainBatch, VisualBatch};
 use vlp_models::{mean_pool, DualStreamConfig, DualStreamModel};
 
-use crate::itc::{itc_objective, ItcHead, ItcHeadConfig};
+use crate::itc::{gather_pairs, itc_objective, ItcHead, ItcHeadConfig};
 use crate::itm::ItmHead;
 use crate::mlm::MlmHead;
 use crate::pretrainer::{PretrainOutput, Pretrainer, RetrievalModel};
@@ -98,10 +98,12 @@ impl<B: Backend> Pretrainer<B> for DualStreamPretrainer<B> {
             Some(batch.text_padding.clone()),
         );
         let image_pooled = mean_pool(backbone.encode_image(image.clone()), image.padding.clone());
-        let itc = itc_objective(self.itc_head.logits(
+        let (text_embeddings, image_embeddings) = gather_pairs(
+            batch,
             self.itc_head.embed_text(text_pooled),
             self.itc_head.embed_image(image_pooled),
-        ));
+        );
+        let itc = itc_objective(self.itc_head.logits(text_embeddings, image_embeddings));
 
         let masked_text = backbone.embed_text(batch.mlm_ids.clone());
         let heads = TextMatching::both(

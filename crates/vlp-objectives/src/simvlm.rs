@@ -288,6 +288,7 @@ mod tests {
             mpp: None,
             vqa: None,
             uniforms: Tensor::zeros([2, 2], &device),
+            shard: None,
             prefix_lengths,
         }
     }

@@ -15,7 +15,7 @@ use vlp_features::VisualTokens;
 use vlp_models::{mean_pool, SingleStreamConfig, SingleStreamModel};
 
 use crate::error::ObjectiveError;
-use crate::itc::{itc_objective, ItcHead, ItcHeadConfig};
+use crate::itc::{gather_pairs, itc_objective, own_pairs, ItcHead, ItcHeadConfig};
 use crate::itm::{hard_negative_indices, ItmHead};
 use crate::loss::l2_normalize;
 use crate::mixing::WeightedObjective;
@@ -277,7 +277,9 @@ impl<B: Backend> UniterPretrainer<B> {
                 let text = mean_pool(text, Some(batch.text_padding.clone()));
                 let image_pooled =
                     mean_pool(backbone.encode_image(image.clone()), image.padding.clone());
-                head.logits(head.embed_text(text), head.embed_image(image_pooled))
+                let (text, image) =
+                    gather_pairs(batch, head.embed_text(text), head.embed_image(image_pooled));
+                head.logits(text, image)
             });
         if let (Some(logits), true) = (&itc_logits, o.itc > 0.0) {
             out.push((o.itc, itc_objective(logits.clone())));
@@ -285,7 +287,7 @@ impl<B: Backend> UniterPretrainer<B> {
 
         if o.fuses_pairs() {
             let pairs = match (&itc_logits, o.itm_hard) {
-                (Some(logits), true) => self.hard_pairs(batch, logits.clone())?,
+                (Some(logits), true) => self.hard_pairs(batch, own_pairs(batch, logits.clone()))?,
                 _ => ItmPairRows::of_batch(batch),
             };
             // Masked inputs only where an objective predicts them: ITM and

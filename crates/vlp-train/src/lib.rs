@@ -1,7 +1,8 @@
 //! Pre-training as a library (survey §5): the configuration schema with its
 //! presets and validation ([`config`], [`presets`]), model building from a
 //! configuration for every architecture family ([`build`]), the [`Trainer`]
-//! with one step function for every model ([`trainer`], [`micro_batch`]),
+//! with one step function for every model ([`trainer`], [`micro_batch`];
+//! contrastive negatives from the whole step's batch: [`gather`]),
 //! the learning-rate schedule and per-step generators ([`schedule`]),
 //! gradient clipping by global norm ([`clip`]), the run's float type
 //! ([`precision`]), the run's data ([`data`]),
@@ -49,6 +50,7 @@ pub mod embed;
 pub mod error;
 pub mod eval;
 pub mod finetune;
+pub mod gather;
 pub mod inference;
 pub mod metrics;
 pub mod micro_batch;
@@ -64,6 +66,7 @@ pub use build::{with_model, ModelTask};
 pub use config::PretrainConfig;
 pub use error::{ConfigError, Result, TrainError};
 pub use eval::{EvalReport, EvalSettings, Evaluate};
+pub use gather::CollectiveGather;
 pub use metrics::MetricsRecord;
 pub use micro_batch::MicroBatchPools;
 pub use params::ParameterCount;

@@ -16,13 +16,21 @@
 //! wants: `1 / k` each gives the mean of the micro-batch means (gradient
 //! accumulation), and weighting each by its share of the examples gives the
 //! full batch's gradient exactly for losses that are means over examples.
+//! Contrastive losses are not: each micro-batch is a shard of the step and
+//! gathers the others' embeddings ([`CollectiveGather`]), so its negatives
+//! are the whole batch's and the summed gradients are the whole batch's.
+
+use std::sync::Arc;
 
 use burn::module::AutodiffModule;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 
+use vlp_data::ShardGather;
+
 use crate::error::{Result, TrainError};
+use crate::gather::{lock_collective, CollectiveGather};
 
 /// Thread pools that run a step's micro-batches side by side, one pool per
 /// micro-batch, sharing the global rayon pool's thread count (at least one
@@ -66,13 +74,16 @@ impl MicroBatchPools {
     /// Runs `step` on every micro-batch at the same time, each on a fork of
     /// `model` in its pool, and returns the summed gradients of the losses it
     /// returns (`[1]` each) with each micro-batch's other output, in the
-    /// order of `micro_batches`. The first error of any micro-batch is
-    /// returned; there must be one micro-batch per pool.
+    /// order of `micro_batches`, whose examples number `sizes`. With more
+    /// than one, `step` gets each micro-batch's gather over the others
+    /// (every micro-batch must gather alike, or none). The first error of
+    /// any micro-batch is returned; there must be one micro-batch per pool.
     pub fn accumulate_gradients<B, M, T, V, F>(
         &self,
         model: &M,
         device: &B::Device,
         micro_batches: Vec<T>,
+        sizes: &[usize],
         step: F,
     ) -> Result<(GradientsParams, Vec<V>)>
     where
@@ -80,28 +91,45 @@ impl MicroBatchPools {
         M: AutodiffModule<B>,
         T: Send,
         V: Send,
-        F: Fn(&M, T) -> Result<(Tensor<B, 1>, V)> + Sync,
+        F: Fn(&M, T, Option<Arc<dyn ShardGather<B>>>) -> Result<(Tensor<B, 1>, V)> + Sync,
     {
-        if micro_batches.len() != self.pools.len() {
+        if micro_batches.len() != self.pools.len() || sizes.len() != self.pools.len() {
             return Err(TrainError::MicroBatchCount {
                 given: micro_batches.len(),
                 pools: self.pools.len(),
             });
         }
+        let (_collective, gathers) = match self.pools.len() {
+            1 => (None, vec![None]),
+            _ => (
+                Some(lock_collective::<B>()),
+                CollectiveGather::<B>::for_step(sizes, device)
+                    .into_iter()
+                    .map(|gather| Some(Arc::new(gather)))
+                    .collect(),
+            ),
+        };
         let step = &step;
         let results: Vec<Result<(GradientsParams, V)>> = std::thread::scope(|scope| {
             let workers: Vec<_> = micro_batches
                 .into_iter()
                 .zip(&self.pools)
-                .map(|(batch, pool)| {
+                .zip(gathers)
+                .map(|((batch, pool), gather)| {
                     let copy = model.clone();
                     scope.spawn(move || {
                         pool.install(|| {
                             // Fresh leaves: this micro-batch's graph shares no
                             // node with the others'.
                             let copy = copy.fork(device);
-                            let (loss, value) = step(&copy, batch)?;
-                            Ok((GradientsParams::from_grads(loss.backward(), &copy), value))
+                            let shard = gather.clone().map(|g| g as Arc<dyn ShardGather<B>>);
+                            let result = step(&copy, batch, shard).map(|(loss, value)| {
+                                (GradientsParams::from_grads(loss.backward(), &copy), value)
+                            });
+                            if let Some(gather) = gather {
+                                gather.finish();
+                            }
+                            result
                         })
                     })
                 })
@@ -159,11 +187,17 @@ mod tests {
         let halves = vec![(0..2, 0.25f32), (2..8, 0.75)];
         let pools = MicroBatchPools::new(2).unwrap();
         let (mut grads, shares) = pools
-            .accumulate_gradients(&model, &device, halves, |copy, (rows, share)| {
-                let loss =
-                    squared_error(copy, x.clone().slice(rows.clone()), y.clone().slice(rows));
-                Ok((loss * share, share))
-            })
+            .accumulate_gradients(
+                &model,
+                &device,
+                halves,
+                &[2, 6],
+                |copy, (rows, share), _| {
+                    let loss =
+                        squared_error(copy, x.clone().slice(rows.clone()), y.clone().slice(rows));
+                    Ok((loss * share, share))
+                },
+            )
             .unwrap();
         assert_eq!(shares, vec![0.25, 0.75]);
         let summed = weight_grad(&model, &mut grads);
@@ -175,7 +209,7 @@ mod tests {
         let device = Default::default();
         let model = LinearConfig::new(2, 1).init::<B>(&device);
         let pools = MicroBatchPools::new(2).unwrap();
-        let wrong = pools.accumulate_gradients(&model, &device, vec![0], |copy, _| {
+        let wrong = pools.accumulate_gradients(&model, &device, vec![0], &[1], |copy, _, _| {
             Ok((
                 copy.forward(Tensor::<B, 2>::ones([1, 2], &device))
                     .sum()
@@ -187,13 +221,14 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("1 micro-batches for 2"));
-        let result = pools.accumulate_gradients(&model, &device, vec![0, 1], |copy, index| {
-            if index == 1 {
-                return Err(TrainError::LoaderStopped);
-            }
-            let x = Tensor::<B, 2>::ones([1, 2], &device);
-            Ok((copy.forward(x).sum().reshape([1]), ()))
-        });
+        let result =
+            pools.accumulate_gradients(&model, &device, vec![0, 1], &[1, 1], |copy, index, _| {
+                if index == 1 {
+                    return Err(TrainError::LoaderStopped);
+                }
+                let x = Tensor::<B, 2>::ones([1, 2], &device);
+                Ok((copy.forward(x).sum().reshape([1]), ()))
+            });
         assert!(matches!(result.unwrap_err(), TrainError::LoaderStopped));
     }
 }

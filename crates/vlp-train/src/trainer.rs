@@ -7,13 +7,14 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
 use std::time::Instant;
 
 use burn::module::{AutodiffModule, ModuleVisitor, Param};
 use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::{AdamW, AdamWConfig, Optimizer};
 use burn::tensor::backend::AutodiffBackend;
-use vlp_data::{DataError, HostPretrainBatch, PretrainBatcher};
+use vlp_data::{DataError, HostPretrainBatch, PretrainBatch, PretrainBatcher, ShardGather};
 use vlp_objectives::{ObjectiveMix, PretrainOutput, Pretrainer};
 
 use crate::checkpoint::MetricsFile;
@@ -215,12 +216,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         model: M,
         step: usize,
         micro_batches: Vec<T>,
+        sizes: &[usize],
         forward: F,
         mut after: A,
     ) -> Result<(M, StepValues<B::InnerBackend>)>
     where
         T: Send,
-        F: Fn(&M, T) -> Result<PretrainOutput<B>> + Sync,
+        F: Fn(&M, T, Option<Arc<dyn ShardGather<B>>>) -> Result<PretrainOutput<B>> + Sync,
         A: FnMut(M, &PretrainOutput<B>) -> Result<M>,
     {
         // Burn initialises parameters on first use, and a clone of an
@@ -233,8 +235,9 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
             &model,
             &self.device,
             micro_batches,
-            |copy: &M, batch| {
-                let output = forward(copy, batch)?;
+            sizes,
+            |copy: &M, batch, shard| {
+                let output = forward(copy, batch, shard)?;
                 let values = step_values(&output);
                 let loss = match parts {
                     1 => output.loss.clone(),
@@ -274,12 +277,14 @@ pub trait TrainTask<B: AutodiffBackend, M>: Sync {
     /// ([`HostPretrainBatch::shape`]): the run counts the distinct ones.
     fn shape(batch: &Self::Batch) -> Vec<usize>;
 
-    /// The output of `model` on `batch` at (0-based) step `step`.
+    /// The output of `model` on `batch` at (0-based) step `step`; `shard`
+    /// reaches the step's other micro-batches when there are several.
     fn forward(
         &self,
         model: &M,
         batch: Self::Batch,
         step: usize,
+        shard: Option<Arc<dyn ShardGather<B>>>,
         device: &B::Device,
     ) -> Result<PretrainOutput<B>>;
 
@@ -327,9 +332,13 @@ impl<B: AutodiffBackend, M: Pretrainer<B>> TrainTask<B, M> for Pretraining {
         model: &M,
         host: HostPretrainBatch,
         step: usize,
+        shard: Option<Arc<dyn ShardGather<B>>>,
         device: &B::Device,
     ) -> Result<PretrainOutput<B>> {
-        let batch = host.to_device::<B>(device);
+        let batch = PretrainBatch {
+            shard,
+            ..host.to_device::<B>(device)
+        };
         Ok(match &self.mix {
             Some(mix) => {
                 let objectives = mix.step(&mut step_rng(self.seed, step, StepDraw::Objectives));
@@ -421,11 +430,13 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
                 B::seed(&self.device, backend_seed(config.seed, step));
                 window.1 += hosts.iter().map(T::samples).sum::<usize>();
                 let device = self.device.clone();
+                let sizes: Vec<usize> = hosts.iter().map(T::samples).collect();
                 let trained = self.step(
                     model,
                     step,
                     hosts,
-                    |model: &M, host| task.forward(model, host, step, &device),
+                    &sizes,
+                    |model: &M, host, shard| task.forward(model, host, step, shard, &device),
                     |model, output| task.after_step(model, output),
                 );
                 let (trained, values) = trained?;
@@ -635,7 +646,8 @@ mod tests {
                 model.clone(),
                 0,
                 vec![x.clone()],
-                |model, x| Ok(output(model, x, 1.0)),
+                &[6],
+                |model, x, _| Ok(output(model, x, 1.0)),
                 |model, output| {
                     after_calls += 1;
                     assert_eq!(output.objectives[0].name, "square");
@@ -712,7 +724,8 @@ mod tests {
                     model,
                     step,
                     vec![x],
-                    |m, x| Ok(output(m, x, scale)),
+                    &[2],
+                    |m, x, _| Ok(output(m, x, scale)),
                     |m, _| Ok(m),
                 )
                 .expect("the step itself reads no value");

@@ -281,6 +281,7 @@ impl Inputs {
             mpp: None,
             vqa: None,
             uniforms: Tensor::zeros([2, b], device),
+            shard: None,
         }
     }
 }

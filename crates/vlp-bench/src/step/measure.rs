@@ -231,6 +231,10 @@ fn micro_batch_step<B: AutodiffBackend>(
         .into_iter()
         .map(|(part, shares)| (part.to_batch::<B>(&device), shares))
         .collect();
+    let sizes: Vec<usize> = parts
+        .iter()
+        .map(|(part, _)| part.text_ids.dims()[0])
+        .collect();
     let pools = MicroBatchPools::new(count)?;
     let mut optimizer = adamw().init::<B, UniterPretrainer<B>>();
     let mut model = Some(model);
@@ -242,7 +246,9 @@ fn micro_batch_step<B: AutodiffBackend>(
             &current,
             &device,
             parts.iter().collect(),
-            |copy, (part, [mlm_share, itm_share])| {
+            &sizes,
+            // MLM and ITM only: nothing to gather across micro-batches.
+            |copy, (part, [mlm_share, itm_share]), _| {
                 let [mlm, itm] = mlm_itm(&copy.forward(part));
                 let (mlm, itm) = (mlm * *mlm_share, itm * *itm_share);
                 let values = [scalar(mlm.clone()), scalar(itm.clone())];

@@ -120,22 +120,30 @@ pub fn fom_run<B: AutodiffBackend>(
             &mut rng,
             device,
         );
-        let forward =
-            |model: &VideoPretrainer<B>, (clips, shuffled): (Tensor<B, 5>, ShuffledFrameBatch)| {
-                let output = model.forward(clips, &shuffled)?;
-                Ok(PretrainOutput {
-                    loss: output.loss.clone(),
-                    objectives: vec![ObjectiveOutput {
-                        name: "fom",
-                        loss: output.loss,
-                        metric: output.metric,
-                        metric_name: output.metric_name,
-                    }],
-                    momentum_embeddings: None,
-                })
-            };
+        let forward = |model: &VideoPretrainer<B>,
+                       (clips, shuffled): (Tensor<B, 5>, ShuffledFrameBatch),
+                       _| {
+            let output = model.forward(clips, &shuffled)?;
+            Ok(PretrainOutput {
+                loss: output.loss.clone(),
+                objectives: vec![ObjectiveOutput {
+                    name: "fom",
+                    loss: output.loss,
+                    metric: output.metric,
+                    metric_name: output.metric_name,
+                }],
+                momentum_embeddings: None,
+            })
+        };
         model = trainer
-            .step(model, step, vec![batch], forward, |model, _| Ok(model))?
+            .step(
+                model,
+                step,
+                vec![batch],
+                &[batch_size],
+                forward,
+                |model, _| Ok(model),
+            )?
             .0;
     }
     let seconds = started.elapsed().as_secs_f32();

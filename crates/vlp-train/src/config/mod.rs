@@ -38,8 +38,10 @@ pub struct PretrainConfig {
     /// Burn's CPU backends leave half idle outside matmuls (see
     /// docs/benchmarks.md); on a GPU keep 1. Each is drawn as a batch of
     /// `batch_size / micro_batches` pairs with its share of
-    /// `data.fused_pairs`; the step's loss is the mean of theirs, so
-    /// contrastive and matching negatives come from within a micro-batch.
+    /// `data.fused_pairs`; the step's loss is the mean of theirs. Contrastive
+    /// negatives come from the whole step (the micro-batches gather each
+    /// other's embeddings, [`crate::gather`]); matching negatives from
+    /// within a micro-batch.
     /// With dropout the masks' draws interleave across threads, so runs are
     /// not bit-for-bit reproducible.
     pub micro_batches: usize,

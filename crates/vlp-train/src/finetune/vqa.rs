@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
+use std::sync::Arc;
 
 use burn::module::AutodiffModule;
 use burn::prelude::*;
@@ -14,7 +15,8 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
 use vlp_data::{
-    AnswerVocabulary, HostVisual, HostVqaBatch, TextPadding, TextTokenizer, VqaAccuracy,
+    AnswerVocabulary, HostVisual, HostVqaBatch, ShardGather, TextPadding, TextTokenizer,
+    VqaAccuracy,
 };
 use vlp_objectives::{PretrainOutput, UniterPretrainer, UniterVqa, VqaHeadConfig};
 
@@ -459,6 +461,7 @@ impl<B: AutodiffBackend> TrainTask<B, UniterVqa<B>> for VqaTask {
         model: &UniterVqa<B>,
         (questions, visual): Self::Batch,
         _step: usize,
+        _shard: Option<Arc<dyn ShardGather<B>>>,
         device: &B::Device,
     ) -> Result<PretrainOutput<B>> {
         Ok(model.forward(&questions.to_device(device), &visual.to_device(device))?)
