@@ -76,6 +76,13 @@ pub struct PretrainConfig {
     /// trained on random negatives does not separate near twins (train it
     /// on hard ones, `objectives.itm_hard`, for ALBEF's setting).
     pub eval_rerank_top_k: usize,
+    /// Captions per held-out image that retrieval ranks: 1 (default), the
+    /// pair's own caption; 5 is the Karpathy-split protocol of COCO and
+    /// Flickr30k (ALBEF, BLIP): every text query is one of up to 5 captions
+    /// per image, and an image finds its text when any of its captions
+    /// ranks. Ranked by the contrastive similarity (not with
+    /// `eval_rerank_top_k` or a matching-only model).
+    pub eval_captions_per_image: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
     /// The float type the run trains in: `"f32"` (default), `"bf16"` or
@@ -246,6 +253,7 @@ impl Default for PretrainConfig {
             checkpoint_every: 200,
             eval_candidates: 1000,
             eval_rerank_top_k: 0,
+            eval_captions_per_image: 1,
             caption_beam_size: 3,
             caption_length_penalty: 1.0,
             precision: Precision::F32,
@@ -336,6 +344,7 @@ impl PretrainConfig {
             ("batch_size", self.batch_size),
             ("log_every", self.log_every),
             ("eval_candidates", self.eval_candidates),
+            ("eval_captions_per_image", self.eval_captions_per_image),
             ("caption_beam_size", self.caption_beam_size),
             ("data.fused_pairs", self.data.fused_pairs),
             ("model.hidden_size", self.model.hidden_size),

@@ -23,8 +23,8 @@ pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
 pub(crate) use retrieval::floats;
 pub use retrieval::{
-    ranks, recall, recall_with_captions, rerank_top_k, retrieval, Recall, Retrieval,
-    MATCHING_CANDIDATES,
+    ranks, recall, recall_with_captions, rerank_top_k, retrieval, retrieval_with_captions, Recall,
+    Retrieval, MATCHING_CANDIDATES,
 };
 
 use crate::checkpoint::write_atomic;
@@ -40,6 +40,8 @@ pub struct EvalSettings {
     /// Each query's top candidates by similarity re-ranked by the matching
     /// head (0: none).
     pub rerank_top_k: usize,
+    /// Captions per image retrieval ranks (1: each pair's own).
+    pub captions_per_image: usize,
     /// Beam size of held-out captioning (1: greedy).
     pub caption_beam_size: usize,
     /// α of the beam's ranking `log_prob / len^α`.
@@ -63,6 +65,7 @@ impl EvalSettings {
         Self {
             candidates: config.eval_candidates,
             rerank_top_k: config.eval_rerank_top_k,
+            captions_per_image: config.eval_captions_per_image,
             caption_beam_size: config.caption_beam_size,
             caption_length_penalty: config.caption_length_penalty,
             max_text_len: config.data.max_text_len,

@@ -6,7 +6,7 @@
 
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
-use vlp_data::{tokens_to_tensors, PretrainBatcher};
+use vlp_data::{tokens_to_tensors, HeldOutPairs, PretrainBatcher, VisualBatch};
 use vlp_objectives::{RankBy, RetrievalModel};
 
 use super::EvalSettings;
@@ -30,8 +30,13 @@ pub struct Retrieval {
     pub t2i: Recall,
     /// Image → text: each image ranks all candidate captions.
     pub i2t: Recall,
-    /// Candidates in each direction.
+    /// Candidate images (text → image), and queries of image → text.
     pub candidates: usize,
+    /// Captions ranked in image → text (the queries of text → image): as
+    /// many as the images with one caption each, more with several
+    /// (`eval_captions_per_image`); 0 in reports written before it was kept.
+    #[serde(default)]
+    pub captions: usize,
     /// What ranked the candidates: "embeddings" (contrastive similarity),
     /// "matching" (the ITM head's score of every pair) or "embeddings, top
     /// K re-ranked by matching".
@@ -57,9 +62,14 @@ impl Retrieval {
                 recall.r1, recall.r5, recall.r10
             )
         };
+        let over = match r.captions {
+            captions if captions > r.candidates => {
+                format!("{} images and {captions} captions", r.candidates)
+            }
+            _ => format!("{} candidates", r.candidates),
+        };
         format!(
-            "held-out retrieval over {} candidates (ranked by {})\n{:<12} {:>6} {:>6} {:>6}\n{}\n{}",
-            r.candidates,
+            "held-out retrieval over {over} (ranked by {})\n{:<12} {:>6} {:>6} {:>6}\n{}\n{}",
             r.ranked_by,
             "",
             "R@1",
@@ -212,7 +222,8 @@ pub fn recall_with_captions(
 
 /// Measures retrieval on the batcher's held-out pairs in both directions
 /// (as many as `settings.candidates`, fewer when the held-out data has
-/// fewer, one caption each): by the
+/// fewer, one caption each, or up to `settings.captions_per_image`:
+/// [`retrieval_with_captions`]): by the
 /// contrastive similarity of the unimodal embeddings, or, for a model
 /// without a shared space, by its matching head's score of every pair
 /// (UNITER; at most [`MATCHING_CANDIDATES`] scenes). `None` when the model
@@ -232,6 +243,21 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         RankBy::Nothing => return Ok(None),
     };
     let pairs = data.held_out_pairs(n)?;
+    if settings.captions_per_image > 1 {
+        let refuse = |key: &str, why: &str| {
+            ConfigError::invalid(
+                "eval_captions_per_image",
+                format!("eval_captions_per_image > 1 ranks by embeddings only: {key} {why}"),
+            )
+        };
+        if rank_by == RankBy::Matching {
+            return Err(refuse("this model", "ranks by its matching head").into());
+        }
+        if settings.rerank_top_k > 0 {
+            return Err(refuse("eval_rerank_top_k", "must be 0").into());
+        }
+        return retrieval_with_captions(model, data, pairs, settings, device).map(Some);
+    }
     let n = pairs.captions.len();
     let tokens = data
         .tokenizer
@@ -240,23 +266,10 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
     let visual = pairs.visual.to_device::<B>(device);
 
     let similarity: Vec<f32> = match rank_by {
-        RankBy::Embeddings => {
-            const CHUNK: usize = 200;
-            let mut text_embeddings = Vec::new();
-            let mut image_embeddings = Vec::new();
-            for start in (0..n).step_by(CHUNK) {
-                let rows = start..(start + CHUNK).min(n);
-                text_embeddings.push(model.embed_text(
-                    ids.clone().slice([rows.clone()]),
-                    padding.clone().slice([rows.clone()]),
-                ));
-                image_embeddings.push(model.embed_image(&visual.slice_rows(rows.start, rows.end)));
-            }
-            floats(
-                Tensor::cat(text_embeddings, 0)
-                    .matmul(Tensor::cat(image_embeddings, 0).transpose()),
-            )
-        }
+        RankBy::Embeddings => floats(
+            embed_texts(model, ids.clone(), padding.clone())
+                .matmul(embed_images(model, &visual).transpose()),
+        ),
         _ => {
             // Row i of the matrix: text i against every image, one fused batch.
             let mut rows = Vec::with_capacity(n * n);
@@ -284,6 +297,7 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
             t2i: recall(&similarity, n, true),
             i2t: recall(&similarity, n, false),
             candidates: n,
+            captions: n,
             ranked_by: match rank_by {
                 RankBy::Matching => "matching",
                 _ => "embeddings",
@@ -323,8 +337,83 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         t2i: recall(&t2i, n, true),
         i2t: recall(&i2t, n, false),
         candidates: n,
+        captions: n,
         ranked_by: format!("embeddings, top {} re-ranked by matching", k.min(n)),
     }))
+}
+
+/// Rows embedded at a time: bounds the activations of a held-out set.
+const EMBED_CHUNK: usize = 200;
+
+/// Unit text embeddings `[N, D]` of `ids`, a chunk at a time.
+fn embed_texts<B: Backend, M: RetrievalModel<B>>(
+    model: &M,
+    ids: Tensor<B, 2, Int>,
+    padding: Tensor<B, 2, Bool>,
+) -> Tensor<B, 2> {
+    let [n, _] = ids.dims();
+    let chunks = (0..n).step_by(EMBED_CHUNK).map(|start| {
+        let rows = start..(start + EMBED_CHUNK).min(n);
+        model.embed_text(
+            ids.clone().slice([rows.clone()]),
+            padding.clone().slice([rows]),
+        )
+    });
+    Tensor::cat(chunks.collect(), 0)
+}
+
+/// Unit image embeddings `[N, D]` of `visual`, a chunk at a time.
+fn embed_images<B: Backend, M: RetrievalModel<B>>(
+    model: &M,
+    visual: &VisualBatch<B>,
+) -> Tensor<B, 2> {
+    let n = visual.len();
+    let chunks = (0..n)
+        .step_by(EMBED_CHUNK)
+        .map(|start| model.embed_image(&visual.slice_rows(start, (start + EMBED_CHUNK).min(n))));
+    Tensor::cat(chunks.collect(), 0)
+}
+
+/// The Karpathy-split protocol of COCO and Flickr30k on `pairs`: each
+/// image with its pair's caption and its other references, up to
+/// `settings.captions_per_image` captions (5 in ALBEF's and BLIP's
+/// evaluation), ranked by the contrastive similarity
+/// ([`recall_with_captions`]). With one caption per image it scores what
+/// [`retrieval`] does.
+pub fn retrieval_with_captions<B: Backend, M: RetrievalModel<B>>(
+    model: &M,
+    data: &PretrainBatcher,
+    pairs: HeldOutPairs,
+    settings: &EvalSettings,
+    device: &B::Device,
+) -> Result<Retrieval> {
+    let mut captions = Vec::new();
+    let mut caption_image = Vec::new();
+    for (image, (caption, references)) in pairs.captions.iter().zip(&pairs.references).enumerate() {
+        let others = references.iter().filter(|r| *r != caption);
+        for text in std::iter::once(caption)
+            .chain(others)
+            .take(settings.captions_per_image.max(1))
+        {
+            captions.push(text.clone());
+            caption_image.push(image);
+        }
+    }
+    let tokens = data.tokenizer.encode(&captions, settings.max_text_len)?;
+    let (ids, padding) = tokens_to_tensors::<B>(&tokens, device);
+    let visual = pairs.visual.to_device::<B>(device);
+    let images = pairs.captions.len();
+    // `[images, captions]`, as `recall_with_captions` reads it.
+    let similarity =
+        floats(embed_images(model, &visual).matmul(embed_texts(model, ids, padding).transpose()));
+    let (t2i, i2t) = recall_with_captions(&similarity, images, &caption_image)?;
+    Ok(Retrieval {
+        t2i,
+        i2t,
+        candidates: images,
+        captions: captions.len(),
+        ranked_by: "embeddings".into(),
+    })
 }
 
 /// The values of a tensor on the host, as `f32`.
@@ -339,6 +428,141 @@ pub(crate) fn floats<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f3
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+
+    use burn::backend::NdArray;
+
+    use crate::{data, PretrainConfig};
+
+    /// Knows which image each caption describes: a text's embedding is its
+    /// image's one-hot plus noise drawn from its tokens, an image's its
+    /// one-hot, so the rankings are neither perfect nor chance.
+    struct Oracle {
+        texts: HashMap<Vec<i64>, usize>,
+        images: HashMap<Vec<u32>, usize>,
+        n: usize,
+    }
+
+    fn text_key(ids: Vec<i64>, padding: Vec<bool>) -> Vec<i64> {
+        ids.into_iter()
+            .zip(padding)
+            .filter_map(|(id, pad)| (!pad).then_some(id))
+            .collect()
+    }
+
+    fn image_keys(visual: &VisualBatch<NdArray>) -> Vec<Vec<u32>> {
+        let VisualBatch::Images(pixels) = visual else {
+            panic!("the default world is pixels")
+        };
+        let [n, ..] = pixels.dims();
+        let values = floats(pixels.clone().reshape([n as i32, -1]));
+        values
+            .chunks(values.len() / n)
+            .map(|row| row.iter().map(|v| v.to_bits()).collect())
+            .collect()
+    }
+
+    impl RetrievalModel<NdArray> for Oracle {
+        fn embed_text(
+            &self,
+            ids: Tensor<NdArray, 2, Int>,
+            padding: Tensor<NdArray, 2, Bool>,
+        ) -> Tensor<NdArray, 2> {
+            let [rows, width] = ids.dims();
+            let ids: Vec<i64> = ids.into_data().convert::<i64>().to_vec().unwrap();
+            let padding: Vec<bool> = padding.into_data().to_vec().unwrap();
+            let mut out = vec![0f32; rows * self.n];
+            for row in 0..rows {
+                let span = row * width..(row + 1) * width;
+                let key = text_key(ids[span.clone()].to_vec(), padding[span].to_vec());
+                let mut state = key
+                    .iter()
+                    .fold(17u64, |h, &id| h.wrapping_mul(31).wrapping_add(id as u64));
+                for (column, value) in out[row * self.n..(row + 1) * self.n].iter_mut().enumerate()
+                {
+                    state = state
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    *value = (state >> 40) as f32 / (1u64 << 24) as f32 * 1.2;
+                    if self.texts[&key] == column {
+                        *value += 1.0;
+                    }
+                }
+            }
+            Tensor::from_data(TensorData::new(out, [rows, self.n]), &Default::default())
+        }
+
+        fn embed_image(&self, visual: &VisualBatch<NdArray>) -> Tensor<NdArray, 2> {
+            let keys = image_keys(visual);
+            let mut out = vec![0f32; keys.len() * self.n];
+            for (row, key) in keys.iter().enumerate() {
+                out[row * self.n + self.images[key]] = 1.0;
+            }
+            Tensor::from_data(
+                TensorData::new(out, [keys.len(), self.n]),
+                &Default::default(),
+            )
+        }
+    }
+
+    /// The Karpathy protocol's path with one caption per image scores what
+    /// the one-caption path does; with up to five, every caption of each
+    /// image is a query and an image finds its text when any of them ranks.
+    #[test]
+    fn several_captions_per_image_rank_every_caption() {
+        let config = PretrainConfig {
+            eval_candidates: 30,
+            ..PretrainConfig::default()
+        };
+        let tokenizer = data::tokenizer(&config, None).unwrap();
+        let batcher = data::batcher(&config, tokenizer).unwrap();
+        let pairs = batcher.held_out_pairs(config.eval_candidates).unwrap();
+        let device = Default::default();
+        let mut oracle = Oracle {
+            texts: HashMap::new(),
+            images: HashMap::new(),
+            n: pairs.captions.len(),
+        };
+        for (image, key) in image_keys(&pairs.visual.to_device(&device))
+            .into_iter()
+            .enumerate()
+        {
+            oracle.images.insert(key, image);
+        }
+        for (image, references) in pairs.references.iter().enumerate() {
+            let texts = [&[pairs.captions[image].clone()], references.as_slice()].concat();
+            let tokens = batcher
+                .tokenizer
+                .encode(&texts, config.data.max_text_len)
+                .unwrap();
+            for (ids, &length) in tokens.ids.iter().zip(&tokens.lengths) {
+                let padding = (0..ids.len()).map(|t| t >= length).collect();
+                let ids = ids.iter().map(|&id| id as i64).collect();
+                oracle.texts.insert(text_key(ids, padding), image);
+            }
+        }
+        let settings = |captions_per_image| EvalSettings {
+            captions_per_image,
+            ..EvalSettings::of(&config)
+        };
+        let square = retrieval(&oracle, &batcher, &settings(1), &device)
+            .unwrap()
+            .unwrap();
+        assert!((0.2..0.9).contains(&square.t2i.r1), "{square:?}");
+        let one = retrieval_with_captions(&oracle, &batcher, pairs.clone(), &settings(1), &device)
+            .unwrap();
+        assert_eq!(
+            (one.t2i, one.i2t, one.captions),
+            (square.t2i, square.i2t, 30)
+        );
+        let five = retrieval(&oracle, &batcher, &settings(5), &device)
+            .unwrap()
+            .unwrap();
+        // The world phrases each scene 4 ways, the pair's caption among them.
+        let all: usize = pairs.references.iter().map(|r| r.len().min(5)).sum();
+        assert_eq!((five.candidates, five.captions, all), (30, all, 120));
+        assert_ne!(five.t2i, square.t2i);
+    }
 
     #[test]
     fn recall_counts_ranks_and_ties_pessimistically() {
