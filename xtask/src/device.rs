@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::backend::{AutodiffBackend, Device, DeviceId};
 
 /// A backend and device chosen with `--device`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +90,24 @@ impl DeviceSpec {
             ));
         }
         Ok(spec)
+    }
+
+    /// `device`'s backend's device with this spec's index (`cuda:1`, `wgpu:1`),
+    /// or `device` itself for a spec without one: the further devices of a
+    /// data-parallel run, whose first device `dispatch` made.
+    pub fn device_like<B: AutodiffBackend>(&self, device: &B::Device) -> B::Device {
+        let index = match self {
+            DeviceSpec::Wgpu(index) => *index,
+            DeviceSpec::Cuda(index) => Some(*index),
+            _ => None,
+        };
+        match index {
+            Some(index) => B::Device::from_id(DeviceId {
+                type_id: device.to_id().type_id,
+                index_id: index as u16,
+            }),
+            None => device.clone(),
+        }
     }
 
     /// The cargo feature / backend name.

@@ -153,6 +153,12 @@ struct PretrainArgs {
     /// Backend and device: ndarray, flex, wgpu or wgpu:N, cuda or cuda:N (default: flex if compiled in).
     #[arg(long, value_parser = DeviceSpec::parse)]
     device: Option<DeviceSpec>,
+    /// Data-parallel training across devices of one backend, comma-separated
+    /// (cuda:0,cuda:1 or wgpu:0,wgpu:1): one micro-batch per device each step
+    /// (--micro-batches may name a multiple), gradients summed on the first,
+    /// contrastive negatives from the whole step. Instead of --device.
+    #[arg(long, value_parser = DeviceSpec::parse, value_delimiter = ',', conflicts_with = "device")]
+    devices: Vec<DeviceSpec>,
     /// Float type of the run: f32, bf16 (no loss scaling needed; the safe
     /// half precision on GPUs) or f16, where the backend computes in it
     /// (flex, cuda; not ndarray) [config: precision].
@@ -211,9 +217,24 @@ fn utc_stamp() -> String {
 }
 
 fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
+    let devices = match args.devices.as_slice() {
+        [] => vec![device::chosen(args.device)?],
+        [first, rest @ ..] => {
+            if let Some(other) = rest
+                .iter()
+                .find(|d| d.backend_name() != first.backend_name())
+            {
+                return Err(UsageError(format!(
+                    "--devices must name one backend, got {first} and {other}"
+                ))
+                .into());
+            }
+            args.devices.clone()
+        }
+    };
     if let Some(dir) = &args.resume {
         let run = PretrainRun::resuming(dir).map_err(report)?;
-        return train(run, true, device::chosen(args.device)?);
+        return train(run, true, devices);
     }
     let preset = match &args.preset {
         Some(name) => Some(presets::find(name).map_err(|err| UsageError(err.to_string()))?),
@@ -228,7 +249,11 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     }
     config.steps = args.steps.unwrap_or(config.steps);
     config.batch_size = args.batch_size.unwrap_or(config.batch_size);
-    config.micro_batches = args.micro_batches.unwrap_or(config.micro_batches);
+    config.micro_batches = match (args.micro_batches, devices.len()) {
+        (Some(given), _) => given,
+        (None, 1) => config.micro_batches,
+        (None, count) => count,
+    };
     config.seed = args.seed.unwrap_or(config.seed);
     config.precision = args.precision.unwrap_or(config.precision);
     args.data.apply(&mut config.data)?;
@@ -238,7 +263,6 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
     let out = args
         .out
         .unwrap_or_else(|| PathBuf::from("runs").join(format!("pretrain-{}", utc_stamp())));
-    let device = device::chosen(args.device)?;
     if !config.model.frozen.is_empty() {
         eprintln!("frozen (no gradient): {:?}", config.model.frozen);
     }
@@ -253,24 +277,26 @@ fn pretrain(args: PretrainArgs) -> anyhow::Result<()> {
         init_text: args.init_text,
         init: None,
     };
-    train(run, false, device)
+    train(run, false, devices)
 }
 
 /// `finetune caption`: the init run's model trained on the flags' data.
 fn finetune_caption(args: &xtask::finetune::CaptionFinetuneArgs) -> anyhow::Result<()> {
     let run = xtask::finetune::caption_run(args)?;
-    train(run, false, device::chosen(args.device)?)
+    train(run, false, vec![device::chosen(args.device)?])
 }
 
-/// Runs (or resumes) `run` on `device` and prints its report.
-fn train(run: PretrainRun, resume: bool, device: DeviceSpec) -> anyhow::Result<()> {
+/// Runs (or resumes) `run` on `devices` (one backend's, the main one
+/// first) and prints its report.
+fn train(run: PretrainRun, resume: bool, devices: Vec<DeviceSpec>) -> anyhow::Result<()> {
     let out = run.out.clone();
+    let main = devices[0];
     let job = PretrainJob {
         run,
         resume,
-        device: device.to_string(),
+        devices,
     };
-    let report = device::dispatch(device, job).map_err(UsageError)??;
+    let report = device::dispatch(main, job).map_err(UsageError)??;
     println!("{}", report.table());
     println!("run folder: {}", out.display());
     Ok(())
@@ -280,18 +306,27 @@ fn train(run: PretrainRun, resume: bool, device: DeviceSpec) -> anyhow::Result<(
 struct PretrainJob {
     run: PretrainRun,
     resume: bool,
-    device: String,
+    devices: Vec<DeviceSpec>,
 }
 
 impl BackendJob for PretrainJob {
     type Output = anyhow::Result<EvalReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
-        let mut progress =
-            Progress::new(&self.run.config, &self.device, Some(self.run.out.clone()));
+        let names: Vec<String> = self.devices.iter().map(ToString::to_string).collect();
+        let mut progress = Progress::new(
+            &self.run.config,
+            &names.join(","),
+            Some(self.run.out.clone()),
+        );
+        let devices: Vec<B::Device> = self
+            .devices
+            .iter()
+            .map(|spec| spec.device_like::<B>(&device))
+            .collect();
         match self.resume {
-            true => self.run.resume::<B>(&device, &mut progress),
-            false => self.run.run::<B>(&device, &mut progress),
+            true => self.run.resume_on::<B>(&devices, &mut progress),
+            false => self.run.run_on::<B>(&devices, &mut progress),
         }
         .map_err(report)
     }

@@ -284,6 +284,53 @@ fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
 /// its updates; f16's forward matches too, but AdamW's ε (1e-8) underflows
 /// in f16, so its updates drift (README: "Precision"). NdArray computes in
 /// f32 only and says so, naming the key.
+/// `--devices flex,flex` (Flex has one CPU device, so both shards share it)
+/// trains exactly as two micro-batches: one shard per device, contrastive
+/// negatives gathered across them. Devices of two backends, or fewer
+/// micro-batches than devices, are usage errors naming the flag or key.
+#[test]
+fn two_devices_train_as_two_micro_batches() {
+    let dir = temp_dir("devices");
+    let config = dir.join("tiny.toml");
+    std::fs::write(&config, TINY).unwrap();
+    let losses = |name: &str, extra: &[&str]| -> Vec<f64> {
+        let output = tiny_run(&config, &dir.join(name), extra);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{name}: {stderr}");
+        assert!(
+            stderr.contains("(2 micro-batches of 4 at once)"),
+            "{stderr}"
+        );
+        std::fs::read_to_string(dir.join(name).join("metrics.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let line: serde_json::Value = serde_json::from_str(l).unwrap();
+                line["loss"].as_f64().unwrap()
+            })
+            .collect()
+    };
+    let devices = losses("devices", &["--devices", "flex,flex"]);
+    let micro = losses("micro", &["--device", "flex", "--micro-batches", "2"]);
+    assert_eq!(devices.len(), 2);
+    let same = devices
+        .iter()
+        .zip(&micro)
+        .all(|(d, m)| (d / m - 1.0).abs() < 1e-6);
+    assert!(same, "devices {devices:?}, micro-batches {micro:?}");
+    let mixed = tiny_run(&config, &dir.join("mixed"), &["--devices", "flex,ndarray"]);
+    assert_usage_error(&mixed, "--devices must name one backend");
+    let fewer = tiny_run(
+        &config,
+        &dir.join("fewer"),
+        &["--devices", "flex,flex", "--micro-batches", "1"],
+    );
+    assert_usage_error(
+        &fewer,
+        "micro_batches (1) must be a multiple of the 2 devices",
+    );
+}
+
 #[test]
 fn half_precision_runs_follow_the_f32_run_on_flex() {
     let dir = temp_dir("precision");

@@ -54,8 +54,8 @@ pub struct CollectiveGather<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> CollectiveGather<B> {
     /// The gathers of a step whose shards have `sizes` rows each, in order,
-    /// on `device`.
-    pub fn for_step(sizes: &[usize], device: &B::Device) -> Vec<Self> {
+    /// shard `i` on `devices[i % devices.len()]`.
+    pub fn for_step(sizes: &[usize], devices: &[B::Device]) -> Vec<Self> {
         let total = sizes.iter().sum();
         let mut start = 0;
         sizes
@@ -68,7 +68,7 @@ impl<B: AutodiffBackend> CollectiveGather<B> {
                     shards: sizes.len(),
                     rows: start - size..start,
                     total,
-                    device: device.clone(),
+                    device: devices[index % devices.len()].clone(),
                     registered: AtomicBool::new(false),
                 }
             })
@@ -210,7 +210,7 @@ mod tests {
                 let (grads, _) = pools
                     .accumulate_gradients(
                         &model,
-                        &device,
+                        std::slice::from_ref(&device),
                         parts,
                         &vec![part; shards],
                         |copy, range, shard| {

@@ -72,7 +72,10 @@ impl MicroBatchPools {
     }
 
     /// Runs `step` on every micro-batch at the same time, each on a fork of
-    /// `model` in its pool, and returns the summed gradients of the losses it
+    /// `model` in its pool on its device (micro-batch `i` on
+    /// `devices[i % devices.len()]`: data parallelism across devices, as
+    /// Burn's multi-device training runs it), and returns the summed
+    /// gradients, on `devices[0]`, of the losses it
     /// returns (`[1]` each) with each micro-batch's other output, in the
     /// order of `micro_batches`, whose examples number `sizes`. With more
     /// than one, `step` gets each micro-batch's gather over the others
@@ -81,7 +84,7 @@ impl MicroBatchPools {
     pub fn accumulate_gradients<B, M, T, V, F>(
         &self,
         model: &M,
-        device: &B::Device,
+        devices: &[B::Device],
         micro_batches: Vec<T>,
         sizes: &[usize],
         step: F,
@@ -103,7 +106,7 @@ impl MicroBatchPools {
             1 => (None, vec![None]),
             _ => (
                 Some(lock_collective::<B>()),
-                CollectiveGather::<B>::for_step(sizes, device)
+                CollectiveGather::<B>::for_step(sizes, devices)
                     .into_iter()
                     .map(|gather| Some(Arc::new(gather)))
                     .collect(),
@@ -115,8 +118,11 @@ impl MicroBatchPools {
                 .into_iter()
                 .zip(&self.pools)
                 .zip(gathers)
-                .map(|((batch, pool), gather)| {
+                .enumerate()
+                .map(|(index, ((batch, pool), gather))| {
                     let copy = model.clone();
+                    let device = &devices[index % devices.len()];
+                    let main = &devices[0];
                     scope.spawn(move || {
                         pool.install(|| {
                             // Fresh leaves: this micro-batch's graph shares no
@@ -124,7 +130,12 @@ impl MicroBatchPools {
                             let copy = copy.fork(device);
                             let shard = gather.clone().map(|g| g as Arc<dyn ShardGather<B>>);
                             let result = step(&copy, batch, shard).map(|(loss, value)| {
-                                (GradientsParams::from_grads(loss.backward(), &copy), value)
+                                let grads = GradientsParams::from_grads(loss.backward(), &copy);
+                                let grads = match device == main {
+                                    true => grads,
+                                    false => grads.to_device(main, &copy),
+                                };
+                                (grads, value)
                             });
                             if let Some(gather) = gather {
                                 gather.finish();
@@ -189,7 +200,7 @@ mod tests {
         let (mut grads, shares) = pools
             .accumulate_gradients(
                 &model,
-                &device,
+                std::slice::from_ref(&device),
                 halves,
                 &[2, 6],
                 |copy, (rows, share), _| {
@@ -209,26 +220,37 @@ mod tests {
         let device = Default::default();
         let model = LinearConfig::new(2, 1).init::<B>(&device);
         let pools = MicroBatchPools::new(2).unwrap();
-        let wrong = pools.accumulate_gradients(&model, &device, vec![0], &[1], |copy, _, _| {
-            Ok((
-                copy.forward(Tensor::<B, 2>::ones([1, 2], &device))
-                    .sum()
-                    .reshape([1]),
-                (),
-            ))
-        });
+        let wrong = pools.accumulate_gradients(
+            &model,
+            std::slice::from_ref(&device),
+            vec![0],
+            &[1],
+            |copy, _, _| {
+                Ok((
+                    copy.forward(Tensor::<B, 2>::ones([1, 2], &device))
+                        .sum()
+                        .reshape([1]),
+                    (),
+                ))
+            },
+        );
         assert!(wrong
             .unwrap_err()
             .to_string()
             .contains("1 micro-batches for 2"));
-        let result =
-            pools.accumulate_gradients(&model, &device, vec![0, 1], &[1, 1], |copy, index, _| {
+        let result = pools.accumulate_gradients(
+            &model,
+            std::slice::from_ref(&device),
+            vec![0, 1],
+            &[1, 1],
+            |copy, index, _| {
                 if index == 1 {
                     return Err(TrainError::LoaderStopped);
                 }
                 let x = Tensor::<B, 2>::ones([1, 2], &device);
                 Ok((copy.forward(x).sum().reshape([1]), ()))
-            });
+            },
+        );
         assert!(matches!(result.unwrap_err(), TrainError::LoaderStopped));
     }
 }

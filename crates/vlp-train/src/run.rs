@@ -48,13 +48,24 @@ impl PretrainRun {
         device: &B::Device,
         observer: &mut dyn TrainObserver,
     ) -> Result<EvalReport> {
+        self.run_on::<B>(std::slice::from_ref(device), observer)
+    }
+
+    /// [`Self::run`], data-parallel across `devices` (the first the main
+    /// one: [`Trainer::on_devices`]; `micro_batches` a multiple of their
+    /// count). The held-out evaluation runs on the main device.
+    pub fn run_on<B: AutodiffBackend>(
+        &self,
+        devices: &[B::Device],
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EvalReport> {
         let tokenizer = tokenizer(&self.config, self.tokenizer.as_deref())?;
         let out = &self.out;
         std::fs::create_dir_all(out)
             .map_err(|err| TrainError::file(out, format!("cannot create the run folder: {err}")))?;
         tokenizer.save(out.join(TOKENIZER_FILE))?;
         write_atomic(&out.join(CONFIG_FILE), self.config.to_toml().as_bytes())?;
-        self.train::<B>(&tokenizer, false, device, observer)
+        self.train::<B>(&tokenizer, false, devices, observer)
     }
 
     /// A run writing `out` that starts from the run folder `init`: its
@@ -104,8 +115,17 @@ impl PretrainRun {
         device: &B::Device,
         observer: &mut dyn TrainObserver,
     ) -> Result<EvalReport> {
+        self.resume_on::<B>(std::slice::from_ref(device), observer)
+    }
+
+    /// [`Self::resume`], data-parallel across `devices` as [`Self::run_on`].
+    pub fn resume_on<B: AutodiffBackend>(
+        &self,
+        devices: &[B::Device],
+        observer: &mut dyn TrainObserver,
+    ) -> Result<EvalReport> {
         let tokenizer = tokenizer(&self.config, self.tokenizer.as_deref())?;
-        self.train::<B>(&tokenizer, true, device, observer)
+        self.train::<B>(&tokenizer, true, devices, observer)
     }
 
     /// Builds the model, trains it (from the latest checkpoint when
@@ -114,10 +134,15 @@ impl PretrainRun {
         &self,
         tokenizer: &TextTokenizer,
         resume: bool,
-        device: &B::Device,
+        devices: &[B::Device],
         observer: &mut dyn TrainObserver,
     ) -> Result<EvalReport> {
-        self.config.precision.apply::<B>(device)?;
+        let Some(device) = devices.first() else {
+            return Err(ConfigError::invalid("devices", "no device to train on").into());
+        };
+        for device in devices {
+            self.config.precision.apply::<B>(device)?;
+        }
         with_model::<B, _>(
             &self.config,
             tokenizer.vocab_size(),
@@ -128,7 +153,7 @@ impl PretrainRun {
                 run: self,
                 tokenizer,
                 resume,
-                device,
+                devices,
                 observer,
             },
         )?
@@ -140,7 +165,8 @@ struct Training<'a, B: AutodiffBackend> {
     run: &'a PretrainRun,
     tokenizer: &'a TextTokenizer,
     resume: bool,
-    device: &'a B::Device,
+    /// The main device first.
+    devices: &'a [B::Device],
     observer: &'a mut dyn TrainObserver,
 }
 
@@ -153,16 +179,17 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
         M::InnerModule: Evaluate<B::InnerBackend> + Pretrainer<B::InnerBackend>,
     {
         let (config, out) = (&self.run.config, &self.run.out);
+        let device = &self.devices[0];
         let batcher = batcher(config, self.tokenizer.clone())?;
         let model = match &self.run.init {
-            Some(run) if !self.resume => load_checkpoint(model, run, self.device)?,
+            Some(run) if !self.resume => load_checkpoint(model, run, device)?,
             _ => model,
         };
-        let mut trainer = Trainer::new(config, self.device)?;
+        let mut trainer = Trainer::new(config, device)?.on_devices(self.devices.to_vec())?;
         let (model, mut metrics) = trainer.open_run(model, out, self.resume)?;
         let model = trainer.fit(model, &batcher, &mut (&mut metrics, self.observer))?;
         save_checkpoint(model.clone(), out)?;
-        evaluate_into(&model.valid(), &batcher, config, out, self.device)
+        evaluate_into(&model.valid(), &batcher, config, out, device)
     }
 }
 

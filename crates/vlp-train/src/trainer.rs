@@ -109,7 +109,10 @@ pub struct Trainer<B: AutodiffBackend, M: AutodiffModule<B>> {
     schedule: WarmupSchedule,
     optimizer: OptimizerAdaptor<AdamW, M, B>,
     pools: MicroBatchPools,
+    /// The main device (the model's, the optimiser's).
     device: B::Device,
+    /// The micro-batches' devices, the main one first.
+    devices: Vec<B::Device>,
     /// The run folder resumable checkpoints go to (`None`: none written).
     checkpoints: Option<PathBuf>,
     /// The last checkpoint written or resumed from.
@@ -134,10 +137,32 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
                 .init::<B, M>(),
             pools: MicroBatchPools::new(config.micro_batches)?,
             device: device.clone(),
+            devices: vec![device.clone()],
             checkpoints: None,
             last_checkpoint: None,
             resumed: None,
         })
+    }
+
+    /// Trains data-parallel across `devices` (the first the main one, where
+    /// the model and the optimiser live): micro-batch `i` of each step runs
+    /// on `devices[i % devices.len()]`, its gradients summed on the main
+    /// device, its contrastive negatives the whole step's. Errors unless
+    /// the configuration's `micro_batches` is a multiple of the device count.
+    pub fn on_devices(mut self, devices: Vec<B::Device>) -> Result<Self> {
+        let (count, micro_batches) = (devices.len(), self.config.micro_batches);
+        if count == 0 || !micro_batches.is_multiple_of(count) {
+            return Err(ConfigError::invalid(
+                "micro_batches",
+                format!(
+                    "micro_batches ({micro_batches}) must be a multiple of the {count} devices"
+                ),
+            )
+            .into());
+        }
+        self.device = devices[0].clone();
+        self.devices = devices;
+        Ok(self)
     }
 
     /// Makes [`Self::fit`] write a resumable checkpoint into the run folder
@@ -233,7 +258,7 @@ impl<B: AutodiffBackend, M: AutodiffModule<B>> Trainer<B, M> {
         let parts = micro_batches.len();
         let (grads, outputs) = self.pools.accumulate_gradients(
             &model,
-            &self.device,
+            &self.devices,
             micro_batches,
             sizes,
             |copy: &M, batch, shard| {

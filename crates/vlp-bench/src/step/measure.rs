@@ -244,7 +244,7 @@ fn micro_batch_step<B: AutodiffBackend>(
         // Forward and backward overlap across micro-batches: one phase.
         let (grads, values) = pools.accumulate_gradients(
             &current,
-            &device,
+            std::slice::from_ref(&device),
             parts.iter().collect(),
             &sizes,
             // MLM and ITM only: nothing to gather across micro-batches.
