@@ -167,6 +167,18 @@ fn tiny_run(config: &Path, out: &Path, extra: &[&str]) -> Output {
     xtask(&args)
 }
 
+/// The loss of each metrics line of the run folder `run`.
+fn logged_losses(run: &Path) -> Vec<f64> {
+    std::fs::read_to_string(run.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let line: serde_json::Value = serde_json::from_str(l).unwrap();
+            line["loss"].as_f64().unwrap()
+        })
+        .collect()
+}
+
 #[test]
 fn a_tiny_run_writes_its_artefacts_and_eval_reproduces_it() {
     let dir = temp_dir("run");
@@ -301,14 +313,7 @@ fn two_devices_train_as_two_micro_batches() {
             stderr.contains("(2 micro-batches of 4 at once)"),
             "{stderr}"
         );
-        std::fs::read_to_string(dir.join(name).join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let line: serde_json::Value = serde_json::from_str(l).unwrap();
-                line["loss"].as_f64().unwrap()
-            })
-            .collect()
+        logged_losses(&dir.join(name))
     };
     let devices = losses("devices", &["--devices", "flex,flex"]);
     let micro = losses("micro", &["--device", "flex", "--micro-batches", "2"]);
@@ -351,14 +356,7 @@ fn half_precision_runs_follow_the_f32_run_on_flex() {
             saved.contains(&format!("precision = \"{precision}\"")),
             "{saved}"
         );
-        std::fs::read_to_string(run.join("metrics.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let line: serde_json::Value = serde_json::from_str(l).unwrap();
-                line["loss"].as_f64().unwrap()
-            })
-            .collect()
+        logged_losses(&run)
     };
     let (f32, bf16, f16) = (losses("f32"), losses("bf16"), losses("f16"));
     let close = |a: f64, b: f64| (a / b - 1.0).abs() < 0.02;

@@ -9,8 +9,9 @@
 //! - [`itm`]: image-text matching on the pooled fused `[CLS]` or on
 //!   `[CLS_T]`/`[CLS_V]` (dual stream); hard negatives from ITC similarities.
 //! - [`itc`]: image-text contrastive (symmetric InfoNCE, learnable clamped
-//!   temperature or CLIP logit scale; ALBEF momentum encoder, queue and
-//!   distillation).
+//!   temperature or CLIP logit scale; ALBEF's queue and distillation;
+//!   negatives gathered across a data-parallel step's shards);
+//!   [`momentum`]: ALBEF's momentum (EMA) model.
 //! - [`wra`]: word-region alignment by optimal transport (UNITER, via `vlp-ot`).
 //! - [`fom`]: frame order modelling (HERO).
 //! - [`vqa`]: VQA answer classifier, soft-score BCE and accuracy.
@@ -48,6 +49,7 @@ pub mod itm;
 pub mod loss;
 pub mod mixing;
 pub mod mlm;
+pub mod momentum;
 pub mod mvm;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
@@ -68,8 +70,8 @@ pub use caption_metrics::{bleu::corpus_bleu, cider::cider_d, cider::CiderD};
 pub use error::{ObjectiveError, Result};
 pub use fom::{fom_loss, FomHead, FomHeadConfig};
 pub use itc::{
-    gather_pairs, itc_loss, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update,
-    own_pairs, ItcHead, ItcHeadConfig, ItcQueue, ItcQueueBuffers, TemperatureParameterization,
+    gather_pairs, itc_loss, itc_loss_with_queue, itc_objective, own_pairs, ItcHead, ItcHeadConfig,
+    ItcQueue, ItcQueueBuffers, TemperatureParameterization,
 };
 pub use itm::{
     hard_negative_indices, hard_negatives_with_rng, itm_loss, DualStreamFusion, DualStreamItmHead,
@@ -78,6 +80,7 @@ pub use itm::{
 pub use loss::{accuracy, cross_entropy, cross_entropy_with_ignore, l2_normalize};
 pub use mixing::{MixStrategy, Objective, ObjectiveMix, WeightedObjective};
 pub use mlm::{gather_positions, mlm_loss, MlmHead, MlmHeadConfig};
+pub use momentum::{momentum_copy, momentum_update};
 pub use mvm::{
     feature_classification_hard_loss, feature_classification_kl_loss, feature_regression_loss,
     masked_patch_loss, MppHead, MppHeadConfig, MvmClassificationHead, MvmClassificationHeadConfig,

@@ -18,12 +18,12 @@ use vlp_models::{mean_pool, FusionConfig, FusionModel, TransformerEncoder};
 
 use crate::error::value_error;
 use crate::itc::{
-    gather_pairs, itc_loss_with_queue, itc_objective, momentum_copy, momentum_update, ItcHead,
-    ItcHeadConfig, ItcQueueBuffers,
+    gather_pairs, itc_loss_with_queue, itc_objective, ItcHead, ItcHeadConfig, ItcQueueBuffers,
 };
 use crate::itm::ItmHead;
 use crate::loss::l2_normalize;
 use crate::mlm::MlmHead;
+use crate::momentum::{momentum_copy, momentum_update};
 use crate::pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RetrievalModel};
 use crate::text_matching::{TextMatching, TextMatchingConfig};
 
