@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Args, Subcommand};
 use vlp_data::source::{ImagePattern, COCO_IMAGE_PATTERN};
-use vlp_data::VqaAccuracy;
 use vlp_train::caption::{generative, CaptionSettings, Captioner};
 use vlp_train::finetune::{
     PreparedVqa, VqaAnswerer, VqaFiles, VqaFinetune, VqaReport, VqaSettings,
@@ -209,6 +208,10 @@ pub fn run(args: VqaArgs) -> anyhow::Result<()> {
     let report = device::dispatch(device, job).map_err(UsageError)??;
     println!("{}", report.vqa.summary());
     println!("run folder: {}", args.out.display());
+    println!(
+        "report: {}",
+        args.out.join(vlp_train::report::REPORT_FILE).display()
+    );
     Ok(())
 }
 
@@ -324,10 +327,10 @@ pub fn eval(command: EvalCommand) -> anyhow::Result<()> {
         run: args.run.clone(),
         files,
     };
-    let accuracy = device::dispatch(device, job).map_err(UsageError)??;
-    println!("{}", accuracy.summary());
+    let report = device::dispatch(device, job).map_err(UsageError)??;
+    println!("{}", report.vqa.summary());
     if let Some(out) = &args.out {
-        let json = serde_json::to_string_pretty(&VqaReport { vqa: accuracy })?;
+        let json = serde_json::to_string_pretty(&report)?;
         std::fs::write(out, json + "\n")
             .map_err(|err| UsageError(format!("--out {}: {err}", out.display())))?;
     }
@@ -342,7 +345,7 @@ struct VqaEvalJob {
 }
 
 impl BackendJob for VqaEvalJob {
-    type Output = anyhow::Result<VqaAccuracy>;
+    type Output = anyhow::Result<VqaReport>;
 
     fn run<B: AutodiffBackend>(self, device: B::Device) -> Self::Output {
         eprintln!(

@@ -15,6 +15,7 @@ pub mod assets;
 pub mod bench;
 pub mod data;
 pub mod device;
+pub mod explain;
 pub mod finetune;
 pub mod inference;
 pub mod plot;

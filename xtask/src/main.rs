@@ -87,6 +87,9 @@ enum Command {
     Search(xtask::inference::SearchArgs),
     /// Zero-shot classification of class folders of images with a run's model.
     Classify(xtask::inference::ClassifyArgs),
+    /// Draw a single-stream run's word-patch transport plan and last-layer
+    /// text-to-image attention over an image, one tile per word.
+    Explain(xtask::explain::ExplainArgs),
 }
 
 #[derive(Debug, Args)]
@@ -299,6 +302,10 @@ fn train(run: PretrainRun, resume: bool, devices: Vec<DeviceSpec>) -> anyhow::Re
     let report = device::dispatch(main, job).map_err(UsageError)??;
     println!("{}", report.table());
     println!("run folder: {}", out.display());
+    println!(
+        "report: {}",
+        out.join(vlp_train::report::REPORT_FILE).display()
+    );
     Ok(())
 }
 
@@ -349,8 +356,12 @@ impl BackendJob for EvalJob {
 fn eval(run: PathBuf, device: Option<DeviceSpec>) -> anyhow::Result<()> {
     let device = device::chosen(device)?;
     vlp_train::run_config(&run).map_err(report)?;
-    let report = device::dispatch(device, EvalJob { run }).map_err(UsageError)??;
+    let report = device::dispatch(device, EvalJob { run: run.clone() }).map_err(UsageError)??;
     println!("{}", report.table());
+    println!(
+        "report: {}",
+        run.join(vlp_train::report::REPORT_FILE).display()
+    );
     Ok(())
 }
 
@@ -439,6 +450,7 @@ fn main() -> ExitCode {
         Command::Embed(args) => embed(args),
         Command::Search(args) => xtask::inference::search_images(args),
         Command::Classify(args) => xtask::inference::classify_images(args),
+        Command::Explain(args) => xtask::explain::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,7 +18,7 @@ const FONT_CANDIDATES: [&str; 4] = [
 
 /// Registers a system font for plot labels; false when none is found (the
 /// plot is then drawn without text).
-fn register_font() -> bool {
+pub(crate) fn register_font() -> bool {
     static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *REGISTERED.get_or_init(|| {
         let candidates = std::env::var("VLP_PLOT_FONT")

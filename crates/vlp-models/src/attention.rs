@@ -156,6 +156,31 @@ impl<B: Backend> MultiHeadAttention<B> {
         self.attend(x, &key_value, bias)
     }
 
+    /// The attention probabilities `softmax(QKᵀ/√d + bias)` of queries from
+    /// `x` `[B, Q, H]` over keys from `context` `[B, K, C]`, without
+    /// dropout → `[B, heads, Q, K]`: what [`attend`](Self::attend) mixes
+    /// the values by, for pictures and probes of a trained model.
+    pub fn probabilities(
+        &self,
+        x: Tensor<B, 3>,
+        context: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 4> {
+        let query = self.split_heads(self.query.forward(x));
+        let key = self.split_heads(self.key.forward(context));
+        let [_, _, _, head_dim] = query.dims();
+        let scores = query
+            .matmul(key.swap_dims(2, 3))
+            .div_scalar((head_dim as f32).sqrt());
+        softmax(
+            match bias {
+                Some(bias) => scores + bias,
+                None => scores,
+            },
+            3,
+        )
+    }
+
     /// `[B, S, C]` → the keys and values of `S` positions.
     pub fn key_value(&self, context: Tensor<B, 3>) -> KeyValue<B> {
         KeyValue {
@@ -394,5 +419,40 @@ mod tests {
         inference
             .into_data()
             .assert_approx_eq::<f32>(&training.into_data(), Tolerance::absolute(1e-6));
+    }
+
+    /// The probabilities mix the values into the layer's output: merging
+    /// `P V` per head and projecting gives `forward` (fused inference path),
+    /// and padded keys get none.
+    #[test]
+    fn probabilities_reproduce_the_output_and_skip_padding() {
+        let device = Default::default();
+        <NdArray as Backend>::seed(&device, 3);
+        let attention = MultiHeadAttentionConfig::new(8, 2)
+            .with_dropout(0.0)
+            .init::<NdArray>(&device);
+        let x = Tensor::<NdArray, 3>::random([2, 5, 8], Distribution::Default, &device);
+        let padding = Tensor::<NdArray, 2, Bool>::from_data(
+            TensorData::new(
+                vec![
+                    false, false, false, true, true, false, false, false, false, false,
+                ],
+                [2, 5],
+            ),
+            &device,
+        );
+        let bias = AttentionMask::padding(padding).bias();
+        let probs = attention.probabilities(x.clone(), x.clone(), bias.clone());
+        assert_eq!(probs.dims(), [2, 2, 5, 5]);
+        let padded = probs.clone().slice([0..1, 0..2, 0..5, 3..5]);
+        assert!(padded.abs().max().into_scalar() < 1e-6);
+        let values = attention.split_heads(attention.value.forward(x.clone()));
+        let mixed = attention
+            .output
+            .forward(probs.matmul(values).swap_dims(1, 2).reshape([2, 5, 8]));
+        mixed.into_data().assert_approx_eq::<f32>(
+            &attention.forward(x, bias).into_data(),
+            Tolerance::absolute(1e-5),
+        );
     }
 }

@@ -56,6 +56,22 @@ impl<B: Backend> TransformerEncoder<B> {
         self.forward_with_context(x, bias, None)
     }
 
+    /// The last layer's self-attention probabilities `[B, heads, S, S]` on
+    /// `x` `[B, S, H]` with `padding` as in [`forward`](Self::forward);
+    /// `None` for a stack without layers.
+    pub fn last_attention(
+        &self,
+        x: Tensor<B, 3>,
+        padding: Option<Tensor<B, 2, Bool>>,
+    ) -> Option<Tensor<B, 4>> {
+        let bias = padding.and_then(|p| AttentionMask::padding(p).bias());
+        let (last, earlier) = self.layer.split_last()?;
+        let x = earlier
+            .iter()
+            .fold(x, |x, layer| layer.forward(x, bias.clone()));
+        Some(last.attention_probabilities(x, bias))
+    }
+
     /// As [`forward_with_bias`](Self::forward_with_bias), with every layer
     /// that has cross-attention reading `context` (a decoder, fusion layers).
     pub fn forward_with_context(

@@ -145,6 +145,20 @@ impl<B: Backend> TransformerLayer<B> {
         self.residual(x, &self.output_norm, |h| self.feed_forward.forward(h))
     }
 
+    /// The self-attention probabilities of this layer on its input `x`
+    /// `[B, S, H]` (after the pre-norm when it has one) → `[B, heads, S, S]`.
+    pub fn attention_probabilities(
+        &self,
+        x: Tensor<B, 3>,
+        bias: Option<Tensor<B, 4>>,
+    ) -> Tensor<B, 4> {
+        let x = match self.norm_first {
+            true => self.attention_norm.forward(x),
+            false => x,
+        };
+        self.attention.probabilities(x.clone(), x, bias)
+    }
+
     /// The keys and values this layer's cross-attention reads from
     /// `context` `[B, K, C]`: computed once per encoder output when decoding.
     /// `None` for a layer without cross-attention.

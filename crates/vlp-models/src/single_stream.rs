@@ -111,19 +111,10 @@ impl<B: Backend> SingleStreamModel<B> {
         padding: Tensor<B, 2, Bool>,
         image: VisualTokens<B>,
     ) -> FusedOutput<B> {
-        let [batch, text_len, _] = text.dims();
+        let [_, text_len, _] = text.dims();
         let [_, image_len, _] = image.tokens.dims();
-        let device = text.device();
-        // Concatenated as integers: backends may store bools created in
-        // different ways with different dtypes, which `cat` rejects.
-        let image_padding = match image.padding {
-            Some(padding) => padding.int(),
-            None => Tensor::<B, 2, Int>::zeros([batch, image_len], &device),
-        };
-        let padding = Tensor::cat(vec![padding.int(), image_padding], 1).bool();
-        let hidden = self
-            .encoder
-            .forward(Tensor::cat(vec![text, image.tokens], 1), Some(padding));
+        let (tokens, padding) = merged(text, padding, image);
+        let hidden = self.encoder.forward(tokens, Some(padding));
         let text = hidden.clone().narrow(1, 0, text_len);
         let image = hidden.narrow(1, text_len, image_len);
         let pooled = self.pooler.forward(text.clone());
@@ -133,6 +124,39 @@ impl<B: Backend> SingleStreamModel<B> {
             pooled,
         }
     }
+
+    /// The last layer's attention probabilities in the merged pass of
+    /// [`fuse`](Self::fuse): `[B, heads, T + V, T + V]`, text positions
+    /// first; a row is what one token reads, padding columns are 0.
+    pub fn fused_attention(
+        &self,
+        text: Tensor<B, 3>,
+        padding: Tensor<B, 2, Bool>,
+        image: VisualTokens<B>,
+    ) -> Tensor<B, 4> {
+        let (tokens, padding) = merged(text, padding, image);
+        self.encoder
+            .last_attention(tokens, Some(padding))
+            .expect("a single-stream model has at least one layer")
+    }
+}
+
+/// `[text; image]` tokens `[B, T + V, H]` and their padding `[B, T + V]`.
+fn merged<B: Backend>(
+    text: Tensor<B, 3>,
+    padding: Tensor<B, 2, Bool>,
+    image: VisualTokens<B>,
+) -> (Tensor<B, 3>, Tensor<B, 2, Bool>) {
+    let [batch, _, _] = text.dims();
+    let [_, image_len, _] = image.tokens.dims();
+    // Concatenated as integers: backends may store bools created in
+    // different ways with different dtypes, which `cat` rejects.
+    let image_padding = match image.padding {
+        Some(padding) => padding.int(),
+        None => Tensor::<B, 2, Int>::zeros([batch, image_len], &text.device()),
+    };
+    let padding = Tensor::cat(vec![padding.int(), image_padding], 1).bool();
+    (Tensor::cat(vec![text, image.tokens], 1), padding)
 }
 
 #[cfg(test)]
@@ -276,5 +300,35 @@ mod tests {
         );
         let moved = (with_three.text - with_two.text).abs().max().into_scalar();
         assert!(moved > 1e-4);
+    }
+
+    /// The merged pass's last-layer attention: rows are distributions over
+    /// the real tokens of both modalities, and the last layer's input is the
+    /// one `fuse` feeds it (its attention changes with the image).
+    #[test]
+    fn fused_attention_rows_are_distributions_over_real_tokens() {
+        let model = model();
+        let device = Default::default();
+        let image = |seed| {
+            <NdArray as Backend>::seed(&device, seed);
+            model.embed_image(&pixels(Tensor::random(
+                [1, 3, 16, 16],
+                Distribution::Default,
+                &device,
+            )))
+        };
+        let text = model.embed_text(ids(vec![2, 5, 6, 3, 0], 5));
+        let mask = padding(vec![false, false, false, false, true]);
+        let probs = model.fused_attention(text.clone(), mask.clone(), image(1));
+        assert_eq!(probs.dims(), [1, 2, 10, 10]);
+        let sums = probs.clone().sum_dim(3);
+        sums.into_data().assert_approx_eq::<f32>(
+            &TensorData::ones::<f32, _>([1, 2, 10, 1]),
+            Tolerance::absolute(1e-5),
+        );
+        let padded = probs.clone().slice([0..1, 0..2, 0..10, 4..5]);
+        assert!(padded.abs().max().into_scalar() < 1e-6);
+        let other = model.fused_attention(text, mask, image(2));
+        assert!((probs - other).abs().max().into_scalar() > 1e-4);
     }
 }

@@ -77,6 +77,9 @@ pub enum TrainError {
     /// An objective refused its inputs.
     #[error(transparent)]
     Objective(#[from] ObjectiveError),
+    /// An optimal-transport solve refused its inputs.
+    #[error(transparent)]
+    Transport(#[from] vlp_ot::OtError),
     /// The single-stream pre-trainer's objectives do not fit its model.
     #[error(transparent)]
     UniterConfig(#[from] UniterConfigError),

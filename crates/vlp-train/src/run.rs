@@ -17,6 +17,7 @@ use crate::config::PretrainConfig;
 use crate::data::{batcher, tokenizer};
 use crate::error::{ConfigError, Result, TrainError};
 use crate::eval::{data_report, evaluate, EvalReport, EvalSettings, Evaluate};
+use crate::report::{shown_pairs, write_held_out_thumbnails, write_report};
 use crate::resume::{latest_checkpoint, CHECKPOINTS_DIR};
 use crate::trainer::{TrainObserver, Trainer};
 
@@ -41,8 +42,8 @@ impl PretrainRun {
     /// Trains on `device` and evaluates on held-out data, writing the run
     /// folder: `config.toml`, `tokenizer.json`, `metrics.jsonl`,
     /// `checkpoints/` (resumable, every `checkpoint_every` steps and at the
-    /// end), `model.mpk`, `eval.json`. Progress and metrics go to
-    /// `observer` too.
+    /// end), `model.mpk`, `eval.json`, `report.html` with its thumbnails
+    /// ([`crate::report`]). Progress and metrics go to `observer` too.
     pub fn run<B: AutodiffBackend>(
         &self,
         device: &B::Device,
@@ -193,7 +194,8 @@ impl<B: AutodiffBackend> ModelTask<B> for Training<'_, B> {
     }
 }
 
-/// Evaluates `model` on held-out data and writes `run/eval.json`.
+/// Evaluates `model` on held-out data and writes `run/eval.json` and
+/// `run/report.html`.
 fn evaluate_into<B, M>(
     model: &M,
     batcher: &PretrainBatcher,
@@ -208,6 +210,14 @@ where
     let mut report = evaluate(model, batcher, &EvalSettings::of(config), device)?;
     report.data = data_report(batcher);
     report.write(&run.join(EVAL_FILE))?;
+    let shown = shown_pairs(report.retrieval.as_ref(), report.captioning.as_ref());
+    if let Some(&last) = shown.last() {
+        // Held-out pairs are drawn in a fixed order, so the first `last + 1`
+        // are the evaluation's own.
+        let pairs = batcher.held_out_pairs(last + 1)?;
+        write_held_out_thumbnails(run, &pairs.visual, &shown)?;
+    }
+    write_report(run)?;
     Ok(report)
 }
 

@@ -23,8 +23,8 @@ pub use captioning::{captioning, CaptionExample, Captioning};
 pub use heldout::{heldout_objectives, HeldOutObjectives, ObjectiveScore};
 pub(crate) use retrieval::floats;
 pub use retrieval::{
-    ranks, recall, recall_with_captions, rerank_top_k, retrieval, retrieval_with_captions, Recall,
-    Retrieval, MATCHING_CANDIDATES,
+    ranks, recall, recall_with_captions, rerank_top_k, retrieval, retrieval_with_captions,
+    text_to_image_examples, Recall, Retrieval, RetrievalExample, EXAMPLES, MATCHING_CANDIDATES,
 };
 
 use crate::checkpoint::write_atomic;

@@ -42,6 +42,54 @@ pub struct Retrieval {
     /// K re-ranked by matching".
     #[serde(default = "ranked_by_embeddings")]
     pub ranked_by: String,
+    /// The first text queries with their best-ranked images, for the run's
+    /// `report.html` ([`text_to_image_examples`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<RetrievalExample>,
+}
+
+/// A text query with the images ranked first for it, as indices of the
+/// held-out pairs ([`PretrainBatcher::held_out_pairs`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetrievalExample {
+    /// The caption.
+    pub query: String,
+    /// The image it describes.
+    pub image: usize,
+    /// The [`EXAMPLES`] best-ranked images with their scores, best first.
+    pub top: Vec<(usize, f32)>,
+}
+
+/// Text queries kept as examples, and images kept for each.
+pub const EXAMPLES: usize = 5;
+
+/// The first [`EXAMPLES`] captions of distinct images (`caption_image[c]`:
+/// the image of caption `c`) with their [`EXAMPLES`] best images by
+/// `score(caption, image)` over `images` candidates (ties by index).
+pub fn text_to_image_examples(
+    captions: &[String],
+    caption_image: &[usize],
+    images: usize,
+    score: impl Fn(usize, usize) -> f32,
+) -> Vec<RetrievalExample> {
+    let mut seen = std::collections::BTreeSet::new();
+    (0..captions.len())
+        .filter(|&c| seen.insert(caption_image[c]))
+        .take(EXAMPLES)
+        .map(|c| {
+            let mut ranked: Vec<usize> = (0..images).collect();
+            ranked.sort_by(|&a, &b| score(c, b).total_cmp(&score(c, a)).then(a.cmp(&b)));
+            RetrievalExample {
+                query: captions[c].clone(),
+                image: caption_image[c],
+                top: ranked
+                    .into_iter()
+                    .take(EXAMPLES)
+                    .map(|i| (i, score(c, i)))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 fn ranked_by_embeddings() -> String {
@@ -291,6 +339,12 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         }
     };
 
+    let diagonal: Vec<usize> = (0..n).collect();
+    let examples = |t2i: &[f32]| {
+        text_to_image_examples(&pairs.captions, &diagonal, n, |text, image| {
+            t2i[text * n + image]
+        })
+    };
     let k = settings.rerank_top_k;
     if k == 0 || rank_by == RankBy::Matching {
         return Ok(Some(Retrieval {
@@ -303,6 +357,7 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
                 _ => "embeddings",
             }
             .into(),
+            examples: examples(&similarity),
         }));
     }
     let rows = |indices: Vec<usize>| {
@@ -339,6 +394,7 @@ pub fn retrieval<B: Backend, M: RetrievalModel<B>>(
         candidates: n,
         captions: n,
         ranked_by: format!("embeddings, top {} re-ranked by matching", k.min(n)),
+        examples: examples(&t2i),
     }))
 }
 
@@ -407,12 +463,16 @@ pub fn retrieval_with_captions<B: Backend, M: RetrievalModel<B>>(
     let similarity =
         floats(embed_images(model, &visual).matmul(embed_texts(model, ids, padding).transpose()));
     let (t2i, i2t) = recall_with_captions(&similarity, images, &caption_image)?;
+    let examples = text_to_image_examples(&captions, &caption_image, images, |text, image| {
+        similarity[image * captions.len() + text]
+    });
     Ok(Retrieval {
         t2i,
         i2t,
         candidates: images,
         captions: captions.len(),
         ranked_by: "embeddings".into(),
+        examples,
     })
 }
 

@@ -8,10 +8,10 @@ use std::path::Path;
 use burn::prelude::*;
 use vlp_data::image::{ImageSample, ImageSource, TransformMode};
 use vlp_data::source::{CorruptBudget, SkipLimit};
-use vlp_data::{AnswerVocabulary, HostVisual, TextPadding, TextTokenizer, VqaAccuracy};
+use vlp_data::{AnswerVocabulary, HostVisual, TextPadding, TextTokenizer};
 use vlp_objectives::UniterVqa;
 
-use super::vqa::{score, vqa_model, ANSWERS_FILE};
+use super::vqa::{score, vqa_model, VqaReport, ANSWERS_FILE};
 use super::vqa_data::{read_examples, VqaFiles, VqaInputs};
 use crate::checkpoint::{load_checkpoint, TOKENIZER_FILE};
 use crate::error::{Result, TrainError};
@@ -50,7 +50,7 @@ impl<B: Backend> VqaAnswerer<B> {
     /// The official accuracy (overall and per answer type) on every
     /// annotated question of `files`; unreadable images are skipped and
     /// counted, within the default budget.
-    pub fn evaluate(&self, files: &VqaFiles, device: &B::Device) -> Result<VqaAccuracy> {
+    pub fn evaluate(&self, files: &VqaFiles, device: &B::Device) -> Result<VqaReport> {
         let examples = read_examples(files, &self.inputs.budget)?;
         if examples.is_empty() {
             return Err(TrainError::file(

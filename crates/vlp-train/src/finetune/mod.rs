@@ -6,5 +6,8 @@ pub mod vqa;
 pub mod vqa_data;
 
 pub use answer::VqaAnswerer;
-pub use vqa::{PreparedVqa, VqaFinetune, VqaReport, VqaRunInfo, VqaSettings, ANSWERS_FILE};
+pub use vqa::{
+    AnswerExample, PreparedVqa, VqaFinetune, VqaReport, VqaRunInfo, VqaSettings, ANSWERS_FILE,
+    ANSWER_EXAMPLES,
+};
 pub use vqa_data::{accuracy, VqaExample, VqaFiles};

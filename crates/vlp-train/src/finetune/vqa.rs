@@ -15,8 +15,8 @@ use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use vlp_data::source::{answer_vocabulary, CorruptBudget, SkipLimit};
 use vlp_data::{
-    AnswerVocabulary, HostVisual, HostVqaBatch, ShardGather, TextPadding, TextTokenizer,
-    VqaAccuracy,
+    vqa_soft_score, AnswerVocabulary, HostVisual, HostVqaBatch, ImageSample, ShardGather,
+    TextPadding, TextTokenizer, TransformMode, VqaAccuracy,
 };
 use vlp_objectives::{PretrainOutput, UniterPretrainer, UniterVqa, VqaHeadConfig};
 
@@ -26,6 +26,7 @@ use crate::checkpoint::{
 };
 use crate::config::{Architecture, PretrainConfig};
 use crate::error::{ConfigError, Result, TrainError};
+use crate::report::{answer_thumbnail, write_report, write_thumbnail};
 use crate::run::run_config;
 use crate::trainer::{TrainObserver, TrainTask, Trainer};
 
@@ -247,6 +248,28 @@ pub struct VqaRunInfo {
 pub struct VqaReport {
     /// Held-out accuracy.
     pub vqa: VqaAccuracy,
+    /// The first [`ANSWER_EXAMPLES`] questions scored, with the model's answers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<AnswerExample>,
+}
+
+/// Questions kept as examples for the run's `report.html`.
+pub const ANSWER_EXAMPLES: usize = 5;
+
+/// A held-out question with the model's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnswerExample {
+    /// The image (its file, member or size).
+    pub image: String,
+    /// The question.
+    pub question: String,
+    /// The model's arg-max answer.
+    pub predicted: String,
+    /// The humans' majority answer.
+    pub answer: String,
+    /// The official score of the prediction, min(#humans who gave it / 3, 1)
+    /// averaged over the leave-one-out subsets.
+    pub score: f32,
 }
 
 impl PreparedVqa {
@@ -304,10 +327,10 @@ impl PreparedVqa {
         let model = self.model::<B>(device)?;
         let model = self.train(model, device, observer)?;
         save_checkpoint(model.clone(), out)?;
-        let report = VqaReport {
-            vqa: self.evaluate(&model.valid(), device)?,
-        };
+        let report = self.evaluate(&model.valid(), device)?;
         write_json(&out.join(EVAL_FILE), &report)?;
+        self.write_answer_thumbnails()?;
+        write_report(out)?;
         Ok(report)
     }
 
@@ -364,11 +387,7 @@ impl PreparedVqa {
     }
 
     /// The official accuracy of the arg-max answers on the held-out questions.
-    fn evaluate<B: Backend>(
-        &self,
-        model: &UniterVqa<B>,
-        device: &B::Device,
-    ) -> Result<VqaAccuracy> {
+    fn evaluate<B: Backend>(&self, model: &UniterVqa<B>, device: &B::Device) -> Result<VqaReport> {
         score(
             model,
             &self.inputs,
@@ -377,19 +396,41 @@ impl PreparedVqa {
             device,
         )
     }
+
+    /// The images of the report's answer examples, as the model saw them.
+    fn write_answer_thumbnails(&self) -> Result<()> {
+        // The examples are the first questions scored: skipped images are
+        // left out of both.
+        let mut shown = 0;
+        for (index, example) in self.val.iter().enumerate() {
+            if shown == ANSWER_EXAMPLES {
+                break;
+            }
+            let sample = ImageSample {
+                index: index as u64,
+                image: example.image.as_source(),
+                caption: &example.question,
+            };
+            if let Ok((image, _)) = self.inputs.pipeline.load(&sample, TransformMode::Eval) {
+                write_thumbnail(&self.run.out, &answer_thumbnail(shown), &image)?;
+                shown += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The official accuracy of `model`'s arg-max answers to `examples` (of
-/// the questions file `source`), overall and per answer type; questions
-/// whose image cannot be read are left out and counted in the inputs'
-/// budget.
+/// the questions file `source`), overall and per answer type, with the
+/// first answers as examples; questions whose image cannot be read are
+/// left out and counted in the inputs' budget.
 pub(crate) fn score<B: Backend>(
     model: &UniterVqa<B>,
     inputs: &VqaInputs,
     examples: &[VqaExample],
     source: &Path,
     device: &B::Device,
-) -> Result<VqaAccuracy> {
+) -> Result<VqaReport> {
     let mut predictions = Vec::with_capacity(examples.len());
     let mut scored = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(EVAL_BATCH) {
@@ -409,7 +450,22 @@ pub(crate) fn score<B: Backend>(
         predictions.extend(best.into_iter().map(|i| answers[i as usize].clone()));
         scored.extend(kept.into_iter().map(|position| chunk[position].clone()));
     }
-    Ok(accuracy(&scored, &predictions))
+    let examples = scored
+        .iter()
+        .zip(&predictions)
+        .take(ANSWER_EXAMPLES)
+        .map(|(example, predicted)| AnswerExample {
+            image: example.image.describe(),
+            question: example.question.clone(),
+            predicted: predicted.clone(),
+            answer: example.answer.clone(),
+            score: vqa_soft_score(predicted, &example.answers),
+        })
+        .collect();
+    Ok(VqaReport {
+        vqa: accuracy(&scored, &predictions),
+        examples,
+    })
 }
 
 /// The single-stream model `config` describes with an answer head over
