@@ -39,11 +39,12 @@ impl BackendJob for ExplainArgs {
     }
 }
 
-/// Pixels of a tile's side, and of the label above it.
-const TILE: u32 = 128;
-const LABEL: u32 = 22;
+/// Pixels of a tile's side.
+pub const TILE: u32 = 128;
+/// Pixels of the label above a tile.
+pub const LABEL: u32 = 22;
 /// Tiles per row.
-const COLUMNS: usize = 6;
+pub const COLUMNS: usize = 6;
 
 /// Writes the two maps and `explain.json`, and prints where.
 pub fn run(args: ExplainArgs) -> anyhow::Result<()> {

@@ -4,9 +4,11 @@
 //!    compare against PyTorch; fetched once, then only verified);
 //! 2. `cargo fmt --all --check`, `cargo clippy --all-targets` and
 //!    `cargo doc --no-deps` with warnings denied (the workspace's lints:
-//!    clippy's default set, `missing_docs`), then `cargo test --release
-//!    --workspace` (one CPU build of the Burn stack, shared with
-//!    `cargo xtask pretrain`);
+//!    clippy's default set, `missing_docs`), then the tests in release (one
+//!    CPU build of the Burn stack, shared with `cargo xtask pretrain`):
+//!    `cargo nextest run --release --workspace` and the doctests when
+//!    cargo-nextest is installed (each test in a process of its own), else
+//!    `cargo test --release --workspace`;
 //! 3. `cargo check -p xtask --features cuda` and `--features wgpu` (the GPU
 //!    backends compile without a GPU; the WGPU check is left out when the
 //!    smoke test below builds that backend anyway);
@@ -14,10 +16,12 @@
 //!    driver is installed (e.g. Debian's lavapipe, `mesa-vulkan-drivers`),
 //!    built in the unoptimised `smoke` profile (it rebuilds the Burn stack
 //!    with the wgpu feature, and only has to show that backend agrees).
+//!    Under `--time-limit` it runs only while [`SMOKE_MINUTES`] are left,
+//!    so a slow CI host skips it (and says so) rather than hit its limit.
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 
@@ -30,7 +34,21 @@ pub struct TestArgs {
     /// Skip the WGPU smoke test even when Vulkan is available.
     #[arg(long)]
     pub no_wgpu_test: bool,
+    /// The suite's wall-clock limit in minutes (CI's), counted from
+    /// `--started-at`: the WGPU smoke test, which rebuilds Burn with the
+    /// wgpu feature, is skipped (and says so) when less than 25 minutes
+    /// would be left for it.
+    #[arg(long, value_name = "MINUTES")]
+    pub time_limit: Option<u64>,
+    /// When the suite started, in Unix seconds (default: when this
+    /// command started), e.g. before CI installed and built anything.
+    #[arg(long, value_name = "UNIX_SECONDS")]
+    pub started_at: Option<u64>,
 }
+
+/// Minutes kept for the WGPU smoke test under `--time-limit`: its build and
+/// run took 21.5 min on the slowest 2-core host seen (1,292 s).
+pub const SMOKE_MINUTES: u64 = 25;
 
 fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string())
@@ -60,6 +78,19 @@ fn step_with(title: &str, args: &str, env: &[(&str, &str)]) -> anyhow::Result<()
     Ok(())
 }
 
+/// Whether cargo-nextest is installed. It runs every test in a process of
+/// its own: Burn's CPU backends draw from one generator per process, so
+/// under `cargo test` a test that seeds and draws twice sees the draws of
+/// the tests running beside it as threads (each crate's tests hold a lock
+/// for that; nextest makes it hold by construction). It also schedules the
+/// tests of every binary together rather than one binary after another.
+fn nextest_available() -> bool {
+    Command::new(cargo())
+        .args(["nextest", "--version"])
+        .output()
+        .is_ok_and(|out| out.status.success())
+}
+
 /// Whether a Vulkan loader and at least one driver manifest are installed.
 pub fn vulkan_available() -> bool {
     let loader = [
@@ -84,6 +115,7 @@ pub fn vulkan_available() -> bool {
 /// Runs the whole suite as CI does.
 pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     let started = Instant::now();
+    let suite_started = args.started_at.unwrap_or_else(unix_now);
     crate::assets::run(&crate::assets::AssetsArgs::default())?;
     step("format check", "fmt --all --check")?;
     step(
@@ -92,29 +124,66 @@ pub fn run(args: &TestArgs) -> anyhow::Result<()> {
     )?;
     let deny = [("RUSTDOCFLAGS", "-D warnings")];
     step_with("docs", "doc --release --workspace --no-deps", &deny)?;
-    step("tests", "test --release --workspace")?;
-    let wgpu_test = !args.no_wgpu_test && vulkan_available();
+    if nextest_available() {
+        step("tests", "nextest run --release --workspace --no-fail-fast")?;
+        // nextest leaves doctests out.
+        step("doc tests", "test --release --workspace --doc")?;
+    } else {
+        eprintln!(
+            "==> cargo-nextest not found: `cargo test` runs a binary's tests as threads \
+             of one process (cargo install cargo-nextest --locked runs each in its own)"
+        );
+        step("tests", "test --release --workspace")?;
+    }
     if !args.no_gpu_checks {
-        // The smoke test builds the WGPU backend, which checks it too.
-        if !wgpu_test {
-            step("wgpu compile check", "check -p xtask --features wgpu")?;
-        }
         step("cuda compile check", "check -p xtask --features cuda")?;
     }
-    if wgpu_test {
-        let smoke = "test --profile smoke -p xtask --features wgpu --test wgpu_smoke";
-        // It checks values, not speed: CubeCL's least autotuning compiles
-        // the fewest candidate kernels (317 s against 343 s on lavapipe).
-        step_with(
-            "WGPU smoke test",
-            smoke,
-            &[("CUBECL_AUTOTUNE_LEVEL", "minimal")],
-        )?;
-    } else if args.no_wgpu_test {
-        eprintln!("==> WGPU smoke test: skipped (--no-wgpu-test)");
-    } else {
-        eprintln!("==> WGPU smoke test: skipped, no Vulkan driver found (apt-get install mesa-vulkan-drivers libvulkan1)");
+    match smoke_skipped(args, suite_started) {
+        None => {
+            let smoke = "test --profile smoke -p xtask --features wgpu --test wgpu_smoke";
+            // It checks values, not speed: CubeCL's least autotuning compiles
+            // the fewest candidate kernels (317 s against 343 s on lavapipe).
+            step_with(
+                "WGPU smoke test",
+                smoke,
+                &[("CUBECL_AUTOTUNE_LEVEL", "minimal")],
+            )?;
+        }
+        Some(why) => {
+            eprintln!("==> WGPU smoke test: skipped, {why}");
+            // The smoke test's build checks the WGPU backend; without it:
+            if !args.no_gpu_checks {
+                step("wgpu compile check", "check -p xtask --features wgpu")?;
+            }
+        }
     }
     eprintln!("==> all done in {:.0}s", started.elapsed().as_secs_f32());
     Ok(())
+}
+
+/// Unix seconds now.
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_secs())
+}
+
+/// Why the WGPU smoke test does not run now, if it does not.
+fn smoke_skipped(args: &TestArgs, suite_started: u64) -> Option<String> {
+    if args.no_wgpu_test {
+        return Some("--no-wgpu-test".to_string());
+    }
+    if !vulkan_available() {
+        return Some(
+            "no Vulkan driver found (apt-get install mesa-vulkan-drivers libvulkan1)".to_string(),
+        );
+    }
+    let limit = args.time_limit?;
+    let spent = unix_now().saturating_sub(suite_started) / 60;
+    (spent + SMOKE_MINUTES > limit).then(|| {
+        format!(
+            "{spent} of --time-limit {limit} minutes spent and it needs up to {SMOKE_MINUTES} \
+             (alone: cargo test --profile smoke -p xtask --features wgpu --test wgpu_smoke)"
+        )
+    })
 }

@@ -166,6 +166,7 @@ mod tests {
     use burn::tensor::{Distribution, TensorData, Tolerance};
     use vlp_data::RegionTensors;
     use vlp_features::{PatchEmbeddingsConfig, RegionEmbeddingsConfig};
+    use vlp_test_support::uniform;
 
     fn config(visual: VisualEmbeddingsConfig) -> SingleStreamConfig {
         SingleStreamConfig::new(20, visual)
@@ -196,16 +197,8 @@ mod tests {
     fn fused_text_depends_on_the_image_and_ignores_padding() {
         let model = model();
         let device = Default::default();
-        let image_a = model.embed_image(&pixels(Tensor::random(
-            [1, 3, 16, 16],
-            Distribution::Default,
-            &device,
-        )));
-        let image_b = model.embed_image(&pixels(Tensor::random(
-            [1, 3, 16, 16],
-            Distribution::Default,
-            &device,
-        )));
+        let image_a = model.embed_image(&pixels(uniform([1, 3, 16, 16], 1, &device)));
+        let image_b = model.embed_image(&pixels(uniform([1, 3, 16, 16], 2, &device)));
         let text = model.embed_text(ids(vec![2, 5, 6, 3], 4));
         let out_a = model.fuse(text.clone(), padding(vec![false; 4]), image_a.clone());
         let out_b = model.fuse(text.clone(), padding(vec![false; 4]), image_b);
@@ -309,14 +302,7 @@ mod tests {
     fn fused_attention_rows_are_distributions_over_real_tokens() {
         let model = model();
         let device = Default::default();
-        let image = |seed| {
-            <NdArray as Backend>::seed(&device, seed);
-            model.embed_image(&pixels(Tensor::random(
-                [1, 3, 16, 16],
-                Distribution::Default,
-                &device,
-            )))
-        };
+        let image = |seed| model.embed_image(&pixels(uniform([1, 3, 16, 16], seed, &device)));
         let text = model.embed_text(ids(vec![2, 5, 6, 3, 0], 5));
         let mask = padding(vec![false, false, false, false, true]);
         let probs = model.fused_attention(text.clone(), mask.clone(), image(1));

@@ -4,7 +4,7 @@
 //! and the tiny synthetic-world batchers ([`batchers`]), models (`models`)
 //! and training loop (`training`; both with the feature `pretrainers`) that
 //! the learning and parity tests share, so a change of a constructor touches
-//! one file.
+//! one file; and inputs drawn from a generator of their own ([`uniform`]).
 
 pub mod batchers;
 mod close;
@@ -19,6 +19,9 @@ pub use close::{assert_close, Tol, Values};
 pub use fixtures::read_json;
 
 use burn::prelude::Backend;
+use burn::tensor::{Tensor, TensorData};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use std::sync::{Mutex, MutexGuard};
 
@@ -41,4 +44,19 @@ pub fn seeded<B: Backend>(device: &B::Device, seed: u64) -> MutexGuard<'static, 
     let guard = serial();
     B::seed(device, seed);
     guard
+}
+
+/// A tensor of uniform draws in `[0, 1)` from a generator of its own,
+/// seeded with `seed`: for inputs a test draws twice and expects to come
+/// out the same. Drawn from the backend's one global generator instead,
+/// they would change whenever a test running beside it draws between the
+/// seeding and the draw, however both are seeded.
+pub fn uniform<B: Backend, const D: usize>(
+    shape: [usize; D],
+    seed: u64,
+    device: &B::Device,
+) -> Tensor<B, D> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let values: Vec<f32> = (0..shape.iter().product()).map(|_| rng.random()).collect();
+    Tensor::from_data(TensorData::new(values, shape), device)
 }

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use burn::prelude::*;
 use serde::Serialize;
+use vlp_data::image::decode_file;
 use vlp_data::synthetic::RgbImage;
 use vlp_data::{tokens_to_tensors, ImageSample, ImageSource, TransformMode, VisualBatch};
 use vlp_objectives::{uniter_wra_config, UniterPretrainer};
@@ -67,9 +68,11 @@ pub fn explain<B: Backend>(
         )
         .into());
     }
+    // Decoded once: the picture's copy and the model's input both start here.
+    let decoded = decode_file(image).map_err(|err| TrainError::file(image, err))?;
     let sample = ImageSample {
         index: 0,
-        image: ImageSource::File(image),
+        image: ImageSource::Pixels(&decoded),
         caption,
     };
     let (seen, _) = run

@@ -162,11 +162,7 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
                 last.step, last.elapsed_seconds, last.samples_per_second, last.learning_rate
             );
             for (key, value) in rows {
-                let _ = write!(
-                    html,
-                    "<tr><td>{}</td><td>{value:.4}</td></tr>",
-                    escape(&key)
-                );
+                row(&mut html, &[escape(&key), format!("{value:.4}")]);
             }
             html += "</table>\n";
         }
@@ -192,6 +188,15 @@ pub fn write_report(run: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
+/// One table row of `cells`, already escaped.
+fn row(html: &mut String, cells: &[String]) {
+    html.push_str("<tr>");
+    for cell in cells {
+        let _ = write!(html, "<td>{cell}</td>");
+    }
+    html.push_str("</tr>");
+}
+
 /// The held-out sections of the page.
 fn held_out(run: &Path, measured: &Measured) -> String {
     let mut html = String::from("<h2>Held-out evaluation</h2>\n");
@@ -205,11 +210,8 @@ fn held_out(run: &Path, measured: &Measured) -> String {
             escape(&r.ranked_by)
         );
         for (direction, recall) in [("text → image", &r.t2i), ("image → text", &r.i2t)] {
-            let _ = write!(
-                html,
-                "<tr><td>{direction}</td><td>{:.3}</td><td>{:.3}</td><td>{:.3}</td></tr>",
-                recall.r1, recall.r5, recall.r10
-            );
+            let [r1, r5, r10] = [recall.r1, recall.r5, recall.r10].map(|r| format!("{r:.3}"));
+            row(&mut html, &[direction.to_string(), r1, r5, r10]);
         }
         html += "</table>\n";
         for example in &r.examples {
@@ -257,11 +259,7 @@ fn held_out(run: &Path, measured: &Measured) -> String {
             v.questions, v.accuracy
         );
         for (kind, accuracy) in &v.per_answer_type {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{accuracy:.2}%</td></tr>",
-                escape(kind)
-            );
+            row(&mut html, &[escape(kind), format!("{accuracy:.2}%")]);
         }
         html += "</table>\n";
         for (index, example) in measured.examples.iter().enumerate() {
@@ -281,13 +279,10 @@ fn held_out(run: &Path, measured: &Measured) -> String {
             "<h3>Objectives</h3>\n<table><tr><th>objective</th><th>loss</th><th>metric</th></tr>";
         let sorted: BTreeMap<_, _> = objectives.iter().collect();
         for (name, score) in sorted {
-            let _ = write!(
-                html,
-                "<tr><td>{}</td><td>{:.4}</td><td>{} {:.4}</td></tr>",
-                escape(name),
-                score.loss,
-                escape(&score.metric_name),
-                score.metric
+            let metric = format!("{} {:.4}", escape(&score.metric_name), score.metric);
+            row(
+                &mut html,
+                &[escape(name), format!("{:.4}", score.loss), metric],
             );
         }
         html += "</table>\n";

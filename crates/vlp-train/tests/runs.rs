@@ -1,14 +1,17 @@
 //! Whole runs: a stopped run resumed from its checkpoint logs what the
 //! uninterrupted run logs (survey §5's pre-training made to survive being
 //! stopped), and VQA fine-tuning (survey §6) learns beyond the answer
-//! priors. A test binary of its own: each backend's generator is one
-//! global, so the two tests use different backends (Flex, NdArray) and
-//! nothing else here draws from them.
+//! priors. Both train on Flex, whose generator is one per process: each
+//! holds [`DRAWS`] for its whole run, so that under `cargo test` (threads of
+//! one process) neither draws in the middle of the other's run; under
+//! cargo-nextest each runs in a process of its own anyway. One backend
+//! rather than one each halves what this binary compiles.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
-use burn::backend::{Autodiff, Flex, NdArray};
+use burn::backend::{Autodiff, Flex};
 use vlp_data::source::{export, CorruptBudget, ExportFormat, ExportOptions, ImagePattern};
 use vlp_data::synthetic::SyntheticWorld;
 use vlp_train::checkpoint::{read_metrics, METRICS_FILE};
@@ -18,6 +21,15 @@ use vlp_train::resume::{checkpoint_dir, latest_checkpoint};
 use vlp_train::{MetricsRecord, PretrainConfig, PretrainRun, TrainEnd, TrainError, TrainObserver};
 
 type B = Autodiff<Flex>;
+
+/// Held by each test for its whole run (see the module's doc).
+static DRAWS: Mutex<()> = Mutex::new(());
+
+fn draws() -> MutexGuard<'static, ()> {
+    DRAWS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// A tiny single-stream model with dropout (so the backend's draws matter),
 /// a metrics line every 3 steps and a checkpoint every 4: the checkpoint
@@ -104,6 +116,7 @@ fn assert_same_lines(got: &[MetricsRecord], expected: &[MetricsRecord]) -> f32 {
 
 #[test]
 fn a_run_stopped_after_6_steps_and_resumed_logs_what_the_whole_run_logs() {
+    let _draws = draws();
     let dir: PathBuf = std::env::temp_dir().join(format!("vlp-resume-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -193,11 +206,10 @@ fn prior_baseline(train: &[VqaExample], val: &[VqaExample], words: usize) -> f64
 /// answer by a wide margin, and the answer prior of the question's first
 /// three words (which knows each question kind's likeliest answer but not
 /// the image) as well. Then a short fine-tuning stopped after step 4 and
-/// resumed logs what the uninterrupted one logs (one test: both draw from
-/// NdArray's generator).
+/// resumed logs what the uninterrupted one logs.
 #[test]
 fn vqa_fine_tuning_beats_the_answer_priors_and_resumes_exactly() {
-    type N = Autodiff<NdArray>;
+    let _draws = draws();
     let dir: PathBuf = std::env::temp_dir().join(format!("vlp-vqa-learn-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
@@ -213,7 +225,7 @@ fn vqa_fine_tuning_beats_the_answer_priors_and_resumes_exactly() {
     pretrain.config.steps = 1;
     pretrain.config.checkpoint_every = 0;
     pretrain.config.model.dropout = 0.0;
-    pretrain.run::<N>(&Default::default(), &mut ()).unwrap();
+    pretrain.run::<B>(&Default::default(), &mut ()).unwrap();
 
     let pattern = ImagePattern::parse("COCO_{split}2014_{image_id:012}.png").unwrap();
     let files = |split: &str| VqaFiles {
@@ -246,7 +258,7 @@ fn vqa_fine_tuning_beats_the_answer_priors_and_resumes_exactly() {
         .clone()
         .prepare()
         .unwrap()
-        .run::<N>(&Default::default(), &mut ())
+        .run::<B>(&Default::default(), &mut ())
         .unwrap();
     let (majority, prior) = (
         prior_baseline(&train, &val, 0),
@@ -278,7 +290,7 @@ fn vqa_fine_tuning_beats_the_answer_priors_and_resumes_exactly() {
     };
     let run = |finetune: VqaFinetune, observer: &mut dyn TrainObserver| {
         let prepared = finetune.prepare()?;
-        prepared.run::<N>(&Default::default(), observer)
+        prepared.run::<B>(&Default::default(), observer)
     };
     run(short("whole", false), &mut ()).unwrap();
     let expected = read_metrics(&dir.join("whole").join(METRICS_FILE)).unwrap();
@@ -294,8 +306,6 @@ fn vqa_fine_tuning_beats_the_answer_priors_and_resumes_exactly() {
     run(short("stopped", true), &mut ()).unwrap();
     let got = read_metrics(&dir.join("stopped").join(METRICS_FILE)).unwrap();
     let max_diff = assert_same_lines(&got, &expected);
-    // NdArray: 2 ulps (1.1e-7 relative) at step 4 here, where Flex's
-    // pre-training run above is bit-exact.
     eprintln!("resumed vs uninterrupted fine-tuning: max relative diff {max_diff:e}");
     let err = run(
         VqaFinetune {

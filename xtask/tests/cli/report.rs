@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use xtask::explain::{COLUMNS, LABEL, TILE};
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 
 fn script() -> PathBuf {
@@ -119,13 +121,13 @@ pub fn assert_explains(run: &Path, image: &Path, caption: &str, grid: usize, out
         let share = share.as_f64().unwrap();
         assert!(share > 0.0 && share < 1.0, "{explained}");
     }
-    let columns = words.min(6) as u32;
-    let rows = words.div_ceil(6) as u32;
+    let columns = words.min(COLUMNS) as u32;
+    let rows = words.div_ceil(COLUMNS) as u32;
     for name in ["ot_plan.png", "attention.png"] {
         let picture = image::open(out.join(name)).unwrap();
         assert_eq!(
             (picture.width(), picture.height()),
-            (columns * 128, 22 + rows * 150),
+            (columns * TILE, LABEL + rows * (TILE + LABEL)),
             "{name}"
         );
     }

@@ -58,13 +58,14 @@ impl<B: Backend> VqaAnswerer<B> {
                 "no annotated question to evaluate on",
             ));
         }
-        score(
+        let (report, _) = score(
             &self.model,
             &self.inputs,
             &examples,
             &files.questions,
             device,
-        )
+        )?;
+        Ok(report)
     }
 
     /// The `k` most likely answers to `question` about the image file

@@ -327,9 +327,9 @@ impl PreparedVqa {
         let model = self.model::<B>(device)?;
         let model = self.train(model, device, observer)?;
         save_checkpoint(model.clone(), out)?;
-        let report = self.evaluate(&model.valid(), device)?;
+        let (report, shown) = self.evaluate(&model.valid(), device)?;
         write_json(&out.join(EVAL_FILE), &report)?;
-        self.write_answer_thumbnails()?;
+        self.write_answer_thumbnails(&shown)?;
         write_report(out)?;
         Ok(report)
     }
@@ -386,8 +386,13 @@ impl PreparedVqa {
         })
     }
 
-    /// The official accuracy of the arg-max answers on the held-out questions.
-    fn evaluate<B: Backend>(&self, model: &UniterVqa<B>, device: &B::Device) -> Result<VqaReport> {
+    /// The official accuracy of the arg-max answers on the held-out
+    /// questions, and the questions of its examples.
+    fn evaluate<B: Backend>(
+        &self,
+        model: &UniterVqa<B>,
+        device: &B::Device,
+    ) -> Result<(VqaReport, Vec<VqaExample>)> {
         score(
             model,
             &self.inputs,
@@ -397,24 +402,16 @@ impl PreparedVqa {
         )
     }
 
-    /// The images of the report's answer examples, as the model saw them.
-    fn write_answer_thumbnails(&self) -> Result<()> {
-        // The examples are the first questions scored: skipped images are
-        // left out of both.
-        let mut shown = 0;
-        for (index, example) in self.val.iter().enumerate() {
-            if shown == ANSWER_EXAMPLES {
-                break;
-            }
+    /// The images of the report's answer examples `shown`, as the model saw them.
+    fn write_answer_thumbnails(&self, shown: &[VqaExample]) -> Result<()> {
+        for (index, example) in shown.iter().enumerate() {
             let sample = ImageSample {
                 index: index as u64,
                 image: example.image.as_source(),
                 caption: &example.question,
             };
-            if let Ok((image, _)) = self.inputs.pipeline.load(&sample, TransformMode::Eval) {
-                write_thumbnail(&self.run.out, &answer_thumbnail(shown), &image)?;
-                shown += 1;
-            }
+            let (image, _) = self.inputs.pipeline.load(&sample, TransformMode::Eval)?;
+            write_thumbnail(&self.run.out, &answer_thumbnail(index), &image)?;
         }
         Ok(())
     }
@@ -422,15 +419,16 @@ impl PreparedVqa {
 
 /// The official accuracy of `model`'s arg-max answers to `examples` (of
 /// the questions file `source`), overall and per answer type, with the
-/// first answers as examples; questions whose image cannot be read are
-/// left out and counted in the inputs' budget.
+/// first answers as examples, and those examples' questions (for their
+/// pictures); questions whose image cannot be read are left out and
+/// counted in the inputs' budget.
 pub(crate) fn score<B: Backend>(
     model: &UniterVqa<B>,
     inputs: &VqaInputs,
     examples: &[VqaExample],
     source: &Path,
     device: &B::Device,
-) -> Result<VqaReport> {
+) -> Result<(VqaReport, Vec<VqaExample>)> {
     let mut predictions = Vec::with_capacity(examples.len());
     let mut scored = Vec::with_capacity(examples.len());
     for chunk in examples.chunks(EVAL_BATCH) {
@@ -462,10 +460,12 @@ pub(crate) fn score<B: Backend>(
             score: vqa_soft_score(predicted, &example.answers),
         })
         .collect();
-    Ok(VqaReport {
+    let report = VqaReport {
         vqa: accuracy(&scored, &predictions),
         examples,
-    })
+    };
+    scored.truncate(ANSWER_EXAMPLES);
+    Ok((report, scored))
 }
 
 /// The single-stream model `config` describes with an answer head over
