@@ -3,10 +3,12 @@
 //! The work is in [`vlp_data::source`]; this module parses and prints.
 
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 use clap::{Args, Subcommand};
 use vlp_data::source::{
-    check, check_spec, export, export_regions, DatasetSpec, ExportFormat, ExportOptions,
+    check, check_spec, export, export_msrvtt, export_regions, DatasetSpec, ExportFormat,
+    ExportOptions, VideoExportOptions,
 };
 use vlp_data::synthetic::{DetectorConfig, SyntheticDetector, SyntheticWorld};
 use vlp_train::config::DataConfig;
@@ -17,19 +19,43 @@ use crate::UsageError;
 #[derive(Debug, Subcommand)]
 pub enum DataCommand {
     /// Write the synthetic world as a dataset: PNG images with annotation
-    /// files, or tar shards.
+    /// files, or tar shards; or its motion clips as MSR-VTT videos.
     Export(ExportArgs),
     /// Read every annotation of a dataset and decode every image; print
     /// each problem with its file; exit code 2 on problems.
     Check(CheckArgs),
 }
 
+/// What `data export` writes: an image-text format, or MSR-VTT's layout
+/// of the world's motion clips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportTarget {
+    /// Captioned images (or VQA v2's questions).
+    Images(ExportFormat),
+    /// `videodatainfo.json`, `frames/<video_id>/`, `features/<video_id>.npy`.
+    MsrVtt,
+}
+
+impl FromStr for ExportTarget {
+    type Err = UsageError;
+
+    fn from_str(text: &str) -> Result<Self, UsageError> {
+        match text {
+            "msrvtt" => Ok(ExportTarget::MsrVtt),
+            _ => ExportFormat::from_str(text)
+                .map(ExportTarget::Images)
+                .map_err(|e| UsageError(format!("{e}, msrvtt"))),
+        }
+    }
+}
+
 /// `cargo xtask data export`.
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// coco, karpathy, jsonl, lavis, csv, tsv, webdataset or vqa2.
+    /// coco, karpathy, jsonl, lavis, csv, tsv, webdataset, vqa2, or msrvtt
+    /// (the world's motion clips: frame folders and .npy frame features).
     #[arg(long)]
-    format: ExportFormat,
+    format: ExportTarget,
     /// Folder to write (created if needed).
     #[arg(long)]
     out: PathBuf,
@@ -48,6 +74,13 @@ pub struct ExportArgs {
     /// Samples per tar shard (webdataset).
     #[arg(long, default_value_t = 1000)]
     shard_size: usize,
+    /// Frames per clip (msrvtt).
+    #[arg(long, default_value_t = 8)]
+    frames: usize,
+    /// Motion twins beside each held-out clip: same objects and first
+    /// frame, one object moving another way (msrvtt).
+    #[arg(long, default_value_t = 1)]
+    twins: usize,
     /// Also write each image's detector regions (the runner's default
     /// detector, 64-d features) as `regions/<key>.npz`, for `--regions`.
     #[arg(long)]
@@ -185,14 +218,34 @@ pub fn run(command: &DataCommand) -> anyhow::Result<()> {
             if args.shard_size == 0 {
                 return Err(UsageError("--shard-size must be positive".into()).into());
             }
-            let options = ExportOptions {
-                format: args.format,
-                scenes: args.scenes,
-                held_out: args.held_out.unwrap_or((args.scenes / 10).max(1)),
-                shard_size: args.shard_size,
-            };
+            let held_out = args.held_out.unwrap_or((args.scenes / 10).max(1));
             let world = SyntheticWorld::new(args.seed, args.image_size);
             let usage = |e: vlp_data::DataError| UsageError(e.to_string());
+            let format = match args.format {
+                ExportTarget::Images(format) => format,
+                ExportTarget::MsrVtt => {
+                    if args.regions {
+                        return Err(UsageError("--regions is for image formats".into()).into());
+                    }
+                    let options = VideoExportOptions {
+                        scenes: args.scenes,
+                        held_out,
+                        twins: args.twins,
+                        num_frames: args.frames,
+                    };
+                    println!(
+                        "{}",
+                        export_msrvtt(&world, &options, &args.out).map_err(usage)?
+                    );
+                    return Ok(());
+                }
+            };
+            let options = ExportOptions {
+                format,
+                scenes: args.scenes,
+                held_out,
+                shard_size: args.shard_size,
+            };
             let summary = export(&world, &options, &args.out).map_err(usage)?;
             println!("{summary}");
             if args.regions {

@@ -513,6 +513,31 @@ fn data_export_writes_a_dataset_that_data_check_accepts() {
         &xtask(&["data", "export", "--format", "parquet", "--out", "x"]),
         "parquet",
     );
+    // The world's motion clips as MSR-VTT: 4 train, 1 val and 1 test scene
+    // with one motion twin each; 3 frames, 3 PNGs and one .npy per clip.
+    let clips = dir.join("msrvtt");
+    let out = clips.display().to_string();
+    let output = xtask(&[
+        "data",
+        "export",
+        "--format",
+        "msrvtt",
+        "--out",
+        &out,
+        "--scenes",
+        "4",
+        "--held-out",
+        "1",
+        "--frames",
+        "3",
+        "--image-size",
+        "32",
+    ]);
+    assert!(output.status.success(), "{output:?}");
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains("exported 8 clips (4 train, 2 val, 2 test)"));
+    assert!(clips.join("frames/video7/000003.png").is_file());
+    assert!(clips.join("features/video7.npy").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -248,6 +248,14 @@ pub enum DataError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A video whose clip cannot be loaded.
+    #[error("video {video}: {reason}")]
+    Video {
+        /// The video's id.
+        video: String,
+        /// What is wrong, naming the file.
+        reason: String,
+    },
     /// A dataset format name that vlp does not know, or options that do not
     /// fit the format.
     #[error("{0}")]

@@ -24,10 +24,13 @@
 //! - [`collate`]: tokens, images and clips into padded tensors with masks,
 //!   generic over the Burn backend ([`tokens_to_tensors`] is the glue between
 //!   [`TextTokenizer`] and a model).
+//! - [`video`]: clips from video datasets (uniform frame sampling, a
+//!   random offset in training, bad frames replaced and counted).
 //! - [`source`]: datasets users bring (COCO, Karpathy, JSONL, LAVIS,
 //!   CSV/TSV, WebDataset shards, VQA v2) and the synthetic world as
-//!   [`Sample`]s, with a budget of skipped corrupt samples, and the export
-//!   of the world in each format.
+//!   [`Sample`]s, MSR-VTT's videos as [`source::VideoSample`]s, with a
+//!   budget of skipped corrupt samples, and the export of the world in
+//!   each format.
 //! - [`pretrain_batch`]: what one pre-training step takes, on the host and
 //!   on a device; [`batch`]: [`PretrainBatcher`], which builds them from the
 //!   synthetic world or from datasets on disk ([`dataset_pairs`]: pairs
@@ -51,6 +54,7 @@ pub mod shard;
 pub mod source;
 pub mod synthetic;
 pub mod tokenizer;
+pub mod video;
 pub mod visual;
 pub mod vqa_accuracy;
 pub mod vqa_targets;

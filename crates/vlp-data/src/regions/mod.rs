@@ -16,7 +16,7 @@
 //! batches.
 
 mod batch;
-mod npy;
+pub(crate) mod npy;
 mod npz;
 mod record;
 mod tsv;

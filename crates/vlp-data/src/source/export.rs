@@ -227,14 +227,23 @@ impl fmt::Display for ExportSummary {
 }
 
 /// Counts what is written under one folder.
-struct Writer {
+pub(super) struct Writer {
     dir: PathBuf,
-    files: usize,
-    bytes: u64,
+    pub(super) files: usize,
+    pub(super) bytes: u64,
 }
 
 impl Writer {
-    fn write(&mut self, relative: &str, bytes: &[u8]) -> Result<(), DataError> {
+    /// Writes under `dir`.
+    pub(super) fn new(dir: &Path) -> Writer {
+        Writer {
+            dir: dir.to_path_buf(),
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    pub(super) fn write(&mut self, relative: &str, bytes: &[u8]) -> Result<(), DataError> {
         let path = self.dir.join(relative);
         let error = |err: std::io::Error| DataError::DatasetWrite {
             path: path.clone(),
@@ -249,7 +258,11 @@ impl Writer {
         Ok(())
     }
 
-    fn write_json(&mut self, relative: &str, value: &serde_json::Value) -> Result<(), DataError> {
+    pub(super) fn write_json(
+        &mut self,
+        relative: &str,
+        value: &serde_json::Value,
+    ) -> Result<(), DataError> {
         self.write(relative, value.to_string().as_bytes())
     }
 }
@@ -319,11 +332,7 @@ pub fn export(
         )));
     }
     let format = options.format;
-    let mut writer = Writer {
-        dir: dir.to_path_buf(),
-        files: 0,
-        bytes: 0,
-    };
+    let mut writer = Writer::new(dir);
     let mut scenes = Vec::new();
     let mut splits = Vec::new();
     for &split in format.splits() {

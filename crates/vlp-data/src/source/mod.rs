@@ -1,7 +1,8 @@
 //! Where samples come from: the datasets users bring (the formats of COCO
 //! Captions, Karpathy's retrieval splits, BLIP/LAVIS, Conceptual Captions'
 //! TSV, WebDataset shards as img2dataset writes them, VQA v2) and the
-//! synthetic world, behind one [`Sample`] type.
+//! synthetic world, behind one [`Sample`] type; MSR-VTT's captioned videos
+//! as [`VideoSample`]s.
 //!
 //! Readers parse annotations only: a [`Sample`] names its image
 //! ([`ImageRef`]), which the image pipeline decodes later. Indexed datasets
@@ -39,6 +40,7 @@ mod export;
 mod jsonl;
 mod karpathy;
 mod lavis;
+mod msrvtt;
 mod spec;
 mod synthetic;
 mod vqa2;
@@ -56,6 +58,11 @@ pub use export::{
 pub use jsonl::read_jsonl;
 pub use karpathy::{read_karpathy, KarpathySelect};
 pub use lavis::read_lavis;
+pub use msrvtt::{
+    export_msrvtt, frame_features, msrvtt_split, read_msrvtt, ExportedClip, FrameStore,
+    VideoExportOptions, VideoExportSummary, VideoFrames, VideoSample, FEATURE_GRID,
+    FRAME_FEATURE_DIM,
+};
 pub use spec::{DatasetSpec, OpenedDataset};
 pub use synthetic::SyntheticSource;
 pub use vqa2::{answer_vocabulary, read_vqa2, ImagePattern, Vqa2Options, COCO_IMAGE_PATTERN};

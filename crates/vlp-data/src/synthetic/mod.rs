@@ -15,13 +15,13 @@ mod scene;
 mod vqa;
 
 pub use caption::{caption, NUM_PHRASINGS};
-pub use clip::{animate, Clip};
+pub use clip::{animate, Clip, Direction, Motion, NUM_CLIP_PHRASINGS, SPEED};
 pub use detector::{DetectorConfig, SyntheticDetector, NUM_DETECTOR_LABELS};
 pub use render::{render, RgbImage};
 pub use scene::{Relation, Scene, SceneObject, COLOURS, NUM_CLASSES, SHAPES, SIZES};
 pub use vqa::{answer_vocabulary, questions, QuestionKind, VqaItem};
 
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::collections::HashSet;
 
@@ -139,13 +139,80 @@ impl SyntheticWorld {
         questions(&self.scene(split, index), &mut self.rng(split, index, 2))
     }
 
-    /// A clip of `num_frames` frames starting from scene number `index` of `split`.
+    /// A clip of `num_frames` frames starting from scene number `index` of
+    /// `split`, each object moving in a direction of its own (variant 0 of
+    /// [`clip_variant`](Self::clip_variant)).
     pub fn clip(&self, split: Split, index: usize, num_frames: usize) -> Clip {
+        self.clip_variant(split, index, 0, num_frames)
+    }
+
+    /// Motion variant `variant` of scene number `index` of `split`: variant
+    /// 0 draws every object's direction; variant `v >= 1` is a motion twin
+    /// of variant 0 with one object's direction changed. All variants of a
+    /// scene are rendered from one generator, so they share their first
+    /// frame: only the motion tells them apart.
+    pub fn clip_variant(
+        &self,
+        split: Split,
+        index: usize,
+        variant: usize,
+        num_frames: usize,
+    ) -> Clip {
+        let scene = self.scene(split, index);
+        let mut rng = self.rng(split, index, 3);
+        let mut directions: Vec<Direction> = scene
+            .objects
+            .iter()
+            .map(|_| Direction::sample(&mut rng))
+            .collect();
+        if variant > 0 {
+            let mut rng = self.rng(split, index, 16 + variant as u64);
+            let changed = rng.random_range(0..directions.len());
+            let others: Vec<Direction> = Direction::ALL
+                .into_iter()
+                .filter(|d| *d != directions[changed])
+                .collect();
+            directions[changed] = others[rng.random_range(0..others.len())];
+        }
         animate(
-            &self.scene(split, index),
+            &scene,
+            &directions,
             num_frames,
-            &mut self.rng(split, index, 3),
+            &mut self.rng(split, index, 5),
         )
+    }
+
+    /// A held-out clip set of `scenes` scenes of `split` with `variants`
+    /// motion variants each (`(index, variant)` pairs, variant 0 first):
+    /// the first scenes whose variants' [`Clip::description_key`]s are
+    /// distinct from each other and from every earlier clip's, so every
+    /// caption matches exactly one clip, while each clip's motion twins
+    /// (same objects, same first frame) are among the candidates.
+    pub fn held_out_clips(
+        &self,
+        split: Split,
+        scenes: usize,
+        variants: usize,
+        num_frames: usize,
+    ) -> Vec<(usize, usize)> {
+        let mut seen = HashSet::new();
+        let mut clips = Vec::with_capacity(scenes * variants);
+        let mut index = 0;
+        while clips.len() < scenes * variants {
+            let keys: Vec<String> = (0..variants)
+                .map(|v| {
+                    self.clip_variant(split, index, v, num_frames)
+                        .description_key()
+                })
+                .collect();
+            let fresh: HashSet<&String> = keys.iter().collect();
+            if fresh.len() == variants && keys.iter().all(|key| !seen.contains(key)) {
+                clips.extend((0..variants).map(|v| (index, v)));
+                seen.extend(keys);
+            }
+            index += 1;
+        }
+        clips
     }
 
     /// The first `count` indices of `split` whose scenes have pairwise distinct
@@ -242,6 +309,40 @@ mod tests {
             .map(|&i| world.scene(Split::Test, i).description_key())
             .collect();
         assert_eq!(keys.len(), 300);
+    }
+
+    #[test]
+    fn motion_twins_share_their_first_frame_and_differ_in_motion() {
+        let world = SyntheticWorld::new(4, 64);
+        let clips = world.held_out_clips(Split::Test, 40, 2, 8);
+        assert_eq!(clips.len(), 80);
+        let keys: HashSet<String> = clips
+            .iter()
+            .map(|&(index, variant)| {
+                world
+                    .clip_variant(Split::Test, index, variant, 8)
+                    .description_key()
+            })
+            .collect();
+        assert_eq!(keys.len(), 80, "every caption matches one clip");
+        for pair in clips.chunks(2) {
+            let [(index, 0), (twin_index, 1)] = pair else {
+                panic!("{pair:?}")
+            };
+            assert_eq!(index, twin_index);
+            let clip = world.clip(Split::Test, *index, 8);
+            let twin = world.clip_variant(Split::Test, *index, 1, 8);
+            assert_eq!(clip.frames[0], twin.frames[0]);
+            assert_ne!(clip.frames[7], twin.frames[7]);
+            let changed = clip
+                .motions
+                .iter()
+                .zip(&twin.motions)
+                .filter(|(a, b)| a.direction != b.direction)
+                .count();
+            assert_eq!(changed, 1);
+            assert_ne!(clip.caption(0), twin.caption(0));
+        }
     }
 
     #[test]
