@@ -16,7 +16,8 @@ use crate::pretrain_batch::{HostPretrainBatch, HostVqaBatch, TargetSlots};
 use crate::region_masking::RegionMasking;
 use crate::regions::RegionBatch;
 use crate::synthetic::{
-    caption, questions, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_PHRASINGS,
+    caption, questions, Clip, Sample, Split, SyntheticDetector, SyntheticWorld, NUM_CLIP_PHRASINGS,
+    NUM_PHRASINGS,
 };
 use crate::tokenizer::{TextPadding, TextTokenizer};
 use crate::visual::HostVisual;
@@ -115,6 +116,9 @@ pub struct PretrainBatcher {
     /// When set, each image of the fused pairs gets one random question of
     /// the world's with its soft answer targets over this vocabulary.
     pub vqa_answers: Option<AnswerVocabulary>,
+    /// When set, the world's examples are clips of this many frames with
+    /// captions of their motion instead of images (video-language models).
+    pub clip_frames: Option<usize>,
 }
 
 impl PretrainBatcher {
@@ -151,6 +155,7 @@ impl PretrainBatcher {
             region_masking: None,
             patch_masking: None,
             vqa_answers: None,
+            clip_frames: None,
         }
     }
 
@@ -204,6 +209,12 @@ impl PretrainBatcher {
         self
     }
 
+    /// Sets [`Self::clip_frames`].
+    pub fn with_clips(mut self, frames: Option<usize>) -> Self {
+        self.clip_frames = frames;
+        self
+    }
+
     /// The synthetic world, or an error naming `what` needs it.
     pub fn world(&self, what: &str) -> Result<&SyntheticWorld, DataError> {
         match &self.source {
@@ -226,6 +237,13 @@ impl PretrainBatcher {
         rng: &mut ChaCha8Rng,
     ) -> Result<HostPretrainBatch, DataError> {
         let world = self.world("a batch of scenes")?;
+        if let Some(frames) = self.clip_frames {
+            let clips = indices
+                .iter()
+                .map(|&i| world.clip(split, i, frames))
+                .collect();
+            return self.batch_of_clips(clips, rng);
+        }
         let samples = indices.iter().map(|&i| world.sample(split, i)).collect();
         self.batch_of(samples, rng)
     }
@@ -260,10 +278,7 @@ impl PretrainBatcher {
                 let pairs = datasets.train_pairs(draws, size, step, rng)?;
                 self.batch_of_pairs(pairs, rng)
             }
-            (PairSource::World(_), _) => {
-                let samples = self.draw(Split::Train, size, twins, rng);
-                self.batch_of(samples, rng)
-            }
+            (PairSource::World(_), _) => self.world_batch(Split::Train, size, twins, rng),
             (PairSource::Datasets(_), TrainState::World) => Err(DataError::DatasetFormat(
                 "the training state is the world's; start it with train_draws".into(),
             )),
@@ -281,10 +296,7 @@ impl PretrainBatcher {
         rng: &mut ChaCha8Rng,
     ) -> Result<HostPretrainBatch, DataError> {
         match &self.source {
-            PairSource::World(_) => {
-                let samples = self.draw(Split::Test, size, false, rng);
-                self.batch_of(samples, rng)
-            }
+            PairSource::World(_) => self.world_batch(Split::Test, size, false, rng),
             PairSource::Datasets(datasets) => {
                 let pairs = datasets.held_out_batch_pairs(size, rng)?;
                 self.batch_of_pairs(pairs, rng)
@@ -296,12 +308,36 @@ impl PretrainBatcher {
     /// [`SyntheticWorld::distinct_indices`] of the test split, scene `i`
     /// with its phrasing `i mod NUM_PHRASINGS` (and the detector's regions
     /// when the batcher has one), or the held-out dataset's
-    /// ([`DatasetPairs::held_out_pairs`]; fewer when it has fewer).
+    /// ([`DatasetPairs::held_out_pairs`]; fewer when it has fewer). With
+    /// clips: [`SyntheticWorld::held_out_clips`] of the test split, each
+    /// clip followed by its motion twin (same objects and first frame), so
+    /// that the twins compete in retrieval; clip `i` with its phrasing
+    /// `i mod NUM_CLIP_PHRASINGS`.
     ///
     /// # Errors
     /// Those of the detector's regions and of the held-out dataset.
     pub fn held_out_pairs(&self, n: usize) -> Result<HeldOutPairs, DataError> {
         match &self.source {
+            PairSource::World(world) if self.clip_frames.is_some() => {
+                let frames = self.clip_frames.unwrap_or_default();
+                let mut chosen = world.held_out_clips(Split::Test, n.div_ceil(2), 2, frames);
+                chosen.truncate(n);
+                let clips: Vec<Clip> = chosen
+                    .iter()
+                    .map(|&(index, variant)| {
+                        world.clip_variant(Split::Test, index, variant, frames)
+                    })
+                    .collect();
+                Ok(HeldOutPairs {
+                    captions: (clips.iter().enumerate())
+                        .map(|(i, clip)| clip.caption(i % NUM_CLIP_PHRASINGS))
+                        .collect(),
+                    references: (clips.iter())
+                        .map(|clip| (0..NUM_CLIP_PHRASINGS).map(|p| clip.caption(p)).collect())
+                        .collect(),
+                    visual: HostVisual::Clips(clips),
+                })
+            }
             PairSource::World(world) => {
                 let indices = world.distinct_indices(Split::Test, n);
                 let samples: Vec<Sample> = indices
@@ -384,6 +420,77 @@ impl PretrainBatcher {
         samples
     }
 
+    /// A batch of `size` random scenes of `split`, or clips with clip
+    /// batches (with twins: hard-negative twins, or motion twins of clips).
+    fn world_batch(
+        &self,
+        split: Split,
+        size: usize,
+        twins: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        match self.clip_frames {
+            Some(frames) => {
+                let clips = self.draw_clips(split, size, frames, twins, rng)?;
+                self.batch_of_clips(clips, rng)
+            }
+            None => {
+                let samples = self.draw(split, size, twins, rng);
+                self.batch_of(samples, rng)
+            }
+        }
+    }
+
+    /// `size` random clips of `frames` frames of `split` with pairwise
+    /// distinct descriptions; with `twins`, each drawn clip is followed by
+    /// its motion twin (same objects and first frame, one object moving
+    /// another way), whose caption is the hard negative.
+    ///
+    /// # Errors
+    /// Without the synthetic world.
+    pub fn draw_clips(
+        &self,
+        split: Split,
+        size: usize,
+        frames: usize,
+        twins: bool,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Clip>, DataError> {
+        let world = self.world("a batch of clips")?;
+        let mut seen = HashSet::with_capacity(size);
+        let mut clips = Vec::with_capacity(size);
+        while clips.len() < size {
+            let index = rng.random_range(0..u32::MAX as usize);
+            let clip = world.clip(split, index, frames);
+            if !seen.insert(clip.description_key()) {
+                continue;
+            }
+            clips.push(clip);
+            if twins && clips.len() < size {
+                let twin = world.clip_variant(split, index, 1, frames);
+                if seen.insert(twin.description_key()) {
+                    clips.push(twin);
+                }
+            }
+        }
+        Ok(clips)
+    }
+
+    /// The batch of `clips`, each with a random phrasing of its motion,
+    /// random MLM masks and random ITM negatives drawn from `rng`.
+    pub fn batch_of_clips(
+        &self,
+        clips: Vec<Clip>,
+        rng: &mut ChaCha8Rng,
+    ) -> Result<HostPretrainBatch, DataError> {
+        let texts: Vec<String> = clips
+            .iter()
+            .map(|clip| clip.caption(rng.random_range(0..NUM_CLIP_PHRASINGS)))
+            .collect();
+        let descriptions = clips.iter().map(Clip::description_key).collect();
+        self.assemble(texts, descriptions, Pairs::Clips(clips), rng)
+    }
+
     /// The batch of `samples`, each with a random phrasing, random MLM masks
     /// and random ITM negatives drawn from `rng`.
     pub fn batch_of(
@@ -450,9 +557,10 @@ impl PretrainBatcher {
             (Some(answers), Pairs::Scenes(samples)) => {
                 Some(self.questions(&samples[..fused], answers, rng)?)
             }
-            (Some(_), Pairs::Loaded(_)) => {
+            (Some(_), Pairs::Loaded(_) | Pairs::Clips(_)) => {
                 return Err(DataError::DatasetFormat(
-                    "VQA questions in pre-training batches need the synthetic world".into(),
+                    "VQA questions in pre-training batches need the synthetic world's images"
+                        .into(),
                 ))
             }
             (None, _) => None,
@@ -467,6 +575,12 @@ impl PretrainBatcher {
                 ))
             }
             Pairs::Loaded(visual) => visual,
+            Pairs::Clips(_) if self.detector.is_some() => {
+                return Err(DataError::DatasetFormat(
+                    "the synthetic detector sees images, not clips".into(),
+                ))
+            }
+            Pairs::Clips(clips) => HostVisual::Clips(clips),
         };
         let masked_regions = match (&self.region_masking, &visual) {
             (None, _) => None,
@@ -474,7 +588,7 @@ impl PretrainBatcher {
                 masking.validate()?;
                 Some(masking.apply(regions, rng))
             }
-            (Some(_), HostVisual::Images(_)) => {
+            (Some(_), HostVisual::Images(_) | HostVisual::Clips(_)) => {
                 return Err(DataError::RegionMaskingWithoutRegions(
                     "region_masking needs regions: the synthetic detector or a dataset's `regions`",
                 ))
@@ -485,7 +599,9 @@ impl PretrainBatcher {
             (Some(masking), HostVisual::Images(images)) => {
                 Some(masking.apply_to_images(images, rng)?)
             }
-            (Some(_), HostVisual::Regions(_)) => return Err(DataError::PatchMaskingWithoutImages),
+            (Some(_), HostVisual::Regions(_) | HostVisual::Clips(_)) => {
+                return Err(DataError::PatchMaskingWithoutImages)
+            }
         };
         let uniforms = (0..2 * visual.len()).map(|_| rng.random::<f32>()).collect();
         // Drawn last, so the other draws stay what they were before splits existed.
@@ -544,6 +660,8 @@ enum Pairs {
     Scenes(Vec<Sample>),
     /// Dataset pairs' images (transformed) or region features.
     Loaded(HostVisual),
+    /// World clips.
+    Clips(Vec<Clip>),
 }
 
 #[cfg(test)]

@@ -332,7 +332,7 @@ impl ClipBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::image::{ImageTransformConfig, Normalization};
+    use crate::image::{batcher_scaling, ImageTransformConfig};
     use crate::source::{
         export_msrvtt, read_msrvtt, test_dir, FrameStore, SkipLimit, VideoExportOptions,
     };
@@ -393,13 +393,7 @@ mod tests {
             &budget,
         )
         .unwrap();
-        let pipeline = ImageTransformConfig::new()
-            .with_image_size(32)
-            .with_resize_to(32)
-            .with_normalization(Normalization::Inception)
-            .init()
-            .unwrap();
-        let loader = VideoLoader::new(pipeline, 4).unwrap();
+        let loader = VideoLoader::new(batcher_scaling(32), 4).unwrap();
         let clips: Vec<(&VideoSample, &str)> =
             videos.iter().map(|v| (v, v.captions[0].as_str())).collect();
         let batch = loader

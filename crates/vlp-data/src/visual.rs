@@ -1,11 +1,12 @@
 //! The visual side of a batch: pixels for end-to-end extractors (patches,
-//! CNN grids) or precomputed detector regions, on the host and on a device.
+//! CNN grids), clips of frames (spatio-temporal patches) or precomputed
+//! detector regions, on the host and on a device.
 
 use burn::tensor::{backend::Backend, Int, Tensor};
 
-use crate::collate::images_to_tensor;
+use crate::collate::{clips_to_tensor, images_to_tensor};
 use crate::regions::{RegionBatch, RegionTensors};
-use crate::synthetic::RgbImage;
+use crate::synthetic::{Clip, RgbImage};
 
 /// Host-side visual inputs of `N` examples.
 #[derive(Debug, Clone)]
@@ -14,6 +15,8 @@ pub enum HostVisual {
     Images(Vec<RgbImage>),
     /// Detector regions, padded to the batch's largest region count.
     Regions(RegionBatch),
+    /// Clips, all of one length and frame size.
+    Clips(Vec<Clip>),
 }
 
 impl HostVisual {
@@ -22,6 +25,7 @@ impl HostVisual {
         match self {
             HostVisual::Images(images) => images.len(),
             HostVisual::Regions(regions) => regions.len(),
+            HostVisual::Clips(clips) => clips.len(),
         }
     }
 
@@ -31,7 +35,8 @@ impl HostVisual {
     }
 
     /// `[examples, width, height]` of images, `[examples, regions, feature
-    /// size]` of regions: the tensor shape the batch becomes.
+    /// size]` of regions, `[examples, frames, side]` of clips: what the
+    /// batch's tensor shape depends on.
     pub fn shape(&self) -> [usize; 3] {
         match self {
             HostVisual::Images(images) => {
@@ -39,6 +44,14 @@ impl HostVisual {
                 [images.len(), width, height]
             }
             HostVisual::Regions(regions) => [regions.len(), regions.regions, regions.feature_dim],
+            HostVisual::Clips(clips) => {
+                let first = clips.first();
+                let frames = first.map_or(0, |clip| clip.frames.len());
+                let side = first
+                    .and_then(|clip| clip.frames.first())
+                    .map_or(0, |f| f.width);
+                [clips.len(), frames, side]
+            }
         }
     }
 
@@ -50,6 +63,10 @@ impl HostVisual {
                 VisualBatch::Images(images_to_tensor(&images, device))
             }
             HostVisual::Regions(regions) => VisualBatch::Regions(regions.to_tensors(device)),
+            HostVisual::Clips(clips) => {
+                let clips: Vec<&Clip> = clips.iter().collect();
+                VisualBatch::Clips(clips_to_tensor(&clips, device))
+            }
         }
     }
 }
@@ -61,6 +78,8 @@ pub enum VisualBatch<B: Backend> {
     Images(Tensor<B, 4>),
     /// Detector regions with boxes and padding.
     Regions(RegionTensors<B>),
+    /// `[N, T, 3, H, W]` frames in `[-1, 1]`.
+    Clips(Tensor<B, 5>),
 }
 
 impl<B: Backend> VisualBatch<B> {
@@ -69,6 +88,7 @@ impl<B: Backend> VisualBatch<B> {
         match self {
             VisualBatch::Images(images) => images.dims()[0],
             VisualBatch::Regions(regions) => regions.features.dims()[0],
+            VisualBatch::Clips(clips) => clips.dims()[0],
         }
     }
 
@@ -77,10 +97,20 @@ impl<B: Backend> VisualBatch<B> {
         self.len() == 0
     }
 
+    /// The device the inputs are on.
+    pub fn device(&self) -> B::Device {
+        match self {
+            VisualBatch::Images(images) => images.device(),
+            VisualBatch::Regions(regions) => regions.features.device(),
+            VisualBatch::Clips(clips) => clips.device(),
+        }
+    }
+
     /// Rows `indices` (`[K]`) of the batch, in that order.
     pub fn select(&self, indices: Tensor<B, 1, Int>) -> Self {
         match self {
             VisualBatch::Images(images) => VisualBatch::Images(images.clone().select(0, indices)),
+            VisualBatch::Clips(clips) => VisualBatch::Clips(clips.clone().select(0, indices)),
             VisualBatch::Regions(regions) => VisualBatch::Regions(RegionTensors {
                 features: regions.features.clone().select(0, indices.clone()),
                 boxes: regions.boxes.clone().select(0, indices.clone()),
@@ -103,6 +133,9 @@ impl<B: Backend> VisualBatch<B> {
         match self {
             VisualBatch::Images(images) => {
                 VisualBatch::Images(images.clone().narrow(0, start, end - start))
+            }
+            VisualBatch::Clips(clips) => {
+                VisualBatch::Clips(clips.clone().narrow(0, start, end - start))
             }
             VisualBatch::Regions(regions) => VisualBatch::Regions(RegionTensors {
                 features: regions.features.clone().narrow(0, start, end - start),

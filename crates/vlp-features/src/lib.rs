@@ -13,6 +13,9 @@
 //! - [`VideoEmbeddings`]: a [`FrameBackbone`] (patches or grid) per frame,
 //!   frame projection, temporal positions, type embedding; [`inflate_conv2d`]
 //!   and [`InflatedStem`] carry 2-D weights into 3-D convolutions (I3D).
+//! - [`FramePatchEmbeddings`]: a clip's ViT patches, frame by frame, with
+//!   spatial and temporal positions after one `[CLS]` (spatial tokens per
+//!   frame, so motion stays visible).
 //! - [`set_trainable`]: freeze or unfreeze a tower's parameters.
 //! - [`RegionEmbeddings`]: object-detector regions (feature + box geometry,
 //!   [`BoxGeometry`] in LXMERT's, ViLBERT's or UNITER's layout).
@@ -45,6 +48,7 @@
 //! ```
 
 mod batch_norm;
+mod frame_patches;
 mod freeze;
 mod grid;
 mod inflated;
@@ -57,6 +61,7 @@ mod video;
 mod visual;
 
 pub use batch_norm::{frozen_batch_norm, BatchNormMode};
+pub use frame_patches::{FramePatchEmbeddings, FramePatchEmbeddingsConfig};
 pub use freeze::set_trainable;
 pub use grid::{GridEmbeddings, GridEmbeddingsConfig};
 pub use inflated::{inflate_conv2d, InflateError, InflatedStem, InflatedStemConfig};

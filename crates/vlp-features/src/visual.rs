@@ -1,11 +1,12 @@
 //! One visual tower, whichever features it uses: the extractor a model was
 //! configured with turns a [`VisualBatch`] into image tokens, so fusion
 //! models and objectives do not care whether they see patches, CNN grid
-//! cells or regions.
+//! cells, regions or the patches of a clip's frames.
 
 use burn::prelude::*;
 use vlp_data::VisualBatch;
 
+use crate::frame_patches::{FramePatchEmbeddings, FramePatchEmbeddingsConfig};
 use crate::grid::{GridEmbeddings, GridEmbeddingsConfig};
 use crate::patch::{PatchEmbeddings, PatchEmbeddingsConfig};
 use crate::region::{RegionEmbeddings, RegionEmbeddingsConfig};
@@ -19,10 +20,13 @@ pub enum VisualEmbeddingsConfig {
     Grid(GridEmbeddingsConfig),
     /// Frozen-detector regions.
     Regions(RegionEmbeddingsConfig),
+    /// ViT patches of every frame of a clip (end to end).
+    Frames(FramePatchEmbeddingsConfig),
 }
 
 /// The visual extractor; names its parameters after the variant
-/// (`visual.Patches.…`, `visual.Grid.…`, `visual.Regions.…` in records).
+/// (`visual.Patches.…`, `visual.Grid.…`, `visual.Regions.…`,
+/// `visual.Frames.…` in records).
 // One value per model: the size difference between variants costs nothing.
 #[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
@@ -33,6 +37,8 @@ pub enum VisualEmbeddings<B: Backend> {
     Grid(GridEmbeddings<B>),
     /// Precomputed detector regions.
     Regions(RegionEmbeddings<B>),
+    /// Spatio-temporal patches of clips.
+    Frames(FramePatchEmbeddings<B>),
 }
 
 /// Image tokens and, when images have different token counts, their padding.
@@ -55,6 +61,7 @@ impl VisualEmbeddingsConfig {
             VisualEmbeddingsConfig::Regions(config) => {
                 VisualEmbeddings::Regions(config.init(device))
             }
+            VisualEmbeddingsConfig::Frames(config) => VisualEmbeddings::Frames(config.init(device)),
         }
     }
 
@@ -64,14 +71,16 @@ impl VisualEmbeddingsConfig {
             VisualEmbeddingsConfig::Patches(config) => config.hidden_size,
             VisualEmbeddingsConfig::Grid(config) => config.hidden_size,
             VisualEmbeddingsConfig::Regions(config) => config.hidden_size,
+            VisualEmbeddingsConfig::Frames(config) => config.hidden_size(),
         }
     }
 }
 
 impl<B: Backend> VisualEmbeddings<B> {
     /// Image tokens of `input`. Panics when the input kind does not match
-    /// the extractor (pixels for patches and grids, regions for region embeddings):
-    /// that is a wiring error of the caller, not bad data.
+    /// the extractor (pixels for patches and grids, regions for region
+    /// embeddings, clips for frame patches): that is a wiring error of the
+    /// caller, not bad data.
     pub fn forward(&self, input: &VisualBatch<B>) -> VisualTokens<B> {
         match (self, input) {
             (VisualEmbeddings::Patches(patches), VisualBatch::Images(images)) => VisualTokens {
@@ -89,11 +98,20 @@ impl<B: Backend> VisualEmbeddings<B> {
                     padding: Some(input.padding.clone()),
                 }
             }
-            (VisualEmbeddings::Patches(_) | VisualEmbeddings::Grid(_), VisualBatch::Regions(_)) => {
-                panic!("a pixel-based (patch or grid) model was given detector regions; it needs pixel images")
+            (VisualEmbeddings::Frames(frames), VisualBatch::Clips(clips)) => VisualTokens {
+                tokens: frames.forward(clips.clone()),
+                padding: None,
+            },
+            (VisualEmbeddings::Patches(_) | VisualEmbeddings::Grid(_), _) => {
+                panic!(
+                    "a pixel-based (patch or grid) model needs pixel images, not regions or clips"
+                )
             }
-            (VisualEmbeddings::Regions(_), VisualBatch::Images(_)) => {
-                panic!("a region-embedding model was given pixel images; it needs detector regions")
+            (VisualEmbeddings::Regions(_), _) => {
+                panic!("a region-embedding model needs detector regions, not pixels or clips")
+            }
+            (VisualEmbeddings::Frames(_), _) => {
+                panic!("a frame-patch (video) model needs clips, not images or regions")
             }
         }
     }

@@ -607,7 +607,7 @@ mod tests {
                         soft_labels: None,
                     })
                 }
-                VisualBatch::Images(_) => unreachable!(),
+                _ => unreachable!("regions() gives regions"),
             };
             let padded = model.fuse(
                 text,

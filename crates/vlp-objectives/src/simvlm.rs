@@ -197,10 +197,7 @@ impl<B: Backend> SimVlmPretrainer<B> {
         length_penalty: f64,
     ) -> Vec<Vec<u32>> {
         let rows = visual.len();
-        let device = match visual {
-            VisualBatch::Images(images) => images.device(),
-            VisualBatch::Regions(regions) => regions.features.device(),
-        };
+        let device = visual.device();
         let prompt = int_tensor(vec![self.cls_id as i64; rows], [rows, 1], &device);
         let config = BeamSearchConfig::new(self.sep_id)
             .with_beam_size(beam)

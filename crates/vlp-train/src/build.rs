@@ -12,8 +12,8 @@ use burn::tensor::backend::AutodiffBackend;
 use vlp_data::synthetic::NUM_DETECTOR_LABELS;
 use vlp_data::{AnswerVocabulary, SpecialTokens};
 use vlp_features::{
-    set_trainable, BatchNormMode, GridEmbeddingsConfig, PatchEmbeddingsConfig,
-    RegionEmbeddingsConfig, ResNetConfig, VisualEmbeddingsConfig,
+    set_trainable, BatchNormMode, FramePatchEmbeddingsConfig, GridEmbeddingsConfig,
+    PatchEmbeddingsConfig, RegionEmbeddingsConfig, ResNetConfig, VisualEmbeddingsConfig,
 };
 use vlp_models::{
     BertModel, ConfigError as ModelConfigError, DualEncoderConfig, DualStreamConfig,
@@ -62,6 +62,13 @@ impl PretrainConfig {
                 RegionEmbeddingsConfig::new(self.data.region_feature_size, width)
                     .with_geometry(m.box_geometry)
                     .with_dropout(m.dropout),
+            ),
+            VisualKind::Frames => VisualEmbeddingsConfig::Frames(
+                FramePatchEmbeddingsConfig::new(
+                    PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, width)
+                        .with_dropout(m.dropout),
+                )
+                .with_max_frames(self.data.num_frames),
             ),
         }
     }

@@ -57,6 +57,8 @@ pub fn tokenizer(config: &PretrainConfig, path: Option<&Path>) -> Result<TextTok
         None => {
             let corpus = match config.data.uses_datasets() {
                 true => dataset_corpus(config)?,
+                false if config.model.visual == VisualKind::Frames => world(config)
+                    .clip_corpus(config.data.tokenizer_corpus_scenes, config.data.num_frames),
                 false => world(config).corpus(config.data.tokenizer_corpus_scenes),
             };
             TextTokenizer::train_wordpiece(&corpus, config.data.tokenizer_vocab_size)?
@@ -198,6 +200,9 @@ pub fn batcher(config: &PretrainConfig, tokenizer: TextTokenizer) -> Result<Pret
         Some(datasets) => PretrainBatcher::from_datasets(datasets, tokenizer, max_text_len),
         None => PretrainBatcher::new(world(config), tokenizer, max_text_len)
             .with_detector(detector(config))
+            .with_clips(
+                (config.model.visual == VisualKind::Frames).then_some(config.data.num_frames),
+            )
             .with_vqa_answers(
                 (single_stream && objectives.vqa > 0.0).then(AnswerVocabulary::synthetic),
             ),

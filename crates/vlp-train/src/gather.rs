@@ -137,7 +137,7 @@ mod tests {
     use burn::optim::GradientsParams;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-    use vlp_data::{PretrainBatch, VisualBatch};
+    use vlp_data::PretrainBatch;
     use vlp_objectives::Pretrainer;
 
     use crate::build::{with_model, ModelTask};
@@ -164,17 +164,7 @@ mod tests {
 
     /// Rows `rows` of the parts of `batch` a contrastive objective reads.
     fn rows(batch: &PretrainBatch<B>, rows: Range<usize>) -> PretrainBatch<B> {
-        let visual = match &batch.visual {
-            VisualBatch::Images(images) => VisualBatch::Images(images.clone().slice(rows.clone())),
-            VisualBatch::Regions(regions) => {
-                let mut regions = regions.clone();
-                regions.features = regions.features.slice(rows.clone());
-                regions.boxes = regions.boxes.slice(rows.clone());
-                regions.padding = regions.padding.slice(rows.clone());
-                regions.soft_labels = regions.soft_labels.map(|s| s.slice(rows.clone()));
-                VisualBatch::Regions(regions)
-            }
-        };
+        let visual = batch.visual.slice_rows(rows.start, rows.end);
         PretrainBatch {
             visual,
             text_ids: batch.text_ids.clone().slice(rows.clone()),

@@ -69,6 +69,10 @@ pub const PRESETS: &[Preset] = &[
         name: "grid-tiny",
         toml: include_str!("../../../presets/grid-tiny.toml"),
     },
+    Preset {
+        name: "video-tiny",
+        toml: include_str!("../../../presets/video-tiny.toml"),
+    },
 ];
 
 impl Preset {

@@ -322,6 +322,7 @@ mod tests {
                 image: 1,
                 top: vec![(2, 0.9), (1, 0.5), (0, 0.1)],
             }],
+            t2i_frames_reversed: None,
         };
         let shown = shown_pairs(Some(&retrieval), None);
         assert_eq!(shown, BTreeSet::from([0, 1, 2]));

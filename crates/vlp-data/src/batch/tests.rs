@@ -321,3 +321,54 @@ fn padded_targets_keep_the_exact_rows_then_ignored_ones() {
     );
     assert_eq!(host.shape(), [8, 32, 32, t, n, 5, m]);
 }
+
+/// Clip batches: captions of each clip's motion, motion twins beside the
+/// drawn clips in training, and a held-out set of clips and their twins in
+/// which every caption names one clip.
+#[test]
+fn clip_batches_pair_clips_with_their_motion_and_twins_compete() {
+    let world = SyntheticWorld::new(2, 32);
+    let tokenizer = TextTokenizer::train_wordpiece(&world.clip_corpus(100, 4), 200).unwrap();
+    let batcher = PretrainBatcher::new(world, tokenizer, 40).with_clips(Some(4));
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    let mut state = batcher.train_draws().unwrap();
+    let host = batcher
+        .train_batch(&mut state, 6, true, 0, &mut rng)
+        .unwrap();
+    let HostVisual::Clips(clips) = &host.visual else {
+        panic!("clips, not {:?}", host.visual.shape())
+    };
+    assert_eq!(host.visual.shape(), [6, 4, 32]);
+    // Drawn clip, its twin, ...: same first frame, other motion.
+    for pair in clips.chunks(2) {
+        assert_eq!(pair[0].frames[0], pair[1].frames[0]);
+        assert_ne!(pair[0].description_key(), pair[1].description_key());
+    }
+    for (clip, key) in clips.iter().zip(&host.descriptions) {
+        assert_eq!(&clip.description_key(), key);
+    }
+    let batch = host.to_device::<NdArray>(&Default::default());
+    let VisualBatch::Clips(pixels) = &batch.visual else {
+        panic!("clips on the device")
+    };
+    assert_eq!(pixels.dims(), [6, 4, 3, 32, 32]);
+
+    let held_out = batcher.held_out_pairs(7).unwrap();
+    let HostVisual::Clips(clips) = &held_out.visual else {
+        panic!("held-out clips")
+    };
+    assert_eq!((clips.len(), held_out.captions.len()), (7, 7));
+    assert_eq!(clips[0].frames[0], clips[1].frames[0]);
+    for (i, (clip, caption)) in clips.iter().zip(&held_out.captions).enumerate() {
+        assert_eq!(caption, &clip.caption(i % NUM_CLIP_PHRASINGS));
+        let matching = clips
+            .iter()
+            .filter(|other| held_out.references[i].contains(&other.caption(0)))
+            .count();
+        assert_eq!(matching, 1, "{caption}");
+    }
+    let with_detector = batcher.with_detector(Some(SyntheticDetector::new(0, Default::default())));
+    assert!(with_detector
+        .batch(Split::Train, &[0, 1], &mut rng)
+        .is_err());
+}

@@ -58,3 +58,16 @@ pub use pipeline::{
     SkippedImage, TransformMode,
 };
 pub use resample::resize_region;
+
+/// The pipeline that takes `size`-pixel images as they are (eval mode, no
+/// resize, Inception's 0.5 normalisation): its output is the synthetic
+/// batcher's `[-1, 1]` scaling of the same pixels.
+#[cfg(test)]
+pub(crate) fn batcher_scaling(size: usize) -> ImagePipeline {
+    ImageTransformConfig::new()
+        .with_image_size(size)
+        .with_resize_to(size)
+        .with_normalization(Normalization::Inception)
+        .init()
+        .unwrap()
+}

@@ -406,7 +406,7 @@ mod tests {
     /// exactly `images_to_tensor`'s `[-1, 1]` values.
     #[test]
     fn a_sources_images_load_through_the_pipeline_as_the_batcher_scales_them() {
-        use crate::image::{ImageSample, ImageTransformConfig, Normalization, TransformMode};
+        use crate::image::{batcher_scaling, ImageSample, TransformMode};
         use burn::backend::NdArray;
 
         let world = SyntheticWorld::new(3, 32);
@@ -421,12 +421,7 @@ mod tests {
                 caption: &sample.captions[0],
             })
             .collect();
-        let pipeline = ImageTransformConfig::new()
-            .with_image_size(32)
-            .with_resize_to(32)
-            .with_normalization(Normalization::Inception)
-            .init()
-            .unwrap();
+        let pipeline = batcher_scaling(32);
         let loaded = pipeline.prepare(&inputs, TransformMode::Eval);
         assert!(loaded.skipped.is_empty(), "{:?}", loaded.skipped);
 

@@ -170,7 +170,7 @@ fn frames_of(store: &FrameStore, video_id: &str) -> Result<VideoFrames, String> 
 /// each colour is.
 pub fn frame_features(image: &RgbImage) -> Vec<f32> {
     let mut sums = vec![0f32; FRAME_FEATURE_DIM];
-    let mut counts = vec![0f32; FEATURE_GRID * FEATURE_GRID];
+    let mut counts = [0f32; FEATURE_GRID * FEATURE_GRID];
     for y in 0..image.height {
         for x in 0..image.width {
             let cell =

@@ -182,6 +182,18 @@ impl SyntheticWorld {
         )
     }
 
+    /// Every phrasing of the clips (`num_frames` frames) of the first
+    /// `num_scenes` training scenes: the corpus a video model's tokenizer
+    /// is trained on.
+    pub fn clip_corpus(&self, num_scenes: usize, num_frames: usize) -> Vec<String> {
+        (0..num_scenes)
+            .flat_map(|index| {
+                let clip = self.clip(Split::Train, index, num_frames);
+                (0..NUM_CLIP_PHRASINGS).map(move |p| clip.caption(p))
+            })
+            .collect()
+    }
+
     /// A held-out clip set of `scenes` scenes of `split` with `variants`
     /// motion variants each (`(index, variant)` pairs, variant 0 first):
     /// the first scenes whose variants' [`Clip::description_key`]s are

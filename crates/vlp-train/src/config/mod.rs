@@ -107,8 +107,11 @@ pub struct PretrainConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DataConfig {
-    /// Side of the square images in pixels.
+    /// Side of the square images (and clip frames) in pixels.
     pub image_size: usize,
+    /// Frames per clip when the model sees clips (`model.visual =
+    /// "frames"`). Default 8.
+    pub num_frames: usize,
     /// Longest caption in tokens, `[CLS]`/`[SEP]` included.
     pub max_text_len: usize,
     /// Token rows are padded up to one of this many lengths (multiples of
@@ -268,6 +271,7 @@ impl Default for DataConfig {
     fn default() -> Self {
         Self {
             image_size: 64,
+            num_frames: 8,
             max_text_len: 40,
             text_buckets: 4,
             pad_targets: true,
@@ -395,6 +399,9 @@ impl PretrainConfig {
                     self.model.patch_size, self.data.image_size
                 ),
             ));
+        }
+        if self.model.visual == VisualKind::Frames {
+            self.validate_clips()?;
         }
         if self.model.visual == VisualKind::Grid && !self.data.image_size.is_multiple_of(32) {
             return Err(ConfigError::invalid(
@@ -545,6 +552,30 @@ impl PretrainConfig {
                 "data.held_out",
                 "data.sources needs a held-out dataset for evaluation: set [data.held_out] \
                  (--val-annotations/--val-images or --val-shards), or use a Karpathy file",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What clips need: frames, the synthetic world, no VQA questions.
+    fn validate_clips(&self) -> Result<(), ConfigError> {
+        if self.data.num_frames == 0 {
+            return Err(ConfigError::invalid(
+                "data.num_frames",
+                "data.num_frames must be positive for a model on clips",
+            ));
+        }
+        if self.data.uses_datasets() {
+            return Err(ConfigError::invalid(
+                "model.visual",
+                "a model on clips (model.visual = \"frames\") trains on the synthetic world's \
+                 clips; datasets on disk give images",
+            ));
+        }
+        if self.objectives.uniter().vqa > 0.0 {
+            return Err(ConfigError::invalid(
+                "objectives.vqa",
+                "VQA questions are about the world's images, not clips: set objectives.vqa = 0",
             ));
         }
         Ok(())

@@ -17,6 +17,10 @@ pub enum VisualKind {
     Grid,
     /// The synthetic world's frozen-detector regions.
     Regions,
+    /// ViT patches of every frame of the synthetic world's motion clips
+    /// (`data.num_frames` frames, captions of their motion): video-language
+    /// pre-training with any architecture that reads visual tokens.
+    Frames,
 }
 
 /// A part of the model that can be frozen.
@@ -155,6 +159,7 @@ impl VisualKind {
             VisualKind::Patches => "patches",
             VisualKind::Grid => "grid",
             VisualKind::Regions => "regions",
+            VisualKind::Frames => "frames",
         }
     }
 }
@@ -193,7 +198,7 @@ impl Architecture {
 pub struct ModelConfig {
     /// The architecture family and its own settings.
     pub architecture: Architecture,
-    /// Visual features: "patches", "grid" or "regions".
+    /// Visual features: "patches", "grid", "regions" or "frames" (clips).
     pub visual: VisualKind,
     /// Grid features: ResNet layout, "resnet18" or "resnet50".
     pub cnn_layout: ResNetLayout,

@@ -262,3 +262,37 @@ fn architecture_settings_are_typed_and_round_trip() {
         assert!(err.contains(needle), "{needle} not in {err}");
     }
 }
+
+/// A model on clips: the world's clips and their captions, frames per clip
+/// in the visual extractor; VQA questions, datasets on disk and zero
+/// frames are named errors.
+#[test]
+fn clips_need_frames_and_the_world() {
+    let parse = |text: &str| -> PretrainConfig { toml::from_str(text).unwrap() };
+    let config = parse(
+        "[data]\nimage_size = 32\nnum_frames = 6\n[model]\nvisual = \"frames\"\npatch_size = 8\n",
+    );
+    config.validate().unwrap();
+    let vlp_features::VisualEmbeddingsConfig::Frames(frames) = config.visual() else {
+        panic!("frame patches")
+    };
+    assert_eq!((frames.max_frames, frames.patches.num_patches()), (6, 16));
+    let mut no_frames = config.clone();
+    no_frames.data.num_frames = 0;
+    let err = no_frames.validate().unwrap_err().to_string();
+    assert!(err.contains("data.num_frames"), "{err}");
+    let mut vqa = config.clone();
+    vqa.objectives = toml::from_str("vqa = 1").unwrap();
+    let err = vqa.validate().unwrap_err().to_string();
+    assert!(err.contains("objectives.vqa"), "{err}");
+    let mut datasets = config;
+    datasets.data.sources = vec![DatasetSpec {
+        annotations: Some("train.jsonl".into()),
+        ..DatasetSpec::new(ExportFormat::Jsonl)
+    }];
+    let err = datasets.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("model.visual") && err.contains("clips"),
+        "{err}"
+    );
+}
