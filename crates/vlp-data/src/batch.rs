@@ -317,9 +317,8 @@ impl PretrainBatcher {
     /// # Errors
     /// Those of the detector's regions and of the held-out dataset.
     pub fn held_out_pairs(&self, n: usize) -> Result<HeldOutPairs, DataError> {
-        match &self.source {
-            PairSource::World(world) if self.clip_frames.is_some() => {
-                let frames = self.clip_frames.unwrap_or_default();
+        match (&self.source, self.clip_frames) {
+            (PairSource::World(world), Some(frames)) => {
                 let mut chosen = world.held_out_clips(Split::Test, n.div_ceil(2), 2, frames);
                 chosen.truncate(n);
                 let clips: Vec<Clip> = chosen
@@ -338,7 +337,7 @@ impl PretrainBatcher {
                     visual: HostVisual::Clips(clips),
                 })
             }
-            PairSource::World(world) => {
+            (PairSource::World(world), None) => {
                 let indices = world.distinct_indices(Split::Test, n);
                 let samples: Vec<Sample> = indices
                     .iter()
@@ -359,7 +358,7 @@ impl PretrainBatcher {
                     visual: self.scene_visual(samples)?,
                 })
             }
-            PairSource::Datasets(datasets) => {
+            (PairSource::Datasets(datasets), _) => {
                 let pairs = datasets.held_out_pairs(n)?;
                 Ok(HeldOutPairs {
                     captions: pairs.iter().map(|p| p.caption.clone()).collect(),

@@ -245,7 +245,8 @@ impl FrameCache {
         budget: &CorruptBudget,
     ) -> Result<Option<(usize, &Decoded)>, DataError> {
         let len = self.frames.len();
-        let candidates = (0..len).flat_map(|d| [wanted + d, wanted.wrapping_sub(d)]);
+        let candidates = std::iter::once(wanted)
+            .chain((1..len).flat_map(|d| [wanted + d, wanted.wrapping_sub(d)]));
         let mut found = None;
         for t in candidates.filter(|&t| t < len) {
             if self.frames[t].is_none() {

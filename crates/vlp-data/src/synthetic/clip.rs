@@ -91,42 +91,51 @@ pub struct Clip {
 }
 
 impl Clip {
-    /// Caption number `phrasing` (taken modulo [`NUM_CLIP_PHRASINGS`]):
-    /// every phrasing names every object with its attributes, its direction
-    /// and whether it bounces back.
+    /// Caption number `phrasing` of the clip ([`motion_caption`]).
     pub fn caption(&self, phrasing: usize) -> String {
-        let phrasing = phrasing % NUM_CLIP_PHRASINGS;
-        let mut clauses: Vec<String> = self
-            .scene
-            .objects
-            .iter()
-            .zip(&self.motions)
-            .map(|(object, motion)| clause(object, *motion, phrasing))
-            .collect();
-        if phrasing == 1 {
-            clauses.reverse();
-        }
-        let text = clauses.join(" , ");
-        match phrasing {
-            1 => format!("in this clip {text}"),
-            2 => format!("a clip of {text}"),
-            _ => text,
-        }
+        motion_caption(&self.scene, &self.motions, phrasing)
     }
 
-    /// What the clip's captions state: each object's phrase with its motion,
-    /// sorted. Clips with equal keys match the same captions.
+    /// What the clip's captions state ([`motion_key`]).
     pub fn description_key(&self) -> String {
-        let mut parts: Vec<String> = self
-            .scene
-            .objects
-            .iter()
-            .zip(&self.motions)
-            .map(|(object, motion)| clause(object, *motion, 0))
-            .collect();
-        parts.sort_unstable();
-        parts.join("|")
+        motion_key(&self.scene, &self.motions)
     }
+}
+
+/// Caption number `phrasing` (taken modulo [`NUM_CLIP_PHRASINGS`]) of
+/// `scene`'s objects moving as `motions` say: every phrasing names every
+/// object with its attributes, its direction and whether it bounces back.
+pub fn motion_caption(scene: &Scene, motions: &[Motion], phrasing: usize) -> String {
+    let phrasing = phrasing % NUM_CLIP_PHRASINGS;
+    let mut clauses: Vec<String> = scene
+        .objects
+        .iter()
+        .zip(motions)
+        .map(|(object, motion)| clause(object, *motion, phrasing))
+        .collect();
+    if phrasing == 1 {
+        clauses.reverse();
+    }
+    let text = clauses.join(" , ");
+    match phrasing {
+        1 => format!("in this clip {text}"),
+        2 => format!("a clip of {text}"),
+        _ => text,
+    }
+}
+
+/// What the captions of `scene` moving as `motions` state: each object's
+/// phrase with its motion, sorted. Clips with equal keys match the same
+/// captions.
+pub fn motion_key(scene: &Scene, motions: &[Motion]) -> String {
+    let mut parts: Vec<String> = scene
+        .objects
+        .iter()
+        .zip(motions)
+        .map(|(object, motion)| clause(object, *motion, 0))
+        .collect();
+    parts.sort_unstable();
+    parts.join("|")
 }
 
 /// "a small red circle moves left and bounces back" in `phrasing`'s words.
@@ -144,19 +153,17 @@ fn clause(object: &SceneObject, motion: Motion, phrasing: usize) -> String {
     }
 }
 
-/// Animates `scene` over `num_frames` frames, object `i` starting in
-/// `directions[i]` at [`SPEED`] and bouncing off the borders; frames are
-/// drawn with `render_rng` (background noise, colour jitter), so two clips
-/// of one scene rendered from equal generators share their first frame.
+/// Where `scene`'s objects are at each of `num_frames` frames, object `i`
+/// starting in `directions[i]` at [`SPEED`] and bouncing off the borders,
+/// and how each moves over the clip.
 ///
 /// # Panics
 /// If `directions` does not hold one direction per object.
-pub fn animate(
+pub fn trajectory(
     scene: &Scene,
     directions: &[Direction],
     num_frames: usize,
-    render_rng: &mut ChaCha8Rng,
-) -> Clip {
+) -> (Vec<Vec<SceneObject>>, Vec<Motion>) {
     assert_eq!(
         directions.len(),
         scene.objects.len(),
@@ -170,9 +177,9 @@ pub fn animate(
         .map(|d| (d.step().0 * speed, d.step().1 * speed))
         .collect();
     let mut bounces = vec![false; objects.len()];
-    let mut frames = Vec::with_capacity(num_frames);
+    let mut positions = Vec::with_capacity(num_frames);
     for frame in 0..num_frames {
-        frames.push(render(&objects, scene.image_size, render_rng));
+        positions.push(objects.clone());
         if frame + 1 == num_frames {
             break;
         }
@@ -199,6 +206,26 @@ pub fn animate(
         .iter()
         .zip(bounces)
         .map(|(&direction, bounces)| Motion { direction, bounces })
+        .collect();
+    (positions, motions)
+}
+
+/// The clip of [`trajectory`], each frame drawn with `render_rng`
+/// (background noise, colour jitter), so two clips of one scene rendered
+/// from equal generators share their first frame.
+///
+/// # Panics
+/// If `directions` does not hold one direction per object.
+pub fn animate(
+    scene: &Scene,
+    directions: &[Direction],
+    num_frames: usize,
+    render_rng: &mut ChaCha8Rng,
+) -> Clip {
+    let (positions, motions) = trajectory(scene, directions, num_frames);
+    let frames = positions
+        .iter()
+        .map(|objects| render(objects, scene.image_size, render_rng))
         .collect();
     Clip {
         scene: scene.clone(),
@@ -275,7 +302,7 @@ mod tests {
     }
 
     #[test]
-    fn frames_stay_in_bounds_and_phrasings_differ() {
+    fn objects_stay_in_bounds_and_every_phrasing_states_every_motion() {
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         for _ in 0..50 {
             let scene = Scene::sample(&mut rng, 64);
@@ -286,6 +313,13 @@ mod tests {
                 .collect();
             let clip = animate(&scene, &directions, 8, &mut rng.clone());
             assert_ne!(clip.frames[0].pixels, clip.frames[7].pixels);
+            let (positions, motions) = trajectory(&scene, &directions, 8);
+            assert_eq!(motions, clip.motions);
+            for object in positions.iter().flatten() {
+                let (low, high) = (object.radius, 64.0 - object.radius);
+                assert!((low..=high).contains(&object.centre.0), "{object:?}");
+                assert!((low..=high).contains(&object.centre.1), "{object:?}");
+            }
             let captions: std::collections::HashSet<String> =
                 (0..NUM_CLIP_PHRASINGS).map(|p| clip.caption(p)).collect();
             assert_eq!(captions.len(), NUM_CLIP_PHRASINGS);

@@ -15,7 +15,10 @@ mod scene;
 mod vqa;
 
 pub use caption::{caption, NUM_PHRASINGS};
-pub use clip::{animate, Clip, Direction, Motion, NUM_CLIP_PHRASINGS, SPEED};
+pub use clip::{
+    animate, motion_caption, motion_key, trajectory, Clip, Direction, Motion, NUM_CLIP_PHRASINGS,
+    SPEED,
+};
 pub use detector::{DetectorConfig, SyntheticDetector, NUM_DETECTOR_LABELS};
 pub use render::{render, RgbImage};
 pub use scene::{Relation, Scene, SceneObject, COLOURS, NUM_CLASSES, SHAPES, SIZES};
@@ -158,6 +161,37 @@ impl SyntheticWorld {
         variant: usize,
         num_frames: usize,
     ) -> Clip {
+        let (scene, directions) = self.clip_directions(split, index, variant);
+        animate(
+            &scene,
+            &directions,
+            num_frames,
+            &mut self.rng(split, index, 5),
+        )
+    }
+
+    /// How the objects of [`clip_variant`](Self::clip_variant)'s clip
+    /// move, without drawing its frames: the scene and each object's motion.
+    pub fn clip_motions(
+        &self,
+        split: Split,
+        index: usize,
+        variant: usize,
+        num_frames: usize,
+    ) -> (Scene, Vec<Motion>) {
+        let (scene, directions) = self.clip_directions(split, index, variant);
+        let (_, motions) = trajectory(&scene, &directions, num_frames);
+        (scene, motions)
+    }
+
+    /// Scene `index` of `split` and the direction of each object in motion
+    /// variant `variant`.
+    fn clip_directions(
+        &self,
+        split: Split,
+        index: usize,
+        variant: usize,
+    ) -> (Scene, Vec<Direction>) {
         let scene = self.scene(split, index);
         let mut rng = self.rng(split, index, 3);
         let mut directions: Vec<Direction> = scene
@@ -174,12 +208,7 @@ impl SyntheticWorld {
                 .collect();
             directions[changed] = others[rng.random_range(0..others.len())];
         }
-        animate(
-            &scene,
-            &directions,
-            num_frames,
-            &mut self.rng(split, index, 5),
-        )
+        (scene, directions)
     }
 
     /// Every phrasing of the clips (`num_frames` frames) of the first
@@ -188,8 +217,8 @@ impl SyntheticWorld {
     pub fn clip_corpus(&self, num_scenes: usize, num_frames: usize) -> Vec<String> {
         (0..num_scenes)
             .flat_map(|index| {
-                let clip = self.clip(Split::Train, index, num_frames);
-                (0..NUM_CLIP_PHRASINGS).map(move |p| clip.caption(p))
+                let (scene, motions) = self.clip_motions(Split::Train, index, 0, num_frames);
+                (0..NUM_CLIP_PHRASINGS).map(move |p| motion_caption(&scene, &motions, p))
             })
             .collect()
     }
@@ -213,8 +242,8 @@ impl SyntheticWorld {
         while clips.len() < scenes * variants {
             let keys: Vec<String> = (0..variants)
                 .map(|v| {
-                    self.clip_variant(split, index, v, num_frames)
-                        .description_key()
+                    let (scene, motions) = self.clip_motions(split, index, v, num_frames);
+                    motion_key(&scene, &motions)
                 })
                 .collect();
             let fresh: HashSet<&String> = keys.iter().collect();
@@ -344,6 +373,10 @@ mod tests {
             assert_eq!(index, twin_index);
             let clip = world.clip(Split::Test, *index, 8);
             let twin = world.clip_variant(Split::Test, *index, 1, 8);
+            assert_eq!(
+                world.clip_motions(Split::Test, *index, 1, 8).1,
+                twin.motions
+            );
             assert_eq!(clip.frames[0], twin.frames[0]);
             assert_ne!(clip.frames[7], twin.frames[7]);
             let changed = clip
