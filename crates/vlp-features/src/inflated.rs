@@ -53,7 +53,9 @@ pub fn inflate_conv2d<B: Backend>(
         .detach()
         .unsqueeze_dim::<5>(2)
         .repeat_dim(2, time_kernel)
-        .div_scalar(time_kernel as f64);
+        .div_scalar(time_kernel as f64)
+        // A leaf again: an autodiff backend tracks only leaves as parameters.
+        .detach();
     Ok(Conv3d {
         weight: Param::from_tensor(weight),
         bias: conv
@@ -65,6 +67,44 @@ pub fn inflate_conv2d<B: Backend>(
         dilation: [1, conv.dilation[0], conv.dilation[1]],
         groups: conv.groups,
         padding,
+    })
+}
+
+/// [`inflate_conv2d`] for a convolution that moves one frame at a time
+/// (temporal stride 1), written as a 2-D convolution over stacked frames:
+/// `[O, I, kh, kw]` → `[O, k·I, kh, kw]` whose `j`-th block of `I` input
+/// channels is the 2-D kernel divided by `k`. Fed the `k` frames
+/// `t − k/2 ..= t + k/2` concatenated along channels (frame-major, zero
+/// frames beyond the clip), it computes the inflated 3-D convolution's
+/// output at step `t` with Burn's 2-D convolution, which every backend tunes
+/// (ViViT's tubelet embedding with I3D's initialisation). The new
+/// parameters are fresh (not tied to `conv`).
+pub fn inflate_conv2d_channels<B: Backend>(
+    conv: &Conv2d<B>,
+    time_kernel: usize,
+) -> Result<Conv2d<B>, InflateError> {
+    if time_kernel.is_multiple_of(2) {
+        return Err(InflateError::EvenTimeKernel(time_kernel));
+    }
+    let weight = conv
+        .weight
+        .val()
+        .detach()
+        .repeat_dim(1, time_kernel)
+        .div_scalar(time_kernel as f64)
+        // A leaf again: an autodiff backend tracks only leaves as parameters.
+        .detach();
+    Ok(Conv2d {
+        weight: Param::from_tensor(weight),
+        bias: conv
+            .bias
+            .as_ref()
+            .map(|b| Param::from_tensor(b.val().detach())),
+        stride: conv.stride,
+        kernel_size: conv.kernel_size,
+        dilation: conv.dilation,
+        groups: conv.groups,
+        padding: conv.padding.clone(),
     })
 }
 
@@ -205,6 +245,40 @@ mod tests {
                 assert!(gap < 1e-5, "k = {time_kernel}, t = {t}: {gap}");
             }
         }
+    }
+
+    #[test]
+    fn the_channel_inflation_is_the_3d_inflation_on_stacked_frames() {
+        let device = Default::default();
+        let conv = Conv2dConfig::new([3, 4], [2, 2])
+            .with_stride([2, 2])
+            .init::<NdArray>(&device);
+        let clip = Tensor::<NdArray, 5>::random([2, 3, 5, 6, 6], Distribution::Default, &device);
+        let time_kernel = 3;
+        let expected = inflate_conv2d(&conv, time_kernel)
+            .unwrap()
+            .forward(clip.clone());
+        let flat = inflate_conv2d_channels(&conv, time_kernel).unwrap();
+        // Zero frames before and after, then each step's window as channels.
+        let zero = Tensor::<NdArray, 5>::zeros([2, 3, 1, 6, 6], &device);
+        let padded = Tensor::cat(vec![zero.clone(), clip, zero], 2);
+        for t in 0..5 {
+            let window = padded
+                .clone()
+                .slice([0..2, 0..3, t..t + time_kernel])
+                .swap_dims(1, 2)
+                .reshape([2, 3 * time_kernel, 6, 6]);
+            let step = expected
+                .clone()
+                .slice([0..2, 0..4, t..t + 1])
+                .reshape([2, 4, 3, 3]);
+            let gap = max_gap(flat.forward(window), step);
+            assert!(gap < 1e-5, "t = {t}: {gap}");
+        }
+        assert_eq!(
+            inflate_conv2d_channels(&conv, 2).unwrap_err(),
+            InflateError::EvenTimeKernel(2)
+        );
     }
 
     #[test]

@@ -64,7 +64,9 @@ pub use batch_norm::{frozen_batch_norm, BatchNormMode};
 pub use frame_patches::{FramePatchEmbeddings, FramePatchEmbeddingsConfig};
 pub use freeze::set_trainable;
 pub use grid::{GridEmbeddings, GridEmbeddingsConfig};
-pub use inflated::{inflate_conv2d, InflateError, InflatedStem, InflatedStemConfig};
+pub use inflated::{
+    inflate_conv2d, inflate_conv2d_channels, InflateError, InflatedStem, InflatedStemConfig,
+};
 pub use patch::{patch_projection, patch_tokens, PatchEmbeddings, PatchEmbeddingsConfig};
 pub use region::{BoxGeometry, RegionEmbeddings, RegionEmbeddingsConfig};
 pub use resnet::{Block, Downsample, ResNet, ResNetConfig, ResNetLayout};

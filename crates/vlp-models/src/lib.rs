@@ -6,6 +6,9 @@
 //!   [`FeedForward`], [`TransformerLayer`] (pre- or post-norm, optionally
 //!   with cross-attention) and [`TransformerEncoder`].
 //! - [`SingleStreamModel`]: merged attention over text and image tokens.
+//! - [`HeroModel`] (video): a cross-modal transformer over the caption and
+//!   every frame's patch tokens, then a temporal transformer over the
+//!   frames (HERO).
 //! - [`DualStreamModel`] (ViLBERT's [`CoAttentionLayer`]s, LXMERT's
 //!   [`CrossModalityLayer`]s), [`FusionModel`] (ALBEF: unimodal encoders,
 //!   then fusion layers with cross-attention) and [`DualEncoderModel`]
@@ -55,6 +58,7 @@ mod encoder_decoder;
 mod feed_forward;
 mod fusion;
 mod generate;
+mod hero;
 mod import;
 mod layer;
 mod lm_head;
@@ -86,6 +90,7 @@ pub use encoder_decoder::{EncoderDecoderConfig, EncoderDecoderModel, EncoderDeco
 pub use feed_forward::{Activation, FeedForward, FeedForwardConfig};
 pub use fusion::{FusionConfig, FusionModel, FusionOutput};
 pub use generate::{beam_search, greedy, BeamSearchConfig, Generated, NextTokenModel};
+pub use hero::{clip_frames, HeroConfig, HeroModel, HeroOutput};
 pub use import::{ImportError, ImportReport, KeyMismatch, ShapeMismatch};
 pub use layer::{CrossContext, TransformerLayer, TransformerLayerConfig};
 pub use lm_head::{LmHead, LmHeadConfig};

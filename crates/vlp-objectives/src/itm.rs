@@ -41,6 +41,14 @@ impl<B: Backend> ItmHead<B> {
     pub fn forward(&self, pooled: Tensor<B, 2>) -> Tensor<B, 2> {
         self.classifier.forward(pooled)
     }
+
+    /// `[B, H]` pooled → `[B]` probability of a match (the softmax's
+    /// second column), what retrieval ranks candidates by.
+    pub fn match_probability(&self, pooled: Tensor<B, 2>) -> Tensor<B, 1> {
+        let probabilities = burn::tensor::activation::softmax(self.forward(pooled), 1);
+        let [rows, _] = probabilities.dims();
+        probabilities.slice([0..rows, 1..2]).reshape([rows])
+    }
 }
 
 /// ITM loss: cross-entropy of the match logits against `labels` `[B]` (1 = match).

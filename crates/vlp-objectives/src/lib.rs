@@ -28,6 +28,8 @@
 //!   ITC with an optional momentum model and queue) and CLIP (ITC only).
 //! - [`pretrain_video`]: frame embeddings, HERO's temporal transformer and
 //!   the FOM head; FOM loss and accuracy on a batch of shuffled clips.
+//! - [`pretrain_hero`]: HERO on captioned clips (MLM, video-text matching,
+//!   video-text contrastive, FOM on the temporal transformer).
 //! - [`simvlm`]: SimVLM (encoder-decoder or PrefixLM stack), the PrefixLM
 //!   objective on the suffix, and captioning from `[CLS]`.
 //! - [`text_matching`]: the masked-text → MLM → ITM block the single-stream,
@@ -54,6 +56,7 @@ pub mod mvm;
 pub mod pretrain_albef;
 pub mod pretrain_clip;
 pub mod pretrain_dual_stream;
+pub mod pretrain_hero;
 pub mod pretrain_video;
 pub mod pretrainer;
 pub mod simvlm;
@@ -89,6 +92,7 @@ pub use mvm::{
 pub use pretrain_albef::{AlbefMomentum, AlbefPretrainer, AlbefPretrainerConfig, AlbefUnimodal};
 pub use pretrain_clip::{ClipPretrainer, ClipPretrainerConfig};
 pub use pretrain_dual_stream::{DualStreamPretrainer, DualStreamPretrainerConfig};
+pub use pretrain_hero::{HeroPretrainer, HeroPretrainerConfig};
 pub use pretrain_video::{VideoPretrainer, VideoPretrainerConfig};
 pub use pretrainer::{ObjectiveOutput, PretrainOutput, Pretrainer, RankBy, RetrievalModel};
 pub use simvlm::{SimVlmArchitecture, SimVlmModel, SimVlmPretrainer, SimVlmPretrainerConfig};

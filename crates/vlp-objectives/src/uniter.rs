@@ -383,9 +383,7 @@ impl<B: Backend> UniterPretrainer<B> {
             padding,
             backbone.embed_image(visual),
         );
-        let probabilities = burn::tensor::activation::softmax(head.forward(fused.pooled), 1);
-        let [rows, _] = probabilities.dims();
-        Some(probabilities.slice([0..rows, 1..2]).reshape([rows]))
+        Some(head.match_probability(fused.pooled))
     }
 }
 

@@ -17,13 +17,14 @@ use vlp_features::{
 };
 use vlp_models::{
     BertModel, ConfigError as ModelConfigError, DualEncoderConfig, DualStreamConfig,
-    EncoderDecoderConfig, FusionConfig, PrefixLmConfig, SingleStreamConfig, SingleStreamModel,
-    TransformerSize,
+    EncoderDecoderConfig, FusionConfig, HeroConfig, PrefixLmConfig, SingleStreamConfig,
+    SingleStreamModel, TransformerSize,
 };
 use vlp_objectives::{
     AlbefPretrainer, AlbefPretrainerConfig, ClipPretrainer, ClipPretrainerConfig,
-    DualStreamPretrainer, DualStreamPretrainerConfig, Pretrainer, SimVlmArchitecture,
-    SimVlmPretrainer, SimVlmPretrainerConfig, UniterPretrainer, UniterPretrainerConfig,
+    DualStreamPretrainer, DualStreamPretrainerConfig, HeroPretrainer, HeroPretrainerConfig,
+    Pretrainer, SimVlmArchitecture, SimVlmPretrainer, SimVlmPretrainerConfig, UniterPretrainer,
+    UniterPretrainerConfig,
 };
 
 use crate::config::{Architecture, Component, PretrainConfig, VisualKind};
@@ -68,7 +69,8 @@ impl PretrainConfig {
                     PatchEmbeddingsConfig::new(self.data.image_size, m.patch_size, width)
                         .with_dropout(m.dropout),
                 )
-                .with_max_frames(self.data.num_frames),
+                .with_max_frames(self.data.num_frames)
+                .with_time_kernel(m.time_kernel),
             ),
         }
     }
@@ -254,6 +256,33 @@ impl PretrainConfig {
         Some(ClipPretrainerConfig::new(model))
     }
 
+    /// The HERO model and heads (`architecture.kind = "hero"`).
+    pub fn hero(&self, vocab_size: usize) -> Option<HeroPretrainerConfig> {
+        let m = &self.model;
+        let Architecture::Hero {
+            temporal_layers,
+            fom,
+        } = m.architecture
+        else {
+            return None;
+        };
+        let stack = |layers| self.size(m.hidden_size, m.num_heads, m.intermediate_size, layers);
+        let model = HeroConfig::new(vocab_size, self.visual())
+            .with_cross_modal(stack(m.num_layers))
+            .with_temporal(stack(temporal_layers))
+            .with_max_text_len(self.text_positions());
+        let weights = self.objectives.fixed();
+        Some(
+            HeroPretrainerConfig::new(model)
+                .with_itc_embed_dim(m.itc_embed_dim)
+                .with_itc_temperature(m.itc_temperature)
+                .with_mlm_weight(weights.mlm)
+                .with_vtm_weight(weights.itm)
+                .with_vtc_weight(weights.itc)
+                .with_fom_weight(fom),
+        )
+    }
+
     /// The SimVLM model (encoder-decoder or PrefixLM stack, as the
     /// architecture says), for a tokenizer of `vocab_size` ids.
     pub fn simvlm(&self, vocab_size: usize, special: SpecialTokens) -> SimVlmPretrainerConfig {
@@ -310,6 +339,7 @@ impl PretrainConfig {
             Architecture::DualEncoder { .. } => {
                 unwrap_family(self.dual_encoder(vocab)).model.validate()
             }
+            Architecture::Hero { .. } => unwrap_family(self.hero(vocab)).validate(),
             Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => {
                 match self.simvlm_architecture(vocab) {
                     SimVlmArchitecture::EncoderDecoder(model) => model.validate(),
@@ -392,6 +422,10 @@ pub fn with_model<B: AutodiffBackend, T: ModelTask<B>>(
         }
         Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => {
             let model: SimVlmPretrainer<B> = config.simvlm(vocab_size, special).init(device);
+            task.run(model)
+        }
+        Architecture::Hero { .. } => {
+            let model: HeroPretrainer<B> = unwrap_family(config.hero(vocab_size)).init(device);
             task.run(model)
         }
     })

@@ -205,7 +205,13 @@ mod tests {
         }
         assert_eq!(
             checked,
-            ["uniter-base", "vilbert-base", "lxmert-base", "albef-base"]
+            [
+                "uniter-base",
+                "vilbert-base",
+                "lxmert-base",
+                "albef-base",
+                "hero-base"
+            ]
         );
         // Without the asset the run stops naming the key and the command.
         let mut config = count("uniter-base").0;
@@ -230,6 +236,7 @@ mod tests {
             let heads = count.heads();
             let expected: &[&str] = match config.model.architecture.name() {
                 "single_stream" | "dual_stream" | "fusion" => &["mlm_head", "itm_head", "itc_head"],
+                "hero" => &["mlm_head", "itm_head", "itc_head", "fom_head"],
                 _ => &[],
             };
             for head in expected {

@@ -73,6 +73,14 @@ pub const PRESETS: &[Preset] = &[
         name: "video-tiny",
         toml: include_str!("../../../presets/video-tiny.toml"),
     },
+    Preset {
+        name: "hero-tiny",
+        toml: include_str!("../../../presets/hero-tiny.toml"),
+    },
+    Preset {
+        name: "hero-base",
+        toml: include_str!("../../../presets/hero-base.toml"),
+    },
 ];
 
 impl Preset {

@@ -403,6 +403,17 @@ impl PretrainConfig {
         if self.model.visual == VisualKind::Frames {
             self.validate_clips()?;
         }
+        if matches!(self.model.architecture, Architecture::Hero { .. })
+            && self.model.visual != VisualKind::Frames
+        {
+            return Err(ConfigError::invalid(
+                "model.visual",
+                format!(
+                    "the hero architecture reads clips: set model.visual = \"frames\", not \"{}\"",
+                    self.model.visual.name()
+                ),
+            ));
+        }
         if self.model.visual == VisualKind::Grid && !self.data.image_size.is_multiple_of(32) {
             return Err(ConfigError::invalid(
                 "data.image_size",
@@ -563,6 +574,16 @@ impl PretrainConfig {
             return Err(ConfigError::invalid(
                 "data.num_frames",
                 "data.num_frames must be positive for a model on clips",
+            ));
+        }
+        if self.model.time_kernel.is_multiple_of(2) {
+            return Err(ConfigError::invalid(
+                "model.time_kernel",
+                format!(
+                    "model.time_kernel ({}) must be odd: a token sees its frame and as many \
+                     frames before as after",
+                    self.model.time_kernel
+                ),
             ));
         }
         if self.data.uses_datasets() {

@@ -136,6 +136,19 @@ pub enum Architecture {
     /// PrefixLM in one stack (`model.num_layers`): bidirectional over image
     /// and text prefix, causal over the rest; evaluated by captioning.
     PrefixLm {},
+    /// HERO on clips (`model.visual = "frames"`): `model.num_layers`
+    /// cross-modal layers over the caption and every frame's patch tokens,
+    /// then a temporal transformer over the frames; MLM, video-text
+    /// matching (`objectives.itm`), video-text contrastive (`objectives.itc`)
+    /// and frame order modelling.
+    Hero {
+        /// Layers of the temporal transformer (HERO: 3).
+        temporal_layers: usize,
+        /// Weight of frame order modelling (default 1; 0 leaves it out):
+        /// only this family has FOM, so its weight lives here.
+        #[serde(default = "default_fom")]
+        fom: f64,
+    },
 }
 
 fn default_momentum() -> f64 {
@@ -144,6 +157,10 @@ fn default_momentum() -> f64 {
 
 fn default_distill_alpha() -> f64 {
     0.4
+}
+
+fn default_fom() -> f64 {
+    1.0
 }
 
 impl Default for Architecture {
@@ -171,9 +188,9 @@ impl Architecture {
     pub fn offered_objectives(&self) -> Option<&'static [&'static str]> {
         match self {
             Architecture::SingleStream {} => None,
-            Architecture::DualStream { .. } | Architecture::Fusion { .. } => {
-                Some(&["mlm", "itm", "itc"])
-            }
+            Architecture::DualStream { .. }
+            | Architecture::Fusion { .. }
+            | Architecture::Hero { .. } => Some(&["mlm", "itm", "itc"]),
             Architecture::DualEncoder { .. } => Some(&["itc"]),
             Architecture::EncoderDecoder { .. } | Architecture::PrefixLm {} => Some(&[]),
         }
@@ -188,6 +205,7 @@ impl Architecture {
             Architecture::DualEncoder { .. } => "dual_encoder",
             Architecture::EncoderDecoder { .. } => "encoder_decoder",
             Architecture::PrefixLm {} => "prefix_lm",
+            Architecture::Hero { .. } => "hero",
         }
     }
 }
@@ -215,6 +233,10 @@ pub struct ModelConfig {
     pub max_position_embeddings: Option<usize>,
     /// Patch features: side of the square patches in pixels.
     pub patch_size: usize,
+    /// Frame features: frames each patch token sees, odd (1: every frame on
+    /// its own; 3: its neighbours too, the patch projection inflated as
+    /// I3D inflates a 2-D stem, so a token can see motion).
+    pub time_kernel: usize,
     /// Box geometry of region features: "lxmert4", "vilbert5" or "uniter7".
     pub box_geometry: BoxGeometry,
     /// Token width (the text stack's, or the image tower's in a dual encoder;
@@ -248,6 +270,7 @@ impl Default for ModelConfig {
             frozen: Vec::new(),
             max_position_embeddings: None,
             patch_size: 16,
+            time_kernel: 1,
             box_geometry: BoxGeometry::CornersSizeArea7,
             hidden_size: 128,
             num_layers: 3,

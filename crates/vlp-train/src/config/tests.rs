@@ -281,6 +281,19 @@ fn clips_need_frames_and_the_world() {
     no_frames.data.num_frames = 0;
     let err = no_frames.validate().unwrap_err().to_string();
     assert!(err.contains("data.num_frames"), "{err}");
+    let mut even = config.clone();
+    even.model.time_kernel = 2;
+    let err = even.validate().unwrap_err().to_string();
+    assert!(err.contains("model.time_kernel"), "{err}");
+    let mut hero = config.clone();
+    hero.model.architecture = toml::from_str("kind = \"hero\"\ntemporal_layers = 2").unwrap();
+    hero.validate().unwrap();
+    hero.model.visual = VisualKind::Patches;
+    let err = hero.validate().unwrap_err().to_string();
+    assert!(
+        err.contains("model.visual") && err.contains("hero"),
+        "{err}"
+    );
     let mut vqa = config.clone();
     vqa.objectives = toml::from_str("vqa = 1").unwrap();
     let err = vqa.validate().unwrap_err().to_string();

@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 use vlp_data::source::SkipReport;
 use vlp_data::{PairSource, PretrainBatcher};
 use vlp_objectives::{
-    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, Pretrainer, RetrievalModel,
-    SimVlmPretrainer, UniterPretrainer,
+    AlbefPretrainer, ClipPretrainer, DualStreamPretrainer, HeroPretrainer, Pretrainer,
+    RetrievalModel, SimVlmPretrainer, UniterPretrainer,
 };
 
 pub(crate) use captioning::words;
@@ -144,7 +144,8 @@ evaluate_by_retrieval!(
     UniterPretrainer,
     DualStreamPretrainer,
     AlbefPretrainer,
-    ClipPretrainer
+    ClipPretrainer,
+    HeroPretrainer
 );
 
 /// Generative models are measured by captioning.
